@@ -1,0 +1,134 @@
+# Source of both functions: main.py, requirements.txt and the opwatch package.
+data "archive_file" "source" {
+  type        = "zip"
+  source_dir  = "${path.module}/../functions"
+  output_path = "${path.module}/.build/functions-source.zip"
+  # Fixed mode so the hash depends on content only, not on the machine that zips.
+  output_file_mode = "0644"
+  excludes = [
+    "**/__pycache__/**",
+    "**/*.pyc",
+    "**/.pytest_cache/**",
+    "**/.mypy_cache/**",
+  ]
+}
+
+resource "google_storage_bucket" "source" {
+  #checkov:skip=CKV_GCP_62:Holds only build inputs generated from this repository; access is covered by Cloud Audit Logs, and a log bucket would itself need a log bucket.
+  project  = var.project_id
+  name     = "${var.project_id}-${var.name_prefix}-source"
+  location = var.region
+  labels   = local.labels
+
+  uniform_bucket_level_access = true
+  public_access_prevention    = "enforced"
+  # Archives are rebuilt from git at every apply; nothing here needs to outlive the stack.
+  force_destroy = true
+
+  # Versioning keeps a replaced archive for rollback; the rule below bounds what that costs.
+  versioning {
+    enabled = true
+  }
+
+  lifecycle_rule {
+    condition {
+      days_since_noncurrent_time = var.source_archive_noncurrent_days
+    }
+    action {
+      type = "Delete"
+    }
+  }
+
+  depends_on = [google_project_service.enabled]
+}
+
+# The archive's MD5 in the object name: new code, new object, new function revision.
+resource "google_storage_bucket_object" "source" {
+  bucket = google_storage_bucket.source.name
+  name   = "functions/source-${data.archive_file.source.output_md5}.zip"
+  source = data.archive_file.source.output_path
+}
+
+# HTTP function called by Cloud Tasks (OIDC token of the invoker account). Not public: the
+# only run.invoker binding is the invoker account's, in iam.tf.
+resource "google_cloudfunctions2_function" "check" {
+  project     = var.project_id
+  location    = var.region
+  name        = local.check_function_name
+  description = "opwatch: re-check one watched operation (called by Cloud Tasks)."
+  labels      = local.labels
+
+  build_config {
+    runtime         = var.runtime
+    entry_point     = "on_check"
+    service_account = var.build_service_account
+
+    source {
+      storage_source {
+        bucket = google_storage_bucket.source.name
+        object = google_storage_bucket_object.source.name
+      }
+    }
+  }
+
+  service_config {
+    available_memory               = var.check_function.available_memory
+    timeout_seconds                = var.check_function.timeout_seconds
+    min_instance_count             = var.check_function.min_instance_count
+    max_instance_count             = var.check_function.max_instance_count
+    ingress_settings               = var.ingress_settings
+    all_traffic_on_latest_revision = true
+    service_account_email          = google_service_account.runtime.email
+    environment_variables          = local.function_environment
+  }
+
+  lifecycle {
+    postcondition {
+      condition     = self.url == local.check_url
+      error_message = "The check function's URL is not the computed CHECK_URL; tasks would target the wrong URL. Update local.check_url in main.tf."
+    }
+  }
+
+  depends_on = [google_project_service.enabled]
+}
+
+# Receives watch requests from the push subscription in pubsub.tf (not an event_trigger: see
+# there why). The @cloud_event decorator in main.py makes functions-framework parse the push
+# body as a CloudEvent even though the function is deployed without a trigger.
+resource "google_cloudfunctions2_function" "watch" {
+  project     = var.project_id
+  location    = var.region
+  name        = local.watch_function_name
+  description = "opwatch: accept a watch request from Pub/Sub and schedule its first check."
+  labels      = local.labels
+
+  build_config {
+    runtime         = var.runtime
+    entry_point     = "on_watch_request"
+    service_account = var.build_service_account
+
+    source {
+      storage_source {
+        bucket = google_storage_bucket.source.name
+        object = google_storage_bucket_object.source.name
+      }
+    }
+  }
+
+  service_config {
+    available_memory               = var.watch_function.available_memory
+    timeout_seconds                = var.watch_function.timeout_seconds
+    min_instance_count             = var.watch_function.min_instance_count
+    max_instance_count             = var.watch_function.max_instance_count
+    ingress_settings               = var.ingress_settings
+    all_traffic_on_latest_revision = true
+    service_account_email          = google_service_account.runtime.email
+    environment_variables          = local.function_environment
+  }
+
+  # Tasks this function creates must find a check function that the invoker may call.
+  depends_on = [
+    google_project_service.enabled,
+    google_cloud_run_service_iam_member.invoker_invokes_check,
+  ]
+}

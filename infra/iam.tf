@@ -1,0 +1,124 @@
+# Three identities, each with one job:
+#   runtime  - what both functions run as (read operations, enqueue tasks, publish results)
+#   invoker  - the identity in Cloud Tasks' OIDC tokens; may only invoke on_check
+#   push     - the identity in Pub/Sub's push OIDC tokens; may only invoke on_watch_request
+
+resource "google_service_account" "runtime" {
+  project      = var.project_id
+  account_id   = "${var.name_prefix}-runtime"
+  display_name = "opwatch functions runtime"
+  description  = "Runs on_watch_request and on_check."
+
+  depends_on = [google_project_service.enabled]
+}
+
+resource "google_service_account" "tasks_invoker" {
+  project      = var.project_id
+  account_id   = "${var.name_prefix}-invoker"
+  display_name = "opwatch Cloud Tasks invoker"
+  description  = "OIDC identity of re-check tasks; may invoke on_check only."
+
+  depends_on = [google_project_service.enabled]
+}
+
+resource "google_service_account" "push" {
+  project      = var.project_id
+  account_id   = "${var.name_prefix}-push"
+  display_name = "opwatch Pub/Sub push"
+  description  = "OIDC identity of watch-request pushes; may invoke on_watch_request only."
+
+  depends_on = [google_project_service.enabled]
+}
+
+# --- runtime ---
+
+# Read-only access to long-running operations; nothing else in any API.
+resource "google_project_iam_custom_role" "operations_reader" {
+  project     = var.project_id
+  role_id     = "${replace(var.name_prefix, "-", "_")}_operationsReader"
+  title       = "opwatch operations reader"
+  description = "Read long-running operations of the APIs opwatch may watch."
+  permissions = distinct(concat(["cloudaicompanion.operations.get"], var.extra_operation_permissions))
+}
+
+resource "google_project_iam_member" "runtime_operations_reader" {
+  project = var.project_id
+  role    = google_project_iam_custom_role.operations_reader.name
+  member  = "serviceAccount:${google_service_account.runtime.email}"
+}
+
+resource "google_pubsub_topic_iam_member" "runtime_publishes_results" {
+  project = var.project_id
+  topic   = google_pubsub_topic.results.name
+  role    = "roles/pubsub.publisher"
+  member  = "serviceAccount:${google_service_account.runtime.email}"
+}
+
+# Same list as ALLOWED_NOTIFY_TOPICS: a topic the code may publish to is one it is allowed to.
+# Topics in other projects need the deployer to hold setIamPolicy there.
+resource "google_pubsub_topic_iam_member" "runtime_publishes_notify" {
+  for_each = toset(var.allowed_notify_topics)
+
+  topic  = each.value
+  role   = "roles/pubsub.publisher"
+  member = "serviceAccount:${google_service_account.runtime.email}"
+}
+
+resource "google_cloud_tasks_queue_iam_member" "runtime_enqueues_checks" {
+  project  = var.project_id
+  location = google_cloud_tasks_queue.checks.location
+  name     = google_cloud_tasks_queue.checks.name
+  role     = "roles/cloudtasks.enqueuer"
+  member   = "serviceAccount:${google_service_account.runtime.email}"
+}
+
+# Creating a task with an OIDC token for the invoker requires actAs on that account.
+resource "google_service_account_iam_member" "runtime_acts_as_invoker" {
+  service_account_id = google_service_account.tasks_invoker.name
+  role               = "roles/iam.serviceAccountUser"
+  member             = "serviceAccount:${google_service_account.runtime.email}"
+}
+
+# --- callers of the functions (never allUsers / allAuthenticatedUsers) ---
+
+resource "google_cloud_run_service_iam_member" "invoker_invokes_check" {
+  project  = var.project_id
+  location = var.region
+  service  = google_cloudfunctions2_function.check.service_config[0].service
+  role     = "roles/run.invoker"
+  member   = "serviceAccount:${google_service_account.tasks_invoker.email}"
+}
+
+resource "google_cloud_run_service_iam_member" "push_invokes_watch" {
+  project  = var.project_id
+  location = var.region
+  service  = google_cloudfunctions2_function.watch.service_config[0].service
+  role     = "roles/run.invoker"
+  member   = "serviceAccount:${google_service_account.push.email}"
+}
+
+# --- Pub/Sub service agent ---
+
+# Dead-lettering: the agent republishes the failed message to the dead-letter topic...
+resource "google_pubsub_topic_iam_member" "dead_letter_publisher" {
+  project = var.project_id
+  topic   = google_pubsub_topic.dead_letter.name
+  role    = "roles/pubsub.publisher"
+  member  = local.pubsub_service_agent
+}
+
+# ...and acknowledges it on the source subscription.
+resource "google_pubsub_subscription_iam_member" "dead_letter_source_subscriber" {
+  project      = var.project_id
+  subscription = google_pubsub_subscription.watch_push.name
+  role         = "roles/pubsub.subscriber"
+  member       = local.pubsub_service_agent
+}
+
+# Projects created before April 2021 need this for authenticated push; scoped to the push
+# account only, so it grants nothing beyond what the subscription already implies.
+resource "google_service_account_iam_member" "pubsub_agent_mints_push_tokens" {
+  service_account_id = google_service_account.push.name
+  role               = "roles/iam.serviceAccountTokenCreator"
+  member             = local.pubsub_service_agent
+}

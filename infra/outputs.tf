@@ -1,0 +1,74 @@
+output "watch_requests_topic_id" {
+  description = "Topic to publish watch requests to (projects/P/topics/T)."
+  value       = google_pubsub_topic.watch_requests.id
+}
+
+output "results_topic_id" {
+  description = "Topic of notifications; subscribe to it (with a filter) to be told when operations finish."
+  value       = google_pubsub_topic.results.id
+}
+
+output "dead_letter_topic_id" {
+  description = "Topic that receives watch requests which failed every delivery attempt."
+  value       = google_pubsub_topic.dead_letter.id
+}
+
+output "dead_letter_subscription_id" {
+  description = "Pull subscription for inspecting dead-lettered watch requests."
+  value       = google_pubsub_subscription.dead_letter.id
+}
+
+output "watch_subscription_id" {
+  description = "Push subscription that delivers watch requests to on_watch_request."
+  value       = google_pubsub_subscription.watch_push.id
+}
+
+output "tasks_queue_id" {
+  description = "Cloud Tasks queue of re-checks (projects/P/locations/L/queues/Q)."
+  value       = google_cloud_tasks_queue.checks.id
+}
+
+output "check_function_url" {
+  description = "URL of on_check (CHECK_URL: task target and OIDC audience)."
+  value       = google_cloudfunctions2_function.check.url
+}
+
+output "check_function_uri" {
+  description = "Cloud Run URI of on_check."
+  value       = google_cloudfunctions2_function.check.service_config[0].uri
+}
+
+output "watch_function_url" {
+  description = "URL of on_watch_request."
+  value       = google_cloudfunctions2_function.watch.url
+}
+
+output "watch_function_uri" {
+  description = "Cloud Run URI of on_watch_request (push endpoint base and OIDC audience)."
+  value       = google_cloudfunctions2_function.watch.service_config[0].uri
+}
+
+output "runtime_service_account_email" {
+  description = "Identity of both functions. To watch operations in other projects, grant it their *.operations.get permission there."
+  value       = google_service_account.runtime.email
+}
+
+output "tasks_invoker_service_account_email" {
+  description = "Identity Cloud Tasks uses for OIDC tokens to on_check (TASKS_INVOKER_SA)."
+  value       = google_service_account.tasks_invoker.email
+}
+
+output "push_service_account_email" {
+  description = "Identity Pub/Sub uses for OIDC tokens to on_watch_request."
+  value       = google_service_account.push.email
+}
+
+output "operations_reader_role_id" {
+  description = "Custom role with the operations.get permissions the runtime account holds in this project."
+  value       = google_project_iam_custom_role.operations_reader.name
+}
+
+output "source_bucket_name" {
+  description = "Bucket holding the function source archives."
+  value       = google_storage_bucket.source.name
+}

@@ -1,0 +1,111 @@
+locals {
+  # Google-managed agent that delivers push messages and moves messages to dead-letter topics.
+  pubsub_service_agent = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
+}
+
+# Watch requests come in here; the only consumer is the push subscription below.
+resource "google_pubsub_topic" "watch_requests" {
+  #checkov:skip=CKV_GCP_83:Messages carry operation names and routing metadata, no customer data; Google-managed encryption at rest is enough. Add kms_key_name if your policy requires CMEK.
+  project                    = var.project_id
+  name                       = "${var.name_prefix}-watch-requests"
+  labels                     = local.labels
+  message_retention_duration = var.topic_message_retention_duration
+
+  depends_on = [google_project_service.enabled]
+}
+
+# Notifications for downstream subscribers, who create their own (filtered) subscriptions.
+resource "google_pubsub_topic" "results" {
+  #checkov:skip=CKV_GCP_83:Notifications carry operation names and status, no customer data; Google-managed encryption at rest is enough. Add kms_key_name if your policy requires CMEK.
+  project = var.project_id
+  name    = "${var.name_prefix}-results"
+  labels  = local.labels
+  # Retained on the topic so a subscriber that is created late, or seeks back, can replay.
+  message_retention_duration = var.topic_message_retention_duration
+
+  depends_on = [google_project_service.enabled]
+}
+
+# Watch requests that failed watch_max_delivery_attempts times end up here.
+resource "google_pubsub_topic" "dead_letter" {
+  #checkov:skip=CKV_GCP_83:Holds copies of watch requests (operation names only); Google-managed encryption at rest is enough. Add kms_key_name if your policy requires CMEK.
+  project                    = var.project_id
+  name                       = "${var.name_prefix}-watch-dead-letter"
+  labels                     = local.labels
+  message_retention_duration = var.topic_message_retention_duration
+
+  depends_on = [google_project_service.enabled]
+}
+
+# Pull subscription so an operator can inspect (and republish) dead-lettered requests;
+# without a subscription, messages published to the dead-letter topic would be lost.
+resource "google_pubsub_subscription" "dead_letter" {
+  project = var.project_id
+  name    = "${var.name_prefix}-watch-dead-letter-inspect"
+  topic   = google_pubsub_topic.dead_letter.id
+  labels  = local.labels
+
+  ack_deadline_seconds       = 60
+  message_retention_duration = var.subscription_message_retention_duration
+  retain_acked_messages      = false
+
+  # Never expire: it may sit idle for months and must still be there when something fails.
+  expiration_policy {
+    ttl = ""
+  }
+}
+
+# Delivery of watch requests to on_watch_request.
+#
+# Why a subscription we own instead of the function's event_trigger: an event_trigger makes
+# Eventarc create and own the push subscription, and neither google_cloudfunctions2_function
+# nor google_eventarc_trigger can set a dead_letter_policy (or the backoff) on it. Patching it
+# with gcloud afterwards would be drift that Eventarc may undo when the trigger is updated.
+# Owning the subscription puts retry backoff, dead-lettering, retention and the push identity
+# in Terraform. The function code is unchanged: functions-framework turns a Pub/Sub push body
+# into the same google.cloud.pubsub.topic.v1.messagePublished CloudEvent, and the topic path in
+# the URL becomes the event's source, as with Eventarc.
+resource "google_pubsub_subscription" "watch_push" {
+  project = var.project_id
+  name    = "${var.name_prefix}-watch-requests-push"
+  topic   = google_pubsub_topic.watch_requests.id
+  labels  = local.labels
+
+  # The function must answer before Pub/Sub gives up on the push and redelivers.
+  ack_deadline_seconds       = min(600, var.watch_function.timeout_seconds + 30)
+  message_retention_duration = var.subscription_message_retention_duration
+
+  push_config {
+    push_endpoint = "${google_cloudfunctions2_function.watch.service_config[0].uri}/${google_pubsub_topic.watch_requests.id}"
+
+    oidc_token {
+      service_account_email = google_service_account.push.email
+      # Cloud Run accepts its service URL as audience; the topic path in the endpoint is not part of it.
+      audience = google_cloudfunctions2_function.watch.service_config[0].uri
+    }
+  }
+
+  # A failed delivery (non-2xx: the function raised for a retryable error) is retried with
+  # backoff, then dead-lettered rather than retried forever.
+  retry_policy {
+    minimum_backoff = var.watch_retry_backoff.minimum
+    maximum_backoff = var.watch_retry_backoff.maximum
+  }
+
+  dead_letter_policy {
+    dead_letter_topic     = google_pubsub_topic.dead_letter.id
+    max_delivery_attempts = var.watch_max_delivery_attempts
+  }
+
+  expiration_policy {
+    ttl = ""
+  }
+
+  # Deliver only once the push identity may invoke the function and the service agent may
+  # dead-letter; otherwise the first messages burn delivery attempts on 403s.
+  depends_on = [
+    google_cloud_run_service_iam_member.push_invokes_watch,
+    google_pubsub_topic_iam_member.dead_letter_publisher,
+    google_service_account_iam_member.pubsub_agent_mints_push_tokens,
+  ]
+}

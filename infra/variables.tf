@@ -1,0 +1,309 @@
+variable "project_id" {
+  type        = string
+  description = "ID of the project that hosts opwatch (topics, queue, functions, service accounts)."
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{4,28}[a-z0-9]$", var.project_id))
+    error_message = "project_id must be a project ID (6-30 chars, lowercase letters, digits, hyphens), not a name or number."
+  }
+}
+
+variable "region" {
+  type        = string
+  description = "Region of the functions, the Tasks queue and the source bucket. The check function URL is derived from it."
+  default     = "us-central1"
+
+  validation {
+    condition     = can(regex("^[a-z]+-[a-z]+[0-9]+$", var.region))
+    error_message = "region must be a single region such as us-central1 (multi-regions cannot host functions or queues)."
+  }
+}
+
+variable "name_prefix" {
+  type        = string
+  description = "Prefix of every resource name. Short, because service account IDs are limited to 30 characters."
+  default     = "opwatch"
+
+  validation {
+    # 4-20 chars keeps "<prefix>-invoker" (the longest service account ID) within 30.
+    condition     = can(regex("^[a-z][a-z0-9-]{2,18}[a-z0-9]$", var.name_prefix))
+    error_message = "name_prefix must be 4-20 chars: lowercase letters, digits and hyphens, starting with a letter."
+  }
+}
+
+variable "labels" {
+  type        = map(string)
+  description = "Labels added to every resource that supports them."
+  default     = {}
+}
+
+variable "enable_apis" {
+  type        = bool
+  description = "Enable the Google APIs opwatch needs. Set false when a project factory manages services."
+  default     = true
+}
+
+variable "runtime" {
+  type        = string
+  description = "Python runtime of both functions."
+  default     = "python312"
+
+  validation {
+    condition     = contains(["python311", "python312"], var.runtime)
+    error_message = "runtime must be python311 or python312 (the versions the code is tested on)."
+  }
+}
+
+variable "build_service_account" {
+  type        = string
+  description = "Service account Cloud Build uses to build the functions, as projects/P/serviceAccounts/EMAIL. Null uses the project's default build account."
+  default     = null
+
+  validation {
+    condition     = var.build_service_account == null || can(regex("^projects/[^/]+/serviceAccounts/[^/]+@[^/]+$", var.build_service_account))
+    error_message = "build_service_account must look like projects/PROJECT/serviceAccounts/EMAIL."
+  }
+}
+
+variable "ingress_settings" {
+  type        = string
+  description = "Network ingress of both functions. Pub/Sub push and Cloud Tasks in the same project count as internal traffic; IAM is enforced either way."
+  default     = "ALLOW_INTERNAL_ONLY"
+
+  validation {
+    condition     = contains(["ALLOW_ALL", "ALLOW_INTERNAL_ONLY", "ALLOW_INTERNAL_AND_GCLB"], var.ingress_settings)
+    error_message = "ingress_settings must be ALLOW_ALL, ALLOW_INTERNAL_ONLY or ALLOW_INTERNAL_AND_GCLB."
+  }
+}
+
+variable "watch_function" {
+  type = object({
+    available_memory   = optional(string, "256M")
+    timeout_seconds    = optional(number, 60)
+    min_instance_count = optional(number, 0)
+    max_instance_count = optional(number, 10)
+  })
+  description = "Sizing of on_watch_request. Its timeout also sets the push subscription's ack deadline."
+  default     = {}
+
+  validation {
+    # The push subscription's ack deadline is capped at 600 s, so the function must answer sooner.
+    condition     = var.watch_function.timeout_seconds >= 10 && var.watch_function.timeout_seconds <= 540
+    error_message = "watch_function.timeout_seconds must be between 10 and 540."
+  }
+  validation {
+    condition     = can(regex("^[0-9]+(M|Mi|G|Gi)$", var.watch_function.available_memory))
+    error_message = "watch_function.available_memory must look like 256M or 1Gi."
+  }
+  validation {
+    condition     = var.watch_function.min_instance_count >= 0 && var.watch_function.max_instance_count >= 1 && var.watch_function.min_instance_count <= var.watch_function.max_instance_count
+    error_message = "watch_function needs 0 <= min_instance_count <= max_instance_count and max_instance_count >= 1."
+  }
+}
+
+variable "check_function" {
+  type = object({
+    available_memory   = optional(string, "256M")
+    timeout_seconds    = optional(number, 60)
+    min_instance_count = optional(number, 0)
+    max_instance_count = optional(number, 10)
+  })
+  description = "Sizing of on_check. Keep max_instance_count near tasks_max_concurrent_dispatches: more instances cannot be used."
+  default     = {}
+
+  validation {
+    # Cloud Tasks allows an HTTP dispatch deadline of at most 30 minutes.
+    condition     = var.check_function.timeout_seconds >= 10 && var.check_function.timeout_seconds <= 1800
+    error_message = "check_function.timeout_seconds must be between 10 and 1800."
+  }
+  validation {
+    condition     = can(regex("^[0-9]+(M|Mi|G|Gi)$", var.check_function.available_memory))
+    error_message = "check_function.available_memory must look like 256M or 1Gi."
+  }
+  validation {
+    condition     = var.check_function.min_instance_count >= 0 && var.check_function.max_instance_count >= 1 && var.check_function.min_instance_count <= var.check_function.max_instance_count
+    error_message = "check_function needs 0 <= min_instance_count <= max_instance_count and max_instance_count >= 1."
+  }
+}
+
+# --- Configuration contract of the functions (see README, "Configuration") ---
+
+variable "allowed_apis" {
+  type        = list(string)
+  description = "API hosts a watch may name (ALLOWED_APIS). The functions send their ADC token there, so only Google API hosts are accepted."
+  default     = ["cloudaicompanion.googleapis.com"]
+
+  validation {
+    condition     = length(var.allowed_apis) > 0 && alltrue([for h in var.allowed_apis : can(regex("^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*\\.googleapis\\.com$", h))])
+    error_message = "allowed_apis must be a non-empty list of hosts ending in .googleapis.com (no scheme, no path)."
+  }
+}
+
+variable "extra_operation_permissions" {
+  type        = list(string)
+  description = "Permissions to read operations of APIs other than Gemini Code Assist, e.g. [\"run.operations.get\"], added to the runtime's custom role. Match them to allowed_apis."
+  default     = []
+
+  validation {
+    # Read-only operation permissions only: the custom role must not grow into a write role.
+    condition     = alltrue([for p in var.extra_operation_permissions : can(regex("^[a-z][a-zA-Z0-9]*\\.[a-zA-Z]*[oO]perations\\.get$", p))])
+    error_message = "extra_operation_permissions may only hold <service>.<...operations>.get permissions."
+  }
+}
+
+variable "allowed_notify_topics" {
+  type        = list(string)
+  description = "Extra topics (projects/P/topics/T) a watch may name as notify_topic (ALLOWED_NOTIFY_TOPICS). The runtime account gets publisher on each; the results topic is always allowed."
+  default     = []
+
+  validation {
+    condition     = alltrue([for t in var.allowed_notify_topics : can(regex("^projects/[a-z][a-z0-9-]{4,28}[a-z0-9]/topics/[a-zA-Z][a-zA-Z0-9._~+%-]{2,254}$", t))])
+    error_message = "allowed_notify_topics entries must be full topic paths: projects/PROJECT/topics/TOPIC."
+  }
+}
+
+variable "fetch_timeout_seconds" {
+  type        = number
+  description = "Seconds for one GET of an operation (FETCH_TIMEOUT)."
+  default     = 10
+
+  validation {
+    condition     = var.fetch_timeout_seconds >= 1 && var.fetch_timeout_seconds <= 60
+    error_message = "fetch_timeout_seconds must be between 1 and 60 (and well below the functions' timeouts)."
+  }
+}
+
+variable "log_level" {
+  type        = string
+  description = "Log level of both functions (LOG_LEVEL)."
+  default     = "INFO"
+
+  validation {
+    condition     = contains(["DEBUG", "INFO", "WARNING", "ERROR"], var.log_level)
+    error_message = "log_level must be DEBUG, INFO, WARNING or ERROR."
+  }
+}
+
+# --- Pub/Sub ---
+
+variable "topic_message_retention_duration" {
+  type        = string
+  description = "How long the watch-request and results topics keep messages, so a subscriber created or seeked later can replay them."
+  default     = "86400s"
+
+  validation {
+    condition     = can(regex("^[0-9]+s$", var.topic_message_retention_duration)) && try(tonumber(trimsuffix(var.topic_message_retention_duration, "s")) >= 600 && tonumber(trimsuffix(var.topic_message_retention_duration, "s")) <= 2678400, false)
+    error_message = "topic_message_retention_duration must be seconds with an s suffix, between 600s and 2678400s (31 days)."
+  }
+}
+
+variable "subscription_message_retention_duration" {
+  type        = string
+  description = "How long the watch push subscription and the dead-letter inspection subscription keep unacknowledged messages."
+  default     = "604800s"
+
+  validation {
+    condition     = can(regex("^[0-9]+s$", var.subscription_message_retention_duration)) && try(tonumber(trimsuffix(var.subscription_message_retention_duration, "s")) >= 600 && tonumber(trimsuffix(var.subscription_message_retention_duration, "s")) <= 604800, false)
+    error_message = "subscription_message_retention_duration must be seconds with an s suffix, between 600s and 604800s (7 days)."
+  }
+}
+
+variable "watch_max_delivery_attempts" {
+  type        = number
+  description = "Deliveries of one watch request before it is moved to the dead-letter topic."
+  default     = 5
+
+  validation {
+    condition     = var.watch_max_delivery_attempts >= 5 && var.watch_max_delivery_attempts <= 100
+    error_message = "watch_max_delivery_attempts must be between 5 and 100 (Pub/Sub limits)."
+  }
+}
+
+variable "watch_retry_backoff" {
+  type = object({
+    minimum = optional(string, "10s")
+    maximum = optional(string, "600s")
+  })
+  description = "Exponential backoff between redeliveries of a failed watch request."
+  default     = {}
+
+  validation {
+    condition = alltrue([
+      for d in [var.watch_retry_backoff.minimum, var.watch_retry_backoff.maximum] :
+      can(regex("^[0-9]+s$", d)) && try(tonumber(trimsuffix(d, "s")) <= 600, false)
+    ]) && try(tonumber(trimsuffix(var.watch_retry_backoff.minimum, "s")) <= tonumber(trimsuffix(var.watch_retry_backoff.maximum, "s")), false)
+    error_message = "watch_retry_backoff values must be like 10s, at most 600s, with minimum <= maximum."
+  }
+}
+
+# --- Cloud Tasks ---
+
+variable "tasks_max_dispatches_per_second" {
+  type        = number
+  description = "Re-checks per second the queue may start. Every re-check is one GET on the operations API: keep this well under that API's per-minute read quota divided by 60."
+  default     = 5
+
+  validation {
+    condition     = var.tasks_max_dispatches_per_second > 0 && var.tasks_max_dispatches_per_second <= 500
+    error_message = "tasks_max_dispatches_per_second must be above 0 and at most 500."
+  }
+}
+
+variable "tasks_max_concurrent_dispatches" {
+  type        = number
+  description = "Re-checks in flight at once; bounds parallel GETs on the operations API and the check function's instances."
+  default     = 10
+
+  validation {
+    condition     = var.tasks_max_concurrent_dispatches >= 1 && var.tasks_max_concurrent_dispatches <= 5000
+    error_message = "tasks_max_concurrent_dispatches must be between 1 and 5000."
+  }
+}
+
+variable "tasks_retry" {
+  type = object({
+    max_attempts       = optional(number, 10)
+    max_retry_duration = optional(string, "3600s")
+    min_backoff        = optional(string, "10s")
+    max_backoff        = optional(string, "300s")
+    max_doublings      = optional(number, 4)
+  })
+  description = "Retries of a failed re-check task (the function's answer was not 2xx). Scheduled re-checks are new tasks, not retries."
+  default     = {}
+
+  validation {
+    condition     = var.tasks_retry.max_attempts >= 1 && var.tasks_retry.max_attempts <= 100
+    error_message = "tasks_retry.max_attempts must be between 1 and 100 (bounded: a task that never succeeds must stop)."
+  }
+  validation {
+    condition = alltrue([
+      for d in [var.tasks_retry.max_retry_duration, var.tasks_retry.min_backoff, var.tasks_retry.max_backoff] :
+      can(regex("^[0-9]+(\\.[0-9]+)?s$", d))
+    ]) && var.tasks_retry.max_doublings >= 0
+    error_message = "tasks_retry durations must be like 10s and max_doublings must not be negative."
+  }
+}
+
+variable "tasks_logging_sampling_ratio" {
+  type        = number
+  description = "Fraction of task dispatches logged by Cloud Tasks (0 = none, 1 = all)."
+  default     = 0.1
+
+  validation {
+    condition     = var.tasks_logging_sampling_ratio >= 0 && var.tasks_logging_sampling_ratio <= 1
+    error_message = "tasks_logging_sampling_ratio must be between 0 and 1."
+  }
+}
+
+# --- Source bucket ---
+
+variable "source_archive_noncurrent_days" {
+  type        = number
+  description = "Days a replaced (noncurrent) source archive is kept in the versioned bucket for rollback before deletion."
+  default     = 30
+
+  validation {
+    condition     = var.source_archive_noncurrent_days >= 1 && var.source_archive_noncurrent_days <= 365
+    error_message = "source_archive_noncurrent_days must be between 1 and 365."
+  }
+}
