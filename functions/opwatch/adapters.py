@@ -1,0 +1,188 @@
+"""The three real ports: fetch an operation, schedule a check, publish a notification.
+
+Each client is created once per instance, on first use (a cold start that only rejects a bad
+request never builds a Cloud Tasks client), and guarded by a lock because functions-framework
+serves requests on several threads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
+
+import requests
+from google.api_core import exceptions as api_exceptions
+from google.auth import exceptions as auth_exceptions
+from google.rpc import code_pb2
+
+from opwatch.checks import CheckTask
+from opwatch.contracts import WatchRequest
+from opwatch.core import Fetched, FetchFailed, FetchResult
+from opwatch.notification import Notification
+from opwatch.settings import Settings
+from opwatch.status import make_status, status_from_http_error
+
+if TYPE_CHECKING:
+    from google.cloud import tasks_v2
+
+CLOUD_PLATFORM_SCOPE: Final = "https://www.googleapis.com/auth/cloud-platform"
+# Long enough for one fetch plus one create-task or publish; Cloud Tasks allows 15 s to 30 min.
+DISPATCH_DEADLINE: Final = timedelta(seconds=120)
+RPC_TIMEOUT: Final = 30.0
+
+T = TypeVar("T")
+
+
+class Lazy(Generic[T]):
+    """A value built by ``factory`` on first use, once, even with concurrent first uses."""
+
+    def __init__(self, factory: Callable[[], T]) -> None:
+        self._factory = factory
+        self._value: T | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> T:
+        if self._value is None:
+            with self._lock:
+                if self._value is None:
+                    self._value = self._factory()
+        return self._value
+
+
+class OperationFetcher:
+    """GETs ``{base}/{api_version}/{operation}``, with Application Default Credentials.
+
+    The base is ``https://{api}`` for an allowlisted API (the request was validated), or the
+    local ``OPERATIONS_API_ENDPOINT``, to which no credentials are sent. Redirects are never
+    followed, so a token cannot be carried to another host.
+    """
+
+    def __init__(
+        self, settings: Settings, session_factory: Callable[[], requests.Session] | None = None
+    ) -> None:
+        self._endpoint = settings.operations_endpoint
+        self._timeout = settings.fetch_timeout
+        self._session = Lazy(session_factory or self._default_session)
+
+    def _default_session(self) -> requests.Session:
+        if self._endpoint is not None:
+            return requests.Session()
+        import google.auth
+        from google.auth.transport.requests import AuthorizedSession
+
+        credentials, _ = google.auth.default(scopes=[CLOUD_PLATFORM_SCOPE])
+        # On a 401, refresh the token once and try again; a second 401 is PERMISSION_DENIED.
+        return AuthorizedSession(credentials, max_refresh_attempts=1)
+
+    def url(self, request: WatchRequest) -> str:
+        """Where the operation is fetched from."""
+        base = self._endpoint or f"https://{request.api}"
+        return f"{base}/{request.api_version}/{request.operation}"
+
+    def __call__(self, request: WatchRequest) -> FetchResult:
+        url = self.url(request)
+        try:
+            response = self._session.get().get(
+                url,
+                timeout=self._timeout,
+                allow_redirects=False,
+                headers={"Accept": "application/json"},
+            )
+        except requests.Timeout:
+            message = f"no answer from {request.api} within {self._timeout:g}s"
+            return FetchFailed(None, make_status(code_pb2.DEADLINE_EXCEEDED, message))
+        except requests.RequestException as error:
+            message = f"could not reach {request.api}: {type(error).__name__}"
+            return FetchFailed(None, make_status(code_pb2.UNAVAILABLE, message))
+        except auth_exceptions.RefreshError as error:
+            message = f"could not refresh credentials: {str(error)[:300]}"
+            return FetchFailed(None, make_status(code_pb2.UNAVAILABLE, message))
+        if 200 <= response.status_code < 300:
+            try:
+                operation = response.json()
+            except ValueError:
+                operation = None
+            if isinstance(operation, dict):
+                return Fetched(operation)
+            message = (
+                f"{request.api} answered HTTP {response.status_code} without an Operation object"
+            )
+            return FetchFailed(None, make_status(code_pb2.UNAVAILABLE, message))
+        return FetchFailed(
+            response.status_code,
+            status_from_http_error(response.status_code, response.content, response.reason or ""),
+            retry_after=response.headers.get("Retry-After"),
+        )
+
+
+class TaskScheduler:
+    """Creates check tasks on the queue: typed requests, OIDC token, deterministic names."""
+
+    def __init__(self, settings: Settings, client_factory: Callable[[], Any] | None = None) -> None:
+        self._settings = settings
+        self._client = Lazy(client_factory or self._default_client)
+
+    def _default_client(self) -> tasks_v2.CloudTasksClient:
+        from google.cloud import tasks_v2
+
+        host = self._settings.tasks_emulator_host
+        if host is None:
+            return tasks_v2.CloudTasksClient()
+        import grpc
+        from google.cloud.tasks_v2.services.cloud_tasks.transports import CloudTasksGrpcTransport
+
+        return tasks_v2.CloudTasksClient(
+            transport=CloudTasksGrpcTransport(channel=grpc.insecure_channel(host))
+        )
+
+    def build(self, task: CheckTask) -> tasks_v2.CreateTaskRequest:
+        """The CreateTaskRequest for ``task``."""
+        from google.cloud import tasks_v2
+
+        settings = self._settings
+        account = settings.invoker_service_account
+        http_request = tasks_v2.HttpRequest(
+            url=settings.check_url,
+            http_method=tasks_v2.HttpMethod.POST,
+            headers={"Content-Type": "application/json"},
+            body=task.body,
+            oidc_token=(
+                tasks_v2.OidcToken(service_account_email=account, audience=settings.check_url)
+                if account
+                else None
+            ),
+        )
+        return tasks_v2.CreateTaskRequest(
+            parent=settings.tasks_queue,
+            task=tasks_v2.Task(
+                name=f"{settings.tasks_queue}/tasks/{task.task_id}",
+                http_request=http_request,
+                schedule_time=task.when,
+                dispatch_deadline=DISPATCH_DEADLINE,
+            ),
+        )
+
+    def __call__(self, task: CheckTask) -> None:
+        # ALREADY_EXISTS: a redelivered input already scheduled this very check; one chain, not two.
+        with contextlib.suppress(api_exceptions.AlreadyExists):
+            self._client.get().create_task(request=self.build(task), timeout=RPC_TIMEOUT)
+
+
+class NotificationPublisher:
+    """Publishes notifications and waits until Pub/Sub has them."""
+
+    def __init__(self, client_factory: Callable[[], Any] | None = None) -> None:
+        self._client = Lazy(client_factory or self._default_client)
+
+    @staticmethod
+    def _default_client() -> Any:
+        from google.cloud import pubsub_v1  # type: ignore[attr-defined]
+
+        return pubsub_v1.PublisherClient()
+
+    def __call__(self, message: Notification) -> None:
+        future = self._client.get().publish(message.topic, message.data, **message.attributes)
+        future.result(timeout=RPC_TIMEOUT)

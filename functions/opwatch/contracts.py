@@ -1,0 +1,404 @@
+"""The watch request: opwatch's public input contract, and its validation.
+
+A watch request is a JSON object in the data of a Pub/Sub message. ``schemas/watch-request.json``
+publishes the same rules as a JSON Schema; this module enforces them (and the ones a schema cannot
+express, like the allowlists) and explains every broken rule in words a person can act on.
+
+Nothing here does I/O: the allowlists are passed in.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+import re
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Final
+
+from opwatch.errors import InvalidWatchRequest, Violation
+
+DEFAULT_API: Final = "cloudaicompanion.googleapis.com"
+DEFAULT_API_VERSION: Final = "v1"
+DEFAULT_TIMEOUT: Final = 24 * 3600.0
+# Cloud Tasks schedules at most 30 days ahead, so no watch can outlive that.
+MAX_TIMEOUT: Final = 30 * 24 * 3600.0
+MAX_REQUEST_BYTES: Final = 64 * 1024
+MAX_OPERATION_CHARS: Final = 512
+MAX_LABELS: Final = 32
+MAX_LABEL_VALUE_CHARS: Final = 256
+
+FIELDS: Final = (
+    "operation",
+    "api",
+    "api_version",
+    "labels",
+    "timeout",
+    "expected_duration",
+    "notify_topic",
+    "watch_id",
+    "polling",
+)
+POLLING_FIELDS: Final = ("initial_delay", "max_delay", "multiplier", "not_found_grace")
+# Per-watch overrides of the polling profile stay within these bounds, so a watch can neither
+# hammer the operations API nor stall for longer than an operator would expect.
+POLLING_BOUNDS: Final[Mapping[str, tuple[float, float]]] = MappingProxyType(
+    {
+        "initial_delay": (1.0, 3600.0),
+        "max_delay": (1.0, 6 * 3600.0),
+        "multiplier": (1.0, 4.0),
+        "not_found_grace": (0.0, 3600.0),
+    }
+)
+
+_SEGMENT = r"[A-Za-z0-9_~+=@()-][A-Za-z0-9._~+=@()-]*"
+OPERATION_PATTERN: Final = rf"^(?:{_SEGMENT}/)+operations/{_SEGMENT}$"
+_OPERATION_RE = re.compile(OPERATION_PATTERN)
+_SEGMENT_CHAR_RE = re.compile(r"[A-Za-z0-9._~+=@()/-]")
+API_VERSION_PATTERN: Final = r"^v[0-9]+(?:[a-z]+[0-9]*)*$"
+LABEL_KEY_PATTERN: Final = r"^[a-z][a-z0-9_-]{0,62}$"
+WATCH_ID_PATTERN: Final = r"^[!-~]{1,128}$"
+DURATION_PATTERN: Final = r"^[0-9]{1,10}(?:\.[0-9]{1,9})?s$"
+_API_VERSION_RE = re.compile(API_VERSION_PATTERN)
+_LABEL_KEY_RE = re.compile(LABEL_KEY_PATTERN)
+_WATCH_ID_RE = re.compile(WATCH_ID_PATTERN)
+_DURATION_RE = re.compile(r"^(-?)([0-9]{1,10})(?:\.([0-9]{1,9}))?s$")
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+
+
+@dataclass(frozen=True)
+class PollingOverride:
+    """Per-watch overrides of the API's polling profile (seconds; None keeps the profile's)."""
+
+    initial_delay: float | None = None
+    max_delay: float | None = None
+    multiplier: float | None = None
+    not_found_grace: float | None = None
+
+
+@dataclass(frozen=True)
+class WatchRequest:
+    """A validated watch request: what opwatch understood the caller to ask for."""
+
+    operation: str
+    watch_id: str
+    api: str = DEFAULT_API
+    api_version: str = DEFAULT_API_VERSION
+    labels: Mapping[str, str] = field(default_factory=dict)
+    timeout: float = DEFAULT_TIMEOUT
+    expected_duration: float | None = None
+    notify_topic: str | None = None
+    polling: PollingOverride = field(default_factory=PollingOverride)
+
+    def to_json(self) -> dict[str, Any]:
+        """The request as understood, in the contract's own JSON form (defaults filled in)."""
+        polling = {
+            name: format_duration(value) if name != "multiplier" else value
+            for name in POLLING_FIELDS
+            if (value := getattr(self.polling, name)) is not None
+        }
+        data: dict[str, Any] = {
+            "operation": self.operation,
+            "api": self.api,
+            "api_version": self.api_version,
+            "labels": dict(self.labels),
+            "timeout": format_duration(self.timeout),
+            "watch_id": self.watch_id,
+        }
+        if self.expected_duration is not None:
+            data["expected_duration"] = format_duration(self.expected_duration)
+        if self.notify_topic is not None:
+            data["notify_topic"] = self.notify_topic
+        if polling:
+            data["polling"] = polling
+        return data
+
+
+def parse_duration(text: str) -> float:
+    """Parse a protobuf-JSON duration (``"3600s"``, ``"1.5s"``) into seconds.
+
+    Raises:
+        ValueError: with a readable reason when ``text`` is not such a duration.
+    """
+    match = _DURATION_RE.match(text)
+    if match is None:
+        raise ValueError(
+            f"{text[:40]!r} is not a duration; write seconds with an 's', like '3600s'"
+        )
+    sign, whole, fraction = match.groups()
+    seconds = int(whole) + (int(fraction.ljust(9, "0")) / 1e9 if fraction else 0.0)
+    return -seconds if sign else seconds
+
+
+def format_duration(seconds: float) -> str:
+    """Format seconds as a protobuf-JSON duration, without trailing zeros."""
+    text = f"{seconds:.9f}".rstrip("0").rstrip(".")
+    return f"{text}s"
+
+
+def decode_pubsub_data(message: Mapping[str, Any]) -> bytes:
+    """The data of a PubsubMessage in its JSON form (base64).
+
+    Raises:
+        InvalidWatchRequest: the data is missing or is not base64.
+    """
+    encoded = message.get("data")
+    if not encoded:
+        raise InvalidWatchRequest(
+            [Violation("", "the message has no data; publish the watch request as JSON")]
+        )
+    try:
+        return base64.b64decode(encoded, validate=True) if isinstance(encoded, str) else b""
+    except (binascii.Error, ValueError):
+        raise InvalidWatchRequest([Violation("", "the message data is not base64")]) from None
+
+
+def parse_watch_request(
+    data: bytes,
+    *,
+    default_watch_id: str,
+    allowed_apis: Collection[str],
+    allowed_notify_topics: Collection[str],
+) -> WatchRequest:
+    """Parse and validate the JSON bytes of a watch request.
+
+    Args:
+        data: the Pub/Sub message data.
+        default_watch_id: the id to use when the request names none (the Pub/Sub message id).
+        allowed_apis: API hosts a watch may name.
+        allowed_notify_topics: full topic paths a watch may name as ``notify_topic``.
+
+    Raises:
+        InvalidWatchRequest: listing every broken rule, with as much of the request as was read.
+    """
+    if len(data) > MAX_REQUEST_BYTES:
+        raise InvalidWatchRequest(
+            [Violation("", f"the request is {len(data)} bytes; the limit is {MAX_REQUEST_BYTES}")],
+            watch_id=default_watch_id,
+        )
+    try:
+        decoded = json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        reason = "the request is not UTF-8 text; publish it as a JSON object"
+        raise InvalidWatchRequest([Violation("", reason)], watch_id=default_watch_id) from None
+    except (ValueError, RecursionError) as error:
+        reason = f"the request is not valid JSON ({str(error)[:120]}); publish a JSON object"
+        raise InvalidWatchRequest([Violation("", reason)], watch_id=default_watch_id) from None
+    return validate_watch_request(
+        decoded,
+        default_watch_id=default_watch_id,
+        allowed_apis=allowed_apis,
+        allowed_notify_topics=allowed_notify_topics,
+    )
+
+
+def validate_watch_request(
+    value: object,
+    *,
+    default_watch_id: str,
+    allowed_apis: Collection[str],
+    allowed_notify_topics: Collection[str],
+) -> WatchRequest:
+    """Validate an already-decoded watch request; see :func:`parse_watch_request`."""
+    if not isinstance(value, dict):
+        kind = type(value).__name__ if value is not None else "null"
+        raise InvalidWatchRequest(
+            [Violation("", f"the request must be a JSON object, not {kind}")],
+            watch_id=default_watch_id,
+        )
+    violations: list[Violation] = []
+    raw: dict[str, Any] = value
+
+    def check(name: str, reader: Any, *args: Any) -> Any:
+        if name not in raw:
+            return None
+        try:
+            return reader(raw[name], *args)
+        except ValueError as error:
+            violations.append(Violation(name, str(error)))
+            return None
+
+    for name in sorted(set(raw) - set(FIELDS)):
+        violations.append(
+            Violation(name[:64], f"unknown field; a watch request has only {', '.join(FIELDS)}")
+        )
+    if "operation" not in raw:
+        violations.append(
+            Violation(
+                "operation",
+                "required: the operation's full name, like projects/p/locations/l/operations/o",
+            )
+        )
+    operation = check("operation", _operation)
+    api = check("api", _api, allowed_apis)
+    api_version = check("api_version", _api_version)
+    labels = check("labels", _labels)
+    timeout = check("timeout", _positive_duration, MAX_TIMEOUT)
+    expected = check("expected_duration", _positive_duration, MAX_TIMEOUT)
+    notify_topic = check("notify_topic", _notify_topic, allowed_notify_topics)
+    watch_id = check("watch_id", _watch_id)
+    polling = check("polling", _polling, violations)
+    if violations:
+        reported_id = watch_id if watch_id is not None else default_watch_id
+        raise InvalidWatchRequest(violations, raw=raw, watch_id=reported_id)
+    return WatchRequest(
+        operation=operation,
+        watch_id=watch_id if watch_id is not None else default_watch_id,
+        api=api if api is not None else DEFAULT_API,
+        api_version=api_version if api_version is not None else DEFAULT_API_VERSION,
+        labels=MappingProxyType(labels if labels is not None else {}),
+        timeout=timeout if timeout is not None else DEFAULT_TIMEOUT,
+        expected_duration=expected,
+        notify_topic=notify_topic,
+        polling=polling if polling is not None else PollingOverride(),
+    )
+
+
+def _string(value: object, what: str) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"must be a string ({what}), not {_json_type(value)}")
+    return value
+
+
+def _operation(value: object) -> str:
+    name = _string(value, "the operation's full resource name")
+    example = "like projects/p/locations/l/operations/o"
+    if not name:
+        raise ValueError(f"must not be empty; give the operation's full name, {example}")
+    if len(name) > MAX_OPERATION_CHARS:
+        raise ValueError(f"is {len(name)} characters; the limit is {MAX_OPERATION_CHARS}")
+    if ":" in name:
+        raise ValueError(f"must be a relative resource name, {example}, not a URL")
+    if any(char.isspace() for char in name) or _CONTROL_RE.search(name):
+        raise ValueError("must not contain spaces, tabs, line breaks or control characters")
+    if bad := sorted({char for char in "?#%" if char in name}):
+        raise ValueError(f"must not contain {' or '.join(bad)}: give the bare name, not a URL part")
+    if ".." in name:
+        raise ValueError("must not contain '..'")
+    if name.startswith("/") or name.endswith("/") or "//" in name:
+        raise ValueError(f"must not start or end with '/' or contain '//'; {example}")
+    if bad := sorted({char for char in name if not _SEGMENT_CHAR_RE.match(char)}):
+        shown = " ".join(repr(char) for char in bad[:5])
+        raise ValueError(f"contains characters a resource name cannot have: {shown}")
+    if not _OPERATION_RE.match(name):
+        raise ValueError(f"must end in '/operations/<id>' below a parent, {example}")
+    return name
+
+
+def _api(value: object, allowed: Collection[str]) -> str:
+    host = _string(value, "an API host like cloudaicompanion.googleapis.com").lower()
+    if host not in allowed:
+        shown = host[:100].encode("unicode_escape").decode("ascii")
+        raise ValueError(
+            f"{shown!r} is not an allowed API host (allowed: {', '.join(sorted(allowed))}); "
+            "ask the operator to add it to ALLOWED_APIS"
+        )
+    return host
+
+
+def _api_version(value: object) -> str:
+    version = _string(value, "an API version like v1")
+    if len(version) > 20 or not _API_VERSION_RE.match(version):
+        raise ValueError(f"{version[:20]!r} is not an API version; write it like v1 or v1beta")
+    return version
+
+
+def _labels(value: object) -> dict[str, str]:
+    if not isinstance(value, dict):
+        raise ValueError(
+            f"must be an object of string keys to string values, not {_json_type(value)}"
+        )
+    if len(value) > MAX_LABELS:
+        raise ValueError(f"has {len(value)} labels; the limit is {MAX_LABELS}")
+    for key, label in value.items():
+        if not _LABEL_KEY_RE.match(key):
+            raise ValueError(
+                f"key {key[:64]!r} must be 1-63 lowercase letters, digits, '_' or '-', "
+                "starting with a letter"
+            )
+        if not isinstance(label, str):
+            raise ValueError(f"value of {key!r} must be a string, not {_json_type(label)}")
+        if len(label) > MAX_LABEL_VALUE_CHARS or _CONTROL_RE.search(label):
+            raise ValueError(
+                f"value of {key!r} must be at most {MAX_LABEL_VALUE_CHARS} characters "
+                "without line breaks or control characters"
+            )
+    return dict(value)
+
+
+def _positive_duration(value: object, maximum: float) -> float:
+    seconds = parse_duration(_string(value, "a duration like '3600s'"))
+    if seconds <= 0:
+        raise ValueError(f"must be positive, like '3600s', not {value!r}")
+    if seconds > maximum:
+        raise ValueError(f"must be at most {format_duration(maximum)} (30 days), not {value!r}")
+    return seconds
+
+
+def _bounded(name: str, value: object) -> float:
+    low, high = POLLING_BOUNDS[name]
+    if name == "multiplier":
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+        ):
+            raise ValueError(f"multiplier must be a number, not {_json_type(value)}")
+        number = float(value)
+        shown = f"{number:g}"
+        bounds = f"{low:g} and {high:g}"
+    else:
+        number = parse_duration(_string(value, "a duration like '10s'"))
+        shown, bounds = str(value), f"{format_duration(low)} and {format_duration(high)}"
+    if not low <= number <= high:
+        raise ValueError(f"{name} must be between {bounds}, not {shown}")
+    return number
+
+
+def _polling(value: object, violations: list[Violation]) -> PollingOverride:
+    if not isinstance(value, dict):
+        raise ValueError(
+            f"must be an object with {', '.join(POLLING_FIELDS)}, not {_json_type(value)}"
+        )
+    for name in sorted(set(value) - set(POLLING_FIELDS)):
+        violations.append(
+            Violation(f"polling.{name[:64]}", f"unknown; use {', '.join(POLLING_FIELDS)}")
+        )
+    numbers: dict[str, float] = {}
+    for name in POLLING_FIELDS:
+        if name in value:
+            try:
+                numbers[name] = _bounded(name, value[name])
+            except ValueError as error:
+                violations.append(Violation(f"polling.{name}", str(error)))
+    initial, maximum = numbers.get("initial_delay"), numbers.get("max_delay")
+    if initial is not None and maximum is not None and maximum < initial:
+        violations.append(Violation("polling.max_delay", "must not be shorter than initial_delay"))
+    return PollingOverride(**numbers)
+
+
+def _notify_topic(value: object, allowed: Collection[str]) -> str:
+    topic = _string(value, "a full topic path like projects/p/topics/t")
+    if topic not in allowed:
+        shown = topic[:300].encode("unicode_escape").decode("ascii")
+        raise ValueError(
+            f"{shown!r} is not an allowed topic; use a full path projects/<p>/topics/<t> "
+            "listed in ALLOWED_NOTIFY_TOPICS, or leave it out to use the results topic"
+        )
+    return topic
+
+
+def _watch_id(value: object) -> str:
+    watch_id = _string(value, "an idempotency key")
+    if not _WATCH_ID_RE.match(watch_id):
+        raise ValueError("must be 1-128 printable ASCII characters without spaces")
+    return watch_id
+
+
+def _json_type(value: object) -> str:
+    names = {bool: "a boolean", int: "a number", float: "a number", str: "a string"}
+    names.update({list: "an array", dict: "an object", type(None): "null"})
+    return names.get(type(value), type(value).__name__)

@@ -1,0 +1,196 @@
+"""What to do after one look at an operation: the decision core of opwatch.
+
+:func:`decide` takes the watch, its progress so far, the result of one fetch and the time, and
+answers either :class:`Finish` (publish this terminal outcome) or :class:`CheckAgain` (look again
+after this delay, with this progress). It does no I/O; the service carries the decision out.
+
+How fetch results map to outcomes:
+
+==============================  ====================================================
+operation ``done`` + response   SUCCEEDED
+operation ``done`` + error      FAILED, with the operation's own error
+404                             "not created yet" during the grace window (unless the
+                                operation was seen before), then NOT_FOUND
+401 / 403                       PERMISSION_DENIED (403 for a rate limit is transient)
+408, 429, 500, 502-504,         transient: look again later with backoff, honouring
+timeouts, connection errors     Retry-After and RetryInfo
+any other answer                FAILED, with the API's error
+still pending at the timeout    TIMED_OUT (the last operation seen is included)
+==============================  ====================================================
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any, Final
+
+from google.rpc import code_pb2
+
+from opwatch import policy
+from opwatch.contracts import WatchRequest, format_duration
+from opwatch.status import (
+    Status,
+    error_reasons,
+    make_status,
+    normalize_status,
+    retry_after_delay,
+    retry_info_delay,
+)
+
+TRANSIENT_HTTP: Final = frozenset({408, 429, 500, 502, 503, 504})
+RATE_LIMIT_REASONS: Final = frozenset(
+    {"RATE_LIMIT_EXCEEDED", "rateLimitExceeded", "userRateLimitExceeded"}
+)
+
+
+class Outcome(enum.StrEnum):
+    """How a watch ended, as the notification's ``outcome`` says."""
+
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    TIMED_OUT = "TIMED_OUT"
+    NOT_FOUND = "NOT_FOUND"
+    PERMISSION_DENIED = "PERMISSION_DENIED"
+    INVALID_REQUEST = "INVALID_REQUEST"
+
+
+@dataclass(frozen=True)
+class Progress:
+    """How far a watch got; it travels in each check task, since nothing else remembers it.
+
+    Attributes:
+        started: when the watch started (timeouts count from here).
+        polls: fetches made so far.
+        transient_errors: consecutive transient fetch errors just before now.
+        seen: whether the operation was ever found (a 404 after that means it is gone).
+    """
+
+    started: datetime
+    polls: int = 0
+    transient_errors: int = 0
+    seen: bool = False
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """The API answered with an Operation (JSON, exactly as returned)."""
+
+    operation: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class FetchFailed:
+    """The fetch failed: an HTTP error (``http_status``) or no answer at all (``None``)."""
+
+    http_status: int | None
+    error: Status
+    retry_after: str | None = None
+
+
+FetchResult = Fetched | FetchFailed
+
+
+@dataclass(frozen=True)
+class Finish:
+    """Publish the terminal notification."""
+
+    outcome: Outcome
+    operation: dict[str, Any] | None
+    error: Status | None
+    progress: Progress
+
+
+@dataclass(frozen=True)
+class CheckAgain:
+    """Look again after ``delay`` seconds, carrying ``progress``."""
+
+    delay: float
+    progress: Progress
+    operation: dict[str, Any] | None = None
+
+
+Decision = Finish | CheckAgain
+
+
+def decide(
+    request: WatchRequest, progress: Progress, result: FetchResult, now: datetime
+) -> Decision:
+    """Decide what follows one fetch; see the module docstring for the mapping.
+
+    Args:
+        request: the validated watch request.
+        progress: the watch's progress before this fetch.
+        result: what the fetch returned.
+        now: the time of the fetch (aware, UTC).
+
+    Returns:
+        :class:`Finish` or :class:`CheckAgain`. A CheckAgain never reaches past the watch's
+        timeout: the last look happens at the deadline itself.
+    """
+    profile = policy.profile_for(request.api, request.polling)
+    elapsed = max(0.0, (now - progress.started).total_seconds())
+    progress = replace(progress, polls=progress.polls + 1)
+    pending: dict[str, Any] | None = None
+    server_hint: float | None = None
+    last_error: Status | None = None
+
+    if isinstance(result, Fetched):
+        operation = result.operation
+        if operation.get("done") is True:
+            if operation.get("error"):
+                return Finish(
+                    Outcome.FAILED, operation, normalize_status(operation["error"]), progress
+                )
+            return Finish(Outcome.SUCCEEDED, operation, None, progress)
+        pending = operation
+        progress = replace(progress, transient_errors=0, seen=True)
+    elif result.http_status == 404:
+        if progress.seen or elapsed >= profile.not_found_grace:
+            return Finish(Outcome.NOT_FOUND, None, result.error, progress)
+        last_error = result.error
+    elif _is_transient(result):
+        last_error = result.error
+        progress = replace(progress, transient_errors=progress.transient_errors + 1)
+        hints = [retry_after_delay(result.retry_after, now), retry_info_delay(result.error)]
+        server_hint = max((hint for hint in hints if hint is not None), default=None)
+    elif result.http_status in (401, 403):
+        return Finish(Outcome.PERMISSION_DENIED, None, result.error, progress)
+    else:
+        return Finish(Outcome.FAILED, None, result.error, progress)
+
+    remaining = request.timeout - elapsed
+    if remaining <= 0:
+        return Finish(
+            Outcome.TIMED_OUT, pending, _timed_out(request, progress, last_error), progress
+        )
+    delay = policy.next_delay(
+        elapsed=elapsed,
+        profile=profile,
+        rng=policy.rng_for(request.watch_id, progress.polls),
+        expected_duration=request.expected_duration,
+        transient_errors=progress.transient_errors,
+        server_hint=server_hint,
+    )
+    return CheckAgain(min(delay, remaining), progress, pending)
+
+
+def _is_transient(result: FetchFailed) -> bool:
+    if result.http_status is None or result.http_status in TRANSIENT_HTTP:
+        return True
+    # Some APIs signal a rate limit with 403 instead of 429.
+    return result.http_status == 403 and (
+        result.error.get("code") == code_pb2.RESOURCE_EXHAUSTED
+        or bool(error_reasons(result.error) & RATE_LIMIT_REASONS)
+    )
+
+
+def _timed_out(request: WatchRequest, progress: Progress, last_error: Status | None) -> Status:
+    message = (
+        f"the operation was not done after {format_duration(request.timeout)} "
+        f"({progress.polls} checks)"
+    )
+    if last_error is not None:
+        message += f"; the last check failed: {last_error.get('message', '')}"
+    return make_status(code_pb2.DEADLINE_EXCEEDED, message)

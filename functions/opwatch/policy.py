@@ -1,0 +1,158 @@
+"""When to look at an operation again: the polling policy.
+
+Google APIs give no hint on a pending operation, so the delay comes from, in order:
+
+1. the server's own hint on an error (``Retry-After``, ``google.rpc.RetryInfo.retryDelay``),
+   a lower bound that nothing here shortens;
+2. the watch's ``expected_duration``: one look at the start, then nothing until shortly before the
+   expected end, then dense looks (the delay a small fraction of the time elapsed) through the
+   window where the end is likely, then back to the profile;
+3. the API's profile, GAPIC ``LongRunning`` style (initial delay, multiplier, maximum delay): the
+   delay grows with the time already elapsed, so the detection lag stays a bounded fraction of
+   the operation's duration while the number of looks grows only logarithmically;
+4. after consecutive transient errors, an exponential backoff on top.
+
+Jitter only ever shortens a delay (like google-api-core's ``uniform(0, cap)``), so no bound on the
+detection lag is lost. Everything is a pure function of its arguments and a seeded RNG: the same
+watch at the same point always gets the same delay. RPC retry is not here: a failed fetch is just
+an input to the next decision.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, replace
+from types import MappingProxyType
+from typing import Final
+
+from opwatch.contracts import DEFAULT_TIMEOUT, PollingOverride
+
+MIN_DELAY: Final = 1.0
+# A server asking for more than an hour is capped: the watch timeout still bounds everything.
+MAX_SERVER_HINT: Final = 3600.0
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How to poll one API's operations when nothing better is known.
+
+    Attributes:
+        initial_delay: seconds before the second look (the first is immediate).
+        multiplier: each delay is ``elapsed * (multiplier - 1)``, within the bounds below.
+        max_delay: no delay is longer, whatever has elapsed.
+        timeout: default watch timeout for this API.
+        not_found_grace: how long a 404 counts as "not created yet" before it means NOT_FOUND.
+        jitter: delays are shortened by up to this fraction, at random.
+        error_initial_delay: first backoff after a transient error; doubles per consecutive error.
+    """
+
+    initial_delay: float
+    multiplier: float
+    max_delay: float
+    timeout: float = DEFAULT_TIMEOUT
+    not_found_grace: float = 60.0
+    jitter: float = 0.1
+    error_initial_delay: float = 2.0
+
+    def with_overrides(self, override: PollingOverride) -> Profile:
+        """This profile with a watch's own (already bounds-checked) settings applied."""
+        changes = {
+            name: value
+            for name in ("initial_delay", "max_delay", "multiplier", "not_found_grace")
+            if (value := getattr(override, name)) is not None
+        }
+        profile = replace(self, **changes)
+        return replace(profile, max_delay=max(profile.max_delay, profile.initial_delay))
+
+
+@dataclass(frozen=True)
+class Hint:
+    """How ``expected_duration`` shapes the schedule (fractions of the expected duration).
+
+    Attributes:
+        window_start: sparse until here: the one look in between lands exactly on it.
+        window_end: dense until here, then the profile again.
+        step: inside the window each delay is ``elapsed * step``.
+    """
+
+    window_start: float = 0.8
+    window_end: float = 1.35
+    step: float = 0.05
+
+
+DEFAULT_HINT: Final = Hint()
+
+# Gemini for Google Cloud: code repository indexes, repository groups and setting bindings take
+# minutes up to ~90 minutes. Growing by half the elapsed time, up to 5 minutes, keeps a 90-minute
+# build to ~25 looks with at most 5 minutes of lag, and a 1-minute one to ~7 looks.
+PROFILES: Final = MappingProxyType(
+    {
+        "cloudaicompanion.googleapis.com": Profile(
+            initial_delay=10.0, multiplier=1.5, max_delay=300.0
+        ),
+    }
+)
+DEFAULT_PROFILE: Final = Profile(initial_delay=5.0, multiplier=1.5, max_delay=120.0)
+
+
+def profile_for(api: str, override: PollingOverride | None = None) -> Profile:
+    """The polling profile of ``api``, with a watch's overrides applied."""
+    profile = PROFILES.get(api, DEFAULT_PROFILE)
+    return profile.with_overrides(override) if override is not None else profile
+
+
+def rng_for(watch_id: str, polls: int) -> random.Random:
+    """The RNG for one decision: seeded by the watch and how far it got, so replays agree."""
+    return random.Random(f"{watch_id}/{polls}")
+
+
+def schedule_delay(
+    elapsed: float,
+    profile: Profile,
+    expected_duration: float | None = None,
+    hint: Hint = DEFAULT_HINT,
+) -> float:
+    """The delay, before jitter, from ``elapsed`` seconds into a watch to the next look."""
+    if expected_duration is not None:
+        start = hint.window_start * expected_duration
+        if elapsed < start:
+            return start - elapsed
+        if elapsed < hint.window_end * expected_duration:
+            return max(MIN_DELAY, min(elapsed * hint.step, profile.max_delay))
+    grown = elapsed * (profile.multiplier - 1.0)
+    return max(MIN_DELAY, profile.initial_delay, min(grown, profile.max_delay))
+
+
+def next_delay(
+    *,
+    elapsed: float,
+    profile: Profile,
+    rng: random.Random,
+    expected_duration: float | None = None,
+    transient_errors: int = 0,
+    server_hint: float | None = None,
+    hint: Hint = DEFAULT_HINT,
+) -> float:
+    """Seconds to wait before the next look; see the module docstring for the rules.
+
+    Args:
+        elapsed: seconds since the watch started.
+        profile: the API's profile (with the watch's overrides).
+        rng: source of jitter; use :func:`rng_for` so the result is reproducible.
+        expected_duration: the watch's hint of the operation's total duration, if any.
+        transient_errors: consecutive transient errors, the one just seen included.
+        server_hint: seconds the server asked to wait (Retry-After / RetryInfo), if any.
+        hint: how ``expected_duration`` shapes the schedule.
+
+    Returns:
+        A delay of at least :data:`MIN_DELAY` seconds. It is not clipped to the watch's timeout:
+        the caller does that, because only the caller knows the deadline.
+    """
+    delay = schedule_delay(elapsed, profile, expected_duration, hint)
+    if transient_errors > 0:
+        backoff = profile.error_initial_delay * 2.0 ** min(transient_errors - 1, 30)
+        delay = max(delay, min(backoff, profile.max_delay))
+    delay *= 1.0 - profile.jitter * rng.random()
+    if server_hint is not None:
+        delay = max(delay, min(server_hint, MAX_SERVER_HINT))
+    return max(MIN_DELAY, delay)

@@ -1,0 +1,159 @@
+"""Fakes at opwatch's three boundaries (fetch, schedule, publish) and an injected clock."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from opwatch import checks
+from opwatch.contracts import WatchRequest
+from opwatch.core import Fetched, FetchFailed, FetchResult
+from opwatch.notification import Notification
+from opwatch.service import Notifier
+from opwatch.settings import Settings
+from opwatch.status import make_status
+
+DATA = Path(__file__).parent / "data"
+T0 = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+RESULTS = "projects/test-project/topics/opwatch-results"
+OTHER_TOPIC = "projects/test-project/topics/team-b-results"
+QUEUE = "projects/test-project/locations/us-central1/queues/opwatch-checks"
+CHECK_URL = "https://us-central1-test-project.cloudfunctions.net/on_check"
+OPERATION = "projects/p/locations/us-central1/operations/operation-123"
+
+
+def load(name: str) -> Any:
+    return json.loads((DATA / name).read_text())
+
+
+def pubsub_message(data: Any, message_id: str = "m-1", *, raw: bytes | None = None) -> dict[str, Any]:
+    """A PubsubMessage in its JSON form, as a push delivers it."""
+    payload = raw if raw is not None else json.dumps(data).encode()
+    return {"data": base64.b64encode(payload).decode(), "messageId": message_id}
+
+
+class Clock:
+    """Time that moves only when a test says so."""
+
+    def __init__(self, now: datetime = T0) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+@dataclass
+class FakeFetch:
+    """Answers each fetch with the next scripted result (the last one repeats)."""
+
+    results: list[FetchResult | Callable[[], FetchResult]] = field(default_factory=list)
+    calls: list[WatchRequest] = field(default_factory=list)
+
+    def __call__(self, request: WatchRequest) -> FetchResult:
+        self.calls.append(request)
+        result = self.results[min(len(self.calls), len(self.results)) - 1]
+        return result() if callable(result) else result
+
+
+@dataclass
+class RecordingSchedule:
+    tasks: list[checks.CheckTask] = field(default_factory=list)
+    fail_with: Exception | None = None
+
+    def __call__(self, task: checks.CheckTask) -> None:
+        if self.fail_with is not None:
+            raise self.fail_with
+        self.tasks.append(task)
+
+
+@dataclass
+class RecordingPublish:
+    messages: list[Notification] = field(default_factory=list)
+    fail_with: Exception | None = None
+
+    def __call__(self, message: Notification) -> None:
+        if self.fail_with is not None:
+            raise self.fail_with
+        self.messages.append(message)
+
+    @property
+    def received(self) -> list[dict[str, Any]]:
+        return [message.to_json() for message in self.messages]
+
+
+def pending(name: str = OPERATION) -> Fetched:
+    return Fetched({"name": name, "done": False, "metadata": {"verb": "create"}})
+
+
+def succeeded(name: str = OPERATION, response: Any = None) -> Fetched:
+    body = response if response is not None else {"@type": "type.googleapis.com/x.Thing", "id": 7}
+    return Fetched({"name": name, "done": True, "response": body})
+
+
+def failed(code: int = 9, message: str = "index build failed") -> Fetched:
+    return Fetched({"name": OPERATION, "done": True, "error": {"code": code, "message": message}})
+
+
+def http_error(status: int, code: int, message: str = "boom", **kwargs: Any) -> FetchFailed:
+    return FetchFailed(status, make_status(code, message, kwargs.pop("details", None)), **kwargs)
+
+
+@pytest.fixture(autouse=True)
+def _restore_environ() -> Iterator[None]:
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return Settings(
+        results_topic=RESULTS,
+        tasks_queue=QUEUE,
+        check_url=CHECK_URL,
+        invoker_service_account="opwatch-invoker@test-project.iam.gserviceaccount.com",
+        allowed_apis=frozenset({"cloudaicompanion.googleapis.com", "spanner.googleapis.com"}),
+        allowed_notify_topics=frozenset({RESULTS, OTHER_TOPIC}),
+    )
+
+
+@dataclass
+class Harness:
+    """A Notifier wired to fakes, plus a driver that plays Cloud Tasks."""
+
+    notifier: Notifier
+    clock: Clock
+    fetch: FakeFetch
+    schedule: RecordingSchedule
+    publish: RecordingPublish
+
+    def run_checks(self, limit: int = 1000) -> None:
+        """Deliver scheduled tasks in order, at their time, until none is left."""
+        delivered = 0
+        while self.schedule.tasks:
+            task = self.schedule.tasks.pop(0)
+            assert task.when >= self.clock.now, "a check was scheduled in the past"
+            self.clock.now = task.when
+            self.notifier.on_check(checks.decode(task.body))
+            delivered += 1
+            assert delivered <= limit, "the polling chain did not end"
+
+
+@pytest.fixture
+def harness(settings: Settings) -> Harness:
+    clock, fetch = Clock(), FakeFetch()
+    schedule, publish = RecordingSchedule(), RecordingPublish()
+    notifier = Notifier(settings, fetch=fetch, schedule=schedule, publish=publish, clock=clock)
+    return Harness(notifier, clock, fetch, schedule, publish)
