@@ -1,0 +1,695 @@
+"""The whole opwatch pipeline on one machine, on real parts: :class:`LocalStack`.
+
+Started, in parallel, each in its own process group with a log file in the run directory:
+
+- **pubsub**: the Google Cloud SDK's Pub/Sub emulator (the ``cloud-pubsub-emulator`` script, or
+  ``gcloud beta emulators pubsub start`` with a private ``CLOUDSDK_CONFIG`` if the script is
+  missing). Ready when ``GET /`` answers ``Ok``.
+- **tasks**: gcloud-tasks-emulator in its own venv, through
+  :mod:`opwatch_local.tasks_emulator_launcher` (loopback bind, task-name dedup,
+  ``--max-retries``), with the queue created at start.
+- **simulator**: :mod:`opwatch_local.simulator` -- unless ``OPERATIONS_API_ENDPOINT`` is set in
+  the environment, in which case the functions fetch from that server instead.
+- **watch** / **check**: ``functions-framework --target on_watch_request|on_check`` on the same
+  ``functions/main.py`` that is deployed, configured only through environment variables.
+
+Then the topics, a push subscription from the watch topic to the watch function (its URL path is
+``/projects/P/topics/T`` so functions-framework builds a full CloudEvent ``source``), a pull
+subscription on the results topic, and the queue are created or checked.
+
+Everything binds 127.0.0.1. All ports are checked before anything starts, so a taken port fails at
+once with its number and owner. Stopping (context exit, or :meth:`LocalStack.stop`) stops every
+process group in reverse order; wrap the stack in :func:`opwatch_local.procs.sigterm_as_exit` so
+SIGTERM unwinds like Ctrl-C does.
+
+The publish/pull helpers (:func:`pubsub_clients`, :func:`publish_json`, :func:`pull_messages`,
+:func:`tasks_client`) take plain hosts and paths, so a CLI in another shell can use them with the
+variables of :meth:`LocalStack.env` and no stack object.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import grpc
+from google.api_core import exceptions as gexc
+from google.cloud import pubsub_v1, tasks_v2
+from google.cloud.tasks_v2.services.cloud_tasks.transports import CloudTasksGrpcTransport
+from google.pubsub_v1.services.publisher.transports import PublisherGrpcTransport
+from google.pubsub_v1.services.subscriber.transports import SubscriberGrpcTransport
+
+from opwatch_local.procs import (
+    LOOPBACK,
+    ManagedProcess,
+    ProcessSpec,
+    Supervisor,
+    ensure_ports_free,
+    http_ready,
+    tcp_ready,
+)
+from opwatch_local.simulator import SimulatorClient
+
+__all__ = [
+    "REPO_ROOT",
+    "LocalStack",
+    "Notification",
+    "Ports",
+    "StackConfig",
+    "StackError",
+    "publish_json",
+    "pubsub_clients",
+    "pull_messages",
+    "tasks_client",
+]
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+LAUNCHER = Path(__file__).with_name("tasks_emulator_launcher.py")
+# Per-call bound for RPCs the stack makes itself (resource creation, publish, pull).
+RPC_TIMEOUT = 10.0
+
+
+class StackError(RuntimeError):
+    """The local stack cannot start: a missing tool, venv or file (the message says which)."""
+
+
+@dataclass(frozen=True)
+class Ports:
+    """TCP ports on 127.0.0.1, one per process."""
+
+    pubsub: int = 8085
+    tasks: int = 9090
+    simulator: int = 8090
+    watch: int = 8081
+    check: int = 8082
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    """What the local stack starts and how it names things.
+
+    Attributes:
+        ports: The ports (see :class:`Ports`).
+        project: Project id used in every resource path (the emulators accept any).
+        location: Cloud Tasks location.
+        queue: Queue id.
+        watch_topic: Topic id for watch requests (ids like ``t1`` are too short for the emulator).
+        results_topic: Topic id for notifications.
+        results_subscription: Pull subscription on the results topic (for ``tail`` and tests).
+        watch_subscription: Push subscription from the watch topic to the watch function.
+        functions_source: The functions' ``main.py`` (default: ``functions/main.py``).
+        watch_target / check_target: Entry points in it.
+        function_env: Extra variables for both functions (e.g. ``ALLOWED_APIS``, ``LOG_LEVEL``);
+            they win over the stack's own.
+        start_functions: Start the two functions (off: emulators and simulator only).
+        run_dir: Where logs go (default: ``.opwatch/runs/<time>-<pid>`` in the repo).
+        tasks_python: Interpreter of the Tasks emulator's venv.
+        tasks_max_retries: Attempts after the first before the emulator drops a failing task.
+        ready_timeout: Seconds each process gets to become ready.
+    """
+
+    ports: Ports = field(default_factory=Ports)
+    project: str = "opwatch-local"
+    location: str = "us-central1"
+    queue: str = "opwatch-checks"
+    watch_topic: str = "opwatch-watch-requests"
+    results_topic: str = "opwatch-results"
+    results_subscription: str = "opwatch-results-tail"
+    watch_subscription: str = "opwatch-watch-requests-push"
+    functions_source: Path = REPO_ROOT / "functions" / "main.py"
+    watch_target: str = "on_watch_request"
+    check_target: str = "on_check"
+    function_env: Mapping[str, str] = field(default_factory=dict)
+    start_functions: bool = True
+    run_dir: Path | None = None
+    tasks_python: Path = REPO_ROOT / ".venv-tasks-emulator" / "bin" / "python"
+    tasks_max_retries: int = 5
+    ready_timeout: float = 30.0
+
+    # --- resource paths --------------------------------------------------------------------------
+
+    @property
+    def watch_topic_path(self) -> str:
+        return f"projects/{self.project}/topics/{self.watch_topic}"
+
+    @property
+    def results_topic_path(self) -> str:
+        return f"projects/{self.project}/topics/{self.results_topic}"
+
+    @property
+    def results_subscription_path(self) -> str:
+        return f"projects/{self.project}/subscriptions/{self.results_subscription}"
+
+    @property
+    def watch_subscription_path(self) -> str:
+        return f"projects/{self.project}/subscriptions/{self.watch_subscription}"
+
+    @property
+    def queue_path(self) -> str:
+        return f"projects/{self.project}/locations/{self.location}/queues/{self.queue}"
+
+    @property
+    def pubsub_host(self) -> str:
+        return f"{LOOPBACK}:{self.ports.pubsub}"
+
+    @property
+    def tasks_host(self) -> str:
+        return f"{LOOPBACK}:{self.ports.tasks}"
+
+    @property
+    def watch_url(self) -> str:
+        """Push endpoint; the path makes functions-framework set a full CloudEvent source."""
+        return f"http://{LOOPBACK}:{self.ports.watch}/{self.watch_topic_path}"
+
+    @property
+    def check_url(self) -> str:
+        return f"http://{LOOPBACK}:{self.ports.check}/"
+
+    @property
+    def simulator_url(self) -> str:
+        return f"http://{LOOPBACK}:{self.ports.simulator}"
+
+
+# --- clients and helpers usable without a stack --------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Notification:
+    """One message pulled from a subscription.
+
+    Attributes:
+        message_id: Pub/Sub message id.
+        data: Raw payload.
+        attributes: Message attributes.
+        publish_time: When Pub/Sub accepted it.
+    """
+
+    message_id: str
+    data: bytes
+    attributes: dict[str, str]
+    publish_time: datetime
+
+    def json(self) -> Any:
+        """The payload parsed as JSON (raises ValueError if it is not JSON)."""
+        return json.loads(self.data)
+
+    def to_json_line(self) -> str:
+        """One JSON line: data (parsed if JSON, else text), attributes, id and time."""
+        try:
+            data: Any = self.json()
+        except ValueError:
+            data = self.data.decode(errors="replace")
+        return json.dumps(
+            {
+                "message_id": self.message_id,
+                "publish_time": self.publish_time.isoformat(),
+                "attributes": self.attributes,
+                "data": data,
+            },
+            sort_keys=True,
+        )
+
+
+def pubsub_clients(host: str) -> tuple[pubsub_v1.PublisherClient, pubsub_v1.SubscriberClient]:
+    """Publisher and subscriber talking plaintext gRPC to the emulator at ``host``.
+
+    Explicit transports instead of ``PUBSUB_EMULATOR_HOST``: no process-wide environment change,
+    and no chance of reaching the real service by accident.
+    """
+    publisher = pubsub_v1.PublisherClient(
+        transport=PublisherGrpcTransport(channel=grpc.insecure_channel(host))
+    )
+    subscriber = pubsub_v1.SubscriberClient(
+        transport=SubscriberGrpcTransport(channel=grpc.insecure_channel(host))
+    )
+    return publisher, subscriber
+
+
+def tasks_client(host: str) -> tasks_v2.CloudTasksClient:
+    """A Cloud Tasks client for the emulator at ``host`` (plaintext gRPC)."""
+    return tasks_v2.CloudTasksClient(
+        transport=CloudTasksGrpcTransport(channel=grpc.insecure_channel(host))
+    )
+
+
+def publish_json(
+    publisher: pubsub_v1.PublisherClient,
+    topic: str,
+    payload: Mapping[str, Any] | bytes | str,
+    attributes: Mapping[str, str] | None = None,
+    timeout: float = RPC_TIMEOUT,
+) -> str:
+    """Publish one message and wait (bounded) for its id.
+
+    Args:
+        payload: A mapping (sent as JSON), or raw bytes/text (sent as is, e.g. malformed input).
+    """
+    if isinstance(payload, Mapping):
+        data = json.dumps(payload).encode()
+    elif isinstance(payload, str):
+        data = payload.encode()
+    else:
+        data = payload
+    future = publisher.publish(topic, data, **dict(attributes or {}))
+    return str(future.result(timeout=timeout))
+
+
+def pull_messages(
+    subscriber: pubsub_v1.SubscriberClient,
+    subscription: str,
+    count: int = 1,
+    timeout: float = RPC_TIMEOUT,
+    *,
+    ack: bool = True,
+) -> list[Notification]:
+    """Pull until ``count`` messages arrived or ``timeout`` seconds passed; ack them if asked.
+
+    Returns what arrived (fewer than ``count`` on timeout; the caller decides if that is a
+    failure).
+    """
+    got: list[Notification] = []
+    deadline = time.monotonic() + timeout
+    while len(got) < count:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        try:
+            response = subscriber.pull(
+                request={"subscription": subscription, "max_messages": count - len(got)},
+                timeout=max(0.1, min(remaining, 5.0)),
+                retry=None,
+            )
+        except (gexc.DeadlineExceeded, gexc.ServiceUnavailable):
+            continue
+        received = list(response.received_messages)
+        if not received:
+            time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))  # emulator: empty at once
+            continue
+        if ack:
+            subscriber.acknowledge(
+                request={"subscription": subscription, "ack_ids": [m.ack_id for m in received]},
+                timeout=RPC_TIMEOUT,
+            )
+        for m in received:
+            got.append(
+                Notification(
+                    message_id=m.message.message_id,
+                    data=bytes(m.message.data),
+                    attributes=dict(m.message.attributes),
+                    publish_time=m.message.publish_time,
+                )
+            )
+    return got
+
+
+# --- the stack -----------------------------------------------------------------------------------
+
+
+class LocalStack:
+    """Starts and stops the local pipeline (see the module docstring).
+
+    Args:
+        config: What to start (defaults: :class:`StackConfig`).
+        environ: The environment to read ``OPERATIONS_API_ENDPOINT`` from and to base the
+            children's environment on (default: ``os.environ``). Read once, here.
+
+    Use as a context manager, or :meth:`start` / :meth:`stop` (both idempotent)::
+
+        with sigterm_as_exit(), LocalStack() as stack:
+            stack.publish_watch_request({"operation": ...})
+            print(stack.pull_notifications(count=1, timeout=60))
+    """
+
+    def __init__(
+        self, config: StackConfig | None = None, *, environ: Mapping[str, str] | None = None
+    ) -> None:
+        self.config = config or StackConfig()
+        self._environ = dict(os.environ if environ is None else environ)
+        external = self._environ.get("OPERATIONS_API_ENDPOINT", "").strip()
+        #: Where the functions fetch operations; our simulator unless one was given.
+        self.operations_endpoint = external.rstrip("/") or self.config.simulator_url
+        #: True if this stack runs the simulator itself.
+        self.owns_simulator = not external
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        self.run_dir = (
+            self.config.run_dir or REPO_ROOT / ".opwatch" / "runs" / f"{stamp}-{os.getpid()}"
+        )
+        self.supervisor: Supervisor | None = None
+        #: Seconds from start to ready per process, plus ``resources`` and ``total``.
+        self.timings: dict[str, float] = {}
+        self._publisher: pubsub_v1.PublisherClient | None = None
+        self._subscriber: pubsub_v1.SubscriberClient | None = None
+        self._tasks: tasks_v2.CloudTasksClient | None = None
+
+    # --- lifecycle -------------------------------------------------------------------------------
+
+    def start(self) -> LocalStack:
+        """Start every process, wait until all are ready, then create the resources.
+
+        On any failure -- including Ctrl-C during start -- what was started is stopped before
+        the exception propagates.
+
+        Raises:
+            PortInUseError: A port is taken (nothing was started).
+            ReadinessError: A process exited or was not ready in time (its log tail inside).
+            StackError: A tool, venv or source file is missing.
+        """
+        if self.supervisor is not None:
+            return self
+        began = time.monotonic()
+        specs = self._specs()
+        ensure_ports_free([(s.name, p) for s in specs for p in s.ports])
+        self.supervisor = Supervisor(self.run_dir)
+        try:
+            for spec in specs:
+                self.supervisor.spawn(spec)
+            self.timings.update(self.supervisor.wait_ready())
+            resources = time.monotonic()
+            self._create_resources()
+            self.timings["resources"] = time.monotonic() - resources
+        except BaseException:
+            self.stop()
+            raise
+        self.timings["total"] = time.monotonic() - began
+        return self
+
+    def stop(self) -> None:
+        """Close our clients, then stop every process group, newest first. Idempotent."""
+        if self._publisher is not None:
+            with contextlib.suppress(Exception):  # best effort: the emulator may be gone
+                self._publisher.stop()
+            self._publisher.transport.close()
+            self._publisher = None
+        if self._subscriber is not None:
+            self._subscriber.close()
+            self._subscriber = None
+        if self._tasks is not None:
+            self._tasks.transport.close()
+            self._tasks = None
+        if self.supervisor is not None:
+            supervisor, self.supervisor = self.supervisor, None
+            supervisor.stop_all()
+
+    def __enter__(self) -> LocalStack:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def processes(self) -> list[ManagedProcess]:
+        """The running processes, in start order (empty when stopped)."""
+        return list(self.supervisor.processes) if self.supervisor else []
+
+    # --- what users need -------------------------------------------------------------------------
+
+    def env(self) -> dict[str, str]:
+        """Variables a user (or the CLI in another shell) needs to talk to this stack.
+
+        ``OPERATIONS_API_ENDPOINT`` is deliberately not among them: exported into a shell it
+        would make the next ``local up`` think an external server was chosen.
+        """
+        c = self.config
+        env = {
+            "PUBSUB_EMULATOR_HOST": c.pubsub_host,
+            "CLOUD_TASKS_EMULATOR_HOST": c.tasks_host,
+            "GOOGLE_CLOUD_PROJECT": c.project,
+            "OPWATCH_WATCH_TOPIC": c.watch_topic_path,
+            "OPWATCH_RESULTS_TOPIC": c.results_topic_path,
+            "OPWATCH_RESULTS_SUBSCRIPTION": c.results_subscription_path,
+            "OPWATCH_TASKS_QUEUE": c.queue_path,
+            "OPWATCH_OPERATIONS_ENDPOINT": self.operations_endpoint,
+            "OPWATCH_RUN_DIR": str(self.run_dir),
+        }
+        if c.start_functions:
+            env["OPWATCH_WATCH_URL"] = c.watch_url
+            env["OPWATCH_CHECK_URL"] = c.check_url
+        if self.owns_simulator:
+            env["OPWATCH_SIMULATOR_URL"] = c.simulator_url
+        return env
+
+    def function_env(self) -> dict[str, str]:
+        """The environment of both functions: ours on top of the caller's, extras on top."""
+        c = self.config
+        env = dict(self._environ)
+        env.update(
+            {
+                "PYTHONUNBUFFERED": "1",
+                "GOOGLE_CLOUD_PROJECT": c.project,
+                "PUBSUB_EMULATOR_HOST": c.pubsub_host,
+                "CLOUD_TASKS_EMULATOR_HOST": c.tasks_host,
+                "RESULTS_TOPIC": c.results_topic_path,
+                "TASKS_QUEUE": c.queue_path,
+                "CHECK_URL": c.check_url,
+                "TASKS_INVOKER_SA": "",
+                "OPERATIONS_API_ENDPOINT": self.operations_endpoint,
+            }
+        )
+        env.update(c.function_env)
+        return env
+
+    def simulator(self) -> SimulatorClient:
+        """Client for the simulator's control API.
+
+        Raises:
+            StackError: The stack uses an external OPERATIONS_API_ENDPOINT instead.
+        """
+        if not self.owns_simulator:
+            raise StackError(f"no simulator: operations come from {self.operations_endpoint}")
+        return SimulatorClient(self.config.simulator_url)
+
+    def publisher(self) -> pubsub_v1.PublisherClient:
+        """Publisher on the emulator (created once)."""
+        if self._publisher is None:
+            self._publisher, self._subscriber = pubsub_clients(self.config.pubsub_host)
+        return self._publisher
+
+    def subscriber(self) -> pubsub_v1.SubscriberClient:
+        """Subscriber on the emulator (created once)."""
+        self.publisher()
+        assert self._subscriber is not None
+        return self._subscriber
+
+    def tasks(self) -> tasks_v2.CloudTasksClient:
+        """Cloud Tasks client on the emulator (created once)."""
+        if self._tasks is None:
+            self._tasks = tasks_client(self.config.tasks_host)
+        return self._tasks
+
+    def publish_watch_request(
+        self,
+        request: Mapping[str, Any] | bytes | str,
+        attributes: Mapping[str, str] | None = None,
+    ) -> str:
+        """Publish a watch request on the watch topic; returns the message id."""
+        return publish_json(self.publisher(), self.config.watch_topic_path, request, attributes)
+
+    def pull_notifications(
+        self, count: int = 1, timeout: float = RPC_TIMEOUT, *, ack: bool = True
+    ) -> list[Notification]:
+        """Pull up to ``count`` notifications from the results subscription, bounded by
+        ``timeout`` seconds (see :func:`pull_messages`)."""
+        return pull_messages(
+            self.subscriber(), self.config.results_subscription_path, count, timeout, ack=ack
+        )
+
+    def create_http_task(
+        self,
+        url: str,
+        body: bytes = b"",
+        *,
+        task_id: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> tasks_v2.Task:
+        """Create an HTTP POST task on the stack's queue (named ``task_id`` if given).
+
+        Raises:
+            google.api_core.exceptions.AlreadyExists: ``task_id`` was used before.
+        """
+        c = self.config
+        task = tasks_v2.Task(
+            name=f"{c.queue_path}/tasks/{task_id}" if task_id else "",
+            http_request=tasks_v2.HttpRequest(
+                url=url,
+                http_method=tasks_v2.HttpMethod.POST,
+                headers=dict(headers or {"Content-Type": "application/json"}),
+                body=body,
+            ),
+        )
+        return self.tasks().create_task(parent=c.queue_path, task=task, timeout=RPC_TIMEOUT)
+
+    # --- internals -------------------------------------------------------------------------------
+
+    def _specs(self) -> list[ProcessSpec]:
+        c = self.config
+        t = c.ready_timeout
+        specs = [
+            ProcessSpec(
+                name="pubsub",
+                argv=self._pubsub_argv(),
+                env=self._pubsub_env(),
+                ready=http_ready(f"http://{c.pubsub_host}/", body_contains="Ok"),
+                ready_timeout=t,
+                ports=(c.ports.pubsub,),
+            ),
+            ProcessSpec(
+                name="tasks",
+                argv=self._tasks_argv(),
+                ready=tcp_ready(c.ports.tasks),
+                ready_timeout=t,
+                ports=(c.ports.tasks,),
+            ),
+        ]
+        if self.owns_simulator:
+            specs.append(
+                ProcessSpec(
+                    name="simulator",
+                    argv=[
+                        sys.executable,
+                        "-m",
+                        "opwatch_local.simulator",
+                        f"--port={c.ports.simulator}",
+                    ],
+                    env=self._environ | {"PYTHONUNBUFFERED": "1"},
+                    ready=http_ready(f"{c.simulator_url}/_sim/health", body_contains="true"),
+                    ready_timeout=t,
+                    ports=(c.ports.simulator,),
+                )
+            )
+        if c.start_functions:
+            source = Path(c.functions_source)
+            if not source.is_file():
+                raise StackError(f"functions source {source} does not exist")
+            ff = _functions_framework()
+            for name, target, port in (
+                ("watch", c.watch_target, c.ports.watch),
+                ("check", c.check_target, c.ports.check),
+            ):
+                specs.append(
+                    ProcessSpec(
+                        name=name,
+                        argv=[
+                            ff,
+                            f"--target={target}",
+                            f"--source={source}",
+                            f"--host={LOOPBACK}",
+                            f"--port={port}",
+                        ],
+                        env=self.function_env(),
+                        cwd=source.parent,
+                        # robots.txt is answered (404/405) without calling the function.
+                        ready=http_ready(f"http://{LOOPBACK}:{port}/robots.txt", status=None),
+                        ready_timeout=t,
+                        ports=(port,),
+                    )
+                )
+        return specs
+
+    def _pubsub_argv(self) -> list[str]:
+        c = self.config
+        script = _sdk_root(self._environ) / "platform/pubsub-emulator/bin/cloud-pubsub-emulator"
+        if script.is_file():
+            # The script execs java: one process, ~1 s faster than the gcloud wrapper.
+            return [str(script), f"--host={LOOPBACK}", f"--port={c.ports.pubsub}"]
+        gcloud = shutil.which("gcloud", path=self._environ.get("PATH"))
+        if gcloud is None:
+            raise StackError("the Pub/Sub emulator needs the Google Cloud SDK (gcloud) on PATH")
+        return [
+            gcloud,
+            "beta",
+            "emulators",
+            "pubsub",
+            "start",
+            f"--host-port={LOOPBACK}:{c.ports.pubsub}",
+            f"--project={c.project}",
+            f"--data-dir={self.run_dir / 'pubsub-data'}",
+            "--quiet",
+        ]
+
+    def _pubsub_env(self) -> dict[str, str]:
+        # A private gcloud config: nothing written to the user's home, no account used.
+        return self._environ | {"CLOUDSDK_CONFIG": str(self.run_dir / "gcloud-config")}
+
+    def _tasks_argv(self) -> list[str]:
+        c = self.config
+        python = Path(c.tasks_python)
+        if not python.is_file():
+            raise StackError(
+                f"{python} is missing: the Tasks emulator needs its own venv; run `./run setup`"
+            )
+        return [
+            str(python),
+            str(LAUNCHER),
+            f"--host={LOOPBACK}",
+            f"--port={c.ports.tasks}",
+            f"--queue={c.queue_path}",
+            f"--max-retries={c.tasks_max_retries}",
+        ]
+
+    def _create_resources(self) -> None:
+        c = self.config
+        publisher, subscriber = self.publisher(), self.subscriber()
+        for topic in (c.watch_topic_path, c.results_topic_path):
+            with contextlib.suppress(gexc.AlreadyExists):
+                publisher.create_topic(request={"name": topic}, timeout=RPC_TIMEOUT)
+        with contextlib.suppress(gexc.AlreadyExists):
+            subscriber.create_subscription(
+                request={"name": c.results_subscription_path, "topic": c.results_topic_path},
+                timeout=RPC_TIMEOUT,
+            )
+        if c.start_functions:
+            with contextlib.suppress(gexc.AlreadyExists):
+                subscriber.create_subscription(
+                    request={
+                        "name": c.watch_subscription_path,
+                        "topic": c.watch_topic_path,
+                        "push_config": {"push_endpoint": c.watch_url},
+                        "ack_deadline_seconds": 60,
+                    },
+                    timeout=RPC_TIMEOUT,
+                )
+        # The launcher creates the queue at start; this checks it (GetQueue is implemented).
+        try:
+            self.tasks().get_queue(name=c.queue_path, timeout=RPC_TIMEOUT)
+        except gexc.NotFound:
+            self.tasks().create_queue(
+                parent=c.queue_path.rsplit("/queues/", 1)[0],
+                queue=tasks_v2.Queue(name=c.queue_path),
+                timeout=RPC_TIMEOUT,
+            )
+
+
+def _sdk_root(environ: Mapping[str, str]) -> Path:
+    """The Google Cloud SDK's root: CLOUDSDK_ROOT_DIR, or two levels above the real gcloud."""
+    if root := environ.get("CLOUDSDK_ROOT_DIR"):
+        return Path(root)
+    gcloud = shutil.which("gcloud", path=environ.get("PATH"))
+    if gcloud is None:
+        return Path("/nonexistent")
+    return Path(gcloud).resolve().parent.parent
+
+
+def _functions_framework() -> str:
+    """The functions-framework next to our interpreter (the project venv), else on PATH."""
+    beside = Path(sys.executable).parent / "functions-framework"
+    if beside.is_file():
+        return str(beside)
+    found = shutil.which("functions-framework")
+    if found is None:
+        raise StackError("functions-framework is not installed; run `./run setup`")
+    return found
