@@ -1,0 +1,374 @@
+"""The operations simulator, in-process on an ephemeral loopback port, with an injected clock.
+
+Deterministic: the clock only moves when a test moves it, slow faults record their sleep instead of
+sleeping, and probabilistic faults use a seeded RNG.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+from collections.abc import Iterator
+
+import pytest
+from opwatch_local.simulator import (
+    MAX_SLOW_SECONDS,
+    Fault,
+    FaultKind,
+    Simulator,
+    SimulatorClient,
+    SimulatorError,
+    SimulatorServer,
+)
+
+T0 = 1_800_000_000.0  # 2027-01-15T08:00:00Z
+
+
+class FakeClock:
+    """A clock that moves only when told to."""
+
+    def __init__(self, now: float = T0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def slept() -> list[float]:
+    return []
+
+
+@pytest.fixture
+def server(clock: FakeClock, slept: list[float]) -> Iterator[SimulatorServer]:
+    with SimulatorServer(0, clock=clock, sleep=slept.append) as srv:
+        yield srv
+
+
+@pytest.fixture
+def client(server: SimulatorServer) -> SimulatorClient:
+    return SimulatorClient(server.url, timeout=5)
+
+
+def raw_get(
+    server: SimulatorServer, path: str, headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, str], dict[str, object]]:
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+    try:
+        conn.request("GET", path, headers=headers or {})
+        resp = conn.getresponse()
+        return resp.status, dict(resp.getheaders()), json.loads(resp.read() or b"{}")
+    finally:
+        conn.close()
+
+
+# --- lifecycle -----------------------------------------------------------------------------------
+
+
+def test_operation_runs_then_finishes_with_response(
+    client: SimulatorClient, clock: FakeClock
+) -> None:
+    name = client.create_operation(
+        "projects/p/locations/l/operations/op-1",
+        duration=30,
+        response={"@type": "type.googleapis.com/x.v1.Thing", "id": "42"},
+        verb="deploy",
+        target="projects/p/locations/l/things/42",
+    )
+    assert name == "projects/p/locations/l/operations/op-1"
+
+    status, running = client.get_operation(name)
+    assert status == 200
+    assert running["name"] == name
+    assert running["done"] is False
+    assert "response" not in running and "error" not in running
+    meta = running["metadata"]
+    assert meta["createTime"] == "2027-01-15T08:00:00.000000Z"
+    assert meta["verb"] == "deploy"
+    assert meta["target"] == "projects/p/locations/l/things/42"
+    assert meta["apiVersion"] == "v1"
+    assert "endTime" not in meta
+
+    clock.advance(29.9)
+    assert client.get_operation(name)[1]["done"] is False
+
+    clock.advance(0.1)
+    status, done = client.get_operation(name)
+    assert status == 200
+    assert done["done"] is True
+    assert done["response"] == {"@type": "type.googleapis.com/x.v1.Thing", "id": "42"}
+    assert done["metadata"]["endTime"] == "2027-01-15T08:00:30.000000Z"
+
+
+def test_operation_finishes_with_error_as_given(client: SimulatorClient, clock: FakeClock) -> None:
+    details = [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "QUOTA"}]
+    name = client.create_operation(
+        duration=5, error={"code": 8, "message": "out of quota", "details": details}
+    )
+    clock.advance(5)
+    status, body = client.get_operation(name)
+    assert status == 200  # the GET succeeds; the operation carries the error
+    assert body["done"] is True
+    assert body["error"] == {"code": 8, "message": "out of quota", "details": details}
+    assert "response" not in body
+
+
+def test_zero_duration_is_done_at_once_with_default_response(client: SimulatorClient) -> None:
+    name = client.create_operation()
+    body = client.get_operation(name)[1]
+    assert body["done"] is True
+    assert body["response"] == {"@type": "type.googleapis.com/google.protobuf.Empty"}
+
+
+def test_auto_names_are_unique_and_under_the_parent(client: SimulatorClient) -> None:
+    a, b = client.create_operation(duration=1), client.create_operation(duration=1)
+    assert a != b
+    assert a.startswith("projects/opwatch-local/locations/us-central1/operations/")
+
+
+def test_any_api_version_and_query_string_are_accepted(client: SimulatorClient) -> None:
+    name = client.create_operation(duration=1)
+    assert client.get_operation(name, version="v1beta")[0] == 200
+    assert client.get_operation(name + "?alt=json")[0] == 200
+
+
+# --- not found -----------------------------------------------------------------------------------
+
+
+def test_unknown_name_answers_google_not_found_shape(client: SimulatorClient) -> None:
+    status, body = client.get_operation("projects/p/locations/l/operations/nope")
+    assert status == 404
+    assert body == {
+        "error": {
+            "code": 404,
+            "message": "Operation projects/p/locations/l/operations/nope not found.",
+            "status": "NOT_FOUND",
+        }
+    }
+
+
+def test_appear_after_answers_404_until_then(client: SimulatorClient, clock: FakeClock) -> None:
+    name = client.create_operation(duration=10, appear_after=3)
+    assert client.get_operation(name)[0] == 404
+    clock.advance(2.999)
+    assert client.get_operation(name)[0] == 404
+    clock.advance(0.001)
+    status, body = client.get_operation(name)
+    assert status == 200 and body["done"] is False
+    assert client.stats(name).statuses == (404, 404, 200)
+
+
+# --- faults --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kind", "status", "grpc_status"),
+    [("500", 500, "INTERNAL"), ("503", 503, "UNAVAILABLE")],
+)
+def test_server_error_faults(
+    client: SimulatorClient, server: SimulatorServer, kind: str, status: int, grpc_status: str
+) -> None:
+    name = client.create_operation(duration=0)
+    client.set_faults(name, script=[kind])
+    code, _, body = raw_get(server, f"/v1/{name}")
+    assert code == status
+    assert body["error"]["code"] == status  # type: ignore[index]
+    assert body["error"]["status"] == grpc_status  # type: ignore[index]
+    # The script is used up: the next GET gets the operation.
+    assert client.get_operation(name)[0] == 200
+
+
+def test_429_with_retry_after_header(client: SimulatorClient, server: SimulatorServer) -> None:
+    name = client.create_operation(duration=0)
+    client.set_faults(name, script=[{"kind": "429-retry-after", "retry_after": 2.5}])
+    code, headers, body = raw_get(server, f"/v1/{name}")
+    assert code == 429
+    assert headers["Retry-After"] == "3"  # whole seconds, rounded up: never early
+    assert body["error"]["status"] == "RESOURCE_EXHAUSTED"  # type: ignore[index]
+
+
+def test_429_with_retry_info_detail(client: SimulatorClient, server: SimulatorServer) -> None:
+    name = client.create_operation(duration=0)
+    client.set_faults(
+        name,
+        script=[
+            Fault(FaultKind.RETRY_INFO, retry_after=2),
+            Fault(FaultKind.RETRY_INFO, retry_after=1.5),
+        ],
+    )
+    for delay in ("2s", "1.500s"):
+        code, headers, body = raw_get(server, f"/v1/{name}")
+        assert code == 429
+        assert "Retry-After" not in headers
+        assert body["error"]["details"] == [  # type: ignore[index]
+            {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": delay}
+        ]
+
+
+def test_slow_fault_sleeps_then_answers_normally(
+    client: SimulatorClient, slept: list[float]
+) -> None:
+    name = client.create_operation(duration=0)
+    client.set_faults(name, script=[{"kind": "slow", "seconds": 4}])
+    status, body = client.get_operation(name)
+    assert (status, body["done"]) == (200, True)
+    assert slept == [4.0]
+    assert client.stats(name).statuses == (200,)
+
+
+def test_slow_fault_is_bounded(client: SimulatorClient) -> None:
+    with pytest.raises(SimulatorError, match="seconds"):
+        client.set_faults(
+            "x/operations/y", script=[{"kind": "slow", "seconds": MAX_SLOW_SECONDS + 1}]
+        )
+
+
+def test_reset_fault_resets_the_connection(
+    client: SimulatorClient, server: SimulatorServer
+) -> None:
+    name = client.create_operation(duration=0)
+    client.set_faults(name, script=["reset"])
+    with pytest.raises((ConnectionResetError, http.client.RemoteDisconnected)):
+        raw_get(server, f"/v1/{name}")
+    assert client.stats(name).statuses == (0,)
+    assert client.get_operation(name)[0] == 200
+
+
+def test_script_ok_entries_let_a_get_through(client: SimulatorClient) -> None:
+    name = client.create_operation(duration=0)
+    client.set_faults(name, script=["503", "ok", "500"])
+    assert [client.get_operation(name)[0] for _ in range(4)] == [503, 200, 500, 200]
+
+
+def test_faults_apply_before_an_operation_exists(client: SimulatorClient) -> None:
+    client.set_faults("projects/p/locations/l/operations/later", script=["503"])
+    assert client.get_operation("projects/p/locations/l/operations/later")[0] == 503
+
+
+def test_probabilistic_faults_repeat_with_the_same_seed(client: SimulatorClient) -> None:
+    def run() -> list[int]:
+        client.reset()
+        name = client.create_operation("projects/p/locations/l/operations/flaky", duration=0)
+        client.set_faults(name, probability=0.5, fault="503", seed=7)
+        return [client.get_operation(name)[0] for _ in range(20)]
+
+    first = run()
+    assert first == run()
+    assert set(first) == {200, 503}
+
+
+def test_script_runs_before_probability(client: SimulatorClient) -> None:
+    name = client.create_operation(duration=0)
+    client.set_faults(name, script=["500"], probability=1.0, fault="503")
+    assert [client.get_operation(name)[0] for _ in range(3)] == [500, 503, 503]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"script": ["418"]},
+        {"probability": 1.5, "fault": "503"},
+        {"probability": 0.5},
+        {"script": [{"kind": "429-retry-after", "retry_after": -1}]},
+    ],
+)
+def test_bad_fault_specs_are_refused(client: SimulatorClient, bad: dict[str, object]) -> None:
+    with pytest.raises(SimulatorError, match="HTTP 400"):
+        client.set_faults("x/operations/y", **bad)  # type: ignore[arg-type]
+
+
+# --- counting and recording ----------------------------------------------------------------------
+
+
+def test_gets_are_counted_with_times_and_gaps(client: SimulatorClient, clock: FakeClock) -> None:
+    name = client.create_operation(duration=100)
+    other = client.create_operation(duration=100)
+    client.set_faults(name, script=["503"])
+    for step in (0, 1.5, 4):
+        clock.advance(step)
+        client.get_operation(name)
+    client.get_operation(other)
+
+    stats = client.stats(name)
+    assert stats.gets == 3
+    assert stats.times == (T0, T0 + 1.5, T0 + 5.5)
+    assert stats.gaps == (1.5, 4.0)
+    assert stats.statuses == (503, 200, 200)
+    assert client.stats(other).gets == 1
+    assert client.stats("never/polled").gets == 0
+
+
+def test_authorization_presence_is_recorded_not_its_value(
+    client: SimulatorClient, server: SimulatorServer
+) -> None:
+    name = client.create_operation(duration=0)
+    client.get_operation(name)
+    client.get_operation(name, headers={"Authorization": "Bearer secret-token"})
+    assert client.stats(name).authorization == (False, True)
+    records = client.requests()
+    assert [r["authorization"] for r in records] == [False, True]
+    assert "secret-token" not in json.dumps(records)
+
+
+def test_reset_forgets_everything(client: SimulatorClient) -> None:
+    name = client.create_operation("projects/p/locations/l/operations/a", duration=0)
+    client.set_faults(name, script=["503"])
+    client.get_operation(name)
+    client.reset()
+    assert client.requests() == []
+    assert client.get_operation(name)[0] == 404  # no operation and no fault any more
+    assert client.create_operation(name) == name  # the name is free again
+
+
+# --- control API errors and server ---------------------------------------------------------------
+
+
+def test_invalid_create_requests_are_refused(client: SimulatorClient) -> None:
+    client.create_operation("projects/p/locations/l/operations/dup")
+    with pytest.raises(SimulatorError, match="already exists"):
+        client.create_operation("projects/p/locations/l/operations/dup")
+    with pytest.raises(SimulatorError, match="negative"):
+        client.create_operation(duration=-1)
+    with pytest.raises(SimulatorError, match="code"):
+        client.create_operation(error={"message": "no code"})
+
+
+def test_unknown_control_route_is_404(server: SimulatorServer) -> None:
+    code, _, body = raw_get(server, "/_sim/nothing")
+    assert code == 404
+    assert body["error"]["status"] == "NOT_FOUND"  # type: ignore[index]
+
+
+def test_health(client: SimulatorClient) -> None:
+    assert client.health() is True
+    assert SimulatorClient("http://127.0.0.1:9", timeout=1).health() is False
+
+
+def test_server_binds_loopback_only() -> None:
+    with pytest.raises(ValueError, match="loopback"):
+        SimulatorServer(0, host="0.0.0.0")
+    with SimulatorServer(0) as srv:
+        assert srv.url.startswith("http://127.0.0.1:")
+
+
+def test_taken_port_names_the_port(server: SimulatorServer) -> None:
+    with pytest.raises(OSError, match=f"127.0.0.1:{server.port}"):
+        SimulatorServer(server.port).start()
+
+
+def test_simulator_core_without_http(clock: FakeClock) -> None:
+    """The decision is a pure function of state and clock: usable without sockets."""
+    sim = Simulator(clock=clock)
+    name = sim.create_operation(duration=1)["name"]
+    assert sim.handle_get(f"/v1/{name}").body["done"] is False
+    clock.advance(1)
+    assert sim.handle_get(f"/v1/{name}", authorization=True).body["done"] is True
+    assert sim.stats(name).authorization == (False, True)
