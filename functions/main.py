@@ -16,6 +16,7 @@ from typing import Any
 import flask
 import functions_framework
 from cloudevents.http import CloudEvent
+
 from opwatch import checks, logs
 from opwatch.adapters import NotificationPublisher, OperationFetcher, TaskScheduler
 from opwatch.errors import InvalidCheckBody

@@ -34,7 +34,9 @@ def load(name: str) -> Any:
     return json.loads((DATA / name).read_text())
 
 
-def pubsub_message(data: Any, message_id: str = "m-1", *, raw: bytes | None = None) -> dict[str, Any]:
+def pubsub_message(
+    data: Any, message_id: str = "m-1", *, raw: bytes | None = None
+) -> dict[str, Any]:
     """A PubsubMessage in its JSON form, as a push delivers it."""
     payload = raw if raw is not None else json.dumps(data).encode()
     return {"data": base64.b64encode(payload).decode(), "messageId": message_id}

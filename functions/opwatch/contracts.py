@@ -146,12 +146,12 @@ def decode_pubsub_data(message: Mapping[str, Any]) -> bytes:
         InvalidWatchRequest: the data is missing or is not base64.
     """
     encoded = message.get("data")
-    if not encoded:
+    if not encoded or not isinstance(encoded, str):
         raise InvalidWatchRequest(
             [Violation("", "the message has no data; publish the watch request as JSON")]
         )
     try:
-        return base64.b64decode(encoded, validate=True) if isinstance(encoded, str) else b""
+        return base64.b64decode(encoded, validate=True)
     except (binascii.Error, ValueError):
         raise InvalidWatchRequest([Violation("", "the message data is not base64")]) from None
 
@@ -184,7 +184,10 @@ def parse_watch_request(
     except UnicodeDecodeError:
         reason = "the request is not UTF-8 text; publish it as a JSON object"
         raise InvalidWatchRequest([Violation("", reason)], watch_id=default_watch_id) from None
-    except (ValueError, RecursionError) as error:
+    except RecursionError:
+        reason = "the request is nested too deeply; a watch request is a flat JSON object"
+        raise InvalidWatchRequest([Violation("", reason)], watch_id=default_watch_id) from None
+    except ValueError as error:
         reason = f"the request is not valid JSON ({str(error)[:120]}); publish a JSON object"
         raise InvalidWatchRequest([Violation("", reason)], watch_id=default_watch_id) from None
     return validate_watch_request(
@@ -270,10 +273,10 @@ def _operation(value: object) -> str:
         raise ValueError(f"must not be empty; give the operation's full name, {example}")
     if len(name) > MAX_OPERATION_CHARS:
         raise ValueError(f"is {len(name)} characters; the limit is {MAX_OPERATION_CHARS}")
-    if ":" in name:
-        raise ValueError(f"must be a relative resource name, {example}, not a URL")
     if any(char.isspace() for char in name) or _CONTROL_RE.search(name):
         raise ValueError("must not contain spaces, tabs, line breaks or control characters")
+    if ":" in name:
+        raise ValueError(f"must be a relative resource name, {example}, not a URL")
     if bad := sorted({char for char in "?#%" if char in name}):
         raise ValueError(f"must not contain {' or '.join(bad)}: give the bare name, not a URL part")
     if ".." in name:

@@ -12,14 +12,32 @@ import contextlib
 import json
 from datetime import datetime
 from email.utils import parsedate_to_datetime
+from types import MappingProxyType
 from typing import Any, Final, TypeGuard
 
-from google.api_core import exceptions
 from google.rpc import code_pb2
 
 RETRY_INFO_TYPE: Final = "type.googleapis.com/google.rpc.RetryInfo"
 ERROR_INFO_TYPE: Final = "type.googleapis.com/google.rpc.ErrorInfo"
 MAX_MESSAGE_CHARS: Final = 2000
+# The "HTTP Mapping" notes of google/rpc/code.proto, one code per status (the first listed).
+# google-api-core's HTTP exception classes leave 400/401/403/429 without a gRPC code, so the
+# table is kept here.
+HTTP_TO_GRPC: Final = MappingProxyType(
+    {
+        400: code_pb2.INVALID_ARGUMENT,
+        401: code_pb2.UNAUTHENTICATED,
+        403: code_pb2.PERMISSION_DENIED,
+        404: code_pb2.NOT_FOUND,
+        409: code_pb2.ABORTED,
+        429: code_pb2.RESOURCE_EXHAUSTED,
+        499: code_pb2.CANCELLED,
+        500: code_pb2.INTERNAL,
+        501: code_pb2.UNIMPLEMENTED,
+        503: code_pb2.UNAVAILABLE,
+        504: code_pb2.DEADLINE_EXCEEDED,
+    }
+)
 
 Status = dict[str, Any]
 
@@ -30,9 +48,8 @@ def make_status(code: int, message: str, details: list[Any] | None = None) -> St
 
 
 def grpc_code_for_http(http_status: int) -> int:
-    """The gRPC code Google's HTTP mapping gives an HTTP status (UNKNOWN when it gives none)."""
-    grpc_code = exceptions.from_http_status(http_status, "").grpc_status_code
-    return int(grpc_code.value[0]) if grpc_code is not None else code_pb2.UNKNOWN
+    """The gRPC code that google/rpc/code.proto maps to an HTTP status (UNKNOWN if none)."""
+    return int(HTTP_TO_GRPC.get(http_status, code_pb2.UNKNOWN))
 
 
 def status_from_http_error(http_status: int, body: bytes, reason: str = "") -> Status:

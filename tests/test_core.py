@@ -1,0 +1,85 @@
+"""Branches of the decision core not already exercised by whole watches in test_service."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from opwatch.contracts import WatchRequest
+from opwatch.core import CheckAgain, Finish, Outcome, Progress, decide
+from opwatch.service import utcnow
+
+from .conftest import OPERATION, T0, Fetched, http_error
+
+REQUEST = WatchRequest(operation=OPERATION, watch_id="w-1", timeout=3600.0)
+START = Progress(started=T0, polls=1)
+ERROR_INFO = "type.googleapis.com/google.rpc.ErrorInfo"
+
+
+def test_done_without_response_or_error_is_a_success() -> None:
+    decision = decide(REQUEST, START, Fetched({"name": OPERATION, "done": True}), T0)
+    assert isinstance(decision, Finish)
+    assert (decision.outcome, decision.error, decision.progress.polls) == (
+        Outcome.SUCCEEDED,
+        None,
+        2,
+    )
+
+
+def test_done_must_be_literally_true() -> None:
+    decision = decide(REQUEST, START, Fetched({"name": OPERATION, "done": "true"}), T0)
+    assert isinstance(decision, CheckAgain)
+
+
+@pytest.mark.parametrize(
+    "details",
+    [
+        [{"@type": ERROR_INFO, "reason": "RATE_LIMIT_EXCEEDED"}],
+        [{"@type": ERROR_INFO, "reason": "userRateLimitExceeded"}],
+    ],
+)
+def test_403_for_a_rate_limit_is_transient(details: list[object]) -> None:
+    decision = decide(REQUEST, START, http_error(403, 7, "slow down", details=details), T0)
+    assert isinstance(decision, CheckAgain)
+    assert decision.progress.transient_errors == 1
+
+
+def test_403_resource_exhausted_is_transient() -> None:
+    assert isinstance(decide(REQUEST, START, http_error(403, 8, "quota"), T0), CheckAgain)
+
+
+@pytest.mark.parametrize("status", [302, 400, 409, 410, 501])
+def test_other_answers_are_failures(status: int) -> None:
+    decision = decide(REQUEST, START, http_error(status, 9, "no"), T0)
+    assert isinstance(decision, Finish)
+    assert decision.outcome is Outcome.FAILED
+
+
+def test_a_good_answer_resets_the_error_count() -> None:
+    after_errors = Progress(started=T0, polls=4, transient_errors=3)
+    decision = decide(
+        REQUEST, after_errors, Fetched({"name": OPERATION}), T0 + timedelta(seconds=60)
+    )
+    assert isinstance(decision, CheckAgain)
+    assert (decision.progress.transient_errors, decision.progress.seen) == (0, True)
+
+
+def test_the_last_check_is_never_past_the_deadline() -> None:
+    decision = decide(REQUEST, START, Fetched({"name": OPERATION}), T0 + timedelta(seconds=3599))
+    assert isinstance(decision, CheckAgain)
+    assert decision.delay == pytest.approx(1.0)
+
+
+def test_timed_out_mentions_the_last_failure() -> None:
+    decision = decide(
+        REQUEST, START, http_error(503, 14, "backend down"), T0 + timedelta(seconds=3600)
+    )
+    assert isinstance(decision, Finish)
+    assert decision.outcome is Outcome.TIMED_OUT
+    assert decision.error is not None and "backend down" in decision.error["message"]
+    assert decision.operation is None
+
+
+def test_clock_is_aware_utc() -> None:
+    assert utcnow().utcoffset() == timedelta(0)

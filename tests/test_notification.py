@@ -1,0 +1,125 @@
+"""The notification contract: data valid against the schema, attributes subscribers filter on."""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from typing import Any
+
+import jsonschema
+import pytest
+
+from opwatch import notification
+from opwatch.contracts import WatchRequest
+from opwatch.core import Finish, Outcome, Progress
+from opwatch.errors import InvalidWatchRequest, Violation
+from opwatch.status import make_status
+
+from .conftest import OPERATION, RESULTS, T0
+
+SCHEMA = json.loads(resources.files("opwatch").joinpath("schemas/notification.json").read_text())
+VALIDATOR = jsonschema.Draft202012Validator(SCHEMA, format_checker=jsonschema.FormatChecker())
+REQUEST = WatchRequest(operation=OPERATION, watch_id="w-1", labels={"team": "search"})
+DONE = {"name": OPERATION, "done": True, "response": {"ok": True}}
+
+
+def finished(
+    outcome: Outcome, operation: dict[str, Any] | None, error: Any = None
+) -> notification.Notification:
+    finish = Finish(outcome, operation, error, Progress(started=T0, polls=3))
+    return notification.finished(REQUEST, finish, now=T0, results_topic=RESULTS)
+
+
+@pytest.mark.parametrize(
+    ("outcome", "operation", "error"),
+    [
+        (Outcome.SUCCEEDED, DONE, None),
+        (Outcome.FAILED, {**DONE, "error": {"code": 9, "message": "x"}}, make_status(9, "x")),
+        (Outcome.TIMED_OUT, {"name": OPERATION, "done": False}, make_status(4, "late")),
+        (Outcome.NOT_FOUND, None, make_status(5, "gone")),
+        (Outcome.PERMISSION_DENIED, None, make_status(7, "denied")),
+    ],
+)
+def test_every_outcome_matches_the_schema(outcome: Outcome, operation: Any, error: Any) -> None:
+    message = finished(outcome, operation, error)
+    VALIDATOR.validate(message.to_json())
+    assert message.to_json()["outcome"] == outcome.value
+
+
+def test_invalid_request_matches_the_schema_and_explains() -> None:
+    error = InvalidWatchRequest(
+        [Violation("api", "not allowed")], raw={"api": "evil.example"}, watch_id="m-1"
+    )
+    message = notification.invalid_request(
+        error, started=T0, now=T0, polls=0, results_topic=RESULTS
+    )
+    data = message.to_json()
+    VALIDATOR.validate(data)
+    assert data["error"]["code"] == 3
+    assert data["error"]["details"][0]["fieldViolations"] == [
+        {"field": "api", "description": "not allowed"}
+    ]
+    assert data["request"] == {"api": "evil.example"}
+    assert message.attributes["outcome"] == "INVALID_REQUEST"
+    assert "operation" not in message.attributes, "empty attributes are left out"
+
+
+def test_schema_refuses_a_success_with_an_error() -> None:
+    data = finished(Outcome.SUCCEEDED, DONE).to_json()
+    assert not VALIDATOR.is_valid({**data, "error": make_status(2, "x")})
+    assert not VALIDATOR.is_valid({**data, "outcome": "DONE"})
+
+
+def test_attributes_carry_filters_labels_and_cloudevents_binding() -> None:
+    attributes = finished(Outcome.SUCCEEDED, DONE).attributes
+    assert attributes == {
+        "outcome": "SUCCEEDED",
+        "operation": OPERATION,
+        "api": "cloudaicompanion.googleapis.com",
+        "watch_id": "w-1",
+        "label_team": "search",
+        "ce-specversion": "1.0",
+        "ce-type": "dev.opwatch.operation.v1.finished",
+        "ce-source": f"//cloudaicompanion.googleapis.com/{OPERATION}",
+        "ce-id": "w-1",
+        "ce-time": "2026-11-27T12:00:00.000Z",
+        "content-type": "application/json",
+    }
+
+
+def test_oversized_response_is_dropped_with_a_flag_not_the_message(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    huge = {
+        **DONE,
+        "metadata": {"target": "t"},
+        "response": {"blob": "x" * (notification.MAX_DATA_BYTES + 10)},
+    }
+    data = finished(Outcome.SUCCEEDED, huge)
+    assert len(data.data) <= notification.MAX_DATA_BYTES
+    decoded = data.to_json()
+    assert decoded["operation_truncated"] is True
+    assert decoded["operation"] == {"name": OPERATION, "done": True, "metadata": {"target": "t"}}
+
+
+def test_oversized_everything_keeps_the_verdict() -> None:
+    huge = {**DONE, "name": "n" * (notification.MAX_DATA_BYTES + 10)}
+    error = make_status(9, "failed", [{"blob": "y" * 100}])
+    decoded = finished(Outcome.FAILED, huge, error).to_json()
+    assert decoded["operation"] == {"done": True}
+    assert decoded["error"] == make_status(9, "failed")
+    assert decoded["operation_truncated"] is True
+
+
+def test_small_notification_is_not_flagged() -> None:
+    assert finished(Outcome.SUCCEEDED, DONE).to_json()["operation_truncated"] is False
+
+
+def test_attribute_values_fit_pubsub_limits() -> None:
+    error = InvalidWatchRequest(
+        [Violation("operation", "bad")], raw={"operation": "é" * 2000}, watch_id="m"
+    )
+    message = notification.invalid_request(
+        error, started=T0, now=T0, polls=0, results_topic=RESULTS
+    )
+    assert all(len(value.encode()) <= 1024 for value in message.attributes.values())

@@ -1,0 +1,208 @@
+"""Whole watches, from watch message to notification, with Cloud Tasks played by the harness."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from google.api_core import exceptions
+
+from opwatch import checks
+from opwatch.core import FetchFailed, Outcome
+from opwatch.status import make_status
+
+from .conftest import (
+    OPERATION,
+    OTHER_TOPIC,
+    RESULTS,
+    T0,
+    Harness,
+    failed,
+    http_error,
+    pending,
+    pubsub_message,
+    succeeded,
+)
+
+
+def watch(harness: Harness, **request: object) -> Outcome | None:
+    return harness.notifier.on_watch_message(pubsub_message({"operation": OPERATION, **request}))
+
+
+def test_done_at_first_look_publishes_once_and_schedules_nothing(harness: Harness) -> None:
+    harness.fetch.results = [succeeded()]
+    assert watch(harness) is Outcome.SUCCEEDED
+    assert harness.schedule.tasks == []
+    [note] = harness.publish.received
+    assert note["outcome"] == "SUCCEEDED"
+    assert note["operation"] == succeeded().operation
+    assert note["error"] is None
+    assert note["polls"] == 1
+    assert note["watch_id"] == "m-1"
+    assert harness.publish.messages[0].topic == RESULTS
+
+
+def test_pending_operation_is_rechecked_until_done(harness: Harness) -> None:
+    harness.fetch.results = [pending(), pending(), pending(), succeeded()]
+    assert watch(harness) is None
+    assert len(harness.schedule.tasks) == 1
+    harness.run_checks()
+    [note] = harness.publish.received
+    assert note["outcome"] == "SUCCEEDED"
+    assert note["polls"] == 4
+    assert len(harness.fetch.calls) == 4
+    assert note["watch_started"] == "2026-11-27T12:00:00.000Z"
+    assert note["observed_done"] > note["watch_started"]
+
+
+def test_operation_error_is_failed_with_the_operations_own_error(harness: Harness) -> None:
+    harness.fetch.results = [pending(), failed(9, "index build failed")]
+    watch(harness)
+    harness.run_checks()
+    [note] = harness.publish.received
+    assert note["outcome"] == "FAILED"
+    assert note["error"] == {"code": 9, "message": "index build failed", "details": []}
+    assert note["operation"]["error"]["message"] == "index build failed"
+
+
+def test_timeout_ends_with_timed_out_at_the_deadline_and_the_last_operation(
+    harness: Harness,
+) -> None:
+    harness.fetch.results = [pending()]
+    watch(harness, timeout="300s")
+    harness.run_checks()
+    [note] = harness.publish.received
+    assert note["outcome"] == "TIMED_OUT"
+    assert note["error"]["code"] == 4
+    assert note["operation"] == pending().operation
+    assert harness.clock.now == T0 + timedelta(seconds=300), "the last look is at the deadline"
+
+
+def test_404_is_not_yet_during_the_grace_window_then_not_found(harness: Harness) -> None:
+    harness.fetch.results = [http_error(404, 5, "no such operation")]
+    watch(harness, polling={"not_found_grace": "30s"})
+    harness.run_checks()
+    [note] = harness.publish.received
+    assert note["outcome"] == "NOT_FOUND"
+    assert note["error"]["message"] == "no such operation"
+    assert harness.clock.now >= T0 + timedelta(seconds=30)
+    assert len(harness.fetch.calls) > 1
+
+
+def test_operation_that_appears_late_is_still_watched(harness: Harness) -> None:
+    harness.fetch.results = [http_error(404, 5), http_error(404, 5), pending(), succeeded()]
+    watch(harness)
+    harness.run_checks()
+    assert [n["outcome"] for n in harness.publish.received] == ["SUCCEEDED"]
+
+
+def test_operation_that_disappears_after_being_seen_is_not_found_at_once(harness: Harness) -> None:
+    harness.fetch.results = [pending(), http_error(404, 5)]
+    watch(harness)
+    harness.run_checks()
+    [note] = harness.publish.received
+    assert (note["outcome"], note["polls"]) == ("NOT_FOUND", 2)
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_auth_errors_are_permission_denied(harness: Harness, status: int) -> None:
+    harness.fetch.results = [http_error(status, 7, "caller lacks cloudaicompanion.operations.get")]
+    watch(harness)
+    [note] = harness.publish.received
+    assert note["outcome"] == "PERMISSION_DENIED"
+    assert note["error"]["message"] == "caller lacks cloudaicompanion.operations.get"
+
+
+def test_transient_errors_are_retried_then_success(harness: Harness) -> None:
+    unavailable = FetchFailed(None, make_status(14, "connection reset"))
+    harness.fetch.results = [http_error(503, 14), unavailable, http_error(429, 8), succeeded()]
+    watch(harness)
+    harness.run_checks()
+    [note] = harness.publish.received
+    assert (note["outcome"], note["polls"]) == ("SUCCEEDED", 4)
+
+
+def test_retry_after_is_honoured(harness: Harness) -> None:
+    harness.fetch.results = [http_error(429, 8, retry_after="120")]
+    watch(harness)
+    [task] = harness.schedule.tasks
+    assert task.when - T0 >= timedelta(seconds=120)
+
+
+def test_other_client_errors_fail_with_the_apis_error(harness: Harness) -> None:
+    harness.fetch.results = [http_error(400, 3, "bad operation id")]
+    watch(harness)
+    [note] = harness.publish.received
+    assert note["outcome"] == "FAILED"
+    assert note["operation"] is None
+    assert note["error"]["message"] == "bad operation id"
+
+
+def test_invalid_request_is_answered_not_fetched(harness: Harness) -> None:
+    outcome = harness.notifier.on_watch_message(
+        pubsub_message({"operation": "https://evil.example/x", "timout": "1s"}, "m-9")
+    )
+    assert outcome is Outcome.INVALID_REQUEST
+    assert harness.fetch.calls == []
+    [note] = harness.publish.received
+    assert note["outcome"] == "INVALID_REQUEST"
+    assert note["watch_id"] == "m-9"
+    violations = note["error"]["details"][0]["fieldViolations"]
+    assert {v["field"] for v in violations} == {"operation", "timout"}
+
+
+def test_labels_and_notify_topic_reach_the_notification(harness: Harness) -> None:
+    harness.fetch.results = [succeeded()]
+    watch(harness, labels={"team": "search"}, notify_topic=OTHER_TOPIC, watch_id="w-42")
+    [message] = harness.publish.messages
+    assert message.topic == OTHER_TOPIC
+    assert message.attributes["label_team"] == "search"
+    assert message.attributes["watch_id"] == "w-42"
+    assert message.to_json()["labels"] == {"team": "search"}
+
+
+def test_redelivered_watch_names_the_same_first_task(harness: Harness) -> None:
+    harness.fetch.results = [pending()]
+    watch(harness)
+    watch(harness)
+    first, again = harness.schedule.tasks
+    assert first.task_id == again.task_id, "Cloud Tasks dedups the second chain by name"
+
+
+def test_each_check_names_a_new_task(harness: Harness) -> None:
+    harness.fetch.results = [pending()]
+    watch(harness, timeout="600s")
+    names = []
+    while harness.schedule.tasks:
+        task = harness.schedule.tasks.pop(0)
+        names.append(task.task_id)
+        harness.clock.now = task.when
+        harness.notifier.on_check(checks.decode(task.body))
+    assert len(names) == len(set(names)) > 3
+
+
+def test_failure_to_schedule_propagates_so_the_platform_retries(harness: Harness) -> None:
+    harness.fetch.results = [pending()]
+    harness.schedule.fail_with = exceptions.ServiceUnavailable("queue unavailable")
+    with pytest.raises(exceptions.ServiceUnavailable):
+        watch(harness)
+    assert harness.publish.messages == []
+
+
+def test_failure_to_publish_propagates_so_the_platform_retries(harness: Harness) -> None:
+    harness.fetch.results = [succeeded()]
+    harness.publish.fail_with = exceptions.ServiceUnavailable("pubsub unavailable")
+    with pytest.raises(exceptions.ServiceUnavailable):
+        watch(harness)
+
+
+def test_check_for_an_api_no_longer_allowed_is_answered_invalid(harness: Harness) -> None:
+    harness.fetch.results = [pending()]
+    watch(harness, api="spanner.googleapis.com", watch_id="w-7")
+    [task] = harness.schedule.tasks
+    state = checks.decode(task.body)
+    state.request["api"] = "evil.example"
+    assert harness.notifier.on_check(state) is Outcome.INVALID_REQUEST
+    assert len(harness.fetch.calls) == 1
+    [note] = harness.publish.received
+    assert (note["watch_id"], note["polls"]) == ("w-7", 1)

@@ -1,0 +1,66 @@
+"""Configuration read once from the environment, failing with every problem named."""
+
+from __future__ import annotations
+
+import pytest
+
+from opwatch.errors import ConfigurationError
+from opwatch.settings import Settings
+
+from .conftest import CHECK_URL, QUEUE, RESULTS
+
+REQUIRED = {"RESULTS_TOPIC": RESULTS, "TASKS_QUEUE": QUEUE, "CHECK_URL": CHECK_URL}
+
+
+def test_defaults() -> None:
+    settings = Settings.from_env(REQUIRED)
+    assert settings.allowed_apis == {"cloudaicompanion.googleapis.com"}
+    assert settings.allowed_notify_topics == {RESULTS}
+    assert (settings.fetch_timeout, settings.log_level) == (10.0, "INFO")
+    assert settings.invoker_service_account is None
+    assert settings.operations_endpoint is None
+
+
+def test_everything_set() -> None:
+    settings = Settings.from_env(
+        {
+            **REQUIRED,
+            "TASKS_INVOKER_SA": "inv@p.iam.gserviceaccount.com",
+            "ALLOWED_APIS": "cloudaicompanion.googleapis.com, spanner.googleapis.com",
+            "ALLOWED_NOTIFY_TOPICS": "projects/p/topics/a,projects/p/topics/b",
+            "OPERATIONS_API_ENDPOINT": "http://127.0.0.1:8090/",
+            "FETCH_TIMEOUT": "2.5",
+            "CLOUD_TASKS_EMULATOR_HOST": "127.0.0.1:9090",
+            "LOG_LEVEL": "debug",
+        }
+    )
+    assert settings.allowed_apis == {"cloudaicompanion.googleapis.com", "spanner.googleapis.com"}
+    assert settings.allowed_notify_topics == {RESULTS, "projects/p/topics/a", "projects/p/topics/b"}
+    assert settings.operations_endpoint == "http://127.0.0.1:8090"
+    assert (settings.fetch_timeout, settings.log_level) == (2.5, "DEBUG")
+    assert settings.tasks_emulator_host == "127.0.0.1:9090"
+
+
+def test_missing_settings_are_all_named() -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        Settings.from_env({})
+    assert all(name in str(caught.value) for name in REQUIRED)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("RESULTS_TOPIC", "opwatch-results"),
+        ("TASKS_QUEUE", "opwatch-checks"),
+        ("CHECK_URL", "ftp://x"),
+        ("ALLOWED_APIS", "https://evil.example"),
+        ("ALLOWED_NOTIFY_TOPICS", "topic-b"),
+        ("OPERATIONS_API_ENDPOINT", "127.0.0.1:8090"),
+        ("FETCH_TIMEOUT", "soon"),
+        ("FETCH_TIMEOUT", "0"),
+        ("LOG_LEVEL", "LOUD"),
+    ],
+)
+def test_malformed_settings_are_named(name: str, value: str) -> None:
+    with pytest.raises(ConfigurationError, match=name):
+        Settings.from_env({**REQUIRED, name: value})
