@@ -49,6 +49,7 @@ __all__ = [
     "free_port",
     "group_pids",
     "http_ready",
+    "listening_sockets",
     "port_is_free",
     "sigterm_as_exit",
     "tcp_ready",
@@ -226,6 +227,39 @@ def group_pids(pgid: int) -> set[int]:
         if pgrp == pgid and state not in {"Z", "X"}:
             pids.add(int(entry.name))
     return pids
+
+
+def listening_sockets(pids: Iterable[int]) -> set[tuple[str, int]]:
+    """``(address, port)`` of every TCP socket in LISTEN state owned by ``pids`` (Linux /proc).
+
+    Lets a test prove that a process -- including ports it opens on its own, like the Java
+    emulator's extra ones -- listens on loopback only. IPv4-mapped IPv6 addresses are reported as
+    written, e.g. ``::ffff:127.0.0.1``.
+    """
+    inodes: set[str] = set()
+    for pid in pids:
+        fd_dir = Path(f"/proc/{pid}/fd")
+        with contextlib.suppress(OSError):
+            for fd in fd_dir.iterdir():
+                with contextlib.suppress(OSError):
+                    target = os.readlink(fd)
+                    if target.startswith("socket:["):
+                        inodes.add(target[8:-1])
+    found: set[tuple[str, int]] = set()
+    for table, family in (("/proc/net/tcp", socket.AF_INET), ("/proc/net/tcp6", socket.AF_INET6)):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                local, state, inode = fields[1], fields[3], fields[9]
+                if state != "0A" or inode not in inodes:  # 0A = LISTEN
+                    continue
+                hex_addr, hex_port = local.split(":")
+                # The kernel prints each 32-bit word in host (little-endian) order.
+                raw = b"".join(
+                    bytes.fromhex(hex_addr[i : i + 8])[::-1] for i in range(0, len(hex_addr), 8)
+                )
+                found.add((socket.inet_ntop(family, raw), int(hex_port, 16)))
+    return found
 
 
 @dataclass(frozen=True)
