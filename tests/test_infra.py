@@ -148,9 +148,9 @@ def members_of(tf: Config) -> list[tuple[str, str, Body]]:
     ]
 
 
-def tool_env() -> dict[str, str]:
-    config = ROOT / ".pytest_cache" / "empty.tfrc"
-    config.parent.mkdir(exist_ok=True)
+def tool_env(tmp_path: Path) -> dict[str, str]:
+    """Offline, quiet tools: no version check, no user CLI config."""
+    config = tmp_path / "empty.tfrc"
     config.touch()
     return {**os.environ, "CHECKPOINT_DISABLE": "1", "TF_CLI_CONFIG_FILE": str(config)}
 
@@ -158,14 +158,14 @@ def tool_env() -> dict[str, str]:
 # --- tools ------------------------------------------------------------------------------------
 
 
-def test_terraform_files_are_formatted() -> None:
+def test_terraform_files_are_formatted(tmp_path: Path) -> None:
     terraform = shutil.which("terraform")
     assert terraform, "terraform is not on PATH; install Terraform >= 1.5 to run the infra checks"
     result = subprocess.run(
         [terraform, "fmt", "-check", "-recursive", "-diff", str(INFRA)],
         capture_output=True,
         text=True,
-        env=tool_env(),
+        env=tool_env(tmp_path),
         timeout=60,
         check=False,
     )
@@ -187,7 +187,7 @@ def skip_comments() -> list[tuple[str, str]]:
     return found
 
 
-def test_checkov_finds_no_failed_checks() -> None:
+def test_checkov_finds_no_failed_checks(tmp_path: Path) -> None:
     result = subprocess.run(
         [
             str(checkov_path()),
@@ -203,7 +203,7 @@ def test_checkov_finds_no_failed_checks() -> None:
         ],
         capture_output=True,
         text=True,
-        env=tool_env(),
+        env=tool_env(tmp_path),
         timeout=120,
         check=False,
     )
