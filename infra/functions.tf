@@ -52,6 +52,7 @@ resource "google_storage_bucket_object" "source" {
 # HTTP function called by Cloud Tasks (OIDC token of the invoker account). Not public: the
 # only run.invoker binding is the invoker account's, in iam.tf.
 resource "google_cloudfunctions2_function" "check" {
+  #checkov:skip=CKV_GCP_124:Ingress is var.ingress_settings (default ALLOW_ALL): Cloud Run counts same-project Cloud Tasks as internal only on the run.app URL, and tasks target the cloudfunctions.net CHECK_URL. Access is enforced by IAM: only the invoker account holds run.invoker.
   project     = var.project_id
   location    = var.region
   name        = local.check_function_name
@@ -59,9 +60,8 @@ resource "google_cloudfunctions2_function" "check" {
   labels      = local.labels
 
   build_config {
-    runtime         = var.runtime
-    entry_point     = "on_check"
-    service_account = var.build_service_account
+    runtime     = var.runtime
+    entry_point = "on_check"
 
     source {
       storage_source {
@@ -96,6 +96,7 @@ resource "google_cloudfunctions2_function" "check" {
 # there why). The @cloud_event decorator in main.py makes functions-framework parse the push
 # body as a CloudEvent even though the function is deployed without a trigger.
 resource "google_cloudfunctions2_function" "watch" {
+  #checkov:skip=CKV_GCP_124:Ingress is var.ingress_settings (default ALLOW_ALL), set ALLOW_INTERNAL_ONLY once verified in your project. Access is enforced by IAM: only the push account holds run.invoker.
   project     = var.project_id
   location    = var.region
   name        = local.watch_function_name
@@ -103,9 +104,8 @@ resource "google_cloudfunctions2_function" "watch" {
   labels      = local.labels
 
   build_config {
-    runtime         = var.runtime
-    entry_point     = "on_watch_request"
-    service_account = var.build_service_account
+    runtime     = var.runtime
+    entry_point = "on_watch_request"
 
     source {
       storage_source {

@@ -54,21 +54,12 @@ variable "runtime" {
   }
 }
 
-variable "build_service_account" {
-  type        = string
-  description = "Service account Cloud Build uses to build the functions, as projects/P/serviceAccounts/EMAIL. Null uses the project's default build account."
-  default     = null
-
-  validation {
-    condition     = var.build_service_account == null || can(regex("^projects/[^/]+/serviceAccounts/[^/]+@[^/]+$", var.build_service_account))
-    error_message = "build_service_account must look like projects/PROJECT/serviceAccounts/EMAIL."
-  }
-}
-
 variable "ingress_settings" {
   type        = string
-  description = "Network ingress of both functions. Pub/Sub push and Cloud Tasks in the same project count as internal traffic; IAM is enforced either way."
-  default     = "ALLOW_INTERNAL_ONLY"
+  description = "Network ingress of both functions. IAM (no public invoker) is the access control either way. ALLOW_INTERNAL_ONLY is tighter, but Cloud Run counts same-project Pub/Sub push and Cloud Tasks as internal only on run.app URLs (tasks use the cloudfunctions.net CHECK_URL): verify deliveries after switching."
+  # Default kept open at the network level because a wrong ingress silently turns every push and
+  # task into a 404 that ends in the dead-letter topic or dropped re-checks.
+  default = "ALLOW_ALL"
 
   validation {
     condition     = contains(["ALLOW_ALL", "ALLOW_INTERNAL_ONLY", "ALLOW_INTERNAL_AND_GCLB"], var.ingress_settings)

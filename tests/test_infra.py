@@ -279,7 +279,6 @@ CONSTRAINED = (
     "region",
     "name_prefix",
     "runtime",
-    "build_service_account",
     "ingress_settings",
     "watch_function",
     "check_function",
