@@ -16,7 +16,7 @@ resource "google_pubsub_topic" "watch_requests" {
 
 # Notifications for downstream subscribers, who create their own (filtered) subscriptions.
 resource "google_pubsub_topic" "results" {
-  #checkov:skip=CKV_GCP_83:Notifications carry operation names and status, no customer data; Google-managed encryption at rest is enough. Add kms_key_name if your policy requires CMEK.
+  #checkov:skip=CKV_GCP_83:Notifications embed the operation as the API returned it, encrypted at rest with Google-managed keys like the API that produced it. CMEK is a per-organisation policy: add kms_key_name (and the Pub/Sub agent on the key) if yours requires it.
   project = var.project_id
   name    = "${var.name_prefix}-results"
   labels  = local.labels
