@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 from google.api_core.exceptions import AlreadyExists, InvalidArgument
+
 from opwatch_local.procs import (
     PortInUseError,
     ProcessSpec,
@@ -88,14 +89,6 @@ ECHO_FUNCTIONS = textwrap.dedent(
 )
 
 
-def free_ports() -> Ports:
-    """Five distinct ports that were free a moment ago (so a developer's stack can keep running)."""
-    ports: set[int] = set()
-    while len(ports) < 5:
-        ports.add(free_port())
-    return Ports(*sorted(ports))
-
-
 @pytest.fixture(scope="module")
 def functions_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
     source = tmp_path_factory.mktemp("echo-functions") / "main.py"
@@ -105,7 +98,7 @@ def functions_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def config_for(functions_source: Path, run_dir: Path, **overrides: Any) -> StackConfig:
     return StackConfig(
-        ports=free_ports(),
+        ports=Ports.free(),
         functions_source=functions_source,
         run_dir=run_dir,
         ready_timeout=20,
@@ -252,7 +245,7 @@ def test_every_listening_socket_is_loopback(stack: LocalStack) -> None:
     pids = {pid for proc in stack.processes for pid in proc.pids()}
     sockets = listening_sockets(pids)
     ports = {port for _, port in sockets}
-    assert set(vars(stack.config.ports).values()) <= ports
+    assert set(stack.config.ports.by_owner().values()) <= ports
     assert {address for address, _ in sockets} <= LOOPBACK_ADDRESSES, sockets
 
 
@@ -271,7 +264,7 @@ def test_stop_leaves_no_process_and_frees_the_ports(functions_source: Path, tmp_
     environ = {k: v for k, v in os.environ.items() if k != "OPERATIONS_API_ENDPOINT"}
     with LocalStack(config_for(functions_source, tmp_path), environ=environ) as own:
         pids = {pid for proc in own.processes for pid in proc.pids()}
-        ports = list(vars(own.config.ports).values())
+        ports = list(own.config.ports.by_owner().values())
         assert len(own.processes) == 5
         assert all(is_alive(pid) for pid in pids)
     assert not [pid for pid in pids if is_alive(pid)]
@@ -348,3 +341,23 @@ def test_sigterm_to_the_owner_stops_its_children(tmp_path: Path) -> None:
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=5)
+
+
+def test_a_child_that_ignores_sigterm_is_killed(tmp_path: Path) -> None:
+    ignore = (
+        "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+        "print('ignoring SIGTERM', flush=True); time.sleep(60)"
+    )
+    log = tmp_path / "stubborn.log"
+    spec = ProcessSpec(
+        name="stubborn",
+        argv=[sys.executable, "-c", ignore],
+        # Ready once the handler is installed, or SIGTERM could win the race.
+        ready=lambda: log.exists() and "ignoring" in log.read_text(),
+        ready_timeout=10,
+        stop_timeout=0.3,
+    )
+    with Supervisor(tmp_path) as sup:
+        proc = sup.start(spec)
+        assert proc.stop() == -signal.SIGKILL
+        assert not is_alive(proc.pid)

@@ -11,6 +11,7 @@ import json
 from collections.abc import Iterator
 
 import pytest
+
 from opwatch_local.simulator import (
     MAX_SLOW_SECONDS,
     Fault,

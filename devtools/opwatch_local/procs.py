@@ -403,6 +403,8 @@ class Supervisor:
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.processes: list[ManagedProcess] = []
+        #: Seconds each stop took, by name (SIGTERM to group gone).
+        self.stop_times: dict[str, float] = {}
 
     def spawn(self, spec: ProcessSpec) -> ManagedProcess:
         """Start ``spec`` without waiting for readiness (so several can start in parallel).
@@ -439,8 +441,10 @@ class Supervisor:
         errors: list[BaseException] = []
         while self.processes:
             proc = self.processes.pop()
+            began = time.monotonic()
             try:
                 proc.stop()
+                self.stop_times[proc.name] = time.monotonic() - began
             except Exception as exc:  # keep stopping the rest; report at the end
                 errors.append(exc)
         if errors:

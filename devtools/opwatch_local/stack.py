@@ -44,7 +44,7 @@ from typing import Any
 
 import grpc
 from google.api_core import exceptions as gexc
-from google.cloud import pubsub_v1, tasks_v2
+from google.cloud import pubsub_v1, tasks_v2  # type: ignore[attr-defined]
 from google.cloud.tasks_v2.services.cloud_tasks.transports import CloudTasksGrpcTransport
 from google.pubsub_v1.services.publisher.transports import PublisherGrpcTransport
 from google.pubsub_v1.services.subscriber.transports import SubscriberGrpcTransport
@@ -55,6 +55,7 @@ from opwatch_local.procs import (
     ProcessSpec,
     Supervisor,
     ensure_ports_free,
+    free_port,
     http_ready,
     tcp_ready,
 )
@@ -92,6 +93,19 @@ class Ports:
     simulator: int = 8090
     watch: int = 8081
     check: int = 8082
+
+    @classmethod
+    def free(cls) -> Ports:
+        """Five distinct ports free a moment ago: for test stacks that must not collide with a
+        developer's stack on the defaults (a small race remains, by nature)."""
+        ports: set[int] = set()
+        while len(ports) < 5:
+            ports.add(free_port())
+        return cls(*sorted(ports))
+
+    def by_owner(self) -> dict[str, int]:
+        """``{"pubsub": 8085, ...}``."""
+        return dict(vars(self))
 
 
 @dataclass(frozen=True)
@@ -347,6 +361,8 @@ class LocalStack:
         self.supervisor: Supervisor | None = None
         #: Seconds from start to ready per process, plus ``resources`` and ``total``.
         self.timings: dict[str, float] = {}
+        #: Seconds each process took to stop, after :meth:`stop`.
+        self.stop_times: dict[str, float] = {}
         self._publisher: pubsub_v1.PublisherClient | None = None
         self._subscriber: pubsub_v1.SubscriberClient | None = None
         self._tasks: tasks_v2.CloudTasksClient | None = None
@@ -394,11 +410,14 @@ class LocalStack:
             self._subscriber.close()
             self._subscriber = None
         if self._tasks is not None:
-            self._tasks.transport.close()
+            self._tasks.transport.close()  # type: ignore[no-untyped-call]
             self._tasks = None
         if self.supervisor is not None:
             supervisor, self.supervisor = self.supervisor, None
-            supervisor.stop_all()
+            try:
+                supervisor.stop_all()
+            finally:
+                self.stop_times = dict(supervisor.stop_times)
 
     def __enter__(self) -> LocalStack:
         return self.start()
@@ -609,6 +628,8 @@ class LocalStack:
         gcloud = shutil.which("gcloud", path=self._environ.get("PATH"))
         if gcloud is None:
             raise StackError("the Pub/Sub emulator needs the Google Cloud SDK (gcloud) on PATH")
+        data_dir = self.run_dir / "pubsub-data"
+        data_dir.mkdir(parents=True, exist_ok=True)  # gcloud writes env.yaml there, no mkdir
         return [
             gcloud,
             "beta",
@@ -617,7 +638,7 @@ class LocalStack:
             "start",
             f"--host-port={LOOPBACK}:{c.ports.pubsub}",
             f"--project={c.project}",
-            f"--data-dir={self.run_dir / 'pubsub-data'}",
+            f"--data-dir={data_dir}",
             "--quiet",
         ]
 

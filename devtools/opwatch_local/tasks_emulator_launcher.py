@@ -84,7 +84,7 @@ def install_loopback_bind(host: str, log: Callable[[str], None]) -> None:
 def install_dedup(log: Callable[[str], None]) -> None:
     """Swap the emulator's servicer for one that answers ALREADY_EXISTS to a reused task name."""
     import grpc
-    from gcloud_tasks_emulator import server as emulator
+    from gcloud_tasks_emulator import server as emulator  # type: ignore[import-not-found]
 
     base = emulator.Greeter
 
@@ -148,7 +148,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     install_dedup(log)
     socket.setdefaulttimeout(args.dispatch_timeout)
 
-    from gcloud_tasks_emulator.__main__ import main as emulator_main
+    from gcloud_tasks_emulator.__main__ import (  # type: ignore[import-not-found]
+        main as emulator_main,
+    )
 
     emulator_argv = ["gcloud-tasks-emulator", "start", f"--port={args.port}"]
     emulator_argv += [f"--default-queue={q}" for q in args.queue]
