@@ -83,16 +83,16 @@ class Hint:
 DEFAULT_HINT: Final = Hint()
 
 # Gemini for Google Cloud: code repository indexes, repository groups and setting bindings take
-# minutes up to ~90 minutes. Growing by half the elapsed time, up to 5 minutes, keeps a 90-minute
-# build to ~25 looks with at most 5 minutes of lag, and a 1-minute one to ~7 looks.
+# minutes up to ~90 minutes. Growing the delay to a quarter of the elapsed time (5 s at first, at
+# most 5 minutes) sees the end within ~25 % of an operation's age: on bench/polling.py's mix this
+# takes fewer polls *and* less relative lag than the GAPIC, Workflows and Terraform defaults
+# (a 90-minute build: ~40 looks, at most 5 minutes late).
 PROFILES: Final = MappingProxyType(
     {
-        "cloudaicompanion.googleapis.com": Profile(
-            initial_delay=10.0, multiplier=1.5, max_delay=300.0
-        ),
+        "cloudaicompanion.googleapis.com": Profile(initial_delay=5.0, multiplier=1.25, max_delay=300.0),
     }
 )
-DEFAULT_PROFILE: Final = Profile(initial_delay=5.0, multiplier=1.5, max_delay=120.0)
+DEFAULT_PROFILE: Final = Profile(initial_delay=5.0, multiplier=1.25, max_delay=120.0)
 
 
 def profile_for(api: str, override: PollingOverride | None = None) -> Profile:
@@ -149,10 +149,16 @@ def next_delay(
         the caller does that, because only the caller knows the deadline.
     """
     delay = schedule_delay(elapsed, profile, expected_duration, hint)
+    # The jump to the hinted window is not jittered: landing early would only add looks.
+    jitter = profile.jitter if not _before_window(elapsed, expected_duration, hint) else 0.0
     if transient_errors > 0:
         backoff = profile.error_initial_delay * 2.0 ** min(transient_errors - 1, 30)
         delay = max(delay, min(backoff, profile.max_delay))
-    delay *= 1.0 - profile.jitter * rng.random()
+    delay *= 1.0 - jitter * rng.random()
     if server_hint is not None:
         delay = max(delay, min(server_hint, MAX_SERVER_HINT))
     return max(MIN_DELAY, delay)
+
+
+def _before_window(elapsed: float, expected_duration: float | None, hint: Hint) -> bool:
+    return expected_duration is not None and elapsed < hint.window_start * expected_duration
