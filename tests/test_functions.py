@@ -1,0 +1,331 @@
+"""Both Cloud Functions, driven in-process through functions-framework's own app.
+
+The HTTP and CloudEvent handling in ``functions/main.py`` stays real; the one seam is the
+composition root: the loaded module's ``NOTIFIER`` is replaced by a Notifier over the shared fakes,
+and the tests assert on what those fakes received (what a subscriber would see).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import flask
+import functions_framework
+import pytest
+from flask.testing import FlaskClient
+from google.api_core import exceptions as api_exceptions
+from werkzeug.test import TestResponse
+
+from opwatch.errors import ConfigurationError
+from opwatch.logs import LOGGER_NAME
+from opwatch.service import Notifier
+
+from .conftest import (
+    CHECK_URL,
+    QUEUE,
+    RESULTS,
+    Clock,
+    FakeFetch,
+    Fetched,
+    RecordingPublish,
+    RecordingSchedule,
+    load,
+)
+
+SOURCE = Path(__file__).resolve().parents[1] / "functions" / "main.py"
+# The body the Pub/Sub emulator POSTed to a push endpoint (Content-Type: application/json).
+PUSH = Path(__file__).parent / "data" / "pubsub-push-watch-request.json"
+# The emulator pushes to the subscription's push endpoint; with this path functions-framework
+# gives the CloudEvent the topic as its source, as on Google Cloud.
+PUSH_PATH = "/projects/test-project/topics/opwatch-watch-requests"
+ENVIRONMENT = {
+    "RESULTS_TOPIC": RESULTS,
+    "TASKS_QUEUE": QUEUE,
+    "CHECK_URL": CHECK_URL,
+    "ALLOWED_APIS": "cloudaicompanion.googleapis.com,spanner.googleapis.com",
+    "TASKS_INVOKER_SA": "opwatch-invoker@test-project.iam.gserviceaccount.com",
+}
+WATCH_ID = "index-build-42"  # the watch_id inside the captured push
+BAD_REQUEST = "type.googleapis.com/google.rpc.BadRequest"
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+@pytest.fixture
+def environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in ENVIRONMENT.items():
+        monkeypatch.setenv(name, value)
+
+
+LoadFunction = Callable[[str], tuple[flask.Flask, ModuleType]]
+
+
+@pytest.fixture
+def load_function(monkeypatch: pytest.MonkeyPatch) -> Iterator[LoadFunction]:
+    """``create_app`` for a target, putting back the process state that loading touches.
+
+    functions-framework appends the source folder to sys.path and registers the module as
+    ``main``; importing main.py sets up the opwatch logger on the current stdout.
+    """
+    monkeypatch.setattr(sys, "path", [*sys.path])
+    logger = logging.getLogger(LOGGER_NAME)
+    monkeypatch.setattr(logger, "handlers", [])
+    monkeypatch.setattr(logger, "propagate", logger.propagate)
+    monkeypatch.setattr(logger, "level", logger.level)
+
+    def load(target: str) -> tuple[flask.Flask, ModuleType]:
+        app = functions_framework.create_app(target, source=str(SOURCE))
+        return app, sys.modules["main"]
+
+    yield load
+    sys.modules.pop("main", None)
+
+
+@dataclass
+class Deployment:
+    """Both functions, as served, wired to the conftest fakes."""
+
+    watch: FlaskClient
+    check: FlaskClient
+    clock: Clock
+    fetch: FakeFetch
+    schedule: RecordingSchedule
+    publish: RecordingPublish
+
+    def push(self, data: str | None = None) -> TestResponse:
+        """POST the Pub/Sub emulator's push as captured, or with other message data (base64)."""
+        body = PUSH.read_bytes()
+        if data is not None:
+            push = json.loads(body)
+            push["message"]["data"] = data
+            body = json.dumps(push).encode()
+        return self.watch.post(PUSH_PATH, data=body, content_type="application/json")
+
+    def deliver(self, body: bytes, task_name: str | None = None) -> TestResponse:
+        """POST a check body as Cloud Tasks does."""
+        headers = {"X-CloudTasks-TaskName": task_name} if task_name is not None else {}
+        return self.check.post("/", data=body, content_type="application/json", headers=headers)
+
+
+@pytest.fixture
+def deploy(environment: None, load_function: LoadFunction) -> Callable[[], Deployment]:
+    """Load both functions, each with its composition root replaced by the shared fakes."""
+
+    def deploy() -> Deployment:
+        clock, fetch = Clock(), FakeFetch()
+        schedule, publish = RecordingSchedule(), RecordingPublish()
+        clients = []
+        for target in ("on_watch_request", "on_check"):
+            app, module = load_function(target)
+            # Each create_app executes main.py afresh: replace the composition root of each.
+            module.NOTIFIER = Notifier(
+                module.SETTINGS, fetch=fetch, schedule=schedule, publish=publish, clock=clock
+            )
+            clients.append(app.test_client())
+        watch, check = clients
+        return Deployment(watch, check, clock, fetch, schedule, publish)
+
+    return deploy
+
+
+@pytest.fixture
+def deployment(deploy: Callable[[], Deployment]) -> Deployment:
+    return deploy()
+
+
+def is_2xx(response: TestResponse) -> bool:
+    return 200 <= response.status_code < 300
+
+
+def test_a_watch_for_a_done_operation_publishes_one_succeeded_notification(
+    deployment: Deployment,
+) -> None:
+    operation = load("operation-done-response.json")
+    deployment.fetch.results = [Fetched(operation)]
+
+    response = deployment.push()
+
+    assert is_2xx(response)
+    [notification] = deployment.publish.received
+    assert notification["outcome"] == "SUCCEEDED"
+    assert notification["watch_id"] == WATCH_ID
+    assert notification["operation"] == operation
+    assert deployment.publish.messages[0].topic == RESULTS
+    assert deployment.schedule.tasks == []
+
+
+def test_a_binary_cloudevent_as_eventarc_delivers_it_is_handled_the_same(
+    deployment: Deployment,
+) -> None:
+    operation = load("operation-done-response.json")
+    deployment.fetch.results = [Fetched(operation)]
+    push = json.loads(PUSH.read_bytes())
+    headers = {
+        "ce-specversion": "1.0",
+        "ce-type": "google.cloud.pubsub.topic.v1.messagePublished",
+        "ce-source": "//pubsub.googleapis.com/projects/test-project/topics/opwatch-watch-requests",
+        "ce-id": push["message"]["messageId"],
+        "ce-time": push["message"]["publishTime"],
+    }
+
+    response = deployment.watch.post("/", json=push, headers=headers)
+
+    assert is_2xx(response)
+    [notification] = deployment.publish.received
+    assert (notification["outcome"], notification["watch_id"]) == ("SUCCEEDED", WATCH_ID)
+    assert notification["operation"] == operation
+
+
+def test_a_pending_operation_is_checked_again_by_a_task_until_done(
+    deployment: Deployment,
+) -> None:
+    deployment.fetch.results = [
+        Fetched(load("operation-pending.json")),
+        Fetched(load("operation-done-response.json")),
+    ]
+
+    assert is_2xx(deployment.push())
+    [task] = deployment.schedule.tasks
+    assert deployment.publish.messages == []
+
+    deployment.clock.now = task.when
+    response = deployment.deliver(task.body, task.task_id)
+
+    assert is_2xx(response)
+    [notification] = deployment.publish.received
+    assert (notification["outcome"], notification["polls"]) == ("SUCCEEDED", 2)
+    assert notification["operation"] == load("operation-done-response.json")
+    assert len(deployment.schedule.tasks) == 1
+
+
+def test_a_failed_operation_is_published_with_its_own_error(deployment: Deployment) -> None:
+    operation = load("operation-done-error.json")
+    deployment.fetch.results = [Fetched(operation)]
+
+    assert is_2xx(deployment.push())
+
+    [notification] = deployment.publish.received
+    assert notification["outcome"] == "FAILED"
+    assert notification["error"] == operation["error"]
+
+
+MALFORMED = {
+    "not-json": (b64(b"operation=projects/p/locations/l/operations/o"), "", "not valid JSON"),
+    "not-base64": ("this is not base64!", "", "not base64"),
+    "json-array": (b64(b'["projects/p/locations/l/operations/o"]'), "", "not list"),
+    "unknown-field": (
+        b64(b'{"operation": "projects/p/locations/l/operations/o", "colour": "blue"}'),
+        "colour",
+        "unknown field",
+    ),
+    "api-off-the-allowlist": (
+        b64(b'{"operation": "projects/p/locations/l/operations/o", "api": "collector.example"}'),
+        "api",
+        "not an allowed API host",
+    ),
+}
+
+
+@pytest.mark.parametrize(("data", "field", "reason"), MALFORMED.values(), ids=MALFORMED.keys())
+def test_a_malformed_watch_request_is_acknowledged_and_answered_as_invalid(
+    deployment: Deployment, data: str, field: str, reason: str
+) -> None:
+    response = deployment.push(data)
+
+    assert is_2xx(response)  # so Pub/Sub does not deliver it again
+    [notification] = deployment.publish.received
+    assert notification["outcome"] == "INVALID_REQUEST"
+    assert notification["watch_id"] == "1"  # the Pub/Sub message id, as nothing better was read
+    [bad_request] = [d for d in notification["error"]["details"] if d["@type"] == BAD_REQUEST]
+    violations = {v["field"]: v["description"] for v in bad_request["fieldViolations"]}
+    assert reason in violations[field]
+    assert deployment.fetch.calls == []
+    assert deployment.schedule.tasks == []
+
+
+@pytest.mark.parametrize("data", [None, b64(b"[]")], ids=["valid-request", "invalid-request"])
+def test_a_failed_publish_is_not_acknowledged(deployment: Deployment, data: str | None) -> None:
+    deployment.fetch.results = [Fetched(load("operation-done-response.json"))]
+    deployment.publish.fail_with = api_exceptions.ServiceUnavailable("Pub/Sub is unavailable")
+
+    response = deployment.push(data)
+
+    assert not is_2xx(response)  # so Pub/Sub delivers it again
+
+
+def test_a_failed_schedule_is_not_acknowledged(deployment: Deployment) -> None:
+    deployment.fetch.results = [Fetched(load("operation-pending.json"))]
+    deployment.schedule.fail_with = api_exceptions.ServiceUnavailable("Cloud Tasks is unavailable")
+
+    assert not is_2xx(deployment.push())
+
+
+def test_a_check_whose_publish_fails_is_retried_by_cloud_tasks(deployment: Deployment) -> None:
+    deployment.fetch.results = [
+        Fetched(load("operation-pending.json")),
+        Fetched(load("operation-done-response.json")),
+    ]
+    deployment.push()
+    [task] = deployment.schedule.tasks
+    deployment.publish.fail_with = api_exceptions.ServiceUnavailable("Pub/Sub is unavailable")
+
+    assert not is_2xx(deployment.deliver(task.body, task.task_id))
+
+
+@pytest.mark.parametrize(
+    ("task_name", "status"),
+    [(None, 400), ("w0123456789abcdef-1", 204)],
+    ids=["any-caller", "cloud-tasks"],
+)
+def test_a_garbage_check_body_is_refused_without_side_effects(
+    deployment: Deployment, task_name: str | None, status: int
+) -> None:
+    response = deployment.deliver(b"{not an opwatch check", task_name)
+
+    assert response.status_code == status
+    assert deployment.fetch.calls == []
+    assert deployment.publish.messages == []
+    assert deployment.schedule.tasks == []
+
+
+@pytest.mark.parametrize("name", ["RESULTS_TOPIC", "TASKS_QUEUE", "CHECK_URL"])
+def test_a_missing_setting_stops_the_function_naming_it(
+    environment: None, load_function: LoadFunction, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    monkeypatch.delenv(name)
+
+    with pytest.raises(ConfigurationError, match=name):
+        load_function("on_watch_request")
+
+
+def test_logs_are_json_lines_with_severity_and_watch_id(
+    deploy: Callable[[], Deployment], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Deployed in the test itself: main.py's log handler keeps the stdout of its import, and
+    # capsys captures a test's call phase with a stream of its own.
+    deployment = deploy()
+    deployment.fetch.results = [
+        Fetched(load("operation-pending.json")),
+        Fetched(load("operation-done-response.json")),
+    ]
+    deployment.push()
+    [task] = deployment.schedule.tasks
+    deployment.deliver(task.body, task.task_id)
+
+    lines = capsys.readouterr().out.splitlines()
+
+    entries: list[dict[str, Any]] = [json.loads(line) for line in lines]
+    assert len(entries) == 2
+    for entry in entries:
+        assert entry["severity"] == "INFO"
+        assert entry["watch_id"] == WATCH_ID
