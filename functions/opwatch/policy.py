@@ -89,7 +89,9 @@ DEFAULT_HINT: Final = Hint()
 # (a 90-minute build: ~40 looks, at most 5 minutes late).
 PROFILES: Final = MappingProxyType(
     {
-        "cloudaicompanion.googleapis.com": Profile(initial_delay=5.0, multiplier=1.25, max_delay=300.0),
+        "cloudaicompanion.googleapis.com": Profile(
+            initial_delay=5.0, multiplier=1.25, max_delay=300.0
+        ),
     }
 )
 DEFAULT_PROFILE: Final = Profile(initial_delay=5.0, multiplier=1.25, max_delay=120.0)
