@@ -97,7 +97,8 @@ class OperationFetcher:
         except requests.RequestException as error:
             message = f"could not reach {request.api}: {type(error).__name__}"
             return FetchFailed(None, make_status(code_pb2.UNAVAILABLE, message))
-        except auth_exceptions.RefreshError as error:
+        except (auth_exceptions.RefreshError, auth_exceptions.TransportError) as error:
+            # The metadata server or token endpoint hiccuped: worth another look later.
             message = f"could not refresh credentials: {str(error)[:300]}"
             return FetchFailed(None, make_status(code_pb2.UNAVAILABLE, message))
         if 200 <= response.status_code < 300:

@@ -15,8 +15,9 @@ Failure rules, which keep "nothing lost" true:
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -119,18 +120,19 @@ class Notifier:
             fields["fetch_error"] = {"http_status": result.http_status, **result.error}
         if isinstance(decision, CheckAgain):
             when = now + timedelta(seconds=decision.delay)
-            self.schedule(checks.encode(request, decision.progress, when))
+            with _logged_failure("could not schedule the next check", fields):
+                self.schedule(checks.encode(request, decision.progress, when))
             log.info(
                 "not done yet; next check in %.1fs",
                 decision.delay,
                 extra={"fields": {**fields, "delay_seconds": round(decision.delay, 3)}},
             )
             return None
-        self.publish(
-            notification.finished(
-                request, decision, now=now, results_topic=self.settings.results_topic
-            )
+        message = notification.finished(
+            request, decision, now=now, results_topic=self.settings.results_topic
         )
+        with _logged_failure("could not publish the notification", fields):
+            self.publish(message)
         log.info(
             "watch finished: %s",
             decision.outcome.value,
@@ -149,7 +151,8 @@ class Notifier:
             polls=progress.polls,
             results_topic=self.settings.results_topic,
         )
-        self.publish(message)
+        with _logged_failure("could not publish the notification", {"watch_id": error.watch_id}):
+            self.publish(message)
         log.warning(
             "invalid watch request: %s",
             error,
@@ -158,3 +161,15 @@ class Notifier:
             },
         )
         return Outcome.INVALID_REQUEST
+
+
+@contextlib.contextmanager
+def _logged_failure(what: str, fields: Mapping[str, Any]) -> Iterator[None]:
+    """Log a failure with the watch's fields, then let it propagate so the platform retries."""
+    try:
+        yield
+    except Exception:
+        log.exception(
+            "%s; the platform will deliver this input again", what, extra={"fields": dict(fields)}
+        )
+        raise
