@@ -1,0 +1,738 @@
+"""The ``opwatch`` command: a local stack, simulated operations, watches, notifications, a demo.
+
+::
+
+    opwatch local up        start the whole pipeline here; print its variables; stay in front
+    opwatch simulate        create a simulated operation          (OPWATCH_SIMULATOR_URL)
+    opwatch watch NAME      publish a watch request               (OPWATCH_WATCH_TOPIC)
+    opwatch tail            print notifications as JSON lines     (OPWATCH_RESULTS_SUBSCRIPTION)
+    opwatch demo            six watches, every outcome, on a private stack of its own
+
+Configuration comes from flags, else from the variables ``opwatch local up`` prints; the
+environment is read once, in :func:`main`, and passed inward. ``watch`` and ``tail`` talk to the
+Pub/Sub emulator when ``PUBSUB_EMULATOR_HOST`` is set and to real Pub/Sub (Application Default
+Credentials) otherwise.
+
+Exit codes: 0 done; 1 the command ran but the result is not what was asked for (too few
+notifications, a demo watch with the wrong outcome, the demo's time ran out); 2 bad usage or
+configuration; 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import re
+import sys
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any, TextIO
+
+from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
+
+from opwatch_local.procs import ProcessError, sigterm_as_exit
+from opwatch_local.simulator import SimulatorClient, SimulatorError
+from opwatch_local.stack import (
+    LocalStack,
+    Notification,
+    Ports,
+    StackConfig,
+    StackError,
+    publish_json,
+    pubsub_clients,
+    pull_messages,
+)
+
+__all__ = [
+    "DEMO_WATCHES",
+    "CliError",
+    "DemoWatch",
+    "build_parser",
+    "build_watch_request",
+    "main",
+    "parse_duration",
+    "parse_error",
+    "parse_labels",
+    "to_proto_duration",
+]
+
+_DURATION_RE = re.compile(r"^([0-9]+(?:\.[0-9]{1,9})?)([smhd]?)$")
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+class CliError(Exception):
+    """A usage or configuration problem, reported as ``opwatch: error: ...`` with exit code 2."""
+
+
+# --- argument values (pure) ----------------------------------------------------------------------
+
+
+def parse_duration(text: str) -> Decimal:
+    """Seconds in ``text``: ``30s``, ``10m``, ``1h``, ``2d``, ``1.5m`` or bare seconds (``90``).
+
+    Raises:
+        ValueError: Not such a duration.
+    """
+    match = _DURATION_RE.match(text.strip())
+    if match is None:
+        raise ValueError(f"{text!r} is not a duration like 30s, 10m, 1h or 2d")
+    try:
+        return Decimal(match[1]) * _UNITS[match[2]]
+    except InvalidOperation as exc:  # pragma: no cover - the pattern admits only decimals
+        raise ValueError(f"{text!r} is not a duration") from exc
+
+
+def to_proto_duration(seconds: Decimal) -> str:
+    """The contract's form of a duration: ``"600s"``, ``"1.5s"`` (no exponent, no trailing 0)."""
+    text = f"{seconds:f}"
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return f"{text}s"
+
+
+def parse_labels(pairs: Sequence[str]) -> dict[str, str]:
+    """``["team=search", "repo=mono"]`` -> ``{"team": "search", "repo": "mono"}``.
+
+    Only the shape is checked here; the key and value rules are opwatch's to enforce (a broken
+    one comes back as ``INVALID_REQUEST`` naming it).
+
+    Raises:
+        ValueError: A pair without ``=``, an empty key, or a key given twice.
+    """
+    labels: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"label {pair!r} is not KEY=VALUE")
+        if key in labels:
+            raise ValueError(f"label {key!r} is given twice")
+        labels[key] = value
+    return labels
+
+
+def parse_error(text: str) -> dict[str, Any]:
+    """``"9:index build failed"`` -> ``{"code": 9, "message": "index build failed"}``.
+
+    Raises:
+        ValueError: No integer code before the first ``:``.
+    """
+    code, sep, message = text.partition(":")
+    if not sep or not code.strip().isdigit():
+        raise ValueError(f"error {text!r} is not CODE:MESSAGE (e.g. '9:index build failed')")
+    return {"code": int(code), "message": message}
+
+
+def build_watch_request(
+    operation: str,
+    *,
+    api: str | None = None,
+    api_version: str | None = None,
+    labels: Mapping[str, str] | None = None,
+    timeout: Decimal | None = None,
+    expected_duration: Decimal | None = None,
+    watch_id: str | None = None,
+    notify_topic: str | None = None,
+    polling: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The watch request JSON (see README "Watch request"); fields not given are left out, so
+    opwatch's defaults apply."""
+    request: dict[str, Any] = {"operation": operation}
+    optional: dict[str, Any] = {
+        "api": api,
+        "api_version": api_version,
+        "labels": dict(labels) if labels else None,
+        "timeout": to_proto_duration(timeout) if timeout is not None else None,
+        "expected_duration": (
+            to_proto_duration(expected_duration) if expected_duration is not None else None
+        ),
+        "notify_topic": notify_topic,
+        "watch_id": watch_id,
+        "polling": dict(polling) if polling else None,
+    }
+    request.update({k: v for k, v in optional.items() if v is not None})
+    return request
+
+
+def _arg(parse: Any) -> Any:
+    """Wrap a ValueError-raising parser for argparse (its message becomes the usage error)."""
+
+    def convert(text: str) -> Any:
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    convert.__name__ = parse.__name__
+    return convert
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    value = json.loads(text)
+    if not isinstance(value, dict):
+        raise ValueError("must be a JSON object")
+    return value
+
+
+# --- parser --------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``opwatch`` argument parser (each command sets ``func``)."""
+    parser = argparse.ArgumentParser(
+        prog="opwatch", description="Be told, once, when a long-running operation finishes."
+    )
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+    duration = _arg(parse_duration)
+
+    local = commands.add_parser("local", help="the local stack (emulators, simulator, functions)")
+    local_commands = local.add_subparsers(title="commands", metavar="COMMAND", required=True)
+    up = local_commands.add_parser(
+        "up",
+        help="start the stack, print its variables, stay in the foreground",
+        description="Start the Pub/Sub and Cloud Tasks emulators, the operations simulator and "
+        "both functions on 127.0.0.1, print `export` lines for the other commands, and run "
+        "until Ctrl-C or SIGTERM. With OPERATIONS_API_ENDPOINT set, the functions fetch from "
+        "that server and no simulator is started.",
+    )
+    defaults = Ports()
+    for owner in ("pubsub", "tasks", "simulator", "watch", "check"):
+        up.add_argument(
+            f"--{owner}-port",
+            type=int,
+            default=getattr(defaults, owner),
+            metavar="PORT",
+            help=f"default {getattr(defaults, owner)}",
+        )
+    up.set_defaults(func=cmd_local_up)
+
+    sim = commands.add_parser(
+        "simulate",
+        help="create a simulated operation, print its name",
+        description="Create an operation in the simulator of `opwatch local up` "
+        "(OPWATCH_SIMULATOR_URL) and print its name.",
+    )
+    sim.add_argument("--duration", type=duration, default=Decimal(30), help="e.g. 30s (default)")
+    sim.add_argument("--error", type=_arg(parse_error), metavar="CODE:MESSAGE")
+    sim.add_argument("--response", type=_arg(_json_object), metavar="JSON")
+    sim.add_argument("--appear-after", type=duration, default=Decimal(0), metavar="DURATION")
+    sim.add_argument("--name", help="full operation name (default: generated)")
+    sim.add_argument("--simulator-url", help="default: $OPWATCH_SIMULATOR_URL")
+    sim.set_defaults(func=cmd_simulate)
+
+    watch = commands.add_parser(
+        "watch",
+        help="publish a watch request, print the message id",
+        description="Publish a watch request for OPERATION to the watch topic.",
+    )
+    watch.add_argument("operation", metavar="OPERATION", help="projects/…/operations/ID")
+    watch.add_argument("--api", help="API host (default: opwatch's, cloudaicompanion)")
+    watch.add_argument("--api-version")
+    watch.add_argument("--label", action="append", default=[], metavar="KEY=VALUE")
+    watch.add_argument("--timeout", type=duration, metavar="DURATION", help="e.g. 1h")
+    watch.add_argument("--expected-duration", type=duration, metavar="DURATION", help="e.g. 10m")
+    watch.add_argument("--watch-id", metavar="ID", help="idempotency key")
+    watch.add_argument("--notify-topic", metavar="TOPIC")
+    watch.add_argument("--topic", help="default: $OPWATCH_WATCH_TOPIC")
+    watch.set_defaults(func=cmd_watch)
+
+    tail = commands.add_parser(
+        "tail",
+        help="print notifications as JSON lines, acking them",
+        description='Pull notifications and print each as {"data": ..., "attributes": ...}; '
+        "exit 1 if fewer than COUNT arrive within the timeout.",
+    )
+    tail.add_argument("--count", type=int, default=1, metavar="N")
+    tail.add_argument("--timeout", type=duration, default=Decimal(60), metavar="DURATION")
+    tail.add_argument("--subscription", help="default: $OPWATCH_RESULTS_SUBSCRIPTION")
+    tail.set_defaults(func=cmd_tail)
+
+    demo = commands.add_parser(
+        "demo",
+        help="every outcome on a private local stack, with a live timeline",
+        description="Start a local stack on free ports, watch six simulated operations (success, "
+        "failure, timeout, not found, invalid request, transient faults), show what happens, "
+        "print the notifications and a summary, stop everything. Exit 0 only if every watch "
+        "got the expected outcome.",
+    )
+    demo.add_argument("--timeout", type=duration, default=Decimal(90), metavar="DURATION")
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    """Entry point of the ``opwatch`` console script; returns the exit code."""
+    import os
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func = getattr(args, "func", None)
+    if func is None:
+        parser.print_help()
+        return 0
+    env = dict(os.environ if environ is None else environ)
+    try:
+        code: int = func(args, env)
+    except CliError as exc:
+        print(f"opwatch: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\nopwatch: interrupted", file=sys.stderr)
+        return 130
+    return code
+
+
+def _setting(value: str | None, env: Mapping[str, str], name: str, hint: str) -> str:
+    found = value or env.get(name, "").strip()
+    if not found:
+        raise CliError(f"{name} is not set; {hint}")
+    return found
+
+
+# --- local up, simulate --------------------------------------------------------------------------
+
+
+def cmd_local_up(args: argparse.Namespace, env: Mapping[str, str]) -> int:
+    ports = Ports(
+        pubsub=args.pubsub_port,
+        tasks=args.tasks_port,
+        simulator=args.simulator_port,
+        watch=args.watch_port,
+        check=args.check_port,
+    )
+    stack = LocalStack(StackConfig(ports=ports), environ=env)
+    print("starting the local stack…", file=sys.stderr, flush=True)
+    try:
+        with sigterm_as_exit(), stack:
+            for key, value in stack.env().items():
+                print(f"export {key}={value}")
+            names = ", ".join(f"{p.name} :{p.spec.ports[0]}" for p in stack.processes)
+            print(
+                f"# ready in {stack.timings['total']:.1f} s ({names}); logs in {stack.run_dir}\n"
+                "# paste the lines above into another shell; Ctrl-C here stops everything",
+                flush=True,
+            )
+            return _stay_up(stack)
+    except (ProcessError, StackError) as exc:
+        raise CliError(str(exc)) from exc
+    finally:
+        if stack.stop_times:
+            print(f"stopped in {sum(stack.stop_times.values()):.1f} s", file=sys.stderr)
+
+
+def _stay_up(stack: LocalStack) -> int:
+    """Wait, one second at a time, until interrupted or a child exits on its own."""
+    tick = threading.Event()  # never set: a bounded, interruptible sleep
+    while not tick.wait(1.0):
+        for proc in stack.processes:
+            if not proc.alive():
+                print(
+                    f"opwatch: {proc.name} exited with code {proc.popen.poll()}; stopping. "
+                    f"Log {proc.log_path}:\n{proc.log_tail(10)}",
+                    file=sys.stderr,
+                )
+                return 1
+    return 0  # pragma: no cover - the event is never set
+
+
+def cmd_simulate(args: argparse.Namespace, env: Mapping[str, str]) -> int:
+    url = _setting(
+        args.simulator_url, env, "OPWATCH_SIMULATOR_URL", "run `opwatch local up` and export it"
+    )
+    try:
+        name = SimulatorClient(url).create_operation(
+            args.name,
+            duration=float(args.duration),
+            response=args.response,
+            error=args.error,
+            appear_after=float(args.appear_after),
+        )
+    except (SimulatorError, OSError) as exc:
+        raise CliError(f"simulator at {url}: {exc}") from exc
+    print(name)
+    return 0
+
+
+# --- watch, tail ---------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _pubsub(
+    env: Mapping[str, str],
+) -> Iterator[tuple[PublisherClient, SubscriberClient]]:
+    """Clients on the emulator if PUBSUB_EMULATOR_HOST is set, else on real Pub/Sub (closed
+    after use)."""
+    host = env.get("PUBSUB_EMULATOR_HOST", "").strip()
+    if host:
+        publisher, subscriber = pubsub_clients(host)
+    else:
+        publisher, subscriber = PublisherClient(), SubscriberClient()
+    try:
+        yield publisher, subscriber
+    finally:
+        with contextlib.suppress(Exception):  # best effort: nothing is left to flush
+            publisher.stop()
+        publisher.transport.close()
+        subscriber.close()
+
+
+def cmd_watch(args: argparse.Namespace, env: Mapping[str, str]) -> int:
+    topic = _setting(
+        args.topic, env, "OPWATCH_WATCH_TOPIC", "pass --topic projects/P/topics/T or export it"
+    )
+    try:
+        labels = parse_labels(args.label)
+    except ValueError as exc:
+        raise CliError(str(exc)) from exc
+    request = build_watch_request(
+        args.operation,
+        api=args.api,
+        api_version=args.api_version,
+        labels=labels,
+        timeout=args.timeout,
+        expected_duration=args.expected_duration,
+        watch_id=args.watch_id,
+        notify_topic=args.notify_topic,
+    )
+    with _pubsub(env) as (publisher, _):
+        print(publish_json(publisher, topic, request))
+    return 0
+
+
+def notification_line(message: Notification) -> str:
+    """One JSON line ``{"data": ..., "attributes": ...}`` (data as text if it is not JSON)."""
+    try:
+        data: Any = message.json()
+    except ValueError:
+        data = message.data.decode(errors="replace")
+    return json.dumps({"data": data, "attributes": message.attributes})
+
+
+def cmd_tail(args: argparse.Namespace, env: Mapping[str, str]) -> int:
+    subscription = _setting(
+        args.subscription,
+        env,
+        "OPWATCH_RESULTS_SUBSCRIPTION",
+        "pass --subscription projects/P/subscriptions/S or export it",
+    )
+    received = 0
+    deadline = time.monotonic() + float(args.timeout)
+    with _pubsub(env) as (_, subscriber):
+        # Pull in short rounds so each notification is printed when it arrives.
+        while received < args.count and (left := deadline - time.monotonic()) > 0:
+            for message in pull_messages(
+                subscriber, subscription, args.count - received, min(left, 1.0)
+            ):
+                print(notification_line(message), flush=True)
+                received += 1
+    if received < args.count:
+        print(
+            f"opwatch: {received} of {args.count} notifications within "
+            f"{to_proto_duration(args.timeout)}",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+# --- demo ----------------------------------------------------------------------------------------
+
+DEMO_PARENT = "projects/opwatch-local/locations/us-central1"
+
+
+@dataclass(frozen=True)
+class DemoWatch:
+    """One watch of the demo.
+
+    Attributes:
+        key: Short name; the watch id is ``demo-{key}``, the operation ``…/operations/demo-{key}``.
+        expected: The outcome it must end with.
+        story: What happens, in a few words.
+        duration: Seconds the simulated operation runs; ``None``: no operation is created.
+        request: Extra fields of the watch request.
+        error: The operation's error once done.
+        faults: Simulator faults for its first GETs.
+    """
+
+    key: str
+    expected: str
+    story: str
+    duration: float | None = None
+    request: Mapping[str, Any] = field(default_factory=dict)
+    error: Mapping[str, Any] | None = None
+    faults: tuple[Any, ...] = ()
+
+    @property
+    def watch_id(self) -> str:
+        return f"demo-{self.key}"
+
+    @property
+    def operation(self) -> str:
+        return f"{DEMO_PARENT}/operations/demo-{self.key}"
+
+    def watch_request(self) -> dict[str, Any]:
+        labels = {"demo": self.key}
+        return build_watch_request(self.operation, labels=labels, watch_id=self.watch_id) | dict(
+            self.request
+        )
+
+
+DEMO_WATCHES: tuple[DemoWatch, ...] = (
+    DemoWatch(
+        "succeeds",
+        "SUCCEEDED",
+        "done after 8 s; expected_duration 8s",
+        duration=8,
+        request={"expected_duration": "8s"},
+    ),
+    DemoWatch(
+        "fails",
+        "FAILED",
+        "fails after 6 s: 9 index build failed",
+        duration=6,
+        error={"code": 9, "message": "index build failed"},
+    ),
+    DemoWatch(
+        "times-out", "TIMED_OUT", "runs 60 s, timeout 6s", duration=60, request={"timeout": "6s"}
+    ),
+    DemoWatch(
+        "not-found",
+        "NOT_FOUND",
+        "never exists; not_found_grace 5s",
+        request={"polling": {"not_found_grace": "5s"}},
+    ),
+    DemoWatch(
+        "invalid",
+        "INVALID_REQUEST",
+        "api evil.example, not allowed",
+        request={"api": "evil.example"},
+    ),
+    DemoWatch(
+        "transient",
+        "SUCCEEDED",
+        "503, then 429 RetryInfo 2s; done after 4 s",
+        duration=4,
+        faults=("503", {"kind": "429-retry-info", "retry_after": 2}),
+    ),
+)
+
+
+class Screen:
+    """Event lines plus one progress line, redrawn in place only on a terminal."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.tty = out.isatty()
+        self._progress_shown = False
+        self._last_plain = 0.0
+
+    def line(self, text: str = "") -> None:
+        self._clear()
+        print(text, file=self.out, flush=True)
+
+    def progress(self, text: str) -> None:
+        if self.tty:
+            self.out.write(f"\r\033[K{text}")
+            self.out.flush()
+            self._progress_shown = True
+        elif time.monotonic() - self._last_plain >= 5.0:  # a plain line now and then
+            self._last_plain = time.monotonic()
+            self.line(text)
+
+    def _clear(self) -> None:
+        if self._progress_shown:
+            self.out.write("\r\033[K")
+            self._progress_shown = False
+
+
+def _seconds_between(start: str | None, end: str | None) -> float | None:
+    if not start or not end:
+        return None
+    return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
+
+
+def describe_notification(data: Mapping[str, Any]) -> str:
+    """``SUCCEEDED  polls 4  lag 0.7s``: outcome, polls, detection lag, error if any."""
+    operation = data.get("operation") or {}
+    end = (operation.get("metadata") or {}).get("endTime")
+    lag = _seconds_between(end, data.get("observed_done"))
+    text = f"{data.get('outcome', '?'):<15} polls {data.get('polls', '?')}"
+    if lag is not None:
+        text += f"  lag {lag:.1f}s after done"
+    if error := data.get("error"):
+        message = str(error.get("message", ""))
+        text += f"  error {error.get('code')}: {message[:60]}{'…' if len(message) > 60 else ''}"
+    return text
+
+
+def shorten(value: Any, depth: int = 0) -> Any:
+    """A notification made short for reading: long strings cut, ``request`` (an echo) dropped,
+    objects below the second level summarised."""
+    if isinstance(value, str):
+        return _cut(value, 72)
+    if isinstance(value, dict):
+        if depth >= 2 and len(value) > 2:
+            return f"{{… {len(value)} fields}}"
+        return {k: shorten(v, depth + 1) for k, v in value.items() if k != "request"}
+    if isinstance(value, list):
+        return [shorten(v, depth + 1) for v in value]
+    return value
+
+
+def _cut(text: str, width: int) -> str:
+    if len(text) <= width:
+        return text
+    head = width * 2 // 3
+    return text[:head] + "…" + text[-(width - head - 1) :]
+
+
+def compact_json(value: Any, indent: int = 0, used: int = 0, width: int = 100) -> str:
+    """Indented JSON, except that an object or list that fits in ``width`` stays on one line.
+
+    Args:
+        indent: Indentation of the value's own nested lines.
+        used: Columns already taken on the value's first line.
+    """
+    flat = json.dumps(value, ensure_ascii=False)
+    if used + len(flat) <= width or not value or not isinstance(value, dict | list):
+        return flat
+    inner = " " * (indent + 2)
+    if isinstance(value, dict):
+        lines = [
+            f"{inner}{json.dumps(k)}: "
+            + compact_json(v, indent + 2, indent + 4 + len(json.dumps(k)), width)
+            for k, v in value.items()
+        ]
+        return "{\n" + ",\n".join(lines) + "\n" + " " * indent + "}"
+    lines = [inner + compact_json(v, indent + 2, indent + 2, width) for v in value]
+    return "[\n" + ",\n".join(lines) + "\n" + " " * indent + "]"
+
+
+def cmd_demo(args: argparse.Namespace, env: Mapping[str, str]) -> int:
+    screen = Screen(sys.stdout)
+    began = time.monotonic()
+    deadline = began + float(args.timeout)
+    # The demo shows the simulator: an exported OPERATIONS_API_ENDPOINT must not replace it.
+    environ = {k: v for k, v in env.items() if k != "OPERATIONS_API_ENDPOINT"}
+    config = StackConfig(ports=Ports.free(), ready_timeout=min(30.0, float(args.timeout)))
+    stack = LocalStack(config, environ=environ)
+    screen.line("opwatch demo: starting a private local stack (emulators, simulator, functions)…")
+    try:
+        with sigterm_as_exit(), stack:
+            procs = ", ".join(f"{p.name} pid {p.pid} :{p.spec.ports[0]}" for p in stack.processes)
+            screen.line(f"stack ready in {stack.timings['total']:.1f} s: {procs}")
+            screen.line(f"logs in {stack.run_dir}")
+            received, gets = _run_watches(stack, screen, deadline)
+    except (ProcessError, StackError) as exc:
+        raise CliError(str(exc)) from exc
+    ok = _report(screen, received, gets)
+    screen.line(
+        f"stack stopped in {sum(stack.stop_times.values()):.1f} s; "
+        f"demo took {time.monotonic() - began:.1f} s"
+    )
+    return 0 if ok else 1
+
+
+def _run_watches(
+    stack: LocalStack, screen: Screen, deadline: float
+) -> tuple[dict[str, Notification], dict[str, int]]:
+    """Create the operations, publish the watches, show events until every watch is answered or
+    the deadline passes.
+
+    Returns:
+        The first notification per watch key, and the simulator's GET count per watch key.
+    """
+    sim = stack.simulator()
+    by_watch_id = {w.watch_id: w for w in DEMO_WATCHES}
+    by_operation = {w.operation: w for w in DEMO_WATCHES}
+    t0 = time.time()  # the simulator records GETs on the same wall clock
+    ends: dict[str, float] = {}
+    for w in DEMO_WATCHES:
+        if w.duration is not None:
+            sim.create_operation(w.operation, duration=w.duration, error=w.error)
+            ends[w.operation] = t0 + w.duration
+        if w.faults:
+            sim.set_faults(w.operation, script=w.faults)
+    screen.line()
+    screen.line(f"{'watch':<10} {'expected':<15} story")
+    for w in DEMO_WATCHES:
+        stack.publish_watch_request(w.watch_request())
+        screen.line(f"{w.key:<10} {w.expected:<15} {w.story}")
+    screen.line()
+    screen.line(f"{'time':>6}  {'event':<6}  {'watch':<10} what")
+
+    seen = 0
+    last_get: dict[str, float] = {}
+    received: dict[str, Notification] = {}
+    while len(received) < len(DEMO_WATCHES) and time.monotonic() < deadline:
+        # Bounded: returns after 0.3 s at most when nothing arrives.
+        messages = stack.pull_notifications(count=len(DEMO_WATCHES), timeout=0.3)
+        records = sim.requests()
+        for r in records[seen:]:  # new polls, in the order the simulator saw them
+            name, at = r["name"], r["time"]
+            what = f"GET {r['status']}"
+            if r["fault"]:
+                what += f" (injected {r['fault']})"
+            elif r["status"] == 200:
+                what += " done" if at >= ends.get(name, 0.0) else " pending"
+            if name in last_get:
+                what += f"  {at - last_get[name]:.1f}s after the previous"
+            last_get[name] = at
+            key = by_operation[name].key if name in by_operation else name
+            screen.line(f"{at - t0:5.1f}s  poll    {key:<10} {what}")
+        seen = len(records)
+        for m in messages:
+            data = m.json()
+            watch = by_watch_id.get(str(data.get("watch_id")))
+            key = watch.key if watch else str(data.get("watch_id"))
+            note = describe_notification(data)
+            if key in received:
+                note = "duplicate delivery, ignored: " + note
+            elif watch is not None:
+                received[key] = m
+            screen.line(f"{time.time() - t0:5.1f}s  notify  {key:<10} {note}")
+        screen.progress(
+            f"[{len(received)}/{len(DEMO_WATCHES)} done] waiting… {time.time() - t0:.1f}s"
+        )
+    screen.line()
+    if len(received) < len(DEMO_WATCHES):
+        missing = ", ".join(w.key for w in DEMO_WATCHES if w.key not in received)
+        screen.line(
+            f"TIMED OUT: no notification for {missing} before the demo's deadline "
+            f"(--timeout); the functions' logs are in {stack.run_dir}"
+        )
+    gets = {w.key: sim.stats(w.operation).gets for w in DEMO_WATCHES}  # while it still runs
+    return received, gets
+
+
+def _report(screen: Screen, received: Mapping[str, Notification], gets: Mapping[str, int]) -> bool:
+    """Print each notification and the summary table; True if every outcome is as expected."""
+    for w in DEMO_WATCHES:
+        if w.key in received:
+            m = received[w.key]
+            screen.line(f"── {w.key}: the notification (shortened)")
+            screen.line(compact_json(shorten(m.json())))
+            attributes = " ".join(f"{k}={_cut(v, 48)}" for k, v in sorted(m.attributes.items()))
+            screen.line(f"attributes: {attributes}")
+    screen.line()
+    screen.line(f"{'watch':<10} {'expected':<15} {'received':<15} {'polls':>5} {'GETs':>5}")
+    correct = 0
+    for w in DEMO_WATCHES:
+        data = received[w.key].json() if w.key in received else {}
+        outcome = str(data.get("outcome", "(none)"))
+        ok = outcome == w.expected
+        correct += ok
+        screen.line(
+            f"{w.key:<10} {w.expected:<15} {outcome:<15} {data.get('polls', '-'):>5} "
+            f"{gets.get(w.key, 0):>5}  {'✓' if ok else '✗'}"
+        )
+    screen.line(f"{correct}/{len(DEMO_WATCHES)} outcomes as expected")
+    return correct == len(DEMO_WATCHES)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
