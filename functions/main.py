@@ -9,7 +9,6 @@ message naming the variable (see the README's configuration table).
 
 from __future__ import annotations
 
-import logging
 import os
 from typing import Any
 
@@ -52,18 +51,24 @@ def on_check(request: flask.Request) -> tuple[str, int]:
     2xx tells Cloud Tasks the check is done; an exception (failing to schedule the next check or
     to publish) answers 500, and Cloud Tasks retries with backoff.
     """
+    # Defence in depth behind IAM (only the invoker account may call): tasks of our queue only.
+    queue = request.headers.get("X-CloudTasks-QueueName", "")
+    if queue not in SETTINGS.queue_names:
+        log.warning(
+            "refused a check that did not come from the configured queue",
+            extra={"fields": {"queue_header": queue[:200]}},
+        )
+        return ("only tasks of opwatch's own Cloud Tasks queue may call this function\n", 403)
     try:
         state = checks.decode(request.get_data(cache=False))
     except InvalidCheckBody as error:
-        from_cloud_tasks = "X-CloudTasks-TaskName" in request.headers
-        log.log(
-            logging.ERROR,
+        # Retrying cannot repair the body, so acknowledge the task (Cloud Tasks drops it); the
+        # error log keeps it visible. Nothing was fetched.
+        log.error(
             "rejected a check body opwatch did not write: %s",
             error,
-            extra={"fields": {"task": request.headers.get("X-CloudTasks-TaskName", "")}},
+            extra={"fields": {"task": request.headers.get("X-CloudTasks-TaskName", "")[:200]}},
         )
-        # Retrying cannot repair the body: acknowledge a task so Cloud Tasks drops it (the error
-        # log keeps it visible); tell any other caller what was wrong.
-        return ("", 204) if from_cloud_tasks else (f"{error}\n", 400)
+        return ("", 204)
     outcome = NOTIFIER.on_check(state)
     return (outcome.value if outcome else "", 200)

@@ -24,14 +24,19 @@ from flask.testing import FlaskClient
 from google.api_core import exceptions as api_exceptions
 from werkzeug.test import TestResponse
 
+from opwatch import checks
+from opwatch.contracts import WatchRequest
+from opwatch.core import Progress
 from opwatch.errors import ConfigurationError
 from opwatch.logs import LOGGER_NAME
 from opwatch.service import Notifier
 
 from .conftest import (
     CHECK_URL,
+    OPERATION,
     QUEUE,
     RESULTS,
+    T0,
     Clock,
     FakeFetch,
     Fetched,
@@ -111,9 +116,13 @@ class Deployment:
             body = json.dumps(push).encode()
         return self.watch.post(PUSH_PATH, data=body, content_type="application/json")
 
-    def deliver(self, body: bytes, task_name: str | None = None) -> TestResponse:
-        """POST a check body as Cloud Tasks does."""
-        headers = {"X-CloudTasks-TaskName": task_name} if task_name is not None else {}
+    def deliver(
+        self, body: bytes, task_name: str = "w0123456789abcdef-1", queue: str | None = QUEUE
+    ) -> TestResponse:
+        """POST a check body as Cloud Tasks does (the queue header names the queue's path)."""
+        headers = {"X-CloudTasks-TaskName": task_name}
+        if queue is not None:
+            headers["X-CloudTasks-QueueName"] = queue
         return self.check.post("/", data=body, content_type="application/json", headers=headers)
 
 
@@ -282,20 +291,45 @@ def test_a_check_whose_publish_fails_is_retried_by_cloud_tasks(deployment: Deplo
     assert not is_2xx(deployment.deliver(task.body, task.task_id))
 
 
-@pytest.mark.parametrize(
-    ("task_name", "status"),
-    [(None, 400), ("w0123456789abcdef-1", 204)],
-    ids=["any-caller", "cloud-tasks"],
-)
-def test_a_garbage_check_body_is_refused_without_side_effects(
-    deployment: Deployment, task_name: str | None, status: int
+def test_a_garbage_check_body_from_the_queue_is_dropped_without_side_effects(
+    deployment: Deployment,
 ) -> None:
-    response = deployment.deliver(b"{not an opwatch check", task_name)
+    response = deployment.deliver(b"{not an opwatch check")
 
-    assert response.status_code == status
+    assert response.status_code == 204, "2xx: Cloud Tasks must not retry what cannot be fixed"
     assert deployment.fetch.calls == []
     assert deployment.publish.messages == []
     assert deployment.schedule.tasks == []
+
+
+@pytest.mark.parametrize(
+    "queue", [None, "", "other-queue", "projects/x/locations/y/queues/opwatch-checks"]
+)
+def test_a_check_not_from_the_configured_queue_is_refused(
+    deployment: Deployment, queue: str | None
+) -> None:
+    deployment.fetch.results = [Fetched(load("operation-done-response.json"))]
+    body = checks.encode(
+        WatchRequest(operation=OPERATION, watch_id=WATCH_ID), Progress(started=T0, polls=1), T0
+    ).body
+
+    response = deployment.deliver(body, queue=queue)
+
+    assert response.status_code == 403
+    assert deployment.fetch.calls == []
+    assert deployment.publish.messages == []
+
+
+def test_the_queue_may_be_named_by_its_id_as_cloud_tasks_does(deployment: Deployment) -> None:
+    deployment.fetch.results = [Fetched(load("operation-done-response.json"))]
+    body = checks.encode(
+        WatchRequest(operation=OPERATION, watch_id=WATCH_ID), Progress(started=T0, polls=1), T0
+    ).body
+
+    response = deployment.deliver(body, queue="opwatch-checks")
+
+    assert response.status_code == 200
+    assert [n["outcome"] for n in deployment.publish.received] == ["SUCCEEDED"]
 
 
 @pytest.mark.parametrize("name", ["RESULTS_TOPIC", "TASKS_QUEUE", "CHECK_URL"])

@@ -8,6 +8,7 @@ serves requests on several threads.
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
 from collections.abc import Callable
 from datetime import timedelta
@@ -32,6 +33,9 @@ CLOUD_PLATFORM_SCOPE: Final = "https://www.googleapis.com/auth/cloud-platform"
 # Long enough for one fetch plus one create-task or publish; Cloud Tasks allows 15 s to 30 min.
 DISPATCH_DEADLINE: Final = timedelta(seconds=120)
 RPC_TIMEOUT: Final = 30.0
+# An Operation larger than this is refused rather than read into memory; Pub/Sub would not carry
+# more than 10 MB of it anyway (the notification drops bulky fields to fit).
+MAX_OPERATION_BYTES: Final = 32 * 1024 * 1024
 
 T = TypeVar("T")
 
@@ -85,12 +89,14 @@ class OperationFetcher:
     def __call__(self, request: WatchRequest) -> FetchResult:
         url = self.url(request)
         try:
-            response = self._session.get().get(
+            with self._session.get().get(
                 url,
                 timeout=self._timeout,
                 allow_redirects=False,
                 headers={"Accept": "application/json"},
-            )
+                stream=True,
+            ) as response:
+                body = _read_capped(response, MAX_OPERATION_BYTES)
         except requests.Timeout:
             message = f"no answer from {request.api} within {self._timeout:g}s"
             return FetchFailed(None, make_status(code_pb2.DEADLINE_EXCEEDED, message))
@@ -101,22 +107,43 @@ class OperationFetcher:
             # The metadata server or token endpoint hiccuped: worth another look later.
             message = f"could not refresh credentials: {str(error)[:300]}"
             return FetchFailed(None, make_status(code_pb2.UNAVAILABLE, message))
-        if 200 <= response.status_code < 300:
-            try:
-                operation = response.json()
-            except ValueError:
-                operation = None
-            if isinstance(operation, dict):
-                return Fetched(operation)
+        status = response.status_code
+        if body is None:
+            # No retry can shrink it: a permanent failure, reported with the status as answered.
             message = (
-                f"{request.api} answered HTTP {response.status_code} without an Operation object"
+                f"{request.api} answered more than {MAX_OPERATION_BYTES} bytes for one operation"
             )
+            return FetchFailed(status, make_status(code_pb2.RESOURCE_EXHAUSTED, message))
+        if 200 <= status < 300:
+            operation = _json_object(body)
+            if operation is not None:
+                return Fetched(operation)
+            message = f"{request.api} answered HTTP {status} without an Operation object"
             return FetchFailed(None, make_status(code_pb2.UNAVAILABLE, message))
         return FetchFailed(
-            response.status_code,
-            status_from_http_error(response.status_code, response.content, response.reason or ""),
+            status,
+            status_from_http_error(status, body, response.reason or ""),
             retry_after=response.headers.get("Retry-After"),
         )
+
+
+def _read_capped(response: requests.Response, limit: int) -> bytes | None:
+    """The body, or None if it is longer than ``limit`` (read no further than that)."""
+    chunks, size = [], 0
+    for chunk in response.iter_content(chunk_size=64 * 1024):
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _json_object(body: bytes) -> dict[str, Any] | None:
+    try:
+        value = json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+    return value if isinstance(value, dict) else None
 
 
 class TaskScheduler:

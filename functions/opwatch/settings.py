@@ -51,6 +51,12 @@ class Settings:
     tasks_emulator_host: str | None = None
     log_level: str = "INFO"
 
+    @property
+    def queue_names(self) -> frozenset[str]:
+        """How ``X-CloudTasks-QueueName`` may name the queue: its id (Cloud Tasks) or full path
+        (the emulator)."""
+        return frozenset({self.tasks_queue, self.tasks_queue.rsplit("/", 1)[-1]})
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
         """Build the settings from environment variables.
