@@ -23,16 +23,20 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import re
+import shlex
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 
+from google.api_core.exceptions import GoogleAPICallError
+from google.auth.exceptions import GoogleAuthError
 from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
 
 from opwatch_local.procs import ProcessError, sigterm_as_exit
@@ -63,6 +67,7 @@ __all__ = [
 
 _DURATION_RE = re.compile(r"^([0-9]+(?:\.[0-9]{1,9})?)([smhd]?)$")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+T = TypeVar("T")
 
 
 class CliError(Exception):
@@ -158,10 +163,10 @@ def build_watch_request(
     return request
 
 
-def _arg(parse: Any) -> Any:
+def _arg(parse: Callable[[str], T]) -> Callable[[str], T]:
     """Wrap a ValueError-raising parser for argparse (its message becomes the usage error)."""
 
-    def convert(text: str) -> Any:
+    def convert(text: str) -> T:
         try:
             return parse(text)
         except ValueError as exc:
@@ -266,8 +271,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     """Entry point of the ``opwatch`` console script; returns the exit code."""
-    import os
-
     parser = build_parser()
     args = parser.parse_args(argv)
     func = getattr(args, "func", None)
@@ -279,6 +282,9 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         code: int = func(args, env)
     except CliError as exc:
         print(f"opwatch: error: {exc}", file=sys.stderr)
+        return 2
+    except (GoogleAPICallError, GoogleAuthError) as exc:  # from watch and tail
+        print(f"opwatch: error: Pub/Sub: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("\nopwatch: interrupted", file=sys.stderr)
@@ -309,7 +315,7 @@ def cmd_local_up(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     try:
         with sigterm_as_exit(), stack:
             for key, value in stack.env().items():
-                print(f"export {key}={value}")
+                print(f"export {key}={shlex.quote(value)}")
             names = ", ".join(f"{p.name} :{p.spec.ports[0]}" for p in stack.processes)
             print(
                 f"# ready in {stack.timings['total']:.1f} s ({names}); logs in {stack.run_dir}\n"
