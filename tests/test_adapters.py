@@ -12,11 +12,17 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from google.api_core import exceptions as api_exceptions
+from google.auth.credentials import Credentials
+from google.auth.exceptions import RefreshError
+from google.auth.transport.requests import AuthorizedSession
 from google.cloud import tasks_v2
 from google.rpc import code_pb2
 from requests.adapters import BaseAdapter
@@ -497,3 +503,75 @@ def test_lazy_builds_once_under_concurrent_first_use() -> None:
 
     assert len(built) == 1
     assert got == built * threads_count
+
+
+# --- the default clients, built from the environment as in production ---------------------------
+
+
+def service_account_file(directory: Path) -> Path:
+    """A syntactically real service-account key (never used against a server)."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    info = {
+        "type": "service_account",
+        "project_id": "test-project",
+        "private_key_id": "1",
+        "private_key": pem,
+        "client_email": "opwatch-runtime@test-project.iam.gserviceaccount.com",
+        "client_id": "1",
+        "token_uri": "https://oauth2.googleapis.com/token",
+    }
+    path = directory / "key.json"
+    path.write_text(json.dumps(info))
+    return path
+
+
+def test_the_default_session_uses_application_default_credentials(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(service_account_file(tmp_path)))
+    session = OperationFetcher(settings)._default_session()
+    assert isinstance(session, AuthorizedSession)
+    assert session.credentials.service_account_email.startswith("opwatch-runtime@")
+    assert session._max_refresh_attempts == 1
+
+
+def test_a_credential_refresh_failure_is_transient(settings: Settings) -> None:
+    class Broken(Credentials):  # type: ignore[misc]
+        def refresh(self, request: Any) -> None:
+            raise RefreshError("metadata server unavailable")
+
+    fetcher = OperationFetcher(settings, session_factory=lambda: AuthorizedSession(Broken()))
+    result = fetcher(WatchRequest(operation=OPERATION, watch_id="w"))
+    assert isinstance(result, FetchFailed)
+    assert (result.http_status, result.error["code"]) == (None, 14)
+    assert "metadata server unavailable" in result.error["message"]
+
+
+def test_the_emulator_tasks_client_talks_plaintext_to_the_emulator(settings: Settings) -> None:
+    local = replace(settings, tasks_emulator_host="127.0.0.1:9")
+    client = TaskScheduler(local)._default_client()
+    assert isinstance(client, tasks_v2.CloudTasksClient)
+    client.transport.close()
+
+
+def test_the_default_publisher_honours_the_emulator_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PUBSUB_EMULATOR_HOST", "127.0.0.1:9")
+    client = NotificationPublisher._default_client()
+    assert client.target == "127.0.0.1:9"
+    client.transport.close()
+
+
+def test_the_production_tasks_client_uses_application_default_credentials(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(service_account_file(tmp_path)))
+    client = TaskScheduler(settings)._default_client()
+    assert client.api_endpoint == "cloudtasks.googleapis.com"
+    client.transport.close()

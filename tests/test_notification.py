@@ -123,3 +123,9 @@ def test_attribute_values_fit_pubsub_limits() -> None:
         error, started=T0, now=T0, polls=0, results_topic=RESULTS
     )
     assert all(len(value.encode()) <= 1024 for value in message.attributes.values())
+
+
+def test_oversized_success_keeps_the_verdict_without_an_error() -> None:
+    huge = {**DONE, "name": "n" * (notification.MAX_DATA_BYTES + 10)}
+    decoded = finished(Outcome.SUCCEEDED, huge).to_json()
+    assert (decoded["operation"], decoded["error"]) == ({"done": True}, None)

@@ -38,6 +38,11 @@ def test_unknown_status_name_falls_back_to_the_http_mapping() -> None:
     assert status_from_http_error(429, json.dumps(body).encode())["code"] == 8
 
 
+def test_a_status_name_that_is_not_a_string_is_ignored() -> None:
+    body = {"error": {"code": 404, "message": "gone", "status": 5}}
+    assert status_from_http_error(404, json.dumps(body).encode())["code"] == 5
+
+
 def test_bare_status_shape() -> None:
     status = status_from_http_error(404, b'{"code": 5, "message": "gone"}')
     assert status == {"code": 5, "message": "gone", "details": []}
@@ -83,6 +88,7 @@ def test_malformed_operation_error_still_fails_readably() -> None:
         (RETRY_INFO, 2.5),
         ({**RETRY_INFO, "retryDelay": {"seconds": 3, "nanos": 500000000}}, 3.5),
         ({**RETRY_INFO, "retryDelay": "soon"}, None),
+        ({**RETRY_INFO, "retryDelay": "many-s"}, None),
         ({**RETRY_INFO, "retryDelay": "-1s"}, None),
         ({**RETRY_INFO, "retryDelay": {"seconds": "x"}}, None),
         ({"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "X"}, None),
