@@ -37,7 +37,10 @@ from typing import Any, TextIO, TypeVar
 
 from google.api_core.exceptions import GoogleAPICallError
 from google.auth.exceptions import GoogleAuthError
-from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
+
+# google.cloud is a namespace package without py.typed: which of these codes mypy reports depends
+# on the order it meets this import and stack.py's, so both are ignored here.
+from google.cloud import pubsub_v1  # type: ignore[attr-defined,import-untyped,unused-ignore]
 
 from opwatch_local.procs import ProcessError, sigterm_as_exit
 from opwatch_local.simulator import SimulatorClient, SimulatorError
@@ -369,14 +372,14 @@ def cmd_simulate(args: argparse.Namespace, env: Mapping[str, str]) -> int:
 @contextlib.contextmanager
 def _pubsub(
     env: Mapping[str, str],
-) -> Iterator[tuple[PublisherClient, SubscriberClient]]:
+) -> Iterator[tuple[pubsub_v1.PublisherClient, pubsub_v1.SubscriberClient]]:
     """Clients on the emulator if PUBSUB_EMULATOR_HOST is set, else on real Pub/Sub (closed
     after use)."""
     host = env.get("PUBSUB_EMULATOR_HOST", "").strip()
     if host:
         publisher, subscriber = pubsub_clients(host)
     else:
-        publisher, subscriber = PublisherClient(), SubscriberClient()
+        publisher, subscriber = pubsub_v1.PublisherClient(), pubsub_v1.SubscriberClient()
     try:
         yield publisher, subscriber
     finally:
