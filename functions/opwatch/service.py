@@ -92,18 +92,17 @@ class Notifier:
 
     def on_check(self, state: checks.CheckState) -> Outcome | None:
         """Handle one check task whose body was decoded with :func:`checks.decode`."""
+        watch_id = str(state.request["watch_id"])
         try:
             request = validate_watch_request(
                 state.request,
-                default_watch_id=str(state.request["watch_id"]),
+                default_watch_id=watch_id,
                 allowed_apis=self.settings.allowed_apis,
                 allowed_notify_topics=self.settings.allowed_notify_topics,
             )
         except InvalidWatchRequest as error:
             # Valid when scheduled, so the allowlists changed since: tell the subscriber.
-            return self._reject(
-                error, state.progress, default_watch_id=str(state.request["watch_id"])
-            )
+            return self._reject(error, state.progress, default_watch_id=watch_id)
         return self._look(request, state.progress)
 
     def _look(self, request: WatchRequest, progress: Progress) -> Outcome | None:
