@@ -33,6 +33,7 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import sys
 import time
 from collections.abc import Mapping
@@ -366,6 +367,7 @@ class LocalStack:
         self._publisher: pubsub_v1.PublisherClient | None = None
         self._subscriber: pubsub_v1.SubscriberClient | None = None
         self._tasks: tasks_v2.CloudTasksClient | None = None
+        self._stopped: dict[str, ProcessSpec] = {}
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -401,14 +403,8 @@ class LocalStack:
 
     def stop(self) -> None:
         """Close our clients, then stop every process group, newest first. Idempotent."""
-        if self._publisher is not None:
-            with contextlib.suppress(Exception):  # best effort: the emulator may be gone
-                self._publisher.stop()
-            self._publisher.transport.close()
-            self._publisher = None
-        if self._subscriber is not None:
-            self._subscriber.close()
-            self._subscriber = None
+        self._close_pubsub_clients()
+        self._stopped.clear()
         if self._tasks is not None:
             self._tasks.transport.close()  # type: ignore[no-untyped-call]
             self._tasks = None
@@ -418,6 +414,16 @@ class LocalStack:
                 supervisor.stop_all()
             finally:
                 self.stop_times = dict(supervisor.stop_times)
+
+    def _close_pubsub_clients(self) -> None:
+        if self._publisher is not None:
+            with contextlib.suppress(Exception):  # best effort: the emulator may be gone
+                self._publisher.stop()
+            self._publisher.transport.close()
+            self._publisher = None
+        if self._subscriber is not None:
+            self._subscriber.close()
+            self._subscriber = None
 
     def __enter__(self) -> LocalStack:
         return self.start()
@@ -434,6 +440,73 @@ class LocalStack:
     def processes(self) -> list[ManagedProcess]:
         """The running processes, in start order (empty when stopped)."""
         return list(self.supervisor.processes) if self.supervisor else []
+
+    def process(self, name: str) -> ManagedProcess:
+        """The running process called ``name`` (``pubsub``, ``tasks``, ``check``, ...).
+
+        Raises:
+            KeyError: No running process has that name.
+        """
+        for proc in self.processes:
+            if proc.name == name:
+                return proc
+        raise KeyError(f"no running process {name!r}; running: {[p.name for p in self.processes]}")
+
+    def stop_process(self, name: str, *, kill: bool = False) -> float:
+        """Stop one process of the running stack, for fault tests; :meth:`start_process` brings it
+        back with the same spec, port and log file.
+
+        Args:
+            name: The process (see :meth:`process`).
+            kill: SIGKILL its group at once, like a crash (default: SIGTERM, then SIGKILL).
+
+        Returns:
+            Seconds until its whole process group was gone.
+        """
+        assert self.supervisor is not None, "the stack is not running"
+        proc = self.process(name)
+        if name == "pubsub":
+            # Fresh channels after the restart, rather than ones stuck in reconnect backoff.
+            self._close_pubsub_clients()
+        began = time.monotonic()
+        if kill:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+        proc.stop()
+        self.supervisor.processes.remove(proc)
+        self._stopped[name] = proc.spec
+        return time.monotonic() - began
+
+    def start_process(self, name: str) -> float:
+        """Start again a process stopped with :meth:`stop_process` and wait until it is ready.
+
+        Nothing is recreated: an emulator restarted this way has lost its state (call
+        :meth:`create_resources`).
+
+        Returns:
+            Seconds from start to ready.
+
+        Raises:
+            KeyError: ``name`` was not stopped with :meth:`stop_process`.
+            PortInUseError, ReadinessError: As in :meth:`start`.
+        """
+        assert self.supervisor is not None, "the stack is not running"
+        spec = self._stopped.pop(name)
+        proc = self.supervisor.start(spec)
+        assert proc.ready_after is not None
+        return proc.ready_after
+
+    def restart_process(self, name: str, *, kill: bool = False) -> float:
+        """:meth:`stop_process` then :meth:`start_process`; returns seconds from stop to ready."""
+        began = time.monotonic()
+        self.stop_process(name, kill=kill)
+        self.start_process(name)
+        return time.monotonic() - began
+
+    def create_resources(self) -> None:
+        """Create the topics, subscriptions and queue if missing (e.g. after an emulator restart,
+        since neither emulator keeps state)."""
+        self._create_resources()
 
     # --- what users need -------------------------------------------------------------------------
 

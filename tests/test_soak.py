@@ -1,0 +1,47 @@
+"""The fault soak at CI size: every watch ends once, with the outcome the simulator was told.
+
+The scenario is :mod:`opwatch_local.soak` (``python -m bench.soak`` runs it at full size): about
+100 watches of mixed outcomes and durations, ~10 % of GETs faulted across every fault kind, the
+check function killed and restarted once, and Pub/Sub away (its emulator stopped and restarted)
+while operations finish. The soak starts its own stack on free ports, since it kills processes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from opwatch_local.soak import FAULT_KINDS, SoakConfig, SoakReport, run_soak
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> SoakReport:
+    run_dir: Path = tmp_path_factory.mktemp("soak")
+    return run_soak(SoakConfig(watches=100, seed=6, deadline=150.0), run_dir=run_dir)
+
+
+def test_every_watch_ends_once_with_the_outcome_it_was_given(report: SoakReport) -> None:
+    assert report.problems() == []
+    figures = report.figures()
+    assert figures["lost"] == 0
+    assert figures["received_distinct"] == figures["expected"]
+    assert set(figures["expected"]) == {"SUCCEEDED", "FAILED", "NOT_FOUND", "TIMED_OUT"}
+
+
+def test_every_fault_kind_was_injected_at_about_ten_percent(report: SoakReport) -> None:
+    figures = report.figures()
+    assert set(figures["faults"]) == set(FAULT_KINDS)
+    assert 0.05 <= figures["faulted_share"] <= 0.2
+
+
+def test_the_crash_and_the_outage_really_happened(report: SoakReport) -> None:
+    figures = report.figures()
+    assert report.timings["check_down"] > 0
+    assert report.timings["outage"] >= report.config.outage_seconds
+    # Checks that could not publish answered 500 and Cloud Tasks delivered them again.
+    assert figures["publish_failures_logged"] >= 1
+    assert figures["task_dispatch_failures"] >= 1
+    assert figures["ended_in_outage_then_arrived"] >= 1
