@@ -68,6 +68,11 @@ def test_task_ids_are_valid_deterministic_and_distinct_per_step() -> None:
         body(progress__polls=True),
         body(progress__transient_errors=-1),
         body(progress__seen="yes"),
+        body(opwatch_check=True),
+        body(opwatch_check=1.0),
+        body(endpoint="https://evil.example"),
+        body(progress__deadline="later"),
+        body(request__labels={"a": "\ud800"}),
     ],
 )
 def test_foreign_or_tampered_bodies_are_refused(raw: bytes) -> None:

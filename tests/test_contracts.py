@@ -166,6 +166,9 @@ def test_every_problem_is_reported_at_once_with_the_requests_own_id() -> None:
         (b"[" * 30_000 + b"]" * 30_000, "nested too deeply"),
         (b"[1, 2]", "must be a JSON object, not list"),
         (b"null", "not null"),
+        (b'{"operation": "projects/p/operations/o", "timeout": NaN}', "NaN is not a JSON number"),
+        (b'{"operation": "x\\ud800y"}', "lone surrogate"),
+        (b'{"operation": "p/operations/o", "labels": {"a": "\\udfff"}}', "lone surrogate"),
         (b'"projects/p/operations/o"', "not str"),
     ],
 )

@@ -15,7 +15,6 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
 
 import requests
-from google.api_core import exceptions as api_exceptions
 from google.auth import exceptions as auth_exceptions
 from google.rpc import code_pb2
 
@@ -194,6 +193,9 @@ class TaskScheduler:
         )
 
     def __call__(self, task: CheckTask) -> None:
+        # Loaded with tasks_v2 on first use: a watch that never schedules never pays for grpc.
+        from google.api_core import exceptions as api_exceptions
+
         # ALREADY_EXISTS: a redelivered input already scheduled this very check; one chain, not two.
         with contextlib.suppress(api_exceptions.AlreadyExists):
             self._client.get().create_task(request=self.build(task), timeout=RPC_TIMEOUT)

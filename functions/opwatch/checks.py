@@ -13,13 +13,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from opwatch.contracts import WatchRequest
+from opwatch.contracts import WatchRequest, loads_strict
 from opwatch.core import Progress
 from opwatch.errors import InvalidCheckBody, Violation
 from opwatch.notification import rfc3339
 
 VERSION: Final = 1
 MAX_BODY_BYTES: Final = 100 * 1024
+_BODY_FIELDS: Final = frozenset({"opwatch_check", "request", "progress"})
+_PROGRESS_FIELDS: Final = frozenset({"started", "polls", "transient_errors", "seen"})
 
 
 @dataclass(frozen=True)
@@ -75,18 +77,23 @@ def decode(body: bytes) -> CheckState:
             "", f"the body is {len(body)} bytes; opwatch writes at most {MAX_BODY_BYTES}"
         )
     try:
-        data = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError):
+        data = loads_strict(body.decode("utf-8"))
+    except (ValueError, RecursionError):
         raise _invalid(
             "", "the body is not JSON; only opwatch's own tasks may call this function"
         ) from None
-    if not isinstance(data, dict) or data.get("opwatch_check") != VERSION:
+    # JSON true and 1.0 equal 1 in Python, but they are not what opwatch wrote.
+    version = data.get("opwatch_check") if isinstance(data, dict) else None
+    if not isinstance(data, dict) or type(version) is not int or version != VERSION:
         raise _invalid("opwatch_check", f"not an opwatch check body of version {VERSION}")
+    if set(data) != _BODY_FIELDS:
+        raise _invalid("", f"an opwatch check body has exactly {', '.join(sorted(_BODY_FIELDS))}")
     request, progress = data.get("request"), data.get("progress")
     if not isinstance(request, dict) or not isinstance(request.get("watch_id"), str):
         raise _invalid("request", "missing, not an object, or without a watch_id")
-    if not isinstance(progress, dict):
-        raise _invalid("progress", "missing or not an object")
+    if not isinstance(progress, dict) or set(progress) != _PROGRESS_FIELDS:
+        fields = ", ".join(sorted(_PROGRESS_FIELDS))
+        raise _invalid("progress", f"must be an object with exactly {fields}")
     started = progress.get("started")
     polls, errors, seen = (
         progress.get("polls"),

@@ -156,6 +156,28 @@ def decode_pubsub_data(message: Mapping[str, Any]) -> bytes:
         raise InvalidWatchRequest([Violation("", "the message data is not base64")]) from None
 
 
+def loads_strict(text: str) -> Any:
+    """``json.loads`` refusing what JSON itself forbids but Python accepts.
+
+    ``NaN``/``Infinity`` and escaped lone surrogates (``"\\ud800"``) decode in Python, but cannot
+    be echoed back as JSON or Pub/Sub attributes; refusing them here keeps every later step
+    total.
+
+    Raises:
+        ValueError: naming what is wrong (RecursionError for absurd nesting).
+    """
+    value = json.loads(text, parse_constant=_no_constant)
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("it escapes a lone surrogate like \\ud800; send valid Unicode") from None
+    return value
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
 def parse_watch_request(
     data: bytes,
     *,
@@ -180,7 +202,7 @@ def parse_watch_request(
             watch_id=default_watch_id,
         )
     try:
-        decoded = json.loads(data.decode("utf-8"))
+        decoded = loads_strict(data.decode("utf-8"))
     except UnicodeDecodeError:
         reason = "the request is not UTF-8 text; publish it as a JSON object"
         raise InvalidWatchRequest([Violation("", reason)], watch_id=default_watch_id) from None
