@@ -167,6 +167,8 @@ def loads_strict(text: str) -> Any:
         ValueError: naming what is wrong (RecursionError for absurd nesting).
     """
     value = json.loads(text, parse_constant=_no_constant)
+    if "\\u" not in text:
+        return value  # no escape, so no lone surrogate: skip the re-encoding on the hot path
     try:
         json.dumps(value, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError:
