@@ -83,7 +83,7 @@ def test_timeout_ends_the_watch_at_its_deadline(local_stack: LocalStack, inbox: 
     assert data["operation"]["done"] is False
     stats = sim.stats(name)
     assert data["polls"] == stats.gets
-    assert 4.0 - 0.5 <= stats.times[-1] - stats.times[0] <= 4.0 + 2.0, (
+    assert 4.0 - 0.5 <= stats.times[-1] - stats.times[0] <= 4.0 + 4.0, (
         "the last look is at the deadline"
     )
 
