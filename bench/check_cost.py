@@ -39,14 +39,12 @@ from opwatch.contracts import WatchRequest
 from opwatch.core import Progress
 from opwatch_local.procs import (
     LOOPBACK,
-    ProcessSpec,
     Supervisor,
     free_port,
     group_pids,
-    http_ready,
     sigterm_as_exit,
 )
-from opwatch_local.stack import REPO_ROOT, LocalStack, Ports, StackConfig
+from opwatch_local.stack import REPO_ROOT, LocalStack, Ports, StackConfig, function_spec
 
 RESULTS = Path(__file__).parent / "results" / "check_cost.md"
 BASELINE = Path(__file__).with_name("baseline_check.py")
@@ -207,24 +205,7 @@ def start_server(
     supervisor: Supervisor, name: str, target: str, source: Path, env: dict[str, str]
 ) -> Server:
     port = free_port()
-    ff = str(Path(sys.executable).parent / "functions-framework")
-    proc = supervisor.start(
-        ProcessSpec(
-            name=name,
-            argv=[
-                ff,
-                f"--target={target}",
-                f"--source={source}",
-                f"--host={LOOPBACK}",
-                f"--port={port}",
-            ],
-            env=env,
-            cwd=source.parent,
-            ready=http_ready(f"http://{LOOPBACK}:{port}/robots.txt", status=None),
-            ready_timeout=30.0,
-            ports=(port,),
-        )
-    )
+    proc = supervisor.start(function_spec(name, target, source, port, env, ready_timeout=30.0))
     headers = {
         "Content-Type": "application/json",
         "X-CloudTasks-QueueName": env["TASKS_QUEUE"].rsplit("/", 1)[-1],

@@ -667,29 +667,11 @@ class LocalStack:
             source = Path(c.functions_source)
             if not source.is_file():
                 raise StackError(f"functions source {source} does not exist")
-            ff = _functions_framework()
             for name, target, port in (
                 ("watch", c.watch_target, c.ports.watch),
                 ("check", c.check_target, c.ports.check),
             ):
-                specs.append(
-                    ProcessSpec(
-                        name=name,
-                        argv=[
-                            ff,
-                            f"--target={target}",
-                            f"--source={source}",
-                            f"--host={LOOPBACK}",
-                            f"--port={port}",
-                        ],
-                        env=self.function_env(),
-                        cwd=source.parent,
-                        # robots.txt is answered (404/405) without calling the function.
-                        ready=http_ready(f"http://{LOOPBACK}:{port}/robots.txt", status=None),
-                        ready_timeout=t,
-                        ports=(port,),
-                    )
-                )
+                specs.append(function_spec(name, target, source, port, self.function_env(), t))
         return specs
 
     def _pubsub_argv(self) -> list[str]:
@@ -776,6 +758,28 @@ def _sdk_root(environ: Mapping[str, str]) -> Path:
     if gcloud is None:
         return Path("/nonexistent")
     return Path(gcloud).resolve().parent.parent
+
+
+def function_spec(
+    name: str, target: str, source: Path, port: int, env: Mapping[str, str], ready_timeout: float
+) -> ProcessSpec:
+    """One function served by functions-framework on loopback, exactly as the stack runs it."""
+    return ProcessSpec(
+        name=name,
+        argv=[
+            _functions_framework(),
+            f"--target={target}",
+            f"--source={source}",
+            f"--host={LOOPBACK}",
+            f"--port={port}",
+        ],
+        env=env,
+        cwd=source.parent,
+        # robots.txt is answered (404/405) without calling the function.
+        ready=http_ready(f"http://{LOOPBACK}:{port}/robots.txt", status=None),
+        ready_timeout=ready_timeout,
+        ports=(port,),
+    )
 
 
 def _functions_framework() -> str:
