@@ -36,6 +36,7 @@ from werkzeug.test import TestResponse
 
 from opwatch import checks
 from opwatch.contracts import (
+    FIELDS,
     LABEL_KEY_PATTERN,
     MAX_TIMEOUT,
     validate_watch_request,
@@ -598,16 +599,8 @@ def broken_requests(draw: st.DrawFn) -> tuple[str, Any]:
     return field, request
 
 
-NAMED_FIELDS = {
-    "api",
-    "api_version",
-    "labels",
-    "timeout",
-    "expected_duration",
-    "notify_topic",
-    "watch_id",
-    "polling",
-}
+# Fields whose violation names the field itself (the operation rule is checked on its own).
+NAMED_FIELDS = set(FIELDS) - {"operation"}
 
 
 # --- on_watch_request -----------------------------------------------------------------------

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from google.rpc import code_pb2
+
 from opwatch.contracts import DEFAULT_API, WatchRequest
 from opwatch.core import Finish, Outcome
 from opwatch.errors import InvalidWatchRequest
@@ -86,7 +88,9 @@ def invalid_request(
         watch_id=error.watch_id,
         outcome=Outcome.INVALID_REQUEST,
         operation=None,
-        error=make_status(3, f"invalid watch request: {error}"[:2000], [detail]),
+        error=make_status(
+            code_pb2.INVALID_ARGUMENT, f"invalid watch request: {error}"[:2000], [detail]
+        ),
         request=error.raw,
         labels={},
         polls=polls,
