@@ -19,6 +19,7 @@ from cloudevents.http import CloudEvent
 from opwatch import checks, logs
 from opwatch.adapters import NotificationPublisher, OperationFetcher, TaskScheduler
 from opwatch.errors import InvalidCheckBody
+from opwatch.logs import Event
 from opwatch.service import Notifier
 from opwatch.settings import Settings
 
@@ -56,7 +57,7 @@ def on_check(request: flask.Request) -> tuple[str, int]:
     if queue not in SETTINGS.queue_names:
         log.warning(
             "refused a check that did not come from the configured queue",
-            extra={"fields": {"queue_header": queue[:200]}},
+            extra={"fields": {"event": Event.CHECK_REFUSED, "queue_header": queue[:200]}},
         )
         return ("only tasks of opwatch's own Cloud Tasks queue may call this function\n", 403)
     try:
@@ -67,7 +68,12 @@ def on_check(request: flask.Request) -> tuple[str, int]:
         log.error(
             "rejected a check body opwatch did not write: %s",
             error,
-            extra={"fields": {"task": request.headers.get("X-CloudTasks-TaskName", "")[:200]}},
+            extra={
+                "fields": {
+                    "event": Event.CHECK_REFUSED,
+                    "task": request.headers.get("X-CloudTasks-TaskName", "")[:200],
+                }
+            },
         )
         return ("", 204)
     outcome = NOTIFIER.on_check(state)

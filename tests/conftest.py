@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -17,6 +18,7 @@ import pytest
 from opwatch import checks
 from opwatch.contracts import WatchRequest
 from opwatch.core import Fetched, FetchFailed, FetchResult
+from opwatch.logs import LOGGER_NAME
 from opwatch.notification import Notification
 from opwatch.service import Notifier
 from opwatch.settings import Settings
@@ -213,3 +215,30 @@ def local_stack() -> Iterator[Any]:
 @pytest.fixture(scope="session")
 def inbox(local_stack: Any) -> Inbox:
     return Inbox(local_stack)
+
+
+class EventLog(logging.Handler):
+    """The ``event`` and fields of every line opwatch logs (what metrics and alerts select on)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[dict[str, Any]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        fields = getattr(record, "fields", {})
+        self.lines.append({"severity": record.levelname, **fields})
+
+    @property
+    def events(self) -> list[str]:
+        return [str(line.get("event")) for line in self.lines]
+
+
+@pytest.fixture
+def event_log() -> Iterator[EventLog]:
+    logger = logging.getLogger(LOGGER_NAME)
+    handler, level = EventLog(), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    yield handler
+    logger.removeHandler(handler)
+    logger.setLevel(level)

@@ -359,7 +359,11 @@ def test_logs_are_json_lines_with_severity_and_watch_id(
     lines = capsys.readouterr().out.splitlines()
 
     entries: list[dict[str, Any]] = [json.loads(line) for line in lines]
-    assert len(entries) == 2
+    assert [entry["event"] for entry in entries] == [
+        "watch.started",
+        "check.pending",
+        "watch.finished",
+    ]
     for entry in entries:
         assert entry["severity"] == "INFO"
         assert entry["watch_id"] == WATCH_ID

@@ -374,7 +374,9 @@ NAME_BREAKERS = [
     "https://",
     "file:",
     "http://169.254.169.254/",
-    "@evil.example/",
+    # "@evil.example/" alone is a valid first segment (it stays in the path); with the port's
+    # colon it cannot be anywhere in a name.
+    "@evil.example:443/",
     "\\",
 ]
 SCHEMES = ["https://", "http://", "file:", "file:///", "gs://", "//", "/", "javascript:"]

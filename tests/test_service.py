@@ -16,6 +16,7 @@ from .conftest import (
     OTHER_TOPIC,
     RESULTS,
     T0,
+    EventLog,
     Harness,
     failed,
     http_error,
@@ -206,3 +207,31 @@ def test_check_for_an_api_no_longer_allowed_is_answered_invalid(harness: Harness
     assert len(harness.fetch.calls) == 1
     [note] = harness.publish.received
     assert (note["watch_id"], note["polls"]) == ("w-7", 1)
+
+
+def test_every_line_names_its_event(harness: Harness, event_log: EventLog) -> None:
+    harness.fetch.results = [pending(), http_error(503, 14), pending(), succeeded()]
+    watch(harness)
+    harness.run_checks()
+    assert event_log.events == [
+        "watch.started",
+        "check.pending",
+        "check.transient_error",
+        "check.pending",
+        "watch.finished",
+    ]
+    assert event_log.lines[2]["http_status"] == 503
+    assert event_log.lines[-1]["outcome"] == "SUCCEEDED"
+    assert {line["watch_id"] for line in event_log.lines} == {"m-1"}
+
+
+def test_invalid_request_and_failed_delivery_have_their_events(
+    harness: Harness, event_log: EventLog
+) -> None:
+    harness.notifier.on_watch_message(pubsub_message({"operation": "nope"}))
+    harness.publish.fail_with = exceptions.ServiceUnavailable("pubsub down")
+    harness.fetch.results = [succeeded()]
+    with pytest.raises(exceptions.ServiceUnavailable):
+        watch(harness)
+    assert event_log.events == ["request.invalid", "watch.started", "delivery.failed"]
+    assert event_log.lines[-1]["severity"] == "ERROR"

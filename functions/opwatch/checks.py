@@ -16,7 +16,7 @@ from typing import Any, Final
 from opwatch.contracts import WatchRequest, loads_strict
 from opwatch.core import Progress
 from opwatch.errors import InvalidCheckBody, Violation
-from opwatch.notification import rfc3339
+from opwatch.wire import rfc3339
 
 VERSION: Final = 1
 MAX_BODY_BYTES: Final = 100 * 1024

@@ -20,6 +20,7 @@ from types import MappingProxyType
 from typing import Any, Final
 
 from opwatch.errors import InvalidWatchRequest, Violation
+from opwatch.wire import format_duration, parse_duration
 
 DEFAULT_API: Final = "cloudaicompanion.googleapis.com"
 DEFAULT_API_VERSION: Final = "v1"
@@ -61,11 +62,9 @@ _SEGMENT_CHAR_RE = re.compile(r"[A-Za-z0-9._~+=@()/-]")
 API_VERSION_PATTERN: Final = r"^v[0-9]+(?:[a-z]+[0-9]*)*$"
 LABEL_KEY_PATTERN: Final = r"^[a-z][a-z0-9_-]{0,62}$"
 WATCH_ID_PATTERN: Final = r"^[!-~]{1,128}$"
-DURATION_PATTERN: Final = r"^[0-9]{1,10}(?:\.[0-9]{1,9})?s$"
 _API_VERSION_RE = re.compile(API_VERSION_PATTERN)
 _LABEL_KEY_RE = re.compile(LABEL_KEY_PATTERN)
 _WATCH_ID_RE = re.compile(WATCH_ID_PATTERN)
-_DURATION_RE = re.compile(r"^(-?)([0-9]{1,10})(?:\.([0-9]{1,9}))?s$")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -115,28 +114,6 @@ class WatchRequest:
         if polling:
             data["polling"] = polling
         return data
-
-
-def parse_duration(text: str) -> float:
-    """Parse a protobuf-JSON duration (``"3600s"``, ``"1.5s"``) into seconds.
-
-    Raises:
-        ValueError: with a readable reason when ``text`` is not such a duration.
-    """
-    match = _DURATION_RE.match(text)
-    if match is None:
-        raise ValueError(
-            f"{text[:40]!r} is not a duration; write seconds with an 's', like '3600s'"
-        )
-    sign, whole, fraction = match.groups()
-    seconds = int(whole) + (int(fraction.ljust(9, "0")) / 1e9 if fraction else 0.0)
-    return -seconds if sign else seconds
-
-
-def format_duration(seconds: float) -> str:
-    """Format seconds as a protobuf-JSON duration, without trailing zeros."""
-    text = f"{seconds:.9f}".rstrip("0").rstrip(".")
-    return f"{text}s"
 
 
 def decode_pubsub_data(message: Mapping[str, Any]) -> bytes:

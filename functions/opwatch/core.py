@@ -29,7 +29,7 @@ from typing import Any, Final
 from google.rpc import code_pb2
 
 from opwatch import policy
-from opwatch.contracts import WatchRequest, format_duration
+from opwatch.contracts import WatchRequest
 from opwatch.status import (
     Status,
     error_reasons,
@@ -38,6 +38,7 @@ from opwatch.status import (
     retry_after_delay,
     retry_info_delay,
 )
+from opwatch.wire import format_duration
 
 TRANSIENT_HTTP: Final = frozenset({408, 429, 500, 502, 503, 504})
 RATE_LIMIT_REASONS: Final = frozenset(

@@ -3,16 +3,36 @@
 ``severity`` and ``message`` become the entry's severity and summary; every other key lands in
 ``jsonPayload``, so ``jsonPayload.watch_id="..."`` finds a whole watch. Pass fields with
 ``logger.info("...", extra={"fields": {...}})``.
+
+Every line opwatch writes about a watch carries a stable ``event`` (:class:`Event`): metrics,
+alerts, the soak and the tests select lines by it, never by the wording of ``message``.
 """
 
 from __future__ import annotations
 
+import enum
 import json
 import logging
 import sys
 from typing import Any, Final
 
 LOGGER_NAME: Final = "opwatch"
+
+
+class Event(enum.StrEnum):
+    """What a log line reports: the value of its ``event`` field (``jsonPayload.event``)."""
+
+    WATCH_STARTED = "watch.started"  # a valid watch request was accepted; its first look follows
+    CHECK_PENDING = "check.pending"  # looked, not done: the next check is scheduled
+    CHECK_TRANSIENT_ERROR = "check.transient_error"  # the look failed (http_status); again later
+    CHECK_DUPLICATE = "check.duplicate"  # the next check already existed: a redelivery, one chain
+    CHECK_REFUSED = "check.refused"  # a call to on_check that opwatch's queue did not make
+    WATCH_FINISHED = "watch.finished"  # the notification was published (outcome)
+    REQUEST_INVALID = "request.invalid"  # answered with an INVALID_REQUEST notification
+    DELIVERY_FAILED = "delivery.failed"  # scheduling or publishing failed: the platform retries
+    WATCH_PARKED = "watch.parked"  # repeated failures: the watch waits out the outage
+    WATCH_RESUMED = "watch.resumed"  # a parked watch came back and goes on
+    WATCH_ABANDONED = "watch.abandoned"  # nothing could be written: the whole watch is here
 
 
 class JsonFormatter(logging.Formatter):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Final
 
 from google.rpc import code_pb2
@@ -20,6 +20,7 @@ from opwatch.contracts import DEFAULT_API, WatchRequest
 from opwatch.core import Finish, Outcome
 from opwatch.errors import InvalidWatchRequest
 from opwatch.status import Status, make_status
+from opwatch.wire import rfc3339
 
 CLOUDEVENT_TYPE: Final = "dev.opwatch.operation.v1.finished"
 # Pub/Sub takes 10 MB per message, attributes included; leave room for them.
@@ -41,11 +42,6 @@ class Notification:
         """The data, decoded (for logs and tests)."""
         decoded: dict[str, Any] = json.loads(self.data)
         return decoded
-
-
-def rfc3339(moment: datetime) -> str:
-    """``2026-11-27T22:44:11.123Z``: UTC, milliseconds."""
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def finished(

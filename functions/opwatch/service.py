@@ -31,7 +31,7 @@ from opwatch.contracts import (
 )
 from opwatch.core import CheckAgain, FetchFailed, FetchResult, Outcome, Progress, decide
 from opwatch.errors import InvalidWatchRequest
-from opwatch.logs import LOGGER_NAME
+from opwatch.logs import LOGGER_NAME, Event
 from opwatch.notification import Notification
 from opwatch.settings import Settings
 
@@ -88,6 +88,11 @@ class Notifier:
             )
         except InvalidWatchRequest as error:
             return self._reject(error, Progress(started=started), default_watch_id=message_id)
+        log.info(
+            "watching %s",
+            request.operation,
+            extra={"fields": {"event": Event.WATCH_STARTED, **_watch_fields(request)}},
+        )
         return self._look(request, Progress(started=started))
 
     def on_check(self, state: checks.CheckState) -> Outcome | None:
@@ -109,14 +114,12 @@ class Notifier:
         result = self.fetch(request)
         now = self.clock()
         decision = decide(request, progress, result, now)
-        fields: dict[str, Any] = {
-            "watch_id": request.watch_id,
-            "operation": request.operation,
-            "api": request.api,
-            "polls": decision.progress.polls,
-        }
+        fields: dict[str, Any] = {**_watch_fields(request), "polls": decision.progress.polls}
+        event = Event.CHECK_PENDING
         if isinstance(result, FetchFailed):
-            fields["fetch_error"] = {"http_status": result.http_status, **result.error}
+            event = Event.CHECK_TRANSIENT_ERROR
+            fields["http_status"] = result.http_status
+            fields["fetch_error"] = result.error
         if isinstance(decision, CheckAgain):
             when = now + timedelta(seconds=decision.delay)
             with _logged_failure("could not schedule the next check", fields):
@@ -124,7 +127,9 @@ class Notifier:
             log.info(
                 "not done yet; next check in %.1fs",
                 decision.delay,
-                extra={"fields": {**fields, "delay_seconds": round(decision.delay, 3)}},
+                extra={
+                    "fields": {**fields, "event": event, "delay_seconds": round(decision.delay, 3)}
+                },
             )
             return None
         message = notification.finished(
@@ -135,7 +140,13 @@ class Notifier:
         log.info(
             "watch finished: %s",
             decision.outcome.value,
-            extra={"fields": {**fields, "outcome": decision.outcome.value}},
+            extra={
+                "fields": {
+                    **fields,
+                    "event": Event.WATCH_FINISHED,
+                    "outcome": decision.outcome.value,
+                }
+            },
         )
         return decision.outcome
 
@@ -156,7 +167,11 @@ class Notifier:
             "invalid watch request: %s",
             error,
             extra={
-                "fields": {"watch_id": error.watch_id, "outcome": Outcome.INVALID_REQUEST.value}
+                "fields": {
+                    "event": Event.REQUEST_INVALID,
+                    "watch_id": error.watch_id,
+                    "outcome": Outcome.INVALID_REQUEST.value,
+                }
             },
         )
         return Outcome.INVALID_REQUEST
@@ -169,6 +184,12 @@ def _logged_failure(what: str, fields: Mapping[str, Any]) -> Iterator[None]:
         yield
     except Exception:
         log.exception(
-            "%s; the platform will deliver this input again", what, extra={"fields": dict(fields)}
+            "%s; the platform will deliver this input again",
+            what,
+            extra={"fields": {**fields, "event": Event.DELIVERY_FAILED}},
         )
         raise
+
+
+def _watch_fields(request: WatchRequest) -> dict[str, Any]:
+    return {"watch_id": request.watch_id, "operation": request.operation, "api": request.api}

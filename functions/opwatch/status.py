@@ -17,6 +17,8 @@ from typing import Any, Final, TypeGuard
 
 from google.rpc import code_pb2
 
+from opwatch.wire import duration_seconds
+
 RETRY_INFO_TYPE: Final = "type.googleapis.com/google.rpc.RetryInfo"
 ERROR_INFO_TYPE: Final = "type.googleapis.com/google.rpc.ErrorInfo"
 MAX_MESSAGE_CHARS: Final = 2000
@@ -89,7 +91,7 @@ def retry_info_delay(status: Status) -> float | None:
     for detail in status.get("details") or []:
         if isinstance(detail, dict) and detail.get("@type") == RETRY_INFO_TYPE:
             delay = detail.get("retryDelay")
-            seconds = _duration_seconds(delay)
+            seconds = duration_seconds(delay)
             if seconds is not None:
                 return seconds
     return None
@@ -149,20 +151,3 @@ def _code_from_name(name: object, *, fallback: int) -> int:
 
 def _is_grpc_code(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 16
-
-
-def _duration_seconds(value: object) -> float | None:
-    # RetryInfo.retryDelay is a Duration: "2.5s" in proto JSON, {"seconds": 2, "nanos": ...} if not.
-    if isinstance(value, str) and value.endswith("s"):
-        try:
-            seconds = float(value[:-1])
-        except ValueError:
-            return None
-        return seconds if seconds >= 0 else None
-    if isinstance(value, dict):
-        whole, nanos = value.get("seconds", 0), value.get("nanos", 0)
-        try:
-            return max(0.0, float(whole) + float(nanos) / 1e9)
-        except (TypeError, ValueError):
-            return None
-    return None
