@@ -1,6 +1,7 @@
 """The two Cloud Functions of opwatch. Deploy this folder as the source of both.
 
-- ``on_watch_request``: CloudEvent function, triggered by a watch request published to Pub/Sub.
+- ``on_watch_request``: HTTP function behind a Pub/Sub push subscription: a watch request
+  published to the watch topic (or a parked watch coming back).
 - ``on_check``: HTTP function, called by Cloud Tasks with the body of a check task.
 
 Configuration is read here, once, when the instance starts: a missing setting stops it with a
@@ -10,11 +11,9 @@ message naming the variable (see the README's configuration table).
 from __future__ import annotations
 
 import os
-from typing import Any
 
 import flask
 import functions_framework
-from cloudevents.http import CloudEvent
 
 from opwatch import checks, logs
 from opwatch.adapters import NotificationPublisher, OperationFetcher, TaskScheduler
@@ -33,16 +32,28 @@ NOTIFIER = Notifier(
 )
 
 
-@functions_framework.cloud_event
-def on_watch_request(event: CloudEvent) -> None:
-    """Start watching the operation named in a Pub/Sub watch request.
+@functions_framework.http
+def on_watch_request(request: flask.Request) -> tuple[str, int]:
+    """Start watching the operation named in a watch request, pushed by Pub/Sub.
 
-    Returning acknowledges the message, invalid requests included (they are answered with an
-    INVALID_REQUEST notification); an exception makes Pub/Sub deliver it again.
+    The push envelope is read here rather than by functions-framework's CloudEvent conversion,
+    which answers 400 to a message without data before opwatch could answer it: every message
+    gets its answer, an INVALID_REQUEST notification when it is not a watch request. 2xx
+    acknowledges it; an exception (failing to schedule or publish) answers 500 and Pub/Sub
+    delivers the message again.
     """
-    data: Any = event.data
-    message = data.get("message") if isinstance(data, dict) else None
-    NOTIFIER.on_watch_message(message if isinstance(message, dict) else {})
+    envelope = request.get_json(force=True, silent=True, cache=False)
+    message = envelope.get("message") if isinstance(envelope, dict) else None
+    if not isinstance(message, dict):
+        # Pub/Sub always sends an envelope with a message: whoever sent this is not Pub/Sub,
+        # and there is no message to answer.
+        log.warning(
+            "refused a request that is not a Pub/Sub push",
+            extra={"fields": {"event": Event.REQUEST_INVALID}},
+        )
+        return ("expected a Pub/Sub push: a JSON object with a message\n", 400)
+    outcome = NOTIFIER.on_watch_message(message)
+    return (outcome.value if outcome else "", 200)
 
 
 @functions_framework.http
@@ -76,5 +87,6 @@ def on_check(request: flask.Request) -> tuple[str, int]:
             },
         )
         return ("", 204)
-    outcome = NOTIFIER.on_check(state)
+    retries = request.headers.get("X-CloudTasks-TaskRetryCount", "0")
+    outcome = NOTIFIER.on_check(state, retries=int(retries) if retries.isdigit() else 0)
     return (outcome.value if outcome else "", 200)

@@ -29,7 +29,7 @@ T0 = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 RESULTS = "projects/test-project/topics/opwatch-results"
 OTHER_TOPIC = "projects/test-project/topics/team-b-results"
 QUEUE = "projects/test-project/locations/us-central1/queues/opwatch-checks"
-CHECK_URL = "https://us-central1-test-project.cloudfunctions.net/on_check"
+CHECK_URL = "https://opwatch-on-check-123456789012.us-central1.run.app"
 OPERATION = "projects/p/locations/us-central1/operations/operation-123"
 
 
@@ -73,13 +73,20 @@ class FakeFetch:
 
 @dataclass
 class RecordingSchedule:
+    """Keeps created tasks; like Cloud Tasks, refuses a name it has seen (ALREADY_EXISTS)."""
+
     tasks: list[checks.CheckTask] = field(default_factory=list)
     fail_with: Exception | None = None
+    names: set[str] = field(default_factory=set)
 
-    def __call__(self, task: checks.CheckTask) -> None:
+    def __call__(self, task: checks.CheckTask) -> bool:
         if self.fail_with is not None:
             raise self.fail_with
+        if task.task_id in self.names:
+            return False
+        self.names.add(task.task_id)
         self.tasks.append(task)
+        return True
 
 
 @dataclass

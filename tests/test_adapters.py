@@ -327,7 +327,7 @@ class FakeTasksClient:
 
 def check_task(polls: int = 1) -> checks.CheckTask:
     when = T0 + timedelta(seconds=12.345678)
-    return checks.encode(WATCH, Progress(started=T0, polls=polls, seen=True), when)
+    return checks.encode(WATCH, Progress(started=T0, polls=polls, seen=True), when, "c0")
 
 
 def scheduled(settings: Settings, task: checks.CheckTask) -> tasks_v2.CreateTaskRequest:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -17,10 +18,11 @@ from .conftest import OPERATION, T0
 
 REQUEST = WatchRequest(operation=OPERATION, watch_id="w-1")
 PROGRESS = Progress(started=T0, polls=3, transient_errors=1, seen=True)
+CHAIN = checks.chain_for_message("m-1")
 
 
 def body(**changes: Any) -> bytes:
-    data = json.loads(checks.encode(REQUEST, PROGRESS, T0).body)
+    data = json.loads(checks.encode(REQUEST, PROGRESS, T0, CHAIN).body)
     for path, value in changes.items():
         target = data
         *parents, leaf = path.split("__")
@@ -31,22 +33,59 @@ def body(**changes: Any) -> bytes:
 
 
 def test_round_trip() -> None:
-    task = checks.encode(REQUEST, PROGRESS, T0 + timedelta(seconds=30))
+    task = checks.encode(REQUEST, PROGRESS, T0 + timedelta(seconds=30), CHAIN)
     state = checks.decode(task.body)
     assert state.progress == PROGRESS
     assert state.request == REQUEST.to_json()
+    assert state.chain == CHAIN
     assert task.when == T0 + timedelta(seconds=30)
 
 
+def task_id(request: WatchRequest = REQUEST, chain: str = CHAIN, **progress: Any) -> str:
+    return checks.encode(request, replace(PROGRESS, **progress), T0, chain).task_id
+
+
 def test_task_ids_are_valid_deterministic_and_distinct_per_step() -> None:
-    first, again, later = (
-        checks.task_id("w/1 ?", 1),
-        checks.task_id("w/1 ?", 1),
-        checks.task_id("w/1 ?", 2),
+    first, again, later, parked = task_id(), task_id(), task_id(polls=4), task_id(parks=1)
+    assert first == again
+    assert len({first, later, parked}) == 3
+    # Cloud Tasks: "[A-Za-z0-9_-]", at most 500 characters.
+    assert all(c.isalnum() or c in "-_" for c in first) and len(first) <= 500
+
+
+def test_a_task_id_finds_its_operation_and_watch() -> None:
+    name = checks.TaskName.parse(f"projects/p/locations/l/queues/q/tasks/{task_id(parks=2)}")
+    assert name == checks.TaskName(
+        checks.operation_key(REQUEST.api, OPERATION), checks.watch_key("w-1"), CHAIN, 3, 2
     )
-    assert first == again != later
-    assert all(c.isalnum() or c in "-_" for c in first)
-    assert checks.task_id("other", 1) != first
+    assert checks.TaskName.parse(str(name)) == name
+    for foreign in ("w0123-1", "", f"{task_id()}x", task_id().replace("-3", "-0")):
+        assert checks.TaskName.parse(foreign) is None
+
+
+def test_reusing_a_watch_id_never_meets_an_earlier_watchs_names() -> None:
+    """Cloud Tasks keeps a task's name reserved for ~1 h, up to 24 h, after it ran or was
+    deleted (https://cloud.google.com/tasks/docs/reference/rest/v2/projects.locations.queues.tasks/create):
+    a later watch with the same watch_id must not be refused as a duplicate of the earlier one."""
+    other_operation = WatchRequest(operation=OPERATION + "0", watch_id="w-1")
+    later_message = checks.chain_for_message("m-2")
+    names = {task_id(), task_id(other_operation), task_id(chain=later_message)}
+    assert len(names) == 3
+    # Same operation, other watch: found by the operation key, told apart by the watch key.
+    other_watch = checks.TaskName.parse(task_id(WatchRequest(operation=OPERATION, watch_id="w-2")))
+    first = checks.TaskName.parse(task_id())
+    assert first is not None and other_watch is not None
+    assert first.operation_key == other_watch.operation_key
+    assert first.watch_key != other_watch.watch_key
+
+
+def test_version_1_bodies_left_in_a_queue_go_on_after_an_upgrade() -> None:
+    legacy = json.loads(body())
+    del legacy["chain"], legacy["progress"]["parks"]
+    legacy["opwatch_check"] = 1
+    state = checks.decode(json.dumps(legacy).encode())
+    assert state.chain == checks.LEGACY_CHAIN
+    assert state.progress == PROGRESS
 
 
 @pytest.mark.parametrize(
@@ -57,7 +96,10 @@ def test_task_ids_are_valid_deterministic_and_distinct_per_step() -> None:
         b"not json",
         b"[]",
         b"{}",
-        json.dumps({"opwatch_check": 2}).encode(),
+        json.dumps({"opwatch_check": 3}).encode(),
+        body(chain="UPPER"),
+        body(chain=""),
+        body(progress__parks=-1),
         b"x" * (checks.MAX_BODY_BYTES + 1),
         body(request="x"),
         body(request={"operation": OPERATION}),

@@ -117,10 +117,14 @@ class Deployment:
         return self.watch.post(PUSH_PATH, data=body, content_type="application/json")
 
     def deliver(
-        self, body: bytes, task_name: str = "w0123456789abcdef-1", queue: str | None = QUEUE
+        self,
+        body: bytes,
+        task_name: str = "w0123456789abcdef-1",
+        queue: str | None = QUEUE,
+        retries: str = "0",
     ) -> TestResponse:
         """POST a check body as Cloud Tasks does (the queue header names the queue's path)."""
-        headers = {"X-CloudTasks-TaskName": task_name}
+        headers = {"X-CloudTasks-TaskName": task_name, "X-CloudTasks-TaskRetryCount": retries}
         if queue is not None:
             headers["X-CloudTasks-QueueName"] = queue
         return self.check.post("/", data=body, content_type="application/json", headers=headers)
@@ -193,6 +197,46 @@ def test_a_binary_cloudevent_as_eventarc_delivers_it_is_handled_the_same(
     [notification] = deployment.publish.received
     assert (notification["outcome"], notification["watch_id"]) == ("SUCCEEDED", WATCH_ID)
     assert notification["operation"] == operation
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        {"attributes": {"team": "search"}, "messageId": "77"},
+        {"data": "", "attributes": {"team": "search"}, "messageId": "77"},
+        {"messageId": "77", "publishTime": "2026-11-27T12:00:00Z"},
+    ],
+    ids=["attributes-only", "empty-data", "bare"],
+)
+def test_a_message_without_data_gets_its_invalid_request_answer(
+    deployment: Deployment, message: dict[str, Any]
+) -> None:
+    """functions-framework turns a push into a CloudEvent only when ``message.data`` is present
+    and answers 400 otherwise, before the function runs (functions_framework/event_conversion.py),
+    so Pub/Sub would redeliver such a message until it is dead-lettered, and nobody told."""
+    envelope = {"message": message, "subscription": "projects/test-project/subscriptions/s"}
+
+    response = deployment.watch.post(PUSH_PATH, json=envelope)
+
+    assert is_2xx(response)
+    [notification] = deployment.publish.received
+    assert (notification["outcome"], notification["watch_id"]) == ("INVALID_REQUEST", "77")
+    assert deployment.fetch.calls == []
+
+
+@pytest.mark.parametrize(
+    "body", [b"not json", b"[]", b'{"subscription": "s"}', b'{"message": "x"}', b"\xff"]
+)
+def test_a_request_that_is_not_a_pubsub_push_is_refused(
+    deployment: Deployment, body: bytes
+) -> None:
+    """Pub/Sub always pushes a JSON envelope with a message; anything else came from elsewhere
+    and names no message to answer."""
+    response = deployment.watch.post(PUSH_PATH, data=body, content_type="application/json")
+
+    assert response.status_code == 400
+    assert deployment.publish.messages == []
+    assert deployment.fetch.calls == []
 
 
 def test_a_pending_operation_is_checked_again_by_a_task_until_done(
@@ -291,6 +335,31 @@ def test_a_check_whose_publish_fails_is_retried_by_cloud_tasks(deployment: Deplo
     assert not is_2xx(deployment.deliver(task.body, task.task_id))
 
 
+@pytest.mark.parametrize(("retries", "parked"), [("98", False), ("99", True), ("x", False)])
+def test_a_check_on_the_queues_last_attempt_parks_its_watch_instead_of_failing(
+    deployment: Deployment, retries: str, parked: bool
+) -> None:
+    """Cloud Tasks drops a task once max_attempts (100 by default, TASKS_MAX_ATTEMPTS) are used
+    (RetryConfig, https://cloud.google.com/tasks/docs/reference/rest/v2/projects.locations.queues);
+    the retry count comes in X-CloudTasks-TaskRetryCount, 0 on the first attempt."""
+    deployment.fetch.results = [Fetched(load("operation-done-response.json"))]
+    deployment.publish.fail_with = api_exceptions.ServiceUnavailable("Pub/Sub is unavailable")
+    body = checks.encode(
+        WatchRequest(operation=OPERATION, watch_id=WATCH_ID),
+        Progress(started=T0, polls=1),
+        T0,
+        "c0",
+    ).body
+
+    response = deployment.deliver(body, retries=retries)
+
+    assert is_2xx(response) is parked
+    if parked:
+        [task] = deployment.schedule.tasks
+        assert task.task_id.endswith("-1p1"), "the same look, parked once, in a new task"
+        assert checks.decode(task.body).progress.parks == 1
+
+
 def test_a_garbage_check_body_from_the_queue_is_dropped_without_side_effects(
     deployment: Deployment,
 ) -> None:
@@ -310,7 +379,10 @@ def test_a_check_not_from_the_configured_queue_is_refused(
 ) -> None:
     deployment.fetch.results = [Fetched(load("operation-done-response.json"))]
     body = checks.encode(
-        WatchRequest(operation=OPERATION, watch_id=WATCH_ID), Progress(started=T0, polls=1), T0
+        WatchRequest(operation=OPERATION, watch_id=WATCH_ID),
+        Progress(started=T0, polls=1),
+        T0,
+        "c0",
     ).body
 
     response = deployment.deliver(body, queue=queue)
@@ -323,7 +395,10 @@ def test_a_check_not_from_the_configured_queue_is_refused(
 def test_the_queue_may_be_named_by_its_id_as_cloud_tasks_does(deployment: Deployment) -> None:
     deployment.fetch.results = [Fetched(load("operation-done-response.json"))]
     body = checks.encode(
-        WatchRequest(operation=OPERATION, watch_id=WATCH_ID), Progress(started=T0, polls=1), T0
+        WatchRequest(operation=OPERATION, watch_id=WATCH_ID),
+        Progress(started=T0, polls=1),
+        T0,
+        "c0",
     ).body
 
     response = deployment.deliver(body, queue="opwatch-checks")

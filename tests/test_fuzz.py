@@ -140,6 +140,7 @@ class Functions:
         self.fetch.calls.clear()
         self.fetch.results = [pending()]
         self.schedule.tasks.clear()
+        self.schedule.names.clear()
         self.publish.messages.clear()
         self.logs.records.clear()
 
@@ -741,7 +742,7 @@ def test_garbage_check_bodies_are_refused(functions: Functions, body: bytes) -> 
                 "opwatch_check": JSON_VALUES,
                 "request": st.fixed_dictionaries({"watch_id": JSON_VALUES}),
                 "progress": st.dictionaries(
-                    st.sampled_from(["started", "polls", "transient_errors", "seen"]),
+                    st.sampled_from(["started", "polls", "transient_errors", "seen", "parks"]),
                     JSON_VALUES,
                 ),
             }
@@ -760,7 +761,7 @@ def _encoded(request: dict[str, Any], polls: int) -> dict[str, Any]:
         allowed_apis=ALLOWED_APIS,
         allowed_notify_topics=(RESULTS, OTHER_TOPIC),
     )
-    task = checks.encode(watch, Progress(T0, polls, 0, False), T0 + timedelta(seconds=5))
+    task = checks.encode(watch, Progress(T0, polls, 0, False), T0 + timedelta(seconds=5), "c0")
     body: dict[str, Any] = json.loads(task.body)
     return body
 
@@ -776,6 +777,8 @@ TAMPERINGS = [
     "transient_errors",
     "seen",
     "version",
+    "chain",
+    "parks",
     "watch_id",
     "truncated",
     "oversized",
@@ -828,7 +831,16 @@ def test_tampered_check_bodies_are_refused_without_fetching(
         progress["seen"] = data.draw(st.sampled_from([0, 1, "true", None, []]))
     elif tampering == "version":
         body["opwatch_check"] = data.draw(
-            st.sampled_from([0, 2, "1", True, None, 1.5]) | st.integers(2, 2**40)
+            st.sampled_from([0, 3, "1", True, None, 1.5]) | st.integers(3, 2**40)
+        )
+    elif tampering == "chain":
+        body["chain"] = data.draw(
+            st.sampled_from(["", "UPPER", "a-b", "x" * 33, "../x"])
+            | JSON_VALUES.filter(lambda v: not isinstance(v, str))
+        )
+    elif tampering == "parks":
+        progress["parks"] = data.draw(
+            st.integers(-(2**64), -1) | st.sampled_from([0.5, "0", True, None])
         )
     elif tampering == "watch_id":
         body["request"]["watch_id"] = data.draw(

@@ -215,7 +215,7 @@ def test_the_largest_valid_request_fits_a_task_body() -> None:
         expected_duration=1.5,
     )
     task = checks.encode(
-        request, Progress(started=T0, polls=10**6, transient_errors=10**6, seen=True), T0
+        request, Progress(started=T0, polls=10**6, transient_errors=10**6, seen=True), T0, "c0"
     )
     assert len(task.body) <= checks.MAX_BODY_BYTES
     assert checks.decode(task.body).request == request.to_json()

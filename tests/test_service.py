@@ -162,12 +162,44 @@ def test_labels_and_notify_topic_reach_the_notification(harness: Harness) -> Non
     assert message.to_json()["labels"] == {"team": "search"}
 
 
-def test_redelivered_watch_names_the_same_first_task(harness: Harness) -> None:
-    harness.fetch.results = [pending()]
+def test_a_redelivered_watch_message_never_starts_a_second_chain(
+    harness: Harness, event_log: EventLog
+) -> None:
+    harness.fetch.results = [pending(), pending(), succeeded()]
     watch(harness)
-    watch(harness)
-    first, again = harness.schedule.tasks
-    assert first.task_id == again.task_id, "Cloud Tasks dedups the second chain by name"
+    watch(harness)  # Pub/Sub delivers the same message (same messageId) again
+    assert len(harness.schedule.tasks) == 1, "Cloud Tasks refuses the second first task by name"
+    assert event_log.events[-1] == "check.duplicate"
+    harness.run_checks()
+    assert [note["outcome"] for note in harness.publish.received] == ["SUCCEEDED"]
+
+
+def test_a_watch_id_reused_by_a_later_message_is_a_new_watch_with_its_own_notification(
+    harness: Harness,
+) -> None:
+    """Task names stay reserved up to 24 h after the task ran (CreateTask reference,
+    https://cloud.google.com/tasks/docs/reference/rest/v2/projects.locations.queues.tasks/create);
+    the harness's queue keeps every name for ever, so a collision would show here."""
+    other = OPERATION.replace("operation-123", "operation-456")
+    harness.fetch.results = [pending(), succeeded()]
+    watch(harness, watch_id="nightly")
+    harness.run_checks()
+    harness.fetch.results, harness.fetch.calls = [pending(), succeeded(other)], []
+    harness.clock.advance(3600)
+    # The next night: same watch_id, another operation, another message.
+    harness.notifier.on_watch_message(
+        pubsub_message({"operation": other, "watch_id": "nightly"}, message_id="m-2")
+    )
+    harness.run_checks()
+    harness.fetch.results, harness.fetch.calls = [pending(), succeeded()], []
+    # And once more for the first operation (a re-watch after the first one ended).
+    harness.notifier.on_watch_message(
+        pubsub_message({"operation": OPERATION, "watch_id": "nightly"}, message_id="m-3")
+    )
+    harness.run_checks()
+    notes = harness.publish.received
+    assert [(n["watch_id"], n["outcome"]) for n in notes] == [("nightly", "SUCCEEDED")] * 3
+    assert [n["request"]["operation"] for n in notes] == [OPERATION, other, OPERATION]
 
 
 def test_each_check_names_a_new_task(harness: Harness) -> None:

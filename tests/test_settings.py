@@ -19,6 +19,9 @@ def test_defaults() -> None:
     assert (settings.fetch_timeout, settings.log_level) == (10.0, "INFO")
     assert settings.invoker_service_account is None
     assert settings.operations_endpoint is None
+    # Cloud Tasks' own defaults: a 10-minute dispatch deadline and 100 attempts.
+    assert (settings.dispatch_deadline, settings.tasks_max_attempts) == (600, 100)
+    assert settings.parked_topic is None
 
 
 def test_everything_set() -> None:
@@ -32,8 +35,13 @@ def test_everything_set() -> None:
             "FETCH_TIMEOUT": "2.5",
             "CLOUD_TASKS_EMULATOR_HOST": "127.0.0.1:9090",
             "LOG_LEVEL": "debug",
+            "DISPATCH_DEADLINE": "540",
+            "TASKS_MAX_ATTEMPTS": "10",
+            "PARKED_TOPIC": "projects/p/topics/opwatch-parked-checks",
         }
     )
+    assert (settings.dispatch_deadline, settings.tasks_max_attempts) == (540, 10)
+    assert settings.parked_topic == "projects/p/topics/opwatch-parked-checks"
     assert settings.allowed_apis == {"cloudaicompanion.googleapis.com", "spanner.googleapis.com"}
     assert settings.allowed_notify_topics == {RESULTS, "projects/p/topics/a", "projects/p/topics/b"}
     assert settings.operations_endpoint == "http://127.0.0.1:8090"
@@ -59,8 +67,26 @@ def test_missing_settings_are_all_named() -> None:
         ("FETCH_TIMEOUT", "soon"),
         ("FETCH_TIMEOUT", "0"),
         ("LOG_LEVEL", "LOUD"),
+        ("DISPATCH_DEADLINE", "14"),
+        ("DISPATCH_DEADLINE", "1801"),
+        ("DISPATCH_DEADLINE", "10m"),
+        ("TASKS_MAX_ATTEMPTS", "0"),
+        ("TASKS_MAX_ATTEMPTS", "-2"),
+        ("TASKS_MAX_ATTEMPTS", "ten"),
+        ("PARKED_TOPIC", "opwatch-parked-checks"),
     ],
 )
 def test_malformed_settings_are_named(name: str, value: str) -> None:
     with pytest.raises(ConfigurationError, match=name):
         Settings.from_env({**REQUIRED, name: value})
+
+
+@pytest.mark.parametrize(
+    ("max_attempts", "retries", "last"),
+    [(10, 8, False), (10, 9, True), (10, 30, True), (1, 0, True), (-1, 10**6, False)],
+)
+def test_a_check_knows_when_it_may_be_on_the_queues_last_attempt(
+    max_attempts: int, retries: int, last: bool
+) -> None:
+    settings = Settings.from_env({**REQUIRED, "TASKS_MAX_ATTEMPTS": str(max_attempts)})
+    assert settings.on_last_attempts(retries) is last

@@ -7,7 +7,6 @@ serves requests on several threads.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import threading
 from collections.abc import Callable
@@ -29,8 +28,6 @@ if TYPE_CHECKING:
     from google.cloud import tasks_v2
 
 CLOUD_PLATFORM_SCOPE: Final = "https://www.googleapis.com/auth/cloud-platform"
-# Long enough for one fetch plus one create-task or publish; Cloud Tasks allows 15 s to 30 min.
-DISPATCH_DEADLINE: Final = timedelta(seconds=120)
 RPC_TIMEOUT: Final = 30.0
 # An Operation larger than this is refused rather than read into memory; Pub/Sub would not carry
 # more than 10 MB of it anyway (the notification drops bulky fields to fit).
@@ -188,17 +185,22 @@ class TaskScheduler:
                 name=f"{settings.tasks_queue}/tasks/{task.task_id}",
                 http_request=http_request,
                 schedule_time=task.when,
-                dispatch_deadline=DISPATCH_DEADLINE,
+                # As long as the check function may run (its timeout): a shorter deadline would
+                # retry a check that is still running.
+                dispatch_deadline=timedelta(seconds=settings.dispatch_deadline),
             ),
         )
 
-    def __call__(self, task: CheckTask) -> None:
+    def __call__(self, task: CheckTask) -> bool:
         # Loaded with tasks_v2 on first use: a watch that never schedules never pays for grpc.
         from google.api_core import exceptions as api_exceptions
 
-        # ALREADY_EXISTS: a redelivered input already scheduled this very check; one chain, not two.
-        with contextlib.suppress(api_exceptions.AlreadyExists):
+        try:
             self._client.get().create_task(request=self.build(task), timeout=RPC_TIMEOUT)
+        except api_exceptions.AlreadyExists:
+            # A redelivered input already scheduled this very check: one chain, not two.
+            return False
+        return True
 
 
 class NotificationPublisher:

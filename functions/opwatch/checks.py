@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -18,10 +19,21 @@ from opwatch.core import Progress
 from opwatch.errors import InvalidCheckBody, Violation
 from opwatch.wire import rfc3339
 
-VERSION: Final = 1
-MAX_BODY_BYTES: Final = 100 * 1024
-_BODY_FIELDS: Final = frozenset({"opwatch_check", "request", "progress"})
-_PROGRESS_FIELDS: Final = frozenset({"started", "polls", "transient_errors", "seen"})
+VERSION: Final = 2
+# Version 1 bodies (no chain, no parks) may still sit in a queue after an upgrade; their watch
+# goes on under the chain id below rather than being dropped.
+LEGACY_VERSION: Final = 1
+LEGACY_CHAIN: Final = "v1"
+# "The maximum task size is 100KB" (CreateTask reference). The watch-request limits keep every
+# body far below it (tests/test_sizes.py), leaving room for the name, URL and headers.
+MAX_TASK_BYTES: Final = 100 * 1024
+MAX_BODY_BYTES: Final = MAX_TASK_BYTES
+_BODY_FIELDS: Final = frozenset({"opwatch_check", "chain", "request", "progress"})
+_PROGRESS_FIELDS: Final = frozenset({"started", "polls", "transient_errors", "seen", "parks"})
+_LEGACY_BODY_FIELDS: Final = _BODY_FIELDS - {"chain"}
+_LEGACY_PROGRESS_FIELDS: Final = _PROGRESS_FIELDS - {"parks"}
+_KEY_CHARS: Final = 16
+_CHAIN_RE: Final = re.compile(r"^[a-z0-9]{1,32}$")
 
 
 @dataclass(frozen=True)
@@ -39,31 +51,102 @@ class CheckTask:
 
 @dataclass(frozen=True)
 class CheckState:
-    """A decoded check body: the watch request (still to validate) and its progress."""
+    """A decoded check body: the watch request (still to validate), its progress and chain."""
 
     request: dict[str, Any]
     progress: Progress
+    chain: str
 
 
-def task_id(watch_id: str, polls: int) -> str:
-    """Cloud Tasks ids allow only ``[A-Za-z0-9_-]``; a hash also spreads names across shards."""
-    return f"w{hashlib.sha256(watch_id.encode()).hexdigest()[:32]}-{polls}"
+@dataclass(frozen=True)
+class TaskName:
+    """What a check task's id says: ``{operation key}-{watch key}-{chain}-{polls}[p{parks}]``.
+
+    - the operation key (``sha256(api/operation)``) finds every pending check of an operation,
+      whoever asked to watch it, by a scan of task names;
+    - the watch key (``sha256(watch_id)``) finds the pending checks of a watch id;
+    - the chain tells apart watches that share both (one per Pub/Sub message), so reusing a
+      watch id never meets the reserved name of an earlier watch;
+    - polls (and parks, after an outage) make each step's name distinct, and the same on a
+      redelivery: Cloud Tasks refuses a second task of that name, so one chain stays one.
+
+    Hashes lead, so names spread over Cloud Tasks' shards, and use only ``[a-z0-9-]``.
+    """
+
+    operation_key: str
+    watch_key: str
+    chain: str
+    polls: int
+    parks: int = 0
+
+    def __str__(self) -> str:
+        suffix = f"p{self.parks}" if self.parks else ""
+        return f"{self.operation_key}-{self.watch_key}-{self.chain}-{self.polls}{suffix}"
+
+    @classmethod
+    def parse(cls, task_id: str) -> TaskName | None:
+        """The parts of an opwatch task id (the last segment of a task name), or None."""
+        match = _TASK_ID_RE.match(task_id.rsplit("/", 1)[-1])
+        if match is None:
+            return None
+        operation, watch, chain, polls, parks = match.groups()
+        return cls(operation, watch, chain, int(polls), int(parks or 0))
 
 
-def encode(request: WatchRequest, progress: Progress, when: datetime) -> CheckTask:
+_TASK_ID_RE: Final = re.compile(
+    rf"^([0-9a-f]{{{_KEY_CHARS}}})-([0-9a-f]{{{_KEY_CHARS}}})-([a-z0-9]{{1,32}})-"
+    r"([1-9][0-9]{0,8})(?:p([1-9][0-9]{0,8}))?$"
+)
+
+
+def _key(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:_KEY_CHARS]
+
+
+def operation_key(api: str, operation: str) -> str:
+    """The key of an operation in task names: the same whoever watches it."""
+    return _key(f"{api}/{operation}")
+
+
+def watch_key(watch_id: str) -> str:
+    """The key of a watch id in task names."""
+    return _key(watch_id)
+
+
+def chain_for_message(message_id: str) -> str:
+    """The chain of a watch started by one Pub/Sub message: redeliveries share it."""
+    return _key(f"message/{message_id}")[:12]
+
+
+def task_name(request: WatchRequest, progress: Progress, chain: str) -> TaskName:
+    """The name of the task that carries ``progress`` of ``request``'s watch on ``chain``."""
+    return TaskName(
+        operation_key(request.api, request.operation),
+        watch_key(request.watch_id),
+        chain,
+        progress.polls,
+        progress.parks,
+    )
+
+
+def encode(request: WatchRequest, progress: Progress, when: datetime, chain: str) -> CheckTask:
     """The task that looks at ``request`` again at ``when``."""
     body = {
         "opwatch_check": VERSION,
+        "chain": chain,
         "request": request.to_json(),
         "progress": {
             "started": rfc3339(progress.started),
             "polls": progress.polls,
             "transient_errors": progress.transient_errors,
             "seen": progress.seen,
+            "parks": progress.parks,
         },
     }
-    data = json.dumps(body, separators=(",", ":")).encode()
-    return CheckTask(task_id=task_id(request.watch_id, progress.polls), body=data, when=when)
+    # UTF-8 rather than \u escapes: an emoji costs 4 bytes, not 12, against the task size.
+    data = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+    name = task_name(request, progress, chain)
+    return CheckTask(task_id=str(name), body=data, when=when)
 
 
 def decode(body: bytes) -> CheckState:
@@ -82,17 +165,32 @@ def decode(body: bytes) -> CheckState:
         raise _invalid(
             "", "the body is not JSON; only opwatch's own tasks may call this function"
         ) from None
+    return read(data)
+
+
+def read(data: object) -> CheckState:
+    """Read a check body already decoded from JSON; see :func:`decode`."""
     # JSON true and 1.0 equal 1 in Python, but they are not what opwatch wrote.
     version = data.get("opwatch_check") if isinstance(data, dict) else None
-    if not isinstance(data, dict) or type(version) is not int or version != VERSION:
+    if (
+        not isinstance(data, dict)
+        or type(version) is not int
+        or version not in (LEGACY_VERSION, VERSION)
+    ):
         raise _invalid("opwatch_check", f"not an opwatch check body of version {VERSION}")
-    if set(data) != _BODY_FIELDS:
-        raise _invalid("", f"an opwatch check body has exactly {', '.join(sorted(_BODY_FIELDS))}")
+    legacy = version == LEGACY_VERSION
+    body_fields = _LEGACY_BODY_FIELDS if legacy else _BODY_FIELDS
+    if set(data) != body_fields:
+        raise _invalid("", f"an opwatch check body has exactly {', '.join(sorted(body_fields))}")
     request, progress = data.get("request"), data.get("progress")
+    chain = LEGACY_CHAIN if legacy else data.get("chain")
+    if not isinstance(chain, str) or not _CHAIN_RE.match(chain):
+        raise _invalid("chain", "must be 1-32 lowercase letters or digits")
     if not isinstance(request, dict) or not isinstance(request.get("watch_id"), str):
         raise _invalid("request", "missing, not an object, or without a watch_id")
-    if not isinstance(progress, dict) or set(progress) != _PROGRESS_FIELDS:
-        fields = ", ".join(sorted(_PROGRESS_FIELDS))
+    progress_fields = _LEGACY_PROGRESS_FIELDS if legacy else _PROGRESS_FIELDS
+    if not isinstance(progress, dict) or set(progress) != progress_fields:
+        fields = ", ".join(sorted(progress_fields))
         raise _invalid("progress", f"must be an object with exactly {fields}")
     started = progress.get("started")
     polls, errors, seen = (
@@ -112,7 +210,12 @@ def decode(body: bytes) -> CheckState:
         raise _invalid("progress.transient_errors", "must be a non-negative integer")
     if not isinstance(seen, bool):
         raise _invalid("progress.seen", "must be a boolean")
-    return CheckState(request, Progress(started_at.astimezone(UTC), polls, errors, seen))
+    parks = progress.get("parks", 0)
+    if not isinstance(parks, int) or not _count(parks):
+        raise _invalid("progress.parks", "must be a non-negative integer")
+    return CheckState(
+        request, Progress(started_at.astimezone(UTC), polls, errors, seen, parks), chain
+    )
 
 
 def _count(value: object) -> bool:

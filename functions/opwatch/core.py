@@ -66,12 +66,14 @@ class Progress:
         polls: fetches made so far.
         transient_errors: consecutive transient fetch errors just before now.
         seen: whether the operation was ever found (a 404 after that means it is gone).
+        parks: times the watch was set aside to wait out an outage (see the service).
     """
 
     started: datetime
     polls: int = 0
     transient_errors: int = 0
     seen: bool = False
+    parks: int = 0
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,9 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from opwatch import checks, notification
 from opwatch.contracts import (
@@ -30,12 +30,18 @@ from opwatch.contracts import (
     validate_watch_request,
 )
 from opwatch.core import CheckAgain, FetchFailed, FetchResult, Outcome, Progress, decide
-from opwatch.errors import InvalidWatchRequest
+from opwatch.errors import InvalidInput, InvalidWatchRequest
 from opwatch.logs import LOGGER_NAME, Event
 from opwatch.notification import Notification
 from opwatch.settings import Settings
 
 log = logging.getLogger(LOGGER_NAME)
+
+# A parked check waits this long before it runs again, with a fresh retry budget.
+PARK_DELAY: Final = 900
+# The attribute that marks a parked watch on the parked topic (or replayed by hand).
+PARKED_ATTRIBUTE: Final = "opwatch"
+PARKED_VALUE: Final = "parked-check"
 
 
 class Fetch(Protocol):
@@ -45,9 +51,10 @@ class Fetch(Protocol):
 
 
 class Schedule(Protocol):
-    """Creates the check task; treats ALREADY_EXISTS as success; raises on other failures."""
+    """Creates the check task: True if created, False if it existed (ALREADY_EXISTS); raises on
+    other failures."""
 
-    def __call__(self, task: checks.CheckTask) -> None: ...
+    def __call__(self, task: checks.CheckTask) -> bool: ...
 
 
 class Publish(Protocol):
@@ -72,13 +79,20 @@ class Notifier:
     clock: Callable[[], datetime] = utcnow
 
     def on_watch_message(self, message: Mapping[str, Any]) -> Outcome | None:
-        """Handle one Pub/Sub message carrying a watch request (the PubsubMessage JSON).
+        """Handle one Pub/Sub message: a watch request, or a parked watch coming back.
+
+        Args:
+            message: the PubsubMessage in its JSON form (``data`` base64, ``attributes``,
+                ``messageId``).
 
         Returns:
             The outcome published, or None when a check was scheduled instead.
         """
         started = self.clock()
         message_id = str(message.get("messageId") or message.get("message_id") or "")
+        attributes = message.get("attributes")
+        if isinstance(attributes, dict) and attributes.get(PARKED_ATTRIBUTE) == PARKED_VALUE:
+            return self._resume(message, message_id, started)
         try:
             request = parse_watch_request(
                 decode_pubsub_data(message),
@@ -93,10 +107,17 @@ class Notifier:
             request.operation,
             extra={"fields": {"event": Event.WATCH_STARTED, **_watch_fields(request)}},
         )
-        return self._look(request, Progress(started=started))
+        return self._look(request, Progress(started=started), checks.chain_for_message(message_id))
 
-    def on_check(self, state: checks.CheckState) -> Outcome | None:
-        """Handle one check task whose body was decoded with :func:`checks.decode`."""
+    def on_check(self, state: checks.CheckState, *, retries: int = 0) -> Outcome | None:
+        """Handle one check task whose body was decoded with :func:`checks.decode`.
+
+        Args:
+            state: the decoded body.
+            retries: how often Cloud Tasks already retried this task (its
+                ``X-CloudTasks-TaskRetryCount``). On what may be the queue's last attempts, a
+                failure parks the watch rather than letting Cloud Tasks drop it.
+        """
         watch_id = str(state.request["watch_id"])
         try:
             request = validate_watch_request(
@@ -108,9 +129,15 @@ class Notifier:
         except InvalidWatchRequest as error:
             # Valid when scheduled, so the allowlists changed since: tell the subscriber.
             return self._reject(error, state.progress, default_watch_id=watch_id)
-        return self._look(request, state.progress)
+        try:
+            return self._look(request, state.progress, state.chain)
+        except Exception:
+            if not self.settings.on_last_attempts(retries):
+                raise
+        self._park(request, state)
+        return None
 
-    def _look(self, request: WatchRequest, progress: Progress) -> Outcome | None:
+    def _look(self, request: WatchRequest, progress: Progress, chain: str) -> Outcome | None:
         result = self.fetch(request)
         now = self.clock()
         decision = decide(request, progress, result, now)
@@ -123,12 +150,17 @@ class Notifier:
         if isinstance(decision, CheckAgain):
             when = now + timedelta(seconds=decision.delay)
             with _logged_failure("could not schedule the next check", fields):
-                self.schedule(checks.encode(request, decision.progress, when))
+                created = self.schedule(checks.encode(request, decision.progress, when, chain))
             log.info(
-                "not done yet; next check in %.1fs",
+                "not done yet; next check in %.1fs%s",
                 decision.delay,
+                "" if created else " (it existed: this input was delivered again)",
                 extra={
-                    "fields": {**fields, "event": event, "delay_seconds": round(decision.delay, 3)}
+                    "fields": {
+                        **fields,
+                        "event": event if created else Event.CHECK_DUPLICATE,
+                        "delay_seconds": round(decision.delay, 3),
+                    }
                 },
             )
             return None
@@ -149,6 +181,71 @@ class Notifier:
             },
         )
         return decision.outcome
+
+    def _park(self, request: WatchRequest, state: checks.CheckState) -> None:
+        """Set the watch aside on what may be Cloud Tasks' last try of this check.
+
+        The same look is scheduled again after :data:`PARK_DELAY` (a new task with a fresh
+        retry budget: this outlasts an outage of Pub/Sub or of the operations API). If not
+        even a task can be created, the watch goes to the parked topic, whose push
+        subscription brings it back to the watch function for up to 7 days. If that fails too,
+        one ERROR entry holds the whole watch, to replay by hand (README, "Parked watches").
+        """
+        progress = replace(state.progress, parks=state.progress.parks + 1)
+        task = checks.encode(
+            request, progress, self.clock() + timedelta(seconds=PARK_DELAY), state.chain
+        )
+        fields = {**_watch_fields(request), "polls": progress.polls, "parks": progress.parks}
+        with contextlib.suppress(Exception):
+            self.schedule(task)
+            log.warning(
+                "repeated failures; the same check runs again in %ds",
+                PARK_DELAY,
+                extra={"fields": {**fields, "event": Event.WATCH_PARKED, "parked_in": "tasks"}},
+            )
+            return
+        if self.settings.parked_topic is not None:
+            with contextlib.suppress(Exception):
+                self.publish(
+                    Notification(
+                        topic=self.settings.parked_topic,
+                        data=task.body,
+                        attributes={PARKED_ATTRIBUTE: PARKED_VALUE, "watch_id": request.watch_id},
+                    )
+                )
+                log.warning(
+                    "repeated failures and no task could be created; parked on Pub/Sub",
+                    extra={
+                        "fields": {**fields, "event": Event.WATCH_PARKED, "parked_in": "pubsub"}
+                    },
+                )
+                return
+        log.error(
+            "nothing could be written: the watch is abandoned; replay check_body to resume it",
+            extra={
+                "fields": {
+                    **fields,
+                    "event": Event.WATCH_ABANDONED,
+                    "check_body": task.body.decode(),
+                }
+            },
+        )
+
+    def _resume(
+        self, message: Mapping[str, Any], message_id: str, started: datetime
+    ) -> Outcome | None:
+        """A parked watch is back: look again, as its check would have."""
+        try:
+            state = checks.decode(decode_pubsub_data(message))
+        except InvalidInput as error:
+            rejected = InvalidWatchRequest(error.violations)
+            return self._reject(rejected, Progress(started=started), default_watch_id=message_id)
+        log.info(
+            "a parked watch is back",
+            extra={"fields": {"event": Event.WATCH_RESUMED, "watch_id": state.request["watch_id"]}},
+        )
+        # No parking from here: Pub/Sub redelivers (for days) whatever fails.
+        return self.on_check(state)
 
     def _reject(
         self, error: InvalidWatchRequest, progress: Progress, *, default_watch_id: str

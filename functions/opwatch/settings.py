@@ -19,6 +19,9 @@ from opwatch.errors import ConfigurationError
 
 TOPIC_PATTERN: Final = re.compile(r"^projects/[^/\s]+/topics/[^/\s]+$")
 QUEUE_PATTERN: Final = re.compile(r"^projects/[^/\s]+/locations/[^/\s]+/queues/[^/\s]+$")
+# Cloud Tasks' own defaults (queue retry_config, HttpRequest dispatch_deadline).
+DEFAULT_DISPATCH_DEADLINE: Final = 600
+DEFAULT_TASKS_MAX_ATTEMPTS: Final = 100
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,12 @@ class Settings:
         fetch_timeout: seconds for one GET of an operation.
         tasks_emulator_host: local only: ``host:port`` of a Cloud Tasks emulator.
         log_level: minimum level of the JSON logs.
+        dispatch_deadline: seconds Cloud Tasks waits for one check (the check function's
+            timeout; Cloud Tasks allows 15 to 1800).
+        tasks_max_attempts: the queue's ``max_attempts`` (-1: unlimited); a check on its last
+            attempts parks its watch instead of failing once more.
+        parked_topic: where a watch goes when not even a task can be created (its push
+            subscription brings it back to the watch function); None: nowhere.
     """
 
     results_topic: str
@@ -50,6 +59,13 @@ class Settings:
     fetch_timeout: float = 10.0
     tasks_emulator_host: str | None = None
     log_level: str = "INFO"
+    dispatch_deadline: int = DEFAULT_DISPATCH_DEADLINE
+    tasks_max_attempts: int = DEFAULT_TASKS_MAX_ATTEMPTS
+    parked_topic: str | None = None
+
+    def on_last_attempts(self, retries: int) -> bool:
+        """Whether a check retried ``retries`` times may be the queue's last try of it."""
+        return 0 < self.tasks_max_attempts <= retries + 1
 
     @property
     def queue_names(self) -> frozenset[str]:
@@ -88,7 +104,7 @@ class Settings:
             "projects/my-project/locations/us-central1/queues/opwatch-checks",
         )
         check_url = required(
-            "CHECK_URL", None, "https://us-central1-my-project.cloudfunctions.net/on_check"
+            "CHECK_URL", None, "https://opwatch-on-check-123456789012.us-central1.run.app"
         )
         if check_url and urlsplit(check_url).scheme not in ("http", "https"):
             problems.append(f"CHECK_URL={check_url!r} must be an http(s) URL")
@@ -125,6 +141,41 @@ class Settings:
             if not 0 < fetch_timeout <= 300:
                 problems.append(f"FETCH_TIMEOUT={raw_timeout!r} must be seconds between 0 and 300")
 
+        def integer(name: str, default: int, low: int, high: int, meaning: str) -> int:
+            raw = get(name)
+            if raw is None:
+                return default
+            try:
+                value = int(raw)
+            except ValueError:
+                value = low - 1
+            if not low <= value <= high:
+                problems.append(f"{name}={raw!r} must be {meaning}")
+            return value
+
+        dispatch_deadline = integer(
+            "DISPATCH_DEADLINE",
+            DEFAULT_DISPATCH_DEADLINE,
+            15,
+            1800,
+            "whole seconds from 15 to 1800 (Cloud Tasks' range for an HTTP task)",
+        )
+        max_attempts = integer(
+            "TASKS_MAX_ATTEMPTS",
+            DEFAULT_TASKS_MAX_ATTEMPTS,
+            -1,
+            10**6,
+            "the queue's retry_config.max_attempts: a positive whole number, or -1 (unlimited)",
+        )
+        if max_attempts == 0:
+            problems.append("TASKS_MAX_ATTEMPTS='0' must be positive, or -1 (unlimited)")
+        parked_topic = get("PARKED_TOPIC")
+        if parked_topic is not None and not TOPIC_PATTERN.match(parked_topic):
+            problems.append(
+                f"PARKED_TOPIC={parked_topic!r} is malformed; expected e.g. "
+                "projects/my-project/topics/opwatch-parked-checks"
+            )
+
         log_level = (get("LOG_LEVEL") or "INFO").upper()
         if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             problems.append(f"LOG_LEVEL={log_level!r} must be DEBUG, INFO, WARNING or ERROR")
@@ -142,6 +193,9 @@ class Settings:
             fetch_timeout=fetch_timeout,
             tasks_emulator_host=get("CLOUD_TASKS_EMULATOR_HOST"),
             log_level=log_level,
+            dispatch_deadline=dispatch_deadline,
+            tasks_max_attempts=max_attempts,
+            parked_topic=parked_topic,
         )
 
 

@@ -1,0 +1,266 @@
+"""No watch is lost when Cloud Tasks stops retrying: day-long outages on the harness's clock.
+
+A check task is retried by Cloud Tasks a bounded number of times, then dropped with no
+dead-letter. The queue below plays those rules as Google documents them, the parked topic plays
+a Pub/Sub push subscription, and the clock jumps from one delivery to the next, so a 24-hour
+outage takes milliseconds.
+
+- RetryConfig (max_attempts, max_retry_duration, min/max_backoff, max_doublings, and the task
+  deleted once both limits are reached):
+  https://cloud.google.com/tasks/docs/reference/rest/v2/projects.locations.queues#RetryConfig
+- ``X-CloudTasks-TaskRetryCount`` ("the number of times this task has been retried; for the
+  first attempt, this value is 0"): https://cloud.google.com/tasks/docs/creating-http-target-tasks
+- Push retry with exponential backoff (at most 600 s) for as long as the message is retained
+  (7 days on the parked subscription): https://cloud.google.com/pubsub/docs/handling-failures
+"""
+
+from __future__ import annotations
+
+import base64
+import heapq
+import itertools
+import json
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+from google.api_core import exceptions
+
+from opwatch import checks
+from opwatch.core import Fetched, FetchResult
+from opwatch.notification import Notification
+from opwatch.service import PARKED_ATTRIBUTE, PARKED_VALUE, Notifier
+from opwatch.settings import Settings
+
+from .conftest import OPERATION, RESULTS, T0, Clock, EventLog, pubsub_message
+
+PARKED = "projects/test-project/topics/opwatch-parked-checks"
+HOUR = 3600.0
+
+
+@dataclass
+class Outage:
+    """A dependency that refuses every call between ``start`` and ``end``."""
+
+    clock: Clock
+    start: datetime | None = None
+    end: datetime | None = None
+
+    def check(self, what: str) -> None:
+        if (
+            self.start is not None
+            and self.end is not None
+            and self.start <= self.clock() < self.end
+        ):
+            raise exceptions.ServiceUnavailable(f"{what} is down")
+
+
+@dataclass(order=True)
+class Due:
+    when: datetime
+    seq: int
+    kind: str = field(compare=False)
+    payload: Any = field(compare=False)
+    retries: int = field(compare=False, default=0)
+    first_attempt: datetime | None = field(compare=False, default=None)
+
+
+class World:
+    """Cloud Tasks (create with reserved names, dispatch, retry, drop) and Pub/Sub (results,
+    and the parked topic pushed back to the watch function), on one simulated clock."""
+
+    def __init__(self, settings: Settings, *, done_at: datetime) -> None:
+        self.clock = Clock()
+        self.tasks_down = Outage(self.clock)
+        self.pubsub_down = Outage(self.clock)
+        self.retry = {"max_attempts": 10, "max_duration": HOUR, "min": 10.0, "max": 300.0}
+        self.queue: list[Due] = []
+        self.names: set[str] = set()
+        self.notifications: list[Notification] = []
+        self.dropped: list[Due] = []
+        self.gets = 0
+        self._seq = itertools.count()
+        self._done_at = done_at
+        self.notifier = Notifier(
+            settings,
+            fetch=self.fetch,
+            schedule=self.create_task,
+            publish=self.publish,
+            clock=self.clock,
+        )
+
+    def fetch(self, _request: Any) -> FetchResult:
+        self.gets += 1
+        done = self.clock() >= self._done_at
+        return Fetched({"name": OPERATION, "done": done, **({"response": {}} if done else {})})
+
+    def create_task(self, task: checks.CheckTask) -> bool:
+        self.tasks_down.check("Cloud Tasks")
+        if task.task_id in self.names:
+            return False
+        self.names.add(task.task_id)
+        self._push(Due(max(task.when, self.clock()), next(self._seq), "task", task))
+        return True
+
+    def publish(self, message: Notification) -> None:
+        self.pubsub_down.check("Pub/Sub")
+        if message.topic == PARKED:
+            data = base64.b64encode(message.data).decode()
+            push = {"data": data, "attributes": dict(message.attributes), "messageId": "p"}
+            self._push(Due(self.clock(), next(self._seq), "push", push))
+        else:
+            self.notifications.append(message)
+
+    def _push(self, due: Due) -> None:
+        heapq.heappush(self.queue, due)
+
+    def backoff(self, retries: int) -> float:
+        """Cloud Tasks' interval before retry number ``retries`` (1-based), max_doublings 4."""
+        doublings = 4
+        k = retries - 1
+        interval = self.retry["min"] * 2 ** min(k, doublings) * (1 + max(0, k - doublings))
+        return float(min(self.retry["max"], interval))
+
+    def run(self, *, until: datetime) -> None:
+        while self.queue and self.queue[0].when <= until:
+            due = heapq.heappop(self.queue)
+            self.clock.now = due.when
+            first = due.first_attempt or due.when
+            try:
+                if due.kind == "task":
+                    state = checks.decode(due.payload.body)
+                    self.notifier.on_check(state, retries=due.retries)
+                else:
+                    self.notifier.on_watch_message(due.payload)
+                continue
+            except exceptions.GoogleAPICallError:
+                pass
+            retries = due.retries + 1
+            if due.kind == "task":
+                age = (self.clock() - first).total_seconds()
+                if retries >= self.retry["max_attempts"] and age >= self.retry["max_duration"]:
+                    self.dropped.append(due)  # Cloud Tasks deletes it: no dead-letter
+                    continue
+                delay = self.backoff(retries)
+            else:
+                delay = min(600.0, 10.0 * 2 ** min(retries, 10))
+            self._push(
+                replace(
+                    due,
+                    when=self.clock() + timedelta(seconds=delay),
+                    retries=retries,
+                    first_attempt=first,
+                )
+            )
+
+    def start_watch(self) -> None:
+        self.notifier.on_watch_message(pubsub_message({"operation": OPERATION, "watch_id": "w"}))
+
+
+@pytest.fixture
+def settings_with_parking(settings: Settings) -> Settings:
+    return replace(settings, tasks_max_attempts=10, parked_topic=PARKED)
+
+
+def outcomes(world: World) -> list[str]:
+    return [json.loads(message.data)["outcome"] for message in world.notifications]
+
+
+def test_a_24_hour_publish_outage_ends_in_exactly_one_notification(
+    settings_with_parking: Settings, event_log: EventLog
+) -> None:
+    world = World(settings_with_parking, done_at=T0 + timedelta(minutes=30))
+    world.pubsub_down.start, world.pubsub_down.end = (
+        T0 + timedelta(minutes=20),
+        T0 + timedelta(hours=24, minutes=20),
+    )
+    world.start_watch()
+    world.run(until=T0 + timedelta(days=3))
+
+    assert outcomes(world) == ["SUCCEEDED"]
+    assert world.notifications[0].topic == RESULTS
+    assert world.dropped == [], "no check reached Cloud Tasks' last attempt unparked"
+    assert world.queue == []
+    assert "watch.parked" in event_log.events and "watch.abandoned" not in event_log.events
+    # Parking keeps looks sparse through the outage (one retry budget per park, not a storm).
+    assert world.gets < 24 * 20
+
+
+def test_a_24_hour_create_task_outage_ends_in_exactly_one_notification(
+    settings_with_parking: Settings, event_log: EventLog
+) -> None:
+    world = World(settings_with_parking, done_at=T0 + timedelta(hours=2))
+    world.tasks_down.start, world.tasks_down.end = (
+        T0 + timedelta(minutes=10),
+        T0 + timedelta(hours=24, minutes=10),
+    )
+    world.start_watch()
+    world.run(until=T0 + timedelta(days=3))
+
+    assert outcomes(world) == ["SUCCEEDED"]
+    assert world.dropped == []
+    parked = [line for line in event_log.lines if line.get("event") == "watch.parked"]
+    assert [line["parked_in"] for line in parked] == ["pubsub"]
+    assert "watch.resumed" in event_log.events
+
+
+def test_without_a_parked_topic_a_create_task_outage_is_logged_with_the_whole_watch(
+    settings: Settings, event_log: EventLog
+) -> None:
+    """When nothing can be written, one ERROR entry holds the watch; replaying its check_body
+    on the parked topic (README, "Parked watches") brings the watch back to its notification."""
+    world = World(replace(settings, tasks_max_attempts=10), done_at=T0 + timedelta(hours=2))
+    world.tasks_down.start, world.tasks_down.end = (
+        T0 + timedelta(minutes=10),
+        T0 + timedelta(hours=24),
+    )
+    world.start_watch()
+    world.run(until=T0 + timedelta(days=2))
+    assert world.notifications == []
+
+    [abandoned] = [line for line in event_log.lines if line.get("event") == "watch.abandoned"]
+    assert abandoned["severity"] == "ERROR"
+    assert abandoned["watch_id"] == "w"
+    body = abandoned["check_body"].encode()
+    assert checks.decode(body).request["operation"] == OPERATION
+
+    replay = {
+        "data": base64.b64encode(body).decode(),
+        "attributes": {PARKED_ATTRIBUTE: PARKED_VALUE},
+        "messageId": "replay-1",
+    }
+    world.clock.now = T0 + timedelta(days=2)  # an operator replays it after the outage
+    world.notifier.on_watch_message(replay)
+    world.run(until=world.clock() + timedelta(days=1))
+    assert outcomes(world) == ["SUCCEEDED"]
+
+
+def test_a_short_outage_is_retried_by_cloud_tasks_without_parking(
+    settings_with_parking: Settings, event_log: EventLog
+) -> None:
+    world = World(settings_with_parking, done_at=T0 + timedelta(minutes=30))
+    world.pubsub_down.start, world.pubsub_down.end = (
+        T0 + timedelta(minutes=20),
+        T0 + timedelta(minutes=40),
+    )
+    world.start_watch()
+    world.run(until=T0 + timedelta(days=1))
+    assert outcomes(world) == ["SUCCEEDED"]
+    assert "watch.parked" not in event_log.events
+
+
+def test_a_parked_message_that_opwatch_did_not_write_is_answered_invalid(
+    settings_with_parking: Settings,
+) -> None:
+    world = World(settings_with_parking, done_at=T0)
+    world.notifier.on_watch_message(
+        {
+            "data": base64.b64encode(b'{"opwatch_check": 2}').decode(),
+            "attributes": {PARKED_ATTRIBUTE: PARKED_VALUE},
+            "messageId": "forged-1",
+        }
+    )
+    assert outcomes(world) == ["INVALID_REQUEST"]
+    assert json.loads(world.notifications[0].data)["watch_id"] == "forged-1"
+    assert world.gets == 0
