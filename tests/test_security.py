@@ -27,12 +27,12 @@ from hypothesis import strategies as st
 from opwatch import checks, contracts
 from opwatch.adapters import MAX_OPERATION_BYTES, OperationFetcher
 from opwatch.contracts import WatchRequest
-from opwatch.core import Fetched, FetchFailed, Outcome, Progress
+from opwatch.core import Fetched, FetchFailed, Outcome
 from opwatch.logs import LOGGER_NAME, JsonFormatter
 from opwatch.service import Notifier
 from opwatch.settings import Settings
 
-from .conftest import OPERATION, QUEUE, RESULTS, T0, Clock, RecordingPublish, RecordingSchedule
+from .conftest import OPERATION, QUEUE, RESULTS, Clock, RecordingPublish, RecordingSchedule
 
 TOKEN_PREFIX = "ya29.fake-token-"
 
@@ -204,21 +204,6 @@ def test_an_oversized_operation_is_refused_not_read_whole(servers: tuple[Capture
     assert isinstance(result, FetchFailed)
     assert result.error["code"] == 8
     assert "more than" in result.error["message"]
-
-
-def test_the_largest_valid_request_fits_a_task_body() -> None:
-    request = WatchRequest(
-        operation="p/" * 200 + "operations/" + "o" * 100,
-        watch_id="w" * 128,
-        labels={f"k{i:02d}" + "x" * 59: "é" * 256 for i in range(32)},
-        notify_topic="projects/p/topics/" + "t" * 255,
-        expected_duration=1.5,
-    )
-    task = checks.encode(
-        request, Progress(started=T0, polls=10**6, transient_errors=10**6, seen=True), T0, "c0"
-    )
-    assert len(task.body) <= checks.MAX_BODY_BYTES
-    assert checks.decode(task.body).request == request.to_json()
 
 
 @pytest.fixture
