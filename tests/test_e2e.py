@@ -8,9 +8,12 @@ overrides within the contract's bounds) so the suite stays well under its 5-minu
 
 from __future__ import annotations
 
+import base64
+import json
 from typing import Any
 
 import pytest
+import requests
 
 from opwatch_local.simulator import SimulatorServer
 from opwatch_local.stack import LocalStack, Ports, StackConfig
@@ -165,19 +168,33 @@ def test_retry_after_is_honoured(local_stack: LocalStack, inbox: Inbox) -> None:
     )
 
 
-def test_duplicate_delivery_makes_one_polling_chain(local_stack: LocalStack, inbox: Inbox) -> None:
+def test_a_redelivered_message_makes_one_polling_chain(
+    local_stack: LocalStack, inbox: Inbox
+) -> None:
+    """Pub/Sub redelivers a message with the same message id: post that push twice."""
     sim = local_stack.simulator()
     name = sim.create_operation(duration=4)
-    request = {"operation": name, "watch_id": "e2e-duplicate", "polling": FAST}
-    local_stack.publish_watch_request(request)
-    local_stack.publish_watch_request(request)
-    notes = inbox.wait("e2e-duplicate")
-    notes = inbox.settle("e2e-duplicate", 2.0)
-    outcomes = {(n.json()["watch_id"], n.json()["outcome"]) for n in notes}
-    assert outcomes == {("e2e-duplicate", "SUCCEEDED")}
-    assert len(notes) == 1, "one chain, so one notification"
+    request = {"operation": name, "watch_id": "e2e-redelivered", "polling": FAST}
+    data = base64.b64encode(json.dumps(request).encode()).decode()
+    envelope = {"message": {"data": data, "messageId": "e2e-redelivered-1"}, "subscription": "s"}
+    for _ in range(2):
+        reply = requests.post(local_stack.config.watch_url, json=envelope, timeout=10)
+        assert reply.status_code == 200, reply.text
+    notes = inbox.wait("e2e-redelivered")
+    notes = inbox.settle("e2e-redelivered", 2.0)
+    assert [n.json()["outcome"] for n in notes] == ["SUCCEEDED"], "one chain, one notification"
     # Each delivery looks once at the start; after that there is a single chain of checks.
     assert sim.stats(name).gets == notes[0].json()["polls"] + 1
+
+
+def test_a_watch_id_published_again_is_another_watch(local_stack: LocalStack, inbox: Inbox) -> None:
+    sim = local_stack.simulator()
+    name = sim.create_operation(duration=3)
+    request = {"operation": name, "watch_id": "e2e-published-twice", "polling": FAST}
+    local_stack.publish_watch_request(request)
+    local_stack.publish_watch_request(request)
+    notes = inbox.wait("e2e-published-twice", count=2)
+    assert [n.json()["outcome"] for n in notes] == ["SUCCEEDED", "SUCCEEDED"]
 
 
 def test_operations_from_another_local_server(tmp_path: Any) -> None:
