@@ -452,8 +452,12 @@ def test_reports_unknown_types_and_providers() -> None:
 
 
 def test_meta_arguments_are_accepted_and_checked() -> None:
+    service = _real("google_cloud_run_v2_service", "check")
+    assert "lifecycle" in service
+    assert _check("google_cloud_run_v2_service", service, "data") == []
     body = _real("google_cloudfunctions2_function", "check")
-    assert {"lifecycle", "depends_on"} <= set(body)
+    assert "depends_on" in body
+    body["lifecycle"] = service["lifecycle"]
     body["count"] = 1
     body["provider"] = "${google.other}"
     assert _check("google_cloudfunctions2_function", body) == []
