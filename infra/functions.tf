@@ -49,10 +49,11 @@ resource "google_storage_bucket_object" "source" {
   source = data.archive_file.source.output_path
 }
 
-# HTTP function called by Cloud Tasks (OIDC token of the invoker account). Not public: the
-# only run.invoker binding is the invoker account's, in iam.tf.
+# HTTP function called by Cloud Tasks with an OIDC token of the invoker account. Not public:
+# Cloud Run's IAM check admits only tokens whose audience is one of the service's run.app URLs
+# and whose identity holds run.invoker, which only the invoker account does (iam.tf). The code
+# does not verify the token itself; it checks that the request names its own queue.
 resource "google_cloudfunctions2_function" "check" {
-  #checkov:skip=CKV_GCP_124:Ingress is var.ingress_settings (default ALLOW_ALL): Cloud Run counts same-project Cloud Tasks as internal only on the run.app URL, and tasks target the cloudfunctions.net CHECK_URL. Access is enforced by IAM: only the invoker account holds run.invoker.
   project     = var.project_id
   location    = var.region
   name        = local.check_function_name
@@ -82,21 +83,29 @@ resource "google_cloudfunctions2_function" "check" {
     environment_variables          = local.function_environment
   }
 
+  depends_on = [google_project_service.enabled]
+}
+
+# The Cloud Run service behind on_check, read back after it is deployed: CHECK_URL was computed
+# before the service existed (main.tf), so the apply fails here, before any watch request is
+# delivered (the push subscriptions wait for this), if the service does not serve that URL.
+data "google_cloud_run_v2_service" "check" {
+  project  = var.project_id
+  location = var.region
+  name     = google_cloudfunctions2_function.check.service_config[0].service
+
   lifecycle {
     postcondition {
-      condition     = self.url == local.check_url
-      error_message = "The check function's URL is not the computed CHECK_URL; tasks would target the wrong URL. Update local.check_url in main.tf."
+      condition     = contains(self.urls, local.check_url)
+      error_message = "on_check's Cloud Run service does not serve the computed CHECK_URL (local.check_url in main.tf), so every re-check would fail. Its URLs are listed in self.urls."
     }
   }
-
-  depends_on = [google_project_service.enabled]
 }
 
 # Receives watch requests from the push subscription in pubsub.tf (not an event_trigger: see
 # there why). The @cloud_event decorator in main.py makes functions-framework parse the push
 # body as a CloudEvent even though the function is deployed without a trigger.
 resource "google_cloudfunctions2_function" "watch" {
-  #checkov:skip=CKV_GCP_124:Ingress is var.ingress_settings (default ALLOW_ALL), set ALLOW_INTERNAL_ONLY once verified in your project. Access is enforced by IAM: only the push account holds run.invoker.
   project     = var.project_id
   location    = var.region
   name        = local.watch_function_name

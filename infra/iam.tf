@@ -39,17 +39,30 @@ resource "google_project_iam_custom_role" "operations_reader" {
   title       = "opwatch operations reader"
   description = "Read long-running operations of the APIs opwatch may watch."
   permissions = distinct(concat(["cloudaicompanion.operations.get"], var.extra_operation_permissions))
+
+  # IAM and Resource Manager must be enabled first; nothing else here refers to them.
+  depends_on = [google_project_service.enabled]
 }
 
 resource "google_project_iam_member" "runtime_operations_reader" {
   project = var.project_id
   role    = google_project_iam_custom_role.operations_reader.name
   member  = "serviceAccount:${google_service_account.runtime.email}"
+
+  depends_on = [google_project_service.enabled]
 }
 
 resource "google_pubsub_topic_iam_member" "runtime_publishes_results" {
   project = var.project_id
   topic   = google_pubsub_topic.results.name
+  role    = "roles/pubsub.publisher"
+  member  = "serviceAccount:${google_service_account.runtime.email}"
+}
+
+# A watch Cloud Tasks cannot take is published here (PARKED_TOPIC, pubsub.tf).
+resource "google_pubsub_topic_iam_member" "runtime_parks_checks" {
+  project = var.project_id
+  topic   = google_pubsub_topic.parked.name
   role    = "roles/pubsub.publisher"
   member  = "serviceAccount:${google_service_account.runtime.email}"
 }

@@ -4,12 +4,16 @@ locals {
   watch_function_name = "${var.name_prefix}-on-watch-request"
   check_function_name = "${var.name_prefix}-on-check"
 
-  # CHECK_URL is needed by both functions, including on_check itself (it is the audience it
-  # verifies and the target of the next task), so it cannot come from the function's own
-  # outputs without a cycle. The gen2 cloudfunctions.net URL is a pure function of region,
-  # project and name, so it is computed here; a postcondition on the check function fails
-  # the apply if Google ever reports a different URL, instead of silently misrouting tasks.
-  check_url = "https://${var.region}-${var.project_id}.cloudfunctions.net/${local.check_function_name}"
+  # CHECK_URL is the target of every re-check task and the audience of its OIDC token. Cloud Run
+  # accepts as audience only the service's run.app URLs or a custom audience configured on it,
+  # and counts same-project Cloud Tasks as internal traffic only on a run.app URL. on_check needs
+  # the value too (it creates the next task) but cannot read its own outputs, so the URL is the
+  # deterministic run.app URL Cloud Run documents, https://SERVICE-PROJECT_NUMBER.REGION.run.app
+  # (a gen2 function's service has the function's name). It exists only while that DNS label
+  # fits in 63 characters: name_prefix (<= 20) + "-on-check" + "-" + a 12-digit project number
+  # is at most 42. data.google_cloud_run_v2_service.check in functions.tf fails the apply if the
+  # service does not serve this URL, before any watch request is delivered.
+  check_url = "https://${local.check_function_name}-${data.google_project.this.number}.${var.region}.run.app"
 
   # The configuration contract of the functions (README, "Configuration"). Local-only
   # variables (emulator hosts, OPERATIONS_API_ENDPOINT) are deliberately absent.
@@ -22,19 +26,30 @@ locals {
     ALLOWED_NOTIFY_TOPICS = join(",", var.allowed_notify_topics)
     FETCH_TIMEOUT         = tostring(var.fetch_timeout_seconds)
     LOG_LEVEL             = var.log_level
+    # Where a watch goes when Cloud Tasks itself cannot take its next check (pubsub.tf).
+    PARKED_TOPIC = google_pubsub_topic.parked.id
+    # So a check knows when it runs on one of its task's last attempts (and re-enqueues itself
+    # with a long delay instead of being dropped by Cloud Tasks).
+    TASKS_MAX_ATTEMPTS = tostring(var.tasks_retry.max_attempts)
+    # The dispatch deadline of the tasks both functions create: as long as on_check may run.
+    DISPATCH_DEADLINE = tostring(var.check_function.timeout_seconds)
   }
 
   # Eventarc is not used by this module (see pubsub.tf) but is listed by the deployment
   # issue; enabling it costs nothing and keeps an event_trigger variant possible.
-  # storage: the function source bucket.
+  # storage: the function source bucket. cloudresourcemanager: data.google_project and the
+  # project IAM member. logging, monitoring: the log-based metric and the alert policies.
   services = [
     "artifactregistry.googleapis.com",
     "cloudaicompanion.googleapis.com",
     "cloudbuild.googleapis.com",
     "cloudfunctions.googleapis.com",
+    "cloudresourcemanager.googleapis.com",
     "cloudtasks.googleapis.com",
     "eventarc.googleapis.com",
     "iam.googleapis.com",
+    "logging.googleapis.com",
+    "monitoring.googleapis.com",
     "pubsub.googleapis.com",
     "run.googleapis.com",
     "storage.googleapis.com",
@@ -43,6 +58,9 @@ locals {
 
 data "google_project" "this" {
   project_id = var.project_id
+
+  # Read once Resource Manager is enabled (on a first apply this defers the read to apply time).
+  depends_on = [google_project_service.enabled]
 }
 
 resource "google_project_service" "enabled" {

@@ -29,7 +29,7 @@ output "tasks_queue_id" {
 }
 
 output "check_function_url" {
-  description = "URL of on_check (CHECK_URL: task target and OIDC audience)."
+  description = "cloudfunctions.net URL of on_check (not used by opwatch: tasks target CHECK_URL, its run.app URL)."
   value       = google_cloudfunctions2_function.check.url
 }
 
@@ -71,4 +71,34 @@ output "operations_reader_role_id" {
 output "source_bucket_name" {
   description = "Bucket holding the function source archives."
   value       = google_storage_bucket.source.name
+}
+
+output "parked_topic_id" {
+  description = "Topic of watches parked while Cloud Tasks was unavailable (PARKED_TOPIC); pushed back to on_watch_request."
+  value       = google_pubsub_topic.parked.id
+}
+
+output "parked_subscription_id" {
+  description = "Push subscription that redelivers parked watches to on_watch_request."
+  value       = google_pubsub_subscription.parked_push.id
+}
+
+output "watch_abandoned_metric" {
+  description = "Log-based metric counting abandoned watches (jsonPayload.event = \"watch.abandoned\")."
+  value       = google_logging_metric.watch_abandoned.name
+}
+
+output "watch_abandoned_alert_policy_id" {
+  description = "Alert policy that fires when a watch is abandoned (projects/P/alertPolicies/ID)."
+  value       = google_monitoring_alert_policy.watch_abandoned.name
+}
+
+output "dead_letter_alert_policy_id" {
+  description = "Alert policy that fires when the dead-letter subscription is not empty."
+  value       = google_monitoring_alert_policy.dead_letter.name
+}
+
+output "check_url" {
+  description = "CHECK_URL: on_check's deterministic run.app URL, the target and OIDC audience of re-check tasks."
+  value       = local.check_url
 }

@@ -80,7 +80,8 @@ resource "google_pubsub_subscription" "watch_push" {
 
     oidc_token {
       service_account_email = google_service_account.push.email
-      # Cloud Run accepts its service URL as audience; the topic path in the endpoint is not part of it.
+      # The function's run.app URL, an audience Cloud Run documents (the topic path in the
+      # endpoint is not part of it); same-project pushes to it count as internal ingress.
       audience = google_cloudfunctions2_function.watch.service_config[0].uri
     }
   }
@@ -102,10 +103,74 @@ resource "google_pubsub_subscription" "watch_push" {
   }
 
   # Deliver only once the push identity may invoke the function and the service agent may
-  # dead-letter; otherwise the first messages burn delivery attempts on 403s.
+  # dead-letter (otherwise the first messages burn delivery attempts on 403s), and once the
+  # tasks the watch function creates are known to reach on_check (functions.tf).
   depends_on = [
     google_cloud_run_service_iam_member.push_invokes_watch,
     google_pubsub_topic_iam_member.dead_letter_publisher,
     google_service_account_iam_member.pubsub_agent_mints_push_tokens,
+    data.google_cloud_run_v2_service.check,
+  ]
+}
+
+# --- Parked checks: the way around a Cloud Tasks outage ---
+#
+# When on_check or on_watch_request cannot create the next task because Cloud Tasks itself is
+# failing, they publish the whole watch (request and progress) here instead. The subscription
+# below pushes it back to on_watch_request, which recognises a parked watch by its data and
+# tries to schedule its next check again; while Cloud Tasks is still down that raises, and
+# Pub/Sub redelivers with backoff. A watch must survive a 24-hour outage of any one dependency,
+# so nothing here may drop a message within 24 hours:
+#   - retention is 7 days (the maximum for a subscription) on the topic and the subscription;
+#   - the backoff grows to 600 s, so a 24-hour outage costs about 150 deliveries per watch;
+#   - there is deliberately NO dead-letter policy: Pub/Sub dead-letters after at most 100
+#     delivery attempts, and 100 attempts at <= 600 s apart are used up in under 17 hours.
+#     The message is instead retried until it is acknowledged or its 7-day retention ends.
+locals {
+  parked_retention = "604800s"
+}
+
+resource "google_pubsub_topic" "parked" {
+  #checkov:skip=CKV_GCP_83:Holds watch requests and their polling progress (operation names, labels), no customer data; Google-managed encryption at rest is enough. Add kms_key_name if your policy requires CMEK.
+  project                    = var.project_id
+  name                       = "${var.name_prefix}-parked-checks"
+  labels                     = local.labels
+  message_retention_duration = local.parked_retention
+
+  depends_on = [google_project_service.enabled]
+}
+
+resource "google_pubsub_subscription" "parked_push" {
+  project = var.project_id
+  name    = "${var.name_prefix}-parked-checks-push"
+  topic   = google_pubsub_topic.parked.id
+  labels  = local.labels
+
+  ack_deadline_seconds       = min(600, var.watch_function.timeout_seconds + 30)
+  message_retention_duration = local.parked_retention
+
+  # Same function, identity and audience as the watch-request push subscription.
+  push_config {
+    push_endpoint = "${google_cloudfunctions2_function.watch.service_config[0].uri}/${google_pubsub_topic.parked.id}"
+
+    oidc_token {
+      service_account_email = google_service_account.push.email
+      audience              = google_cloudfunctions2_function.watch.service_config[0].uri
+    }
+  }
+
+  retry_policy {
+    minimum_backoff = "10s"
+    maximum_backoff = "600s"
+  }
+
+  expiration_policy {
+    ttl = ""
+  }
+
+  depends_on = [
+    google_cloud_run_service_iam_member.push_invokes_watch,
+    google_service_account_iam_member.pubsub_agent_mints_push_tokens,
+    data.google_cloud_run_v2_service.check,
   ]
 }

@@ -4,7 +4,7 @@
 resource "google_cloud_tasks_queue" "checks" {
   project  = var.project_id
   location = var.region
-  # Queue names cannot be reused for about 7 days after deletion; see docs/deploy.md.
+  # Queue names cannot be reused for about 7 days after deletion (README, Deploy, "Tear down").
   name = "${var.name_prefix}-checks"
 
   rate_limits {

@@ -10,7 +10,7 @@ variable "project_id" {
 
 variable "region" {
   type        = string
-  description = "Region of the functions, the Tasks queue and the source bucket. The check function URL is derived from it."
+  description = "Region of the functions, the Tasks queue and the source bucket. The check function's URL (CHECK_URL) is derived from it."
   default     = "us-central1"
 
   validation {
@@ -56,10 +56,8 @@ variable "runtime" {
 
 variable "ingress_settings" {
   type        = string
-  description = "Network ingress of both functions. IAM (no public invoker) is the access control either way. ALLOW_INTERNAL_ONLY is tighter, but Cloud Run counts same-project Pub/Sub push and Cloud Tasks as internal only on run.app URLs (tasks use the cloudfunctions.net CHECK_URL): verify deliveries after switching."
-  # Default kept open at the network level because a wrong ingress silently turns every push and
-  # task into a 404 that ends in the dead-letter topic or dropped re-checks.
-  default = "ALLOW_ALL"
+  description = "Network ingress of both functions. ALLOW_INTERNAL_ONLY admits the same-project Pub/Sub pushes and Cloud Tasks dispatches that feed them (both target run.app URLs, which Cloud Run counts as internal for these callers) and nothing from the internet. IAM (no public invoker) is the access control either way."
+  default     = "ALLOW_INTERNAL_ONLY"
 
   validation {
     condition     = contains(["ALLOW_ALL", "ALLOW_INTERNAL_ONLY", "ALLOW_INTERNAL_AND_GCLB"], var.ingress_settings)
@@ -99,13 +97,14 @@ variable "check_function" {
     min_instance_count = optional(number, 0)
     max_instance_count = optional(number, 10)
   })
-  description = "Sizing of on_check. Keep max_instance_count near tasks_max_concurrent_dispatches: more instances cannot be used."
+  description = "Sizing of on_check. Keep max_instance_count near tasks_max_concurrent_dispatches: more instances cannot be used. timeout_seconds is also the re-check tasks' dispatch deadline."
   default     = {}
 
   validation {
-    # Cloud Tasks allows an HTTP dispatch deadline of at most 30 minutes.
-    condition     = var.check_function.timeout_seconds >= 10 && var.check_function.timeout_seconds <= 1800
-    error_message = "check_function.timeout_seconds must be between 10 and 1800."
+    # It is also the dispatch deadline of the re-check tasks (DISPATCH_DEADLINE), which Cloud
+    # Tasks allows between 15 seconds and 30 minutes for HTTP targets.
+    condition     = var.check_function.timeout_seconds >= 15 && var.check_function.timeout_seconds <= 1800 && floor(var.check_function.timeout_seconds) == var.check_function.timeout_seconds
+    error_message = "check_function.timeout_seconds must be a whole number between 15 and 1800 (the Cloud Tasks dispatch deadline range)."
   }
   validation {
     condition     = can(regex("^[0-9]+(M|Mi|G|Gi)$", var.check_function.available_memory))
@@ -296,5 +295,18 @@ variable "source_archive_noncurrent_days" {
   validation {
     condition     = var.source_archive_noncurrent_days >= 1 && var.source_archive_noncurrent_days <= 365
     error_message = "source_archive_noncurrent_days must be between 1 and 365."
+  }
+}
+
+# --- Alerts ---
+
+variable "alert_notification_channels" {
+  type        = list(string)
+  description = "Monitoring notification channels (projects/P/notificationChannels/ID) told when a watch is abandoned or a watch request is dead-lettered. Empty: the alerts still open incidents in Cloud Monitoring, but notify no one."
+  default     = []
+
+  validation {
+    condition     = alltrue([for c in var.alert_notification_channels : can(regex("^projects/[^/]+/notificationChannels/[0-9]+$", c))])
+    error_message = "alert_notification_channels entries must be full channel names: projects/PROJECT/notificationChannels/ID."
   }
 }

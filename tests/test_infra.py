@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 INFRA = ROOT / "infra"
 EXAMPLE = INFRA / "examples" / "minimal"
 CLOUDBUILD = ROOT / "cloudbuild.yaml"
+README = ROOT / "README.md"
 
 # The configuration contract of the functions (README, "Configuration").
 PRODUCTION_ENV = {
@@ -41,6 +42,9 @@ PRODUCTION_ENV = {
     "ALLOWED_NOTIFY_TOPICS",
     "FETCH_TIMEOUT",
     "LOG_LEVEL",
+    "PARKED_TOPIC",
+    "TASKS_MAX_ATTEMPTS",
+    "DISPATCH_DEADLINE",
 }
 LOCAL_ONLY_ENV = ("OPERATIONS_API_ENDPOINT", "PUBSUB_EMULATOR_HOST", "CLOUD_TASKS_EMULATOR_HOST")
 
@@ -244,6 +248,7 @@ def test_module_layout() -> None:
         "tasks.tf",
         "functions.tf",
         "iam.tf",
+        "monitoring.tf",
         "terraform.tfvars.example",
     ):
         assert (INFRA / name).is_file(), f"infra/{name} is missing"
@@ -254,9 +259,8 @@ def test_versions_are_pinned_as_ranges(tf: Config) -> None:
     assert settings["required_version"] == ">= 1.5"
     providers = block(settings, "required_providers")
     assert providers["google"]["source"] == "hashicorp/google"
-    assert providers["google"]["version"] == ">= 5.0, < 8"
-    archive = providers["archive"]["version"]
-    assert ">=" in archive and "<" in archive, "archive provider needs a bounded range"
+    # The ranges themselves are tied to the schema check in test_provider_schema.py.
+    assert providers["archive"]["source"] == "hashicorp/archive"
 
 
 def test_module_configures_no_provider_or_backend(tf: Config) -> None:
@@ -274,39 +278,19 @@ def test_every_variable_has_type_and_description(directory: Path) -> None:
         assert len(str(body.get("description", ""))) >= 10, f"variable {name} is not described"
 
 
-CONSTRAINED = (
-    "project_id",
-    "region",
-    "name_prefix",
-    "runtime",
-    "ingress_settings",
-    "watch_function",
-    "check_function",
-    "allowed_apis",
-    "extra_operation_permissions",
-    "allowed_notify_topics",
-    "fetch_timeout_seconds",
-    "log_level",
-    "topic_message_retention_duration",
-    "subscription_message_retention_duration",
-    "watch_max_delivery_attempts",
-    "watch_retry_backoff",
-    "tasks_max_dispatches_per_second",
-    "tasks_max_concurrent_dispatches",
-    "tasks_retry",
-    "tasks_logging_sampling_ratio",
-    "source_archive_noncurrent_days",
-)
+# Variables that carry no constraint worth stating (free-form by nature).
+UNCONSTRAINED = {"labels", "enable_apis"}
 
 
-@pytest.mark.parametrize("name", CONSTRAINED)
-def test_constrained_variable_is_validated(tf: Config, name: str) -> None:
-    assert name in tf.variables, f"variable {name} is missing"
-    validations = tf.variables[name].get("validation", [])
-    assert validations, f"variable {name} has no validation block"
-    for rule in validations:
-        assert f"var.{name}" in str(rule["condition"]), f"{name}: validation ignores the variable"
-        assert len(str(rule["error_message"])) >= 20
+def test_every_constrained_variable_is_validated(tf: Config) -> None:
+    for name, body in tf.variables.items():
+        if name in UNCONSTRAINED:
+            continue
+        validations = body.get("validation", [])
+        assert validations, f"variable {name} has no validation block"
+        for rule in validations:
+            assert f"var.{name}" in str(rule["condition"]), f"{name}: validation ignores it"
+            assert len(str(rule["error_message"])) >= 20
 
 
 def test_tfvars_example_sets_declared_variables_only(tf: Config) -> None:
@@ -326,23 +310,74 @@ def test_example_uses_the_module_with_all_required_inputs(tf: Config) -> None:
     assert required <= set(call), f"example does not pass {required - set(call)}"
 
 
-def test_required_apis_are_enabled(tf: Config) -> None:
+# --- APIs and ordering ------------------------------------------------------------------------
+
+# The API each kind of resource (by type prefix) is created through.
+APIS_BY_TYPE = {
+    "google_pubsub_": {"pubsub"},
+    "google_cloud_tasks_": {"cloudtasks"},
+    "google_cloudfunctions2_": {"cloudfunctions", "run", "cloudbuild", "artifactregistry"},
+    "google_cloud_run_": {"run"},
+    "google_storage_": {"storage"},
+    "google_service_account": {"iam"},
+    "google_project_iam_": {"iam", "cloudresourcemanager"},
+    "google_project": {"cloudresourcemanager"},
+    "google_logging_": {"logging"},
+    "google_monitoring_": {"monitoring"},
+}
+REFERENCE = re.compile(r"\b(data\.)?((?:google|archive)_[a-z0-9_]+)\.([a-z0-9_]+)")
+
+
+def apis_needed(rtype: str) -> set[str]:
+    prefixes = [p for p in APIS_BY_TYPE if rtype.startswith(p)]
+    assert prefixes, f"{rtype}: add the API it needs to APIS_BY_TYPE"
+    return APIS_BY_TYPE[max(prefixes, key=len)]
+
+
+def test_every_api_the_module_uses_is_enabled(tf: Config) -> None:
     services = set(tf.locals["services"])
-    for api in (
-        "cloudfunctions",
-        "run",
-        "cloudbuild",
-        "artifactregistry",
-        "eventarc",
-        "pubsub",
-        "cloudtasks",
-        "cloudaicompanion",
-        "iam",
-    ):
-        assert f"{api}.googleapis.com" in services
+    used = [t for (t, _) in tf.resources if t != "google_project_service"]
+    used += [t for (t, _) in tf.data if t != "archive_file"]
+    for rtype in used:
+        for api in apis_needed(rtype):
+            assert f"{api}.googleapis.com" in services, f"{rtype} needs {api}.googleapis.com"
+    # Eventarc is not used (the watch function is fed by our own push subscription), and the
+    # watched API must be on for its operations to exist at all.
+    assert "cloudaicompanion.googleapis.com" in services
     enabled = tf.resource("google_project_service", "enabled")
     assert "local.services" in expr(enabled["for_each"])
+    # Tearing opwatch down must not switch off APIs other workloads use.
     assert enabled["disable_on_destroy"] is False
+
+
+def references(tf: Config, value: Any, seen: frozenset[str] = frozenset()) -> set[str]:
+    """``type.name`` / ``data.type.name`` referenced by a value, through locals too."""
+    text = json.dumps(value)
+    found = {f"{d or ''}{t}.{n}" for d, t, n in REFERENCE.findall(text)}
+    for name in set(re.findall(r"\blocal\.([a-z0-9_]+)", text)) - seen:
+        found |= references(tf, tf.locals[name], seen | {name})
+    return found
+
+
+def test_every_resource_waits_for_the_apis(tf: Config) -> None:
+    # Directly or through what it refers to, every Google resource and data source is created
+    # or read after google_project_service.enabled: otherwise a first apply races the APIs.
+    graph: dict[str, set[str]] = {}
+    for (rtype, name), body in tf.resources.items():
+        graph[f"{rtype}.{name}"] = references(tf, body)
+    for (rtype, name), body in tf.data.items():
+        graph[f"data.{rtype}.{name}"] = references(tf, body)
+
+    def waits(node: str, path: frozenset[str] = frozenset()) -> bool:
+        deps = graph.get(node, set())
+        if "google_project_service.enabled" in deps:
+            return True
+        return any(waits(d, path | {node}) for d in deps - path if d != node)
+
+    for node in graph:
+        if node.startswith(("google_project_service.", "data.archive_file.")):
+            continue
+        assert waits(node), f"{node} does not wait for google_project_service.enabled"
 
 
 # --- functions --------------------------------------------------------------------------------
@@ -350,33 +385,36 @@ def test_required_apis_are_enabled(tf: Config) -> None:
 FUNCTIONS = {"check": "on_check", "watch": "on_watch_request"}
 
 
+def function_env(tf: Config) -> dict[str, str]:
+    return {key: expr(value) for key, value in tf.locals["function_environment"].items()}
+
+
 @pytest.mark.parametrize(("name", "entry_point"), FUNCTIONS.items())
-def test_function_builds_the_functions_folder(tf: Config, name: str, entry_point: str) -> None:
-    function = tf.resource("google_cloudfunctions2_function", name)
-    build = block(function, "build_config")
+def test_function_runs_an_entry_point_of_the_zipped_code(
+    tf: Config, name: str, entry_point: str
+) -> None:
+    build = block(tf.resource("google_cloudfunctions2_function", name), "build_config")
     assert build["entry_point"] == entry_point
-    assert expr(build["runtime"]) == "var.runtime"
-    # The entry point must exist in the code that is zipped.
     assert re.search(rf"^def {entry_point}\(", (ROOT / "functions" / "main.py").read_text(), re.M)
-    storage = block(block(build, "source"), "storage_source")
-    assert expr(storage["object"]) == "google_storage_bucket_object.source.name"
-    assert expr(storage["bucket"]) == "google_storage_bucket.source.name"
-
-
-def test_source_archive_name_changes_with_the_code(tf: Config) -> None:
     archive = tf.data[("archive_file", "source")]
     assert archive["source_dir"] == "${path.module}/../functions"
+    storage = block(block(build, "source"), "storage_source")
+    assert expr(storage["object"]) == "google_storage_bucket_object.source.name"
+
+
+def test_source_object_name_changes_with_the_code(tf: Config) -> None:
+    # A new object name is what makes the functions redeploy when the code changes.
+    archive = tf.data[("archive_file", "source")]
     assert any("__pycache__" in pattern for pattern in archive["excludes"])
     obj = tf.resource("google_storage_bucket_object", "source")
     assert "data.archive_file.source.output_md5" in obj["name"]
     assert expr(obj["source"]) == "data.archive_file.source.output_path"
 
 
-def test_source_bucket_is_private_and_versioned(tf: Config) -> None:
+def test_source_bucket_is_private(tf: Config) -> None:
     bucket = tf.resource("google_storage_bucket", "source")
     assert bucket["uniform_bucket_level_access"] is True
     assert bucket["public_access_prevention"] == "enforced"
-    assert block(bucket, "versioning")["enabled"] is True
 
 
 @pytest.mark.parametrize("name", FUNCTIONS)
@@ -384,22 +422,21 @@ def test_function_gets_the_whole_configuration_contract(tf: Config, name: str) -
     service = block(tf.resource("google_cloudfunctions2_function", name), "service_config")
     assert expr(service["environment_variables"]) == "local.function_environment"
     assert expr(service["service_account_email"]) == "google_service_account.runtime.email"
-    env = tf.locals["function_environment"]
-    assert set(env) == PRODUCTION_ENV
+    assert set(function_env(tf)) == PRODUCTION_ENV
 
 
-def test_environment_references_the_resources_it_names(tf: Config) -> None:
-    env = {key: expr(value) for key, value in tf.locals["function_environment"].items()}
-    assert env["RESULTS_TOPIC"] == "google_pubsub_topic.results.id"
-    assert env["TASKS_QUEUE"] == "google_cloud_tasks_queue.checks.id"
-    assert env["TASKS_INVOKER_SA"] == "google_service_account.tasks_invoker.email"
-    assert env["CHECK_URL"] == "local.check_url"
-    assert env["ALLOWED_APIS"] == 'join(",", var.allowed_apis)'
-    assert env["ALLOWED_NOTIFY_TOPICS"] == 'join(",", var.allowed_notify_topics)'
-    assert "var.fetch_timeout_seconds" in env["FETCH_TIMEOUT"]
-    assert env["LOG_LEVEL"] == "var.log_level"
-    for key, value in env.items():
-        assert "projects/" not in value, f"{key} is hard-coded: {value}"
+def readme_configuration() -> dict[str, str]:
+    """variable -> "required" column of the README's Configuration table."""
+    section = README.read_text().split("\n## Configuration\n")[1].split("\n## ")[0]
+    return dict(re.findall(r"^\| `([A-Z_]+)` \| ([^|]+?) \|", section, re.M))
+
+
+def test_configuration_contract_matches_the_readme(tf: Config) -> None:
+    documented = readme_configuration()
+    deployed = set(function_env(tf))
+    local_only = {name for name, required in documented.items() if required == "local only"}
+    assert local_only == set(LOCAL_ONLY_ENV)
+    assert deployed == set(documented) - local_only, "README and infra/ disagree on the contract"
 
 
 def test_local_only_settings_are_not_deployed(tf: Config) -> None:
@@ -407,23 +444,97 @@ def test_local_only_settings_are_not_deployed(tf: Config) -> None:
         assert name not in tf.text
 
 
-def test_check_url_is_the_check_functions_own_url(tf: Config) -> None:
-    url = tf.locals["check_url"]
-    assert url == (
-        "https://${var.region}-${var.project_id}.cloudfunctions.net/${local.check_function_name}"
+def test_no_setting_is_hard_coded(tf: Config) -> None:
+    for key, value in function_env(tf).items():
+        assert "projects/" not in value, f"{key} is hard-coded: {value}"
+
+
+def test_dispatch_deadline_is_the_check_functions_timeout_within_cloud_tasks_limits(
+    tf: Config,
+) -> None:
+    env = function_env(tf)
+    service = block(tf.resource("google_cloudfunctions2_function", "check"), "service_config")
+    assert f"({expr(service['timeout_seconds'])})" in env["DISPATCH_DEADLINE"]
+    # Cloud Tasks: an HTTP task's dispatch_deadline is 15 s to 30 min (CreateTask reference).
+    conditions = " ".join(str(v["condition"]) for v in tf.variables["check_function"]["validation"])
+    assert "var.check_function.timeout_seconds >= 15" in conditions
+    assert "var.check_function.timeout_seconds <= 1800" in conditions
+
+
+def test_tasks_max_attempts_is_the_queues(tf: Config) -> None:
+    retry = block(tf.resource("google_cloud_tasks_queue", "checks"), "retry_config")
+    assert f"({expr(retry['max_attempts'])})" in function_env(tf)["TASKS_MAX_ATTEMPTS"]
+    # Bounded, so a task that never succeeds stops (and the code can tell its last attempts).
+    assert "var.tasks_retry.max_attempts <= 100" in str(tf.variables["tasks_retry"]["validation"])
+
+
+# --- URLs and ingress -------------------------------------------------------------------------
+
+
+def test_check_url_is_the_deterministic_run_app_url(tf: Config) -> None:
+    # Cloud Run accepts as audience only its run.app URLs (or a configured custom audience) and
+    # counts same-project Cloud Tasks as internal only on them; the cloudfunctions.net form is
+    # neither documented as an audience nor as internal.
+    assert tf.locals["check_url"] == (
+        "https://${local.check_function_name}-${data.google_project.this.number}"
+        ".${var.region}.run.app"
     )
     check = tf.resource("google_cloudfunctions2_function", "check")
     assert expr(check["name"]) == "local.check_function_name"
     assert expr(check["location"]) == "var.region"
     assert expr(check["project"]) == "var.project_id"
-    # Guard against the computed URL drifting from what Google assigns.
+    assert function_env(tf)["CHECK_URL"] == "local.check_url"
+    # Neither the cloudfunctions.net URL nor the function's `url` attribute (which holds it) is
+    # wired anywhere: not in the functions' settings, not in a push subscription.
+    wiring = json.dumps([tf.locals, tf.of_type("google_pubsub_subscription")])
+    assert "cloudfunctions.net" not in wiring
+    assert not re.search(r"google_cloudfunctions2_function\.\w+\.url\b", wiring)
+
+
+def test_check_url_fits_a_dns_label(tf: Config) -> None:
+    # The deterministic URL exists only while SERVICE-PROJECT_NUMBER is <= 63 characters.
+    (rule,) = tf.variables["name_prefix"]["validation"]
+    found = re.search(r"\{\d+,(\d+)\}", rule["condition"])
+    assert found, "name_prefix's length is no longer bounded by its regex"
+    high = int(found.group(1))
+    longest_prefix = 1 + high + 1
+    suffix = tf.locals["check_function_name"].removeprefix("${var.name_prefix}")
+    assert longest_prefix + len(suffix) + len("-") + 12 <= 63
+
+
+def test_apply_fails_if_the_check_service_does_not_serve_check_url(tf: Config) -> None:
+    service = tf.data[("google_cloud_run_v2_service", "check")]
+    assert (
+        expr(service["name"]) == "google_cloudfunctions2_function.check.service_config[0].service"
+    )
     conditions = [
-        expr(p["condition"]) for lc in check["lifecycle"] for p in lc.get("postcondition", [])
+        expr(p["condition"]) for lc in service["lifecycle"] for p in lc.get("postcondition", [])
     ]
-    assert "self.url == local.check_url" in conditions
+    assert conditions == ["contains(self.urls, local.check_url)"]
+    # Nothing is delivered to the watch function (which creates tasks) before that check.
+    for name, sub in push_subscriptions(tf).items():
+        waits = [expr(d) for d in sub.get("depends_on", [])]
+        assert "data.google_cloud_run_v2_service.check" in waits, name
+
+
+def test_ingress_is_internal_by_default(tf: Config) -> None:
+    # Safe because every caller is a same-project Pub/Sub push or Cloud Tasks dispatch to a
+    # run.app URL (tested above and below), which Cloud Run counts as internal.
+    assert tf.variables["ingress_settings"]["default"] == "ALLOW_INTERNAL_ONLY"
+    for name in FUNCTIONS:
+        service = block(tf.resource("google_cloudfunctions2_function", name), "service_config")
+        assert expr(service["ingress_settings"]) == "var.ingress_settings"
 
 
 # --- who may call what ------------------------------------------------------------------------
+
+
+def push_subscriptions(tf: Config) -> dict[str, Body]:
+    return {
+        name: body
+        for name, body in tf.of_type("google_pubsub_subscription").items()
+        if "push_config" in body
+    }
 
 
 def test_nothing_is_public(tf: Config) -> None:
@@ -435,97 +546,137 @@ def test_nothing_is_public(tf: Config) -> None:
                 assert "allUsers" not in str(value), f"{rtype}.{name} is public"
 
 
-def test_only_the_invoker_may_call_the_check_function(tf: Config) -> None:
-    # Grants on the function resource or on a v2 Run service would bypass what is checked here.
+def invokers_of(tf: Config, function: str) -> set[str]:
+    # Grants on the function resource or on a v2 Run service would bypass this view.
     for rtype, name, _ in members_of(tf):
         assert not rtype.startswith(
             ("google_cloudfunctions2_function_iam", "google_cloud_run_v2")
         ), f"{rtype}.{name}: grant invoker rights on service_config[0].service only"
-    on_check = [
-        body
+    service = f"google_cloudfunctions2_function.{function}.service_config[0].service"
+    return {
+        expr(body["member"])
         for _, _, body in members_of(tf)
-        if "google_cloudfunctions2_function.check." in str(body)
-    ]
-    assert len(on_check) == 1, "exactly one grant on on_check expected"
-    (grant,) = on_check
-    assert (
-        expr(grant["service"]) == "google_cloudfunctions2_function.check.service_config[0].service"
-    )
-    assert grant["role"] == "roles/run.invoker"
-    assert expr(grant["member"]) == "serviceAccount:${google_service_account.tasks_invoker.email}"
-    check = tf.resource("google_cloudfunctions2_function", "check")
-    assert "event_trigger" not in check
+        if expr(body.get("service", "")) == service and body["role"] == "roles/run.invoker"
+    }
 
 
-def test_watch_requests_are_pushed_to_the_watch_function(tf: Config) -> None:
-    watch = tf.resource("google_cloudfunctions2_function", "watch")
-    # One delivery path: an event_trigger as well would deliver every request twice.
-    assert "event_trigger" not in watch
-    pushes = [
-        body for body in tf.of_type("google_pubsub_subscription").values() if "push_config" in body
-    ]
-    assert len(pushes) == 1
-    (sub,) = pushes
-    assert sub is tf.resource("google_pubsub_subscription", "watch_push")
-    assert expr(sub["topic"]) == "google_pubsub_topic.watch_requests.id"
-    push = block(sub, "push_config")
-    uri = "google_cloudfunctions2_function.watch.service_config[0].uri"
-    assert push["push_endpoint"].startswith(f"${{{uri}}}/")
-    # The topic path in the URL is what functions-framework puts in the CloudEvent's source.
-    assert push["push_endpoint"].endswith("${google_pubsub_topic.watch_requests.id}")
-    token = block(push, "oidc_token")
-    assert expr(token["service_account_email"]) == "google_service_account.push.email"
-    assert expr(token["audience"]) == uri
-    invoke = tf.resource("google_cloud_run_service_iam_member", "push_invokes_watch")
-    assert (
-        expr(invoke["service"]) == "google_cloudfunctions2_function.watch.service_config[0].service"
-    )
-    assert invoke["role"] == "roles/run.invoker"
-    assert expr(invoke["member"]) == "serviceAccount:${google_service_account.push.email}"
+def test_only_the_tasks_invoker_may_call_the_check_function(tf: Config) -> None:
+    assert invokers_of(tf, "check") == {
+        "serviceAccount:${google_service_account.tasks_invoker.email}"
+    }
+    # The tasks the functions create carry that account's token.
+    assert function_env(tf)["TASKS_INVOKER_SA"] == "google_service_account.tasks_invoker.email"
+    assert "event_trigger" not in tf.resource("google_cloudfunctions2_function", "check")
 
 
-def test_failed_watch_requests_are_retried_then_dead_lettered(tf: Config) -> None:
+def test_every_push_reaches_its_function_with_an_accepted_token(tf: Config) -> None:
+    pushes = push_subscriptions(tf)
+    assert set(pushes) == {"watch_push", "parked_push"}
+    for name, sub in pushes.items():
+        push = block(sub, "push_config")
+        found = re.match(
+            r"^\$\{google_cloudfunctions2_function\.(\w+)\.service_config\[0\]\.uri\}/\$\{(.+)\}$",
+            push["push_endpoint"],
+        )
+        assert found, f"{name}: push to a function's run.app URI (service_config[0].uri)"
+        function, path = found.groups()
+        # The topic path in the URL becomes the CloudEvent's source in functions-framework.
+        assert path == f"{expr(sub['topic'])}", name
+        token = block(push, "oidc_token")
+        # The audience is the run.app URI itself, without the path.
+        assert expr(token["audience"]) == (
+            f"google_cloudfunctions2_function.{function}.service_config[0].uri"
+        )
+        identity = f"serviceAccount:${{{expr(token['service_account_email'])}}}"
+        assert identity in invokers_of(tf, function), f"{name}: its identity may not invoke"
+        assert "event_trigger" not in tf.resource("google_cloudfunctions2_function", function)
+
+
+def test_the_watch_function_is_invoked_by_the_push_account_only(tf: Config) -> None:
+    assert invokers_of(tf, "watch") == {"serviceAccount:${google_service_account.push.email}"}
+
+
+# --- Pub/Sub: nothing is lost -----------------------------------------------------------------
+
+
+def seconds(value: str) -> int:
+    assert re.fullmatch(r"\d+s", value), value
+    return int(value[:-1])
+
+
+def resolved(tf: Config, value: Any) -> str:
+    """A value with ``local.x`` and ``var.x`` (default) substituted when they are literal."""
+    text = expr(value)
+    if text.startswith("local."):
+        return resolved(tf, tf.locals[text.removeprefix("local.")])
+    if re.fullmatch(r"var\.\w+", text):
+        return resolved(tf, tf.variables[text.removeprefix("var.")]["default"])
+    return text
+
+
+def test_every_topic_with_a_subscription_and_every_subscription_retains_messages(
+    tf: Config,
+) -> None:
+    topics = {expr(s["topic"]) for s in tf.of_type("google_pubsub_subscription").values()}
+    for name, body in tf.of_type("google_pubsub_topic").items():
+        if f"google_pubsub_topic.{name}.id" in topics:
+            assert seconds(resolved(tf, body["message_retention_duration"])) >= 86400, name
+    for name, body in tf.of_type("google_pubsub_subscription").items():
+        assert seconds(resolved(tf, body["message_retention_duration"])) >= 86400, name
+        # An idle subscription must not be deleted after 31 days of inactivity.
+        assert block(body, "expiration_policy")["ttl"] == "", name
+
+
+def test_every_topic_the_module_publishes_to_is_consumed(tf: Config) -> None:
+    # Results are consumed by subscribers' own subscriptions; every other topic needs one here.
+    consumed = {expr(s["topic"]) for s in tf.of_type("google_pubsub_subscription").values()}
+    for name in tf.of_type("google_pubsub_topic"):
+        if name != "results":
+            assert f"google_pubsub_topic.{name}.id" in consumed, f"topic {name} has no reader"
+
+
+def test_failed_watch_requests_are_retried_then_dead_lettered_where_someone_looks(
+    tf: Config,
+) -> None:
     sub = tf.resource("google_pubsub_subscription", "watch_push")
-    retry = block(sub, "retry_policy")
-    assert expr(retry["minimum_backoff"]) == "var.watch_retry_backoff.minimum"
-    assert expr(retry["maximum_backoff"]) == "var.watch_retry_backoff.maximum"
+    assert "retry_policy" in sub
     dead = block(sub, "dead_letter_policy")
-    assert expr(dead["dead_letter_topic"]) == "google_pubsub_topic.dead_letter.id"
-    assert expr(dead["max_delivery_attempts"]) == "var.watch_max_delivery_attempts"
-    inspect = tf.resource("google_pubsub_subscription", "dead_letter")
-    assert expr(inspect["topic"]) == "google_pubsub_topic.dead_letter.id"
-    assert block(inspect, "expiration_policy")["ttl"] == ""
-
-
-def test_pubsub_service_agent_can_dead_letter(tf: Config) -> None:
-    agent = tf.locals["pubsub_service_agent"]
-    assert agent == (
+    topic = expr(dead["dead_letter_topic"])
+    readers = [
+        name
+        for name, s in tf.of_type("google_pubsub_subscription").items()
+        if expr(s["topic"]) == topic and "push_config" not in s
+    ]
+    assert readers == ["dead_letter"], "dead-lettered requests need a pull subscription"
+    # The Pub/Sub service agent moves the message: publisher there, subscriber here.
+    grants = {
+        (body["role"], expr(body.get("topic") or body.get("subscription")))
+        for _, _, body in members_of(tf)
+        if expr(body["member"]) == "local.pubsub_service_agent"
+    }
+    assert ("roles/pubsub.publisher", topic.replace(".id", ".name")) in grants
+    assert ("roles/pubsub.subscriber", "google_pubsub_subscription.watch_push.name") in grants
+    assert tf.locals["pubsub_service_agent"] == (
         "serviceAccount:service-${data.google_project.this.number}"
         "@gcp-sa-pubsub.iam.gserviceaccount.com"
     )
-    grants = {
-        (rtype, body["role"], expr(body.get("topic") or body.get("subscription")))
-        for rtype, _, body in members_of(tf)
-        if expr(body["member"]) == "local.pubsub_service_agent"
-    }
-    assert (
-        "google_pubsub_topic_iam_member",
-        "roles/pubsub.publisher",
-        "google_pubsub_topic.dead_letter.name",
-    ) in grants
-    assert (
-        "google_pubsub_subscription_iam_member",
-        "roles/pubsub.subscriber",
-        "google_pubsub_subscription.watch_push.name",
-    ) in grants
 
 
-def test_message_retention_is_set_deliberately(tf: Config) -> None:
-    for rtype in ("google_pubsub_topic", "google_pubsub_subscription"):
-        for name, body in tf.of_type(rtype).items():
-            assert str(body.get("message_retention_duration", "")).startswith("${var."), (
-                f"{rtype}.{name} keeps messages for an unstated time"
-            )
+def test_a_parked_watch_survives_a_day_of_redeliveries(tf: Config) -> None:
+    env = function_env(tf)
+    assert env["PARKED_TOPIC"] == "google_pubsub_topic.parked.id"
+    (name,) = [
+        n for n, s in push_subscriptions(tf).items() if expr(s["topic"]) == env["PARKED_TOPIC"]
+    ]
+    sub = tf.resource("google_pubsub_subscription", name)
+    # A dead-letter policy would drop it after at most 100 attempts: under 17 h at 600 s.
+    assert "dead_letter_policy" not in sub
+    retry = block(sub, "retry_policy")
+    assert seconds(resolved(tf, retry["maximum_backoff"])) <= 600
+    day = 24 * 3600
+    assert seconds(resolved(tf, sub["message_retention_duration"])) > day
+    topic = tf.resource("google_pubsub_topic", "parked")
+    assert seconds(resolved(tf, topic["message_retention_duration"])) > day
 
 
 # --- IAM --------------------------------------------------------------------------------------
@@ -554,32 +705,36 @@ def grants_to(tf: Config, account: str) -> set[tuple[str, str, str]]:
     return found
 
 
-def test_runtime_account_has_exactly_its_grants(tf: Config) -> None:
-    assert grants_to(tf, "runtime") == {
+def test_runtime_may_do_what_its_configuration_asks_and_nothing_more(tf: Config) -> None:
+    env = function_env(tf)
+    topic = "google_pubsub_topic_iam_member", "roles/pubsub.publisher"
+    expected = {
+        # read operations (custom role: operations.get only)
         (
             "google_project_iam_member",
             "google_project_iam_custom_role.operations_reader.name",
             "var.project_id",
         ),
-        (
-            "google_pubsub_topic_iam_member",
-            "roles/pubsub.publisher",
-            "google_pubsub_topic.results.name",
-        ),
-        ("google_pubsub_topic_iam_member", "roles/pubsub.publisher", "each.value"),
+        # publish to RESULTS_TOPIC, PARKED_TOPIC and each of ALLOWED_NOTIFY_TOPICS
+        (*topic, env["RESULTS_TOPIC"].replace(".id", ".name")),
+        (*topic, env["PARKED_TOPIC"].replace(".id", ".name")),
+        (*topic, "each.value"),
+        # create tasks in TASKS_QUEUE, with TASKS_INVOKER_SA's token (actAs)
         (
             "google_cloud_tasks_queue_iam_member",
             "roles/cloudtasks.enqueuer",
-            "google_cloud_tasks_queue.checks.name",
+            env["TASKS_QUEUE"].replace(".id", ".name"),
         ),
         (
             "google_service_account_iam_member",
             "roles/iam.serviceAccountUser",
-            "google_service_account.tasks_invoker.name",
+            env["TASKS_INVOKER_SA"].replace(".email", ".name"),
         ),
     }
+    assert grants_to(tf, "runtime") == expected
     notify = tf.resource("google_pubsub_topic_iam_member", "runtime_publishes_notify")
     assert "var.allowed_notify_topics" in expr(notify["for_each"])
+    assert env["ALLOWED_NOTIFY_TOPICS"] == 'join(",", var.allowed_notify_topics)'
 
 
 def test_custom_role_reads_operations_only(tf: Config) -> None:
@@ -588,6 +743,8 @@ def test_custom_role_reads_operations_only(tf: Config) -> None:
     assert '"cloudaicompanion.operations.get"' in permissions
     assert "var.extra_operation_permissions" in permissions
     assert not re.search(r"\.(create|update|delete|cancel|setIamPolicy)\b", permissions)
+    (rule,) = tf.variables["extra_operation_permissions"]["validation"]
+    assert str(rule["condition"]).endswith('perations\\\\.get$", p))])}')
 
 
 def test_caller_accounts_can_only_invoke_their_function(tf: Config) -> None:
@@ -607,42 +764,54 @@ def test_caller_accounts_can_only_invoke_their_function(tf: Config) -> None:
     }
 
 
-# --- queue and outputs ------------------------------------------------------------------------
+# --- queue, alerts and outputs ----------------------------------------------------------------
 
 
-def test_queue_protects_the_operations_api(tf: Config) -> None:
-    queue = tf.resource("google_cloud_tasks_queue", "checks")
-    limits = block(queue, "rate_limits")
-    assert expr(limits["max_dispatches_per_second"]) == "var.tasks_max_dispatches_per_second"
-    assert expr(limits["max_concurrent_dispatches"]) == "var.tasks_max_concurrent_dispatches"
-    retry = block(queue, "retry_config")
-    for key in ("max_attempts", "min_backoff", "max_backoff", "max_doublings"):
-        assert expr(retry[key]) == f"var.tasks_retry.{key}"
-    logging = block(queue, "stackdriver_logging_config")
-    assert expr(logging["sampling_ratio"]) == "var.tasks_logging_sampling_ratio"
-    assert expr(queue["location"]) == "var.region"
+def test_queue_is_rate_limited_by_variables(tf: Config) -> None:
+    # The queue is what protects the operations API's read quota (README, Capacity).
+    limits = block(tf.resource("google_cloud_tasks_queue", "checks"), "rate_limits")
+    for key in ("max_dispatches_per_second", "max_concurrent_dispatches"):
+        assert expr(limits[key]) == f"var.tasks_{key}"
 
 
-OUTPUTS = {
-    "watch_requests_topic_id": "google_pubsub_topic.watch_requests.id",
-    "results_topic_id": "google_pubsub_topic.results.id",
-    "dead_letter_topic_id": "google_pubsub_topic.dead_letter.id",
-    "dead_letter_subscription_id": "google_pubsub_subscription.dead_letter.id",
-    "watch_subscription_id": "google_pubsub_subscription.watch_push.id",
-    "tasks_queue_id": "google_cloud_tasks_queue.checks.id",
-    "check_function_url": "google_cloudfunctions2_function.check.url",
-    "watch_function_url": "google_cloudfunctions2_function.watch.url",
-    "runtime_service_account_email": "google_service_account.runtime.email",
-    "tasks_invoker_service_account_email": "google_service_account.tasks_invoker.email",
-    "push_service_account_email": "google_service_account.push.email",
-}
+def test_abandoned_watches_raise_an_alert(tf: Config) -> None:
+    metric = tf.resource("google_logging_metric", "watch_abandoned")
+    log_filter = str(metric["filter"])
+    assert 'jsonPayload.event=\\"watch.abandoned\\"' in log_filter
+    assert 'resource.type=\\"cloud_run_revision\\"' in log_filter
+    for name in ("watch_function_name", "check_function_name"):
+        assert f"local.{name}" in log_filter
+    policy = tf.resource("google_monitoring_alert_policy", "watch_abandoned")
+    condition = block(block(policy, "conditions"), "condition_threshold")
+    assert (
+        "logging.googleapis.com/user/${google_logging_metric.watch_abandoned.name}"
+        in (condition["filter"])
+    )
+    assert condition["comparison"] == "COMPARISON_GT" and condition["threshold_value"] == 0
+    for body in tf.of_type("google_monitoring_alert_policy").values():
+        assert expr(body["notification_channels"]) == "var.alert_notification_channels"
+    assert tf.variables["alert_notification_channels"]["default"] == []
 
 
-@pytest.mark.parametrize(("name", "value"), OUTPUTS.items())
-def test_wiring_points_are_outputs(tf: Config, name: str, value: str) -> None:
-    assert name in tf.outputs, f"output {name} is missing"
-    assert expr(tf.outputs[name]["value"]) == value
-    assert len(str(tf.outputs[name].get("description", ""))) >= 10
+def test_a_non_empty_dead_letter_subscription_raises_an_alert(tf: Config) -> None:
+    policy = tf.resource("google_monitoring_alert_policy", "dead_letter")
+    condition = block(block(policy, "conditions"), "condition_threshold")
+    assert "${google_pubsub_subscription.dead_letter.name}" in condition["filter"]
+    assert "subscription/num_undelivered_messages" in condition["filter"]
+
+
+def test_every_output_is_described(tf: Config) -> None:
+    for name, body in tf.outputs.items():
+        assert len(str(body.get("description", ""))) >= 10, name
+
+
+def test_outputs_the_readme_uses_exist(tf: Config) -> None:
+    used = set(re.findall(r"terraform output -raw (\w+)", README.read_text()))
+    assert used, "the README's Deploy section uses terraform outputs"
+    assert used <= set(tf.outputs), f"README uses missing outputs: {used - set(tf.outputs)}"
+    example = Config(EXAMPLE)
+    for name, body in example.outputs.items():
+        assert expr(body["value"]).removeprefix("module.opwatch.") in tf.outputs, name
 
 
 # --- cloudbuild.yaml --------------------------------------------------------------------------

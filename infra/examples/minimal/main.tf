@@ -5,7 +5,7 @@ terraform {
   required_providers {
     google = {
       source  = "hashicorp/google"
-      version = ">= 5.0, < 8"
+      version = ">= 6.50, < 7"
     }
   }
 }
