@@ -382,12 +382,19 @@ def test_the_task_is_scheduled_at_the_checks_time(settings: Settings) -> None:
     assert scheduled(settings, task).task.schedule_time == task.when
 
 
+def test_the_dispatch_deadline_is_the_check_functions_timeout(settings: Settings) -> None:
+    """A deadline shorter than the function's timeout would retry a check still running."""
+    request = scheduled(replace(settings, dispatch_deadline=1800), check_task())
+    assert request.task.dispatch_deadline == timedelta(seconds=1800)
+
+
 def test_a_task_that_already_exists_counts_as_scheduled(settings: Settings) -> None:
     client = FakeTasksClient(fail_with=api_exceptions.AlreadyExists("task exists"))
 
-    TaskScheduler(settings, client_factory=lambda: client)(check_task())
+    created = TaskScheduler(settings, client_factory=lambda: client)(check_task())
 
     assert len(client.calls) == 1
+    assert created is False, "reported as already there, so the service logs a duplicate"
 
 
 def test_other_task_errors_propagate(settings: Settings) -> None:
