@@ -8,7 +8,7 @@ import pytest
 from google.api_core import exceptions
 
 from opwatch import checks
-from opwatch.core import FetchFailed, Outcome
+from opwatch.core import Fetched, FetchFailed, Outcome
 from opwatch.status import make_status
 
 from .conftest import (
@@ -267,3 +267,17 @@ def test_invalid_request_and_failed_delivery_have_their_events(
         watch(harness)
     assert event_log.events == ["request.invalid", "watch.started", "delivery.failed"]
     assert event_log.lines[-1]["severity"] == "ERROR"
+
+
+def test_the_finished_line_carries_the_detection_lag_when_the_operation_says_its_end(
+    harness: Harness, event_log: EventLog
+) -> None:
+    ended = {"endTime": "2026-11-27T11:59:57.500Z", "createTime": "2026-11-27T11:00:00Z"}
+    done = Fetched({"name": OPERATION, "done": True, "metadata": ended, "response": {}})
+    harness.fetch.results = [done]
+    watch(harness)
+    harness.fetch.results = [succeeded()]  # no metadata: no lag to report
+    harness.notifier.on_watch_message(pubsub_message({"operation": OPERATION}, "m-2"))
+    finished = [line for line in event_log.lines if line["event"] == "watch.finished"]
+    assert finished[0]["detection_lag_seconds"] == 2.5
+    assert "detection_lag_seconds" not in finished[1]

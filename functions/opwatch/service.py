@@ -34,6 +34,7 @@ from opwatch.errors import InvalidInput, InvalidWatchRequest
 from opwatch.logs import LOGGER_NAME, Event
 from opwatch.notification import Notification
 from opwatch.settings import Settings
+from opwatch.wire import parse_rfc3339
 
 log = logging.getLogger(LOGGER_NAME)
 
@@ -169,6 +170,8 @@ class Notifier:
         )
         with _logged_failure("could not publish the notification", fields):
             self.publish(message)
+        if (lag := _detection_lag(decision.operation, now)) is not None:
+            fields["detection_lag_seconds"] = lag
         log.info(
             "watch finished: %s",
             decision.outcome.value,
@@ -286,6 +289,13 @@ def _logged_failure(what: str, fields: Mapping[str, Any]) -> Iterator[None]:
             extra={"fields": {**fields, "event": Event.DELIVERY_FAILED}},
         )
         raise
+
+
+def _detection_lag(operation: Mapping[str, Any] | None, now: datetime) -> float | None:
+    """Seconds from the operation's own ``metadata.endTime`` to now, when it says one."""
+    metadata = operation.get("metadata") if operation else None
+    ended = parse_rfc3339(metadata.get("endTime")) if isinstance(metadata, dict) else None
+    return round(max(0.0, (now - ended).total_seconds()), 3) if ended else None
 
 
 def _watch_fields(request: WatchRequest) -> dict[str, Any]:
