@@ -86,7 +86,7 @@ class Bodies:
         self.count += 1
         request = WatchRequest(operation=self.operation, watch_id=f"cost-{self.count:06d}")
         progress = Progress(started=self.started, polls=1, seen=True)
-        return checks.encode(request, progress, self.started).body
+        return checks.encode(request, progress, self.started, "bench").body
 
 
 def drive(server: Server, bodies: Bodies, count: int) -> float:

@@ -288,7 +288,7 @@ def check_tasks(stack: LocalStack, operation: str, prefix: str, count: int) -> l
             watch_id=f"{prefix}-{i:05d}",
             polling=PollingOverride(initial_delay=3600.0),
         )
-        task = checks.encode(request, Progress(started=now, polls=1, seen=True), now)
+        task = checks.encode(request, Progress(started=now, polls=1, seen=True), now, "bench")
         out.append(
             tasks_v2.Task(
                 name=f"{stack.config.queue_path}/tasks/{task.task_id}",

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import runpy
+import warnings
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -11,6 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from opwatch import contracts
 from opwatch.contracts import (
     DEFAULT_TIMEOUT,
     FIELDS,
@@ -23,6 +27,7 @@ from .conftest import OPERATION, OTHER_TOPIC, RESULTS
 
 APIS = frozenset({"cloudaicompanion.googleapis.com", "spanner.googleapis.com"})
 TOPICS = frozenset({RESULTS, OTHER_TOPIC})
+ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = json.loads(resources.files("opwatch").joinpath("schemas/watch-request.json").read_text())
 VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)
 
@@ -249,3 +254,68 @@ def test_what_the_schema_rejects_the_code_rejects(candidate: dict[str, Any]) -> 
         return
     with pytest.raises(InvalidWatchRequest):
         parse(candidate)
+
+
+# --- one source for the contract: code -> schema -> README ----------------------------------
+
+
+def test_the_published_schema_is_the_one_the_code_generates() -> None:
+    """Regenerate: python -m opwatch.contracts > functions/opwatch/schemas/watch-request.json"""
+    assert contracts.json_schema() == SCHEMA
+
+
+def _human(seconds: float) -> str:
+    for unit, size in (("days", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g} {unit}"
+    return f"{seconds:g} s" if seconds else "0"
+
+
+def readme_rows() -> dict[str, list[str]]:
+    text = (ROOT / "README.md").read_text()
+    section = text.split("### Watch request", 1)[1].split("| field | required |", 1)[1]
+    table = section.split("\n\n", 1)[0].splitlines()[2:]
+    rows = [line.strip().strip("|").split("|") for line in table]
+    return {cells[0].strip().strip("`"): [cell.strip() for cell in cells[1:]] for cells in rows}
+
+
+def test_the_readme_table_states_the_schema() -> None:
+    schema, rows = contracts.json_schema(), readme_rows()
+    properties = schema["properties"]
+    assert list(rows) == list(properties) == list(FIELDS)
+    for name, (required, default, rules) in rows.items():
+        prop = properties[name]
+        assert (required == "yes") is (name in schema["required"]), name
+        if "default" in prop:
+            assert default == f"`{prop['default']}`", name
+        for limit in ("maxLength", "maxProperties"):
+            if limit in prop:
+                assert f"≤ {prop[limit]}" in rules, (name, limit)
+    labels = properties["labels"]
+    assert labels["propertyNames"]["pattern"].strip("^$") in rows["labels"][2]
+    assert f"values ≤ {labels['additionalProperties']['maxLength']} chars" in rows["labels"][2]
+    for name in ("timeout", "expected_duration"):
+        assert f"≤ {_human(contracts.MAX_TIMEOUT)}" in rows[name][2]
+    for name, (low, high) in contracts.POLLING_BOUNDS.items():
+        low_text, high_text = (
+            (f"{low:g}", f"{high:g}")
+            if name == "multiplier"
+            else (
+                _human(low),
+                _human(high),
+            )
+        )
+        shown = f"{low_text}\N{EN DASH}{high_text}"
+        assert f"`{name}` {shown}" in rows["polling"][2], name
+
+
+def test_the_regeneration_command_prints_the_published_schema(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with warnings.catch_warnings():
+        # runpy notes that the module is already imported (by this test file): expected here.
+        warnings.filterwarnings(
+            "ignore", "'opwatch.contracts' found in sys.modules", RuntimeWarning
+        )
+        runpy.run_module("opwatch.contracts", run_name="__main__")
+    assert json.loads(capsys.readouterr().out) == SCHEMA

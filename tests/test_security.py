@@ -20,12 +20,11 @@ from urllib.parse import urlsplit
 
 import pytest
 from google.auth.credentials import Credentials
-from google.auth.transport.requests import AuthorizedSession
 from hypothesis import given
 from hypothesis import strategies as st
 
 from opwatch import checks, contracts
-from opwatch.adapters import MAX_OPERATION_BYTES, OperationFetcher
+from opwatch.adapters import MAX_OPERATION_BYTES, OperationFetcher, authorized_session
 from opwatch.contracts import WatchRequest
 from opwatch.core import Fetched, FetchFailed, Outcome
 from opwatch.logs import LOGGER_NAME, JsonFormatter
@@ -98,9 +97,7 @@ def servers() -> Iterator[tuple[Capture, Capture]]:
 
 def authorized_fetcher(endpoint: str, credentials: FakeCredentials) -> OperationFetcher:
     settings = Settings(RESULTS, QUEUE, "http://127.0.0.1/check", operations_endpoint=endpoint)
-    return OperationFetcher(
-        settings, session_factory=lambda: AuthorizedSession(credentials, max_refresh_attempts=1)
-    )
+    return OperationFetcher(settings, session_factory=lambda: authorized_session(credentials))
 
 
 def operation_json(done: bool = True) -> bytes:

@@ -7,6 +7,7 @@ serves requests on several threads.
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 from collections.abc import Callable
@@ -25,6 +26,7 @@ from opwatch.settings import Settings
 from opwatch.status import make_status, status_from_http_error
 
 if TYPE_CHECKING:
+    from google.auth.credentials import Credentials
     from google.cloud import tasks_v2
 
 CLOUD_PLATFORM_SCOPE: Final = "https://www.googleapis.com/auth/cloud-platform"
@@ -52,6 +54,46 @@ class Lazy(Generic[T]):
         return self._value
 
 
+def authorized_session(credentials: Credentials) -> requests.Session:
+    """A session that sends ``credentials``' token; on a 401 it refreshes the token once and
+    tries again, and a second 401 stands (PERMISSION_DENIED)."""
+    from google.auth.transport.requests import AuthorizedSession
+
+    return AuthorizedSession(credentials, max_refresh_attempts=1)
+
+
+def default_session(settings: Settings) -> requests.Session:
+    """The fetch session: Application Default Credentials, or none for a local endpoint."""
+    if settings.operations_endpoint is not None:
+        return requests.Session()
+    import google.auth
+
+    credentials, _ = google.auth.default(scopes=[CLOUD_PLATFORM_SCOPE])
+    return authorized_session(credentials)
+
+
+def default_tasks_client(settings: Settings) -> tasks_v2.CloudTasksClient:
+    """The Cloud Tasks client: ADC, or plaintext gRPC to ``CLOUD_TASKS_EMULATOR_HOST``."""
+    from google.cloud import tasks_v2
+
+    host = settings.tasks_emulator_host
+    if host is None:
+        return tasks_v2.CloudTasksClient()
+    import grpc
+    from google.cloud.tasks_v2.services.cloud_tasks.transports import CloudTasksGrpcTransport
+
+    return tasks_v2.CloudTasksClient(
+        transport=CloudTasksGrpcTransport(channel=grpc.insecure_channel(host))
+    )
+
+
+def default_publisher_client() -> Any:
+    """The Pub/Sub publisher (it honours ``PUBSUB_EMULATOR_HOST`` itself)."""
+    from google.cloud import pubsub_v1  # type: ignore[attr-defined]
+
+    return pubsub_v1.PublisherClient()
+
+
 class OperationFetcher:
     """GETs ``{base}/{api_version}/{operation}``, with Application Default Credentials.
 
@@ -65,17 +107,7 @@ class OperationFetcher:
     ) -> None:
         self._endpoint = settings.operations_endpoint
         self._timeout = settings.fetch_timeout
-        self._session = Lazy(session_factory or self._default_session)
-
-    def _default_session(self) -> requests.Session:
-        if self._endpoint is not None:
-            return requests.Session()
-        import google.auth
-        from google.auth.transport.requests import AuthorizedSession
-
-        credentials, _ = google.auth.default(scopes=[CLOUD_PLATFORM_SCOPE])
-        # On a 401, refresh the token once and try again; a second 401 is PERMISSION_DENIED.
-        return AuthorizedSession(credentials, max_refresh_attempts=1)
+        self._session = Lazy(session_factory or functools.partial(default_session, settings))
 
     def url(self, request: WatchRequest) -> str:
         """Where the operation is fetched from."""
@@ -147,20 +179,7 @@ class TaskScheduler:
 
     def __init__(self, settings: Settings, client_factory: Callable[[], Any] | None = None) -> None:
         self._settings = settings
-        self._client = Lazy(client_factory or self._default_client)
-
-    def _default_client(self) -> tasks_v2.CloudTasksClient:
-        from google.cloud import tasks_v2
-
-        host = self._settings.tasks_emulator_host
-        if host is None:
-            return tasks_v2.CloudTasksClient()
-        import grpc
-        from google.cloud.tasks_v2.services.cloud_tasks.transports import CloudTasksGrpcTransport
-
-        return tasks_v2.CloudTasksClient(
-            transport=CloudTasksGrpcTransport(channel=grpc.insecure_channel(host))
-        )
+        self._client = Lazy(client_factory or functools.partial(default_tasks_client, settings))
 
     def build(self, task: CheckTask) -> tasks_v2.CreateTaskRequest:
         """The CreateTaskRequest for ``task``."""
@@ -207,13 +226,7 @@ class NotificationPublisher:
     """Publishes notifications and waits until Pub/Sub has them."""
 
     def __init__(self, client_factory: Callable[[], Any] | None = None) -> None:
-        self._client = Lazy(client_factory or self._default_client)
-
-    @staticmethod
-    def _default_client() -> Any:
-        from google.cloud import pubsub_v1  # type: ignore[attr-defined]
-
-        return pubsub_v1.PublisherClient()
+        self._client = Lazy(client_factory or default_publisher_client)
 
     def __call__(self, message: Notification) -> None:
         future = self._client.get().publish(message.topic, message.data, **message.attributes)

@@ -31,6 +31,7 @@ MAX_REQUEST_BYTES: Final = 64 * 1024
 MAX_OPERATION_CHARS: Final = 512
 MAX_LABELS: Final = 32
 MAX_LABEL_VALUE_CHARS: Final = 256
+MAX_API_VERSION_CHARS: Final = 20
 
 FIELDS: Final = (
     "operation",
@@ -65,7 +66,8 @@ WATCH_ID_PATTERN: Final = r"^[!-~]{1,128}$"
 _API_VERSION_RE = re.compile(API_VERSION_PATTERN)
 _LABEL_KEY_RE = re.compile(LABEL_KEY_PATTERN)
 _WATCH_ID_RE = re.compile(WATCH_ID_PATTERN)
-_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+LABEL_VALUE_PATTERN: Final = r"^[^\u0000-\u001f\u007f]*$"
+_CONTROL_RE = re.compile(r"[\u0000-\u001f\u007f]")
 
 
 @dataclass(frozen=True)
@@ -305,8 +307,9 @@ def _api(value: object, allowed: Collection[str]) -> str:
 
 def _api_version(value: object) -> str:
     version = _string(value, "an API version like v1")
-    if len(version) > 20 or not _API_VERSION_RE.match(version):
-        raise ValueError(f"{version[:20]!r} is not an API version; write it like v1 or v1beta")
+    if len(version) > MAX_API_VERSION_CHARS or not _API_VERSION_RE.match(version):
+        shown = version[:MAX_API_VERSION_CHARS]
+        raise ValueError(f"{shown!r} is not an API version; write it like v1 or v1beta")
     return version
 
 
@@ -406,3 +409,144 @@ def _json_type(value: object) -> str:
     names = {bool: "a boolean", int: "a number", float: "a number", str: "a string"}
     names.update({list: "an array", dict: "an object", type(None): "null"})
     return names.get(type(value), type(value).__name__)
+
+
+# --- the published JSON Schema, generated from the rules above ---------------------------------
+
+SCHEMA_ID: Final = "https://opwatch.dev/schemas/watch-request.json"
+DURATION_PATTERN: Final = r"^[0-9]{1,10}(?:\.[0-9]{1,9})?s$"
+_DAYS = f"{format_duration(MAX_TIMEOUT)} ({MAX_TIMEOUT / 86400:g} days)"
+
+
+def json_schema() -> dict[str, Any]:
+    """The watch request as a JSON Schema (draft 2020-12): ``schemas/watch-request.json``.
+
+    Built from the same constants the validation above uses, so the two cannot drift; a test
+    compares it with the published file (regenerate: ``python -m opwatch.contracts``). Rules a
+    schema cannot express (allowlists, duration bounds, max_delay >= initial_delay) are named
+    in the descriptions.
+    """
+
+    def duration(description: str) -> dict[str, Any]:
+        return {"$ref": "#/$defs/duration", "description": description}
+
+    def bounds(name: str) -> str:
+        low, high = POLLING_BOUNDS[name]
+        return f"{format_duration(low)} to {format_duration(high)}"
+
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": SCHEMA_ID,
+        "title": "opwatch watch request",
+        "description": (
+            "The JSON object published to the watch-request topic to be told when a "
+            "google.longrunning Operation finishes. Rules a schema cannot express (the "
+            "allowlists, the bounds of durations) are enforced by opwatch and listed in each "
+            f"description. At most {MAX_REQUEST_BYTES} bytes."
+        ),
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["operation"],
+        "properties": {
+            "operation": {
+                "description": (
+                    "Full relative resource name of the Operation, ending in /operations/<id> "
+                    "below a parent. No scheme, no '..', no '?', '#', '%', whitespace or "
+                    "control characters."
+                ),
+                "type": "string",
+                "maxLength": MAX_OPERATION_CHARS,
+                "pattern": OPERATION_PATTERN,
+                "not": {"pattern": r"\.\."},
+                "examples": ["projects/my-project/locations/us-central1/operations/operation-123"],
+            },
+            "api": {
+                "description": (
+                    "API host serving the operation; must be in the deployment's ALLOWED_APIS "
+                    "(compared in lower case)."
+                ),
+                "type": "string",
+                "default": DEFAULT_API,
+            },
+            "api_version": {
+                "description": (
+                    "API version in the fetch URL GET https://{api}/{api_version}/{operation}."
+                ),
+                "type": "string",
+                "maxLength": MAX_API_VERSION_CHARS,
+                "pattern": API_VERSION_PATTERN,
+                "default": DEFAULT_API_VERSION,
+            },
+            "labels": {
+                "description": "Echoed on the notification, and as attributes label_<key>.",
+                "type": "object",
+                "maxProperties": MAX_LABELS,
+                "propertyNames": {"pattern": LABEL_KEY_PATTERN},
+                "additionalProperties": {
+                    "type": "string",
+                    "maxLength": MAX_LABEL_VALUE_CHARS,
+                    "pattern": LABEL_VALUE_PATTERN,
+                },
+            },
+            "timeout": {
+                **duration(
+                    f"Give up (TIMED_OUT) after this long; positive, at most {_DAYS}. "
+                    f"Default {format_duration(DEFAULT_TIMEOUT)}."
+                ),
+                "default": format_duration(DEFAULT_TIMEOUT),
+            },
+            "expected_duration": duration(
+                "Hint of the operation's total duration: opwatch looks sparsely before it and "
+                f"densely around it. Positive, at most {_DAYS}."
+            ),
+            "notify_topic": {
+                "description": (
+                    "Full path of the topic for this watch's notification; must be the results "
+                    "topic or in ALLOWED_NOTIFY_TOPICS."
+                ),
+                "type": "string",
+                "pattern": r"^projects/[^/]+/topics/[^/]+$",
+            },
+            "watch_id": {
+                "description": (
+                    "Names the watch: echoed on the notification (and its ce-id), defaults to "
+                    "the Pub/Sub message id. Redeliveries of one message are one watch; another "
+                    "message with the same watch_id is another watch, with its own notification "
+                    "(README: One watch per message)."
+                ),
+                "type": "string",
+                "pattern": WATCH_ID_PATTERN,
+            },
+            "polling": {
+                "description": "Overrides of the API's polling profile, within bounds.",
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {
+                    "initial_delay": duration(f"{bounds('initial_delay')}."),
+                    "max_delay": duration(
+                        f"{bounds('max_delay')}, and not shorter than initial_delay."
+                    ),
+                    "multiplier": {
+                        "type": "number",
+                        "minimum": POLLING_BOUNDS["multiplier"][0],
+                        "maximum": POLLING_BOUNDS["multiplier"][1],
+                    },
+                    "not_found_grace": duration(
+                        f"{bounds('not_found_grace')}: how long a 404 means 'not created yet'."
+                    ),
+                },
+            },
+        },
+        "$defs": {
+            "duration": {
+                "description": "A protobuf-JSON Duration: seconds with an 's' suffix.",
+                "type": "string",
+                "pattern": DURATION_PATTERN,
+                "examples": ["3600s", "1.5s"],
+            }
+        },
+    }
+
+
+if __name__ == "__main__":
+    print(json.dumps(json_schema(), indent=2, ensure_ascii=False))

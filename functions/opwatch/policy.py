@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Final
 
-from opwatch.contracts import DEFAULT_TIMEOUT, PollingOverride
+from opwatch.contracts import POLLING_FIELDS, PollingOverride
 
 MIN_DELAY: Final = 1.0
 # A server asking for more than an hour is capped: the watch timeout still bounds everything.
@@ -40,7 +40,6 @@ class Profile:
         initial_delay: seconds before the second look (the first is immediate).
         multiplier: each delay is ``elapsed * (multiplier - 1)``, within the bounds below.
         max_delay: no delay is longer, whatever has elapsed.
-        timeout: default watch timeout for this API.
         not_found_grace: how long a 404 counts as "not created yet" before it means NOT_FOUND.
         jitter: delays are shortened by up to this fraction, at random.
         error_initial_delay: first backoff after a transient error; doubles per consecutive error.
@@ -49,7 +48,6 @@ class Profile:
     initial_delay: float
     multiplier: float
     max_delay: float
-    timeout: float = DEFAULT_TIMEOUT
     not_found_grace: float = 60.0
     jitter: float = 0.1
     error_initial_delay: float = 2.0
@@ -57,9 +55,7 @@ class Profile:
     def with_overrides(self, override: PollingOverride) -> Profile:
         """This profile with a watch's own (already bounds-checked) settings applied."""
         changes = {
-            name: value
-            for name in ("initial_delay", "max_delay", "multiplier", "not_found_grace")
-            if (value := getattr(override, name)) is not None
+            name: value for name in POLLING_FIELDS if (value := getattr(override, name)) is not None
         }
         profile = replace(self, **changes)
         return replace(profile, max_delay=max(profile.max_delay, profile.initial_delay))
@@ -109,12 +105,10 @@ def rng_for(watch_id: str, polls: int) -> random.Random:
 
 
 def schedule_delay(
-    elapsed: float,
-    profile: Profile,
-    expected_duration: float | None = None,
-    hint: Hint = DEFAULT_HINT,
+    elapsed: float, profile: Profile, expected_duration: float | None = None
 ) -> float:
     """The delay, before jitter, from ``elapsed`` seconds into a watch to the next look."""
+    hint = DEFAULT_HINT
     if expected_duration is not None:
         start = hint.window_start * expected_duration
         if elapsed < start:
@@ -133,7 +127,6 @@ def next_delay(
     expected_duration: float | None = None,
     transient_errors: int = 0,
     server_hint: float | None = None,
-    hint: Hint = DEFAULT_HINT,
 ) -> float:
     """Seconds to wait before the next look; see the module docstring for the rules.
 
@@ -144,15 +137,14 @@ def next_delay(
         expected_duration: the watch's hint of the operation's total duration, if any.
         transient_errors: consecutive transient errors, the one just seen included.
         server_hint: seconds the server asked to wait (Retry-After / RetryInfo), if any.
-        hint: how ``expected_duration`` shapes the schedule.
 
     Returns:
         A delay of at least :data:`MIN_DELAY` seconds. It is not clipped to the watch's timeout:
         the caller does that, because only the caller knows the deadline.
     """
-    delay = schedule_delay(elapsed, profile, expected_duration, hint)
+    delay = schedule_delay(elapsed, profile, expected_duration)
     # The jump to the hinted window is not jittered: landing early would only add looks.
-    jitter = profile.jitter if not _before_window(elapsed, expected_duration, hint) else 0.0
+    jitter = profile.jitter if not _before_window(elapsed, expected_duration) else 0.0
     if transient_errors > 0:
         backoff = profile.error_initial_delay * 2.0 ** min(transient_errors - 1, 30)
         delay = max(delay, min(backoff, profile.max_delay))
@@ -162,5 +154,5 @@ def next_delay(
     return max(MIN_DELAY, delay)
 
 
-def _before_window(elapsed: float, expected_duration: float | None, hint: Hint) -> bool:
-    return expected_duration is not None and elapsed < hint.window_start * expected_duration
+def _before_window(elapsed: float, expected_duration: float | None) -> bool:
+    return expected_duration is not None and elapsed < DEFAULT_HINT.window_start * expected_duration

@@ -9,8 +9,11 @@ Failure rules, which keep "nothing lost" true:
 - bad input (a watch request breaking the contract) is answered with an INVALID_REQUEST
   notification and acknowledged: retrying cannot fix it;
 - a failure to schedule or to publish propagates, so the platform (Pub/Sub or Cloud Tasks)
-  delivers the same input again; task ids are deterministic, so a redelivery never starts a
-  second polling chain.
+  delivers the same input again; task names are deterministic, so a redelivery never starts a
+  second polling chain;
+- on what may be Cloud Tasks' last attempt of a check, a failure parks the watch instead (a new
+  task later, else the parked topic, else one ERROR log entry holding it), so an outage longer
+  than the queue's retries does not drop it; a parked watch comes back as a message.
 """
 
 from __future__ import annotations
