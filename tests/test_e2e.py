@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
+from opwatch_local.inbox import Arrival, Inbox
 from opwatch_local.simulator import SimulatorServer
-from opwatch_local.stack import LocalStack, Ports, StackConfig
-
-from .conftest import Inbox
+from opwatch_local.stack import LocalStack
+from opwatch_local.stack_config import Ports, StackConfig
 
 pytestmark = pytest.mark.e2e
 
@@ -27,9 +27,9 @@ def watch(stack: LocalStack, operation: str, watch_id: str, **fields: Any) -> st
     return stack.publish_watch_request(request)
 
 
-def only(notes: list[Any]) -> tuple[dict[str, Any], dict[str, str]]:
-    assert len(notes) == 1, [n.json() for n in notes]
-    return notes[0].json(), notes[0].attributes
+def only(notes: list[Arrival]) -> tuple[dict[str, Any], dict[str, str]]:
+    assert len(notes) == 1, [n.data for n in notes]
+    return notes[0].data, notes[0].attributes
 
 
 def test_success_is_published_once_with_the_operation(
@@ -173,11 +173,11 @@ def test_duplicate_delivery_makes_one_polling_chain(local_stack: LocalStack, inb
     local_stack.publish_watch_request(request)
     notes = inbox.wait("e2e-duplicate")
     notes = inbox.settle("e2e-duplicate", 2.0)
-    outcomes = {(n.json()["watch_id"], n.json()["outcome"]) for n in notes}
+    outcomes = {(n.watch_id, n.outcome) for n in notes}
     assert outcomes == {("e2e-duplicate", "SUCCEEDED")}
     assert len(notes) == 1, "one chain, so one notification"
     # Each delivery looks once at the start; after that there is a single chain of checks.
-    assert sim.stats(name).gets == notes[0].json()["polls"] + 1
+    assert sim.stats(name).gets == notes[0].data["polls"] + 1
 
 
 def test_operations_from_another_local_server(tmp_path: Any) -> None:
@@ -189,10 +189,12 @@ def test_operations_from_another_local_server(tmp_path: Any) -> None:
         config = StackConfig(ports=Ports.free(), run_dir=tmp_path / "run")
         with LocalStack(config, environ={"OPERATIONS_API_ENDPOINT": other.url}) as stack:
             assert not stack.owns_simulator
+            assert "simulator" not in [proc.name for proc in stack.processes]
+            assert "OPWATCH_SIMULATOR_URL" not in stack.env()
             stack.publish_watch_request(
                 {"operation": name, "watch_id": "e2e-other", "polling": FAST}
             )
-            data, _ = only(Inbox(stack).wait("e2e-other"))
+            data, _ = only(Inbox(stack.pull_notifications).wait("e2e-other"))
         assert data["outcome"] == "SUCCEEDED", data["error"]
         assert data["operation"]["response"] == {"from": "the other server"}
         assert other.simulator.stats(name).gets == data["polls"]
