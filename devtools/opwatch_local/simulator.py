@@ -719,7 +719,7 @@ class SimulatorServer:
 
 
 class SimulatorClient:
-    """A small client for the control API (stdlib only, so any venv can use it).
+    """A small client for the control API (urllib and json: no Google client libraries).
 
     Args:
         base_url: e.g. ``http://127.0.0.1:8090``.
