@@ -44,7 +44,8 @@ from opwatch_local.procs import (
     group_pids,
     sigterm_as_exit,
 )
-from opwatch_local.stack import REPO_ROOT, LocalStack, Ports, StackConfig, function_spec
+from opwatch_local.stack import LocalStack, function_spec
+from opwatch_local.stack_config import REPO_ROOT, Ports, StackConfig
 
 RESULTS = Path(__file__).parent / "results" / "check_cost.md"
 BASELINE = Path(__file__).with_name("baseline_check.py")

@@ -5,7 +5,8 @@ Everything runs on a :class:`opwatch_local.stack.LocalStack` on free loopback po
 Pub/Sub emulator, the Cloud Tasks emulator, the operations simulator and both functions as
 functions-framework processes. Times are the machine's wall clock (``time.time``), which every
 process here shares: the simulator stamps each GET, the operation's ``endTime`` comes from the
-simulator, and the arrival of a notification is stamped by a streaming-pull subscriber here.
+simulator, and the arrival of a notification is stamped by the tools' shared
+:class:`opwatch_local.inbox.Inbox`, pulling on a thread of its own.
 
 Lag scenario (per scenario, all watches started within a few seconds and run concurrently):
 
@@ -31,8 +32,6 @@ the queue is resumed, and the dispatch rate is measured while the burst drains:
 from __future__ import annotations
 
 import argparse
-import contextlib
-import json
 import os
 import random
 import sys
@@ -45,71 +44,21 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from google.cloud import pubsub_v1, tasks_v2  # type: ignore[attr-defined]
+from google.cloud import tasks_v2  # type: ignore[attr-defined]
 
 from bench.stats import Summary, median, peak_rate, rate, ratio, verdict
 from opwatch import checks
 from opwatch.contracts import PollingOverride, WatchRequest
 from opwatch.core import Progress
+from opwatch.wire import parse_rfc3339
+from opwatch_local.inbox import Inbox
 from opwatch_local.procs import LOOPBACK, sigterm_as_exit
-from opwatch_local.stack import LocalStack, Ports, StackConfig
+from opwatch_local.stack import LocalStack
+from opwatch_local.stack_config import Ports, StackConfig
 
 RESULTS = Path(__file__).parent / "results" / "e2e_lag.md"
 DELIVERY_TARGET_P95 = 1.0
 RPC_TIMEOUT = 10.0
-
-
-@dataclass(frozen=True)
-class Arrival:
-    at: float
-    publish_time: float
-    data: bytes
-    attributes: dict[str, str]
-
-
-class Collector:
-    """A streaming-pull subscriber on the results subscription that stamps each arrival."""
-
-    def __init__(self, stack: LocalStack) -> None:
-        self.arrivals: dict[str, Arrival] = {}
-        self.duplicates = 0
-        self._lock = threading.Lock()
-        self._future = stack.subscriber().subscribe(
-            stack.config.results_subscription_path,
-            callback=self._on_message,
-            flow_control=pubsub_v1.types.FlowControl(max_messages=1000),
-        )
-
-    def _on_message(self, message: Any) -> None:
-        at = time.time()
-        message.ack()
-        watch_id = message.attributes.get("watch_id", "")
-        arrival = Arrival(
-            at=at,
-            publish_time=message.publish_time.timestamp(),
-            data=bytes(message.data),
-            attributes=dict(message.attributes),
-        )
-        with self._lock:
-            if watch_id in self.arrivals:
-                self.duplicates += 1
-            else:
-                self.arrivals[watch_id] = arrival
-
-    def wait(self, watch_ids: set[str], timeout: float) -> set[str]:
-        """Wait (bounded) until every id arrived; returns the ids still missing."""
-        deadline = time.monotonic() + timeout
-        while True:
-            with self._lock:
-                missing = watch_ids - self.arrivals.keys()
-            if not missing or time.monotonic() >= deadline:
-                return missing
-            time.sleep(0.2)
-
-    def close(self) -> None:
-        self._future.cancel()
-        with contextlib.suppress(Exception):  # cancelled is the expected way out
-            self._future.result(timeout=10)
 
 
 @dataclass(frozen=True)
@@ -132,7 +81,7 @@ class LagResult:
 
 def run_lag(
     stack: LocalStack,
-    collector: Collector,
+    inbox: Inbox,
     *,
     name: str,
     prefix: str,
@@ -152,7 +101,7 @@ def run_lag(
         stack.publish_watch_request(request)
         watches.append((watch_id, operation))
     start_span = time.time() - began
-    missing = collector.wait({w for w, _ in watches}, timeout)
+    missing = inbox.wait_all({w for w, _ in watches}, timeout)
     wall = time.time() - began
 
     polls, lags, lag_ratios, to_publish, to_arrival, delivery = [], [], [], [], [], []
@@ -161,26 +110,27 @@ def run_lag(
     for (watch_id, operation), duration in zip(watches, durations, strict=True):
         stats = sim.stats(operation)
         get_times.extend(stats.times)
-        arrival = collector.arrivals.get(watch_id)
-        if arrival is None:
+        arrivals = inbox.of(watch_id)
+        if not arrivals:
             continue
-        note = arrival.attributes
-        outcomes[note.get("outcome", "?")] = outcomes.get(note.get("outcome", "?"), 0) + 1
-        data = json.loads(arrival.data)
-        end_text = ((data.get("operation") or {}).get("metadata") or {}).get("endTime")
-        if note.get("outcome") != "SUCCEEDED" or not end_text:
-            continue
-        end = datetime.fromisoformat(end_text).timestamp()
-        seen = next(
-            t
-            for t, s in zip(stats.times, stats.statuses, strict=True)
-            if s == 200 and t >= end - 1e-5
+        arrival = arrivals[0]
+        outcomes[arrival.outcome or "?"] = outcomes.get(arrival.outcome or "?", 0) + 1
+        end_time = parse_rfc3339(
+            ((arrival.data.get("operation") or {}).get("metadata") or {}).get("endTime")
         )
+        if arrival.outcome != "SUCCEEDED" or end_time is None:
+            continue
+        # endTime has milliseconds: the first GET that saw "done" is the first 200 at or after it.
+        end = end_time.timestamp()
+        seen = next(
+            t for t, s in zip(stats.times, stats.statuses, strict=True) if s == 200 and t >= end
+        )
+        publish_time = arrival.message.publish_time.timestamp()
         polls.append(float(stats.gets))
         lags.append(seen - end)
         lag_ratios.append((seen - end) / duration)
-        to_publish.append(arrival.publish_time - seen)
-        to_arrival.append(arrival.at - arrival.publish_time)
+        to_publish.append(publish_time - seen)
+        to_arrival.append(arrival.at - publish_time)
         delivery.append(arrival.at - seen)
     return LagResult(
         name=name,
@@ -195,7 +145,7 @@ def run_lag(
         delivery=Summary.of(delivery),
         peak_gets=peak_rate(get_times, 5.0),
         missing=len(missing),
-        duplicates=collector.duplicates,
+        duplicates=sum(len(inbox.of(w)) - 1 for w, _ in watches if inbox.of(w)),
         outcomes=outcomes,
     )
 
@@ -425,13 +375,12 @@ def main(argv: list[str] | None = None) -> int:
     throughput = None
     with sigterm_as_exit(), LocalStack(config, environ=environ) as stack:
         print(f"stack up in {stack.timings['total']:.1f}s ({stack.run_dir})", flush=True)
-        collector = Collector(stack)
-        try:
+        with Inbox(stack.pull_notifications) as inbox:
             print("scenario: default policy", flush=True)
             lags.append(
                 run_lag(
                     stack,
-                    collector,
+                    inbox,
                     name="default policy",
                     prefix="lag",
                     durations=durations,
@@ -444,7 +393,7 @@ def main(argv: list[str] | None = None) -> int:
                 lags.append(
                     run_lag(
                         stack,
-                        collector,
+                        inbox,
                         name="expected_duration ±25 %",
                         prefix="hint",
                         durations=durations,
@@ -452,8 +401,6 @@ def main(argv: list[str] | None = None) -> int:
                         timeout=timeout,
                     )
                 )
-        finally:
-            collector.close()
         if args.rounds > 0:
             print("throughput", flush=True)
             throughput = run_throughput(stack, args.burst, args.rounds, timeout=120.0)

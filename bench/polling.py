@@ -6,7 +6,11 @@ policy is a generator of poll times; the first poll at or after the operation's 
 opwatch runs through its real decision code (``opwatch.core.decide``, which calls the policy),
 fed a fetch that answers "done" once the simulated clock passes the duration.
 
-    python -m bench.polling [--operations 10000] [--seed 7] [--out bench/results/polling.md]
+    python -m bench.polling [--operations 10000] [--seed 7]
+
+writes the table to ``bench/results/polling.md`` and a picture of it to
+``bench/results/polling.png``: mean polls against p95 lag ÷ duration for every policy, with the
+Pareto frontier (the picture needs matplotlib: ``pip install -e '.[bench]'``).
 """
 
 from __future__ import annotations
@@ -23,7 +27,9 @@ from pathlib import Path
 
 from opwatch.contracts import WatchRequest
 from opwatch.core import CheckAgain, Fetched, Finish, Progress, decide
+from opwatch_local.percentile import percentile
 
+RESULTS = Path(__file__).parent / "results"
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 GEMINI_INDEX_BUILD = 90 * 60.0
 HINT_ERROR = 0.25
@@ -97,11 +103,6 @@ def run_opwatch(duration: float, index: int, expected: float | None) -> Result:
             return Result(decision.progress.polls, elapsed - duration)
         assert isinstance(decision, CheckAgain)
         progress, elapsed = decision.progress, elapsed + decision.delay
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
 
 
 @dataclass(frozen=True)
@@ -200,11 +201,91 @@ def table(rows: list[Row], operations: int, seed: int) -> str:
     return "\n".join(lines) + "\n"
 
 
+def frontier(rows: list[Row]) -> list[Row]:
+    """The rows no other row beats on both mean polls and p95 lag ÷ duration, by mean polls."""
+    finite = [r for r in rows if math.isfinite(r.p95_lag_ratio)]
+    return sorted(
+        (
+            r
+            for r in finite
+            if not any(
+                o.mean_polls <= r.mean_polls
+                and o.p95_lag_ratio <= r.p95_lag_ratio
+                and (o.mean_polls, o.p95_lag_ratio) != (r.mean_polls, r.p95_lag_ratio)
+                for o in finite
+            )
+        ),
+        key=lambda r: r.mean_polls,
+    )
+
+
+def plot(rows: list[Row], path: Path, operations: int, seed: int) -> None:
+    """Mean polls against p95 lag ÷ duration, one point per policy. The frontier is drawn over
+    the policies that get no hint (the references and opwatch's default); the region it
+    dominates is shaded, and the hinted run is shown beside it."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no display
+    from matplotlib import pyplot
+    from matplotlib.ticker import FixedLocator, NullLocator, ScalarFormatter
+
+    fig, ax = pyplot.subplots(figsize=(9, 5.5), dpi=100)
+    top = max(r.p95_lag_ratio for r in rows if math.isfinite(r.p95_lag_ratio)) * 1.5
+    right = max(r.mean_polls for r in rows) * 2.5
+    best = frontier([r for r in rows if r.name != OPWATCH_HINT])
+    xs, ys = [best[0].mean_polls], [top]
+    for r in best:
+        xs += [r.mean_polls, r.mean_polls]
+        ys += [ys[-1], r.p95_lag_ratio]
+    xs.append(right)
+    ys.append(ys[-1])
+    ax.plot(xs, ys, color="tab:blue", linestyle="--", linewidth=1, label="Pareto frontier, no hint")
+    ax.fill_between(xs, ys, top, color="tab:blue", alpha=0.06, label="dominated by it")
+    for r in rows:
+        ours = "opwatch" in r.name
+        finite = math.isfinite(r.p95_lag_ratio)
+        y = r.p95_lag_ratio if finite else top * 0.93
+        ax.scatter(
+            r.mean_polls,
+            y,
+            s=90 if ours else 60,
+            marker=("o" if ours else "s") if finite else "^",
+            color="tab:blue" if ours else "tab:gray",
+            zorder=3,
+        )
+        label = r.name if finite else f"{r.name}: gives up after 900 s (∞)"
+        left = r.mean_polls > 40 or r.name == OPWATCH  # keep clear of the frame and neighbours
+        ax.annotate(
+            label,
+            (r.mean_polls, y),
+            xytext=(-8 if left else 8, -13 if r.name.startswith("Workflows") else 4),
+            textcoords="offset points",
+            ha="right" if left else "left",
+            fontsize=8,
+        )
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(FixedLocator([5, 10, 20, 50, 100, 200]))
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.set_xlim(min(r.mean_polls for r in rows) / 1.5, right)
+    ax.set_ylim(0, top)
+    ax.set_xlabel("mean polls per operation (log scale; fewer is better)")
+    ax.set_ylabel("p95 detection lag ÷ operation duration (lower is better)")
+    ax.set_title(f"Polling policies on {operations:,} operations of 10 s to 2 h (seed {seed})")
+    ax.legend(loc="lower right", fontsize=8)
+    ax.grid(True, alpha=0.3)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, metadata={"Software": None})  # no version stamp: reruns compare equal
+    pyplot.close(fig)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--operations", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--out", type=Path, default=None, help="also write the table here")
+    parser.add_argument("--out", type=Path, default=RESULTS / "polling.md", help="the table")
+    parser.add_argument("--png", type=Path, default=RESULTS / "polling.png", help="the picture")
     args = parser.parse_args(argv)
     rows = benchmark(args.operations, args.seed)
     text = table(rows, args.operations, args.seed)
@@ -218,9 +299,14 @@ def main(argv: list[str] | None = None) -> int:
         f" — {'met' if hinted.mean_polls <= 8 and hinted.p95_lag_ratio <= 0.05 else 'NOT met'}.\n"
     )
     print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text)
+    try:
+        plot(rows, args.png, args.operations, args.seed)
+    except ImportError:
+        print("no picture: matplotlib is missing; pip install -e '.[bench]'", file=sys.stderr)
+        return 1
+    print(f"wrote {args.out} and {args.png}", file=sys.stderr)
     return 0
 
 

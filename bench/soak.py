@@ -1,9 +1,9 @@
 """Fault soak at full size on the local stack: every watch ends once, correctly, despite faults.
 
-The scenario and the tally are :mod:`opwatch_local.soak` (shared with ``tests/test_soak.py``,
-which runs it at CI size): mixed outcomes and durations (1-30 s), ~10 % of GETs faulted across
-every fault kind, the check function killed and restarted once, and Pub/Sub unreachable for a
-while (its emulator stopped and restarted) as operations finish.
+The scenario and the tally are the package :mod:`opwatch_local.soak` (shared with
+``tests/test_soak.py``, which runs it at CI size): mixed outcomes and durations (1-30 s), ~10 %
+of GETs faulted across every fault kind, the check function killed and restarted once, and
+Pub/Sub unreachable for a while (its emulator stopped and restarted) as operations finish.
 
     python -m bench.soak [--watches 1000] [--seed 6] [--out bench/results/soak.md]
 
@@ -90,8 +90,9 @@ def markdown(report: SoakReport, command: str) -> str:
         "topics and subscriptions recreated before the functions could reach it again. "
         f"{f['ended_in_outage_then_arrived']} watches ended during the outage and were "
         "notified after it.",
-        f"- Publishes that failed and were retried by Cloud Tasks (the function answered 500): "
-        f"{f['publish_failures_logged']}. Failed task dispatches the Tasks emulator retried "
+        f"- Deliveries that failed and were retried by the platform (log event "
+        f"`delivery.failed`: a publish or a CreateTask; the function answered 500): "
+        f"{f['delivery_failures_logged']}. Failed task dispatches the Tasks emulator retried "
         f"(crash, outage): {f['task_dispatch_failures']}.",
         "",
         "## Timeline",

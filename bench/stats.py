@@ -1,28 +1,31 @@
 """Small, pure statistics shared by the benchmarks (tested in tests/test_bench_tools.py).
 
-Percentiles are nearest-rank, like ``bench/polling.py``: the p95 of 200 samples is the 190th
-smallest, always a value that was observed. Ratios are "ours ÷ reference": below 1 is better
+Percentiles are :func:`opwatch_local.percentile.percentile` (nearest rank, re-exported here), the
+one every tool uses: the p95 of 200 samples is the 190th smallest, always a value that was
+observed. Ratios are "ours ÷ reference": below 1 is better
 for a cost, above 1 is better for a rate.
 """
 
 from __future__ import annotations
 
-import math
 import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from opwatch_local.percentile import percentile
+
+__all__ = [
+    "Summary",
+    "cpu_seconds_from_stat",
+    "median",
+    "peak_rate",
+    "percentile",
+    "rate",
+    "ratio",
+    "verdict",
+]
+
 CLOCK_TICKS = 100  # USER_HZ on Linux; /proc/<pid>/stat counts CPU time in these
-
-
-def percentile(values: Iterable[float], q: float) -> float:
-    """Nearest-rank percentile, ``q`` in [0, 1]; ValueError on no values."""
-    ordered = sorted(values)
-    if not ordered:
-        raise ValueError("percentile of no values")
-    if not 0.0 <= q <= 1.0:
-        raise ValueError(f"q must be within 0..1, not {q}")
-    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
 
 
 def median(values: Iterable[float]) -> float:

@@ -6,7 +6,6 @@ import base64
 import json
 import logging
 import os
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -174,41 +173,11 @@ def harness(settings: Settings) -> Harness:
 # --- the local stack, for end-to-end tests ------------------------------------------------------
 
 
-class Inbox:
-    """Notifications pulled from the results subscription, kept by watch id across tests."""
-
-    def __init__(self, stack: Any) -> None:
-        self._stack = stack
-        self._by_watch: dict[str, list[Any]] = {}
-
-    def wait(self, watch_id: str, *, count: int = 1, timeout: float = 60.0) -> list[Any]:
-        """The notifications of ``watch_id`` once ``count`` arrived; fails after ``timeout``."""
-        deadline = time.monotonic() + timeout
-        while len(self._by_watch.get(watch_id, [])) < count:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                pytest.fail(f"no notification for watch {watch_id!r} within {timeout:.0f}s")
-            for message in self._stack.pull_notifications(count=10, timeout=min(remaining, 1.0)):
-                self._by_watch.setdefault(message.attributes.get("watch_id", ""), []).append(
-                    message
-                )
-        return self._by_watch[watch_id]
-
-    def settle(self, watch_id: str, seconds: float) -> list[Any]:
-        """Everything ``watch_id`` received after a quiet period (to prove nothing more came)."""
-        deadline = time.monotonic() + seconds
-        while (remaining := deadline - time.monotonic()) > 0:
-            for message in self._stack.pull_notifications(count=10, timeout=min(remaining, 1.0)):
-                self._by_watch.setdefault(message.attributes.get("watch_id", ""), []).append(
-                    message
-                )
-        return self._by_watch.get(watch_id, [])
-
-
 @pytest.fixture(scope="session")
 def local_stack() -> Iterator[Any]:
     """The whole pipeline on free loopback ports, started once for the session."""
-    from opwatch_local.stack import LocalStack, Ports, StackConfig
+    from opwatch_local.stack import LocalStack
+    from opwatch_local.stack_config import Ports, StackConfig
 
     config = StackConfig(
         ports=Ports.free(),
@@ -220,8 +189,11 @@ def local_stack() -> Iterator[Any]:
 
 
 @pytest.fixture(scope="session")
-def inbox(local_stack: Any) -> Inbox:
-    return Inbox(local_stack)
+def inbox(local_stack: Any) -> Any:
+    """Every notification of the session's stack, kept by watch id across tests."""
+    from opwatch_local.inbox import Inbox
+
+    return Inbox(local_stack.pull_notifications)
 
 
 class EventLog(logging.Handler):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from bench import polling
@@ -34,3 +36,15 @@ def test_dominance_is_detected() -> None:
     worse = polling.Row("mine", 50, 60, 10, 20, 0.9, 0, 1, 1)
     better = polling.Row(next(iter(polling.REFERENCES)), 10, 20, 1, 2, 0.1, 0, 1, 1)
     assert polling.dominated_by([worse, better], "mine") == [better.name]
+
+
+def test_frontier_keeps_only_the_undominated(rows: list[polling.Row]) -> None:
+    no_hint = [row for row in rows if row.name != polling.OPWATCH_HINT]
+    assert [row.name for row in polling.frontier(no_hint)] == [polling.OPWATCH]
+    assert polling.frontier(rows)[0].name == polling.OPWATCH_HINT
+
+
+def test_the_picture_is_written(rows: list[polling.Row], tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib", reason="the picture needs the bench extra")
+    polling.plot(rows, tmp_path / "polling.png", operations=2000, seed=11)
+    assert (tmp_path / "polling.png").read_bytes().startswith(b"\x89PNG")

@@ -1,4 +1,5 @@
-"""The ``opwatch`` command: argument values, request building, output helpers, and the demo.
+"""The ``opwatch`` command and its demo: argument values, request building, the demo's output
+helpers.
 
 Everything but the last test runs in-process without a stack (``simulate`` talks to an in-process
 simulator server). The e2e test runs ``opwatch demo`` as a user would and checks its summary and
@@ -20,19 +21,21 @@ from typing import Any
 import jsonschema
 import pytest
 
+from opwatch.wire import format_duration
 from opwatch_local.cli import (
-    DEMO_WATCHES,
-    Screen,
     build_parser,
     build_watch_request,
+    main,
+    parse_error,
+    parse_human_duration,
+    parse_labels,
+)
+from opwatch_local.demo import (
+    DEMO_WATCHES,
+    Screen,
     compact_json,
     describe_notification,
-    main,
-    parse_duration,
-    parse_error,
-    parse_labels,
     shorten,
-    to_proto_duration,
 )
 from opwatch_local.procs import group_pids, port_is_free
 from opwatch_local.simulator import SimulatorServer
@@ -62,13 +65,13 @@ OPERATION = "projects/p/locations/us-central1/operations/operation-123"
     ],
 )
 def test_parse_duration_accepts_units(text: str, seconds: Decimal | int) -> None:
-    assert parse_duration(text) == seconds
+    assert parse_human_duration(text) == seconds
 
 
 @pytest.mark.parametrize("text", ["", "s", "10x", "-5s", "1h30m", "1e3s", "1.0000000001s", "ten"])
 def test_parse_duration_refuses_other_forms(text: str) -> None:
     with pytest.raises(ValueError, match="not a duration"):
-        parse_duration(text)
+        parse_human_duration(text)
 
 
 @pytest.mark.parametrize(
@@ -77,7 +80,7 @@ def test_parse_duration_refuses_other_forms(text: str) -> None:
      ("0.25s", "0.25s"), ("1.50s", "1.5s"), ("0.000000001s", "0.000000001s")],
 )  # fmt: skip
 def test_durations_become_the_contracts_seconds_form(text: str, proto: str) -> None:
-    assert to_proto_duration(parse_duration(text)) == proto
+    assert format_duration(float(parse_human_duration(text))) == proto
     assert re.fullmatch(SCHEMA["$defs"]["duration"]["pattern"], proto)
 
 
@@ -120,8 +123,8 @@ def test_full_request_matches_the_contract() -> None:
         api="cloudaicompanion.googleapis.com",
         api_version="v1beta1",
         labels={"team": "search"},
-        timeout=parse_duration("1h"),
-        expected_duration=parse_duration("10m"),
+        timeout=parse_human_duration("1h"),
+        expected_duration=parse_human_duration("10m"),
         watch_id="w-1",
         notify_topic="projects/p/topics/team-results",
         polling={"not_found_grace": "5s"},

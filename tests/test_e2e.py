@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 import requests
 
+from opwatch_local.inbox import Arrival, Inbox
 from opwatch_local.simulator import SimulatorServer
-from opwatch_local.stack import LocalStack, Ports, StackConfig
-
-from .conftest import Inbox
+from opwatch_local.stack import LocalStack
+from opwatch_local.stack_config import Ports, StackConfig
 
 pytestmark = pytest.mark.e2e
 
@@ -30,9 +30,9 @@ def watch(stack: LocalStack, operation: str, watch_id: str, **fields: Any) -> st
     return stack.publish_watch_request(request)
 
 
-def only(notes: list[Any]) -> tuple[dict[str, Any], dict[str, str]]:
-    assert len(notes) == 1, [n.json() for n in notes]
-    return notes[0].json(), notes[0].attributes
+def only(notes: list[Arrival]) -> tuple[dict[str, Any], dict[str, str]]:
+    assert len(notes) == 1, [n.data for n in notes]
+    return notes[0].data, notes[0].attributes
 
 
 def test_success_is_published_once_with_the_operation(
@@ -182,9 +182,9 @@ def test_a_redelivered_message_makes_one_polling_chain(
         assert reply.status_code == 200, reply.text
     notes = inbox.wait("e2e-redelivered")
     notes = inbox.settle("e2e-redelivered", 2.0)
-    assert [n.json()["outcome"] for n in notes] == ["SUCCEEDED"], "one chain, one notification"
+    assert [n.outcome for n in notes] == ["SUCCEEDED"], "one chain, one notification"
     # Each delivery looks once at the start; after that there is a single chain of checks.
-    assert sim.stats(name).gets == notes[0].json()["polls"] + 1
+    assert sim.stats(name).gets == notes[0].data["polls"] + 1
 
 
 def test_a_watch_id_published_again_is_another_watch(local_stack: LocalStack, inbox: Inbox) -> None:
@@ -194,7 +194,7 @@ def test_a_watch_id_published_again_is_another_watch(local_stack: LocalStack, in
     local_stack.publish_watch_request(request)
     local_stack.publish_watch_request(request)
     notes = inbox.wait("e2e-published-twice", count=2)
-    assert [n.json()["outcome"] for n in notes] == ["SUCCEEDED", "SUCCEEDED"]
+    assert [n.outcome for n in notes] == ["SUCCEEDED", "SUCCEEDED"]
 
 
 def test_operations_from_another_local_server(tmp_path: Any) -> None:
@@ -206,10 +206,12 @@ def test_operations_from_another_local_server(tmp_path: Any) -> None:
         config = StackConfig(ports=Ports.free(), run_dir=tmp_path / "run")
         with LocalStack(config, environ={"OPERATIONS_API_ENDPOINT": other.url}) as stack:
             assert not stack.owns_simulator
+            assert "simulator" not in [proc.name for proc in stack.processes]
+            assert "OPWATCH_SIMULATOR_URL" not in stack.env()
             stack.publish_watch_request(
                 {"operation": name, "watch_id": "e2e-other", "polling": FAST}
             )
-            data, _ = only(Inbox(stack).wait("e2e-other"))
+            data, _ = only(Inbox(stack.pull_notifications).wait("e2e-other"))
         assert data["outcome"] == "SUCCEEDED", data["error"]
         assert data["operation"]["response"] == {"from": "the other server"}
         assert other.simulator.stats(name).gets == data["polls"]

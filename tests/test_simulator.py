@@ -92,7 +92,7 @@ def test_operation_runs_then_finishes_with_response(
     assert running["done"] is False
     assert "response" not in running and "error" not in running
     meta = running["metadata"]
-    assert meta["createTime"] == "2027-01-15T08:00:00.000000Z"
+    assert meta["createTime"] == "2027-01-15T08:00:00.000Z"
     assert meta["verb"] == "deploy"
     assert meta["target"] == "projects/p/locations/l/things/42"
     assert meta["apiVersion"] == "v1"
@@ -106,7 +106,7 @@ def test_operation_runs_then_finishes_with_response(
     assert status == 200
     assert done["done"] is True
     assert done["response"] == {"@type": "type.googleapis.com/x.v1.Thing", "id": "42"}
-    assert done["metadata"]["endTime"] == "2027-01-15T08:00:30.000000Z"
+    assert done["metadata"]["endTime"] == "2027-01-15T08:00:30.000Z"
 
 
 def test_operation_finishes_with_error_as_given(client: SimulatorClient, clock: FakeClock) -> None:
@@ -205,7 +205,7 @@ def test_429_with_retry_info_detail(client: SimulatorClient, server: SimulatorSe
             Fault(FaultKind.RETRY_INFO, retry_after=1.5),
         ],
     )
-    for delay in ("2s", "1.500s"):
+    for delay in ("2s", "1.5s"):
         code, headers, body = raw_get(server, f"/v1/{name}")
         assert code == 429
         assert "Retry-After" not in headers

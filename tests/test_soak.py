@@ -8,11 +8,13 @@ while operations finish. The soak starts its own stack on free ports, since it k
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
 from opwatch_local.soak import FAULT_KINDS, SoakConfig, SoakReport, run_soak
+from opwatch_local.soak.run import handled_watches, log_counters
 
 pytestmark = pytest.mark.e2e
 
@@ -41,7 +43,22 @@ def test_the_crash_and_the_outage_really_happened(report: SoakReport) -> None:
     figures = report.figures()
     assert report.timings["check_down"] > 0
     assert report.timings["outage"] >= report.config.outage_seconds
-    # Checks that could not publish answered 500 and Cloud Tasks delivered them again.
-    assert figures["publish_failures_logged"] >= 1
+    # Checks that could not publish answered 500 (event delivery.failed) and Cloud Tasks
+    # delivered them again.
+    assert figures["delivery_failures_logged"] >= 1
     assert figures["task_dispatch_failures"] >= 1
     assert figures["ended_in_outage_then_arrived"] >= 1
+
+
+def test_the_soak_reads_the_functions_logs_by_event_only(tmp_path: Path) -> None:
+    lines = [
+        {"event": "check.pending", "watch_id": "a", "message": "reworded: still running"},
+        {"event": "watch.finished", "watch_id": "b", "message": "anything"},
+        {"event": "watch.started", "watch_id": "c", "message": "not done yet; watch finished"},
+        {"event": "delivery.failed", "watch_id": "b", "message": "could not schedule"},
+    ]
+    text = "\n".join(json.dumps(line) for line in lines) + "\nnot json: watch finished\n"
+    (tmp_path / "watch.log").write_text(text)
+    (tmp_path / "tasks.log").write_text("Error submitting task x\nok\n")
+    assert handled_watches(tmp_path / "watch.log") == {"a", "b"}
+    assert log_counters(tmp_path) == {"delivery_failures_logged": 1, "task_dispatch_failures": 1}

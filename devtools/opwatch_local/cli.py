@@ -7,6 +7,7 @@
     opwatch watch NAME      publish a watch request               (OPWATCH_WATCH_TOPIC)
     opwatch tail            print notifications as JSON lines     (OPWATCH_RESULTS_SUBSCRIPTION)
     opwatch demo            six watches, every outcome, on a private stack of its own
+                            (:mod:`opwatch_local.demo`)
 
 Configuration comes from flags, else from the variables ``opwatch local up`` prints; the
 environment is read once, in :func:`main`, and passed inward. ``watch`` and ``tail`` talk to the
@@ -16,6 +17,9 @@ Credentials) otherwise.
 Exit codes: 0 done; 1 the command ran but the result is not what was asked for (too few
 notifications, a demo watch with the wrong outcome, the demo's time ran out); 2 bad usage or
 configuration; 130 interrupted.
+
+Durations on the command line are human (``30s``, ``10m``, ``2d``); the watch request gets them in
+the contract's form through :func:`opwatch.wire.format_duration`.
 """
 
 from __future__ import annotations
@@ -30,10 +34,8 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any, TextIO, TypeVar
+from typing import Any, TypeVar
 
 from google.api_core.exceptions import GoogleAPICallError
 from google.auth.exceptions import GoogleAuthError
@@ -42,30 +44,22 @@ from google.auth.exceptions import GoogleAuthError
 # on the order it meets this import and stack.py's, so both are ignored here.
 from google.cloud import pubsub_v1  # type: ignore[attr-defined,import-untyped,unused-ignore]
 
+from opwatch.wire import format_duration
+from opwatch_local.demo import run_demo
 from opwatch_local.procs import ProcessError, sigterm_as_exit
+from opwatch_local.pubsub import PulledMessage, publish_json, pubsub_clients, pull_messages
 from opwatch_local.simulator import SimulatorClient, SimulatorError
-from opwatch_local.stack import (
-    LocalStack,
-    Notification,
-    Ports,
-    StackConfig,
-    StackError,
-    publish_json,
-    pubsub_clients,
-    pull_messages,
-)
+from opwatch_local.stack import LocalStack
+from opwatch_local.stack_config import Ports, StackConfig, StackError
 
 __all__ = [
-    "DEMO_WATCHES",
     "CliError",
-    "DemoWatch",
     "build_parser",
     "build_watch_request",
     "main",
-    "parse_duration",
     "parse_error",
+    "parse_human_duration",
     "parse_labels",
-    "to_proto_duration",
 ]
 
 _DURATION_RE = re.compile(r"^([0-9]+(?:\.[0-9]{1,9})?)([smhd]?)$")
@@ -80,7 +74,7 @@ class CliError(Exception):
 # --- argument values (pure) ----------------------------------------------------------------------
 
 
-def parse_duration(text: str) -> Decimal:
+def parse_human_duration(text: str) -> Decimal:
     """Seconds in ``text``: ``30s``, ``10m``, ``1h``, ``2d``, ``1.5m`` or bare seconds (``90``).
 
     Raises:
@@ -93,14 +87,6 @@ def parse_duration(text: str) -> Decimal:
         return Decimal(match[1]) * _UNITS[match[2]]
     except InvalidOperation as exc:  # pragma: no cover - the pattern admits only decimals
         raise ValueError(f"{text!r} is not a duration") from exc
-
-
-def to_proto_duration(seconds: Decimal) -> str:
-    """The contract's form of a duration: ``"600s"``, ``"1.5s"`` (no exponent, no trailing 0)."""
-    text = f"{seconds:f}"
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return f"{text}s"
 
 
 def parse_labels(pairs: Sequence[str]) -> dict[str, str]:
@@ -154,9 +140,9 @@ def build_watch_request(
         "api": api,
         "api_version": api_version,
         "labels": dict(labels) if labels else None,
-        "timeout": to_proto_duration(timeout) if timeout is not None else None,
+        "timeout": format_duration(float(timeout)) if timeout is not None else None,
         "expected_duration": (
-            to_proto_duration(expected_duration) if expected_duration is not None else None
+            format_duration(float(expected_duration)) if expected_duration is not None else None
         ),
         "notify_topic": notify_topic,
         "watch_id": watch_id,
@@ -195,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="opwatch", description="Be told, once, when a long-running operation finishes."
     )
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
-    duration = _arg(parse_duration)
+    duration = _arg(parse_human_duration)
 
     local = commands.add_parser("local", help="the local stack (emulators, simulator, functions)")
     local_commands = local.add_subparsers(title="commands", metavar="COMMAND", required=True)
@@ -412,7 +398,7 @@ def cmd_watch(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     return 0
 
 
-def notification_line(message: Notification) -> str:
+def notification_line(message: PulledMessage) -> str:
     """One JSON line ``{"data": ..., "attributes": ...}`` (data as text if it is not JSON)."""
     try:
         data: Any = message.json()
@@ -441,306 +427,18 @@ def cmd_tail(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     if received < args.count:
         print(
             f"opwatch: {received} of {args.count} notifications within "
-            f"{to_proto_duration(args.timeout)}",
+            f"{format_duration(float(args.timeout))}",
             file=sys.stderr,
         )
         return 1
     return 0
 
 
-# --- demo ----------------------------------------------------------------------------------------
-
-DEMO_PARENT = "projects/opwatch-local/locations/us-central1"
-
-
-@dataclass(frozen=True)
-class DemoWatch:
-    """One watch of the demo.
-
-    Attributes:
-        key: Short name; the watch id is ``demo-{key}``, the operation ``…/operations/demo-{key}``.
-        expected: The outcome it must end with.
-        story: What happens, in a few words.
-        duration: Seconds the simulated operation runs; ``None``: no operation is created.
-        request: Extra fields of the watch request.
-        error: The operation's error once done.
-        faults: Simulator faults for its first GETs.
-    """
-
-    key: str
-    expected: str
-    story: str
-    duration: float | None = None
-    request: Mapping[str, Any] = field(default_factory=dict)
-    error: Mapping[str, Any] | None = None
-    faults: tuple[Any, ...] = ()
-
-    @property
-    def watch_id(self) -> str:
-        return f"demo-{self.key}"
-
-    @property
-    def operation(self) -> str:
-        return f"{DEMO_PARENT}/operations/demo-{self.key}"
-
-    def watch_request(self) -> dict[str, Any]:
-        labels = {"demo": self.key}
-        return build_watch_request(self.operation, labels=labels, watch_id=self.watch_id) | dict(
-            self.request
-        )
-
-
-DEMO_WATCHES: tuple[DemoWatch, ...] = (
-    DemoWatch(
-        "succeeds",
-        "SUCCEEDED",
-        "done after 8 s; expected_duration 8s",
-        duration=8,
-        request={"expected_duration": "8s"},
-    ),
-    DemoWatch(
-        "fails",
-        "FAILED",
-        "fails after 6 s: 9 index build failed",
-        duration=6,
-        error={"code": 9, "message": "index build failed"},
-    ),
-    DemoWatch(
-        "times-out", "TIMED_OUT", "runs 60 s, timeout 6s", duration=60, request={"timeout": "6s"}
-    ),
-    DemoWatch(
-        "not-found",
-        "NOT_FOUND",
-        "never exists; not_found_grace 5s",
-        request={"polling": {"not_found_grace": "5s"}},
-    ),
-    DemoWatch(
-        "invalid",
-        "INVALID_REQUEST",
-        "api evil.example, not allowed",
-        request={"api": "evil.example"},
-    ),
-    DemoWatch(
-        "transient",
-        "SUCCEEDED",
-        "503, then 429 RetryInfo 2s; done after 4 s",
-        duration=4,
-        faults=("503", {"kind": "429-retry-info", "retry_after": 2}),
-    ),
-)
-
-
-class Screen:
-    """Event lines plus one progress line, redrawn in place only on a terminal."""
-
-    def __init__(self, out: TextIO) -> None:
-        self.out = out
-        self.tty = out.isatty()
-        self._progress_shown = False
-        self._last_plain = 0.0
-
-    def line(self, text: str = "") -> None:
-        self._clear()
-        print(text, file=self.out, flush=True)
-
-    def progress(self, text: str) -> None:
-        if self.tty:
-            self.out.write(f"\r\033[K{text}")
-            self.out.flush()
-            self._progress_shown = True
-        elif time.monotonic() - self._last_plain >= 5.0:  # a plain line now and then
-            self._last_plain = time.monotonic()
-            self.line(text)
-
-    def _clear(self) -> None:
-        if self._progress_shown:
-            self.out.write("\r\033[K")
-            self._progress_shown = False
-
-
-def _seconds_between(start: str | None, end: str | None) -> float | None:
-    if not start or not end:
-        return None
-    return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
-
-
-def describe_notification(data: Mapping[str, Any]) -> str:
-    """``SUCCEEDED  polls 4  lag 0.7s``: outcome, polls, detection lag, error if any."""
-    operation = data.get("operation") or {}
-    end = (operation.get("metadata") or {}).get("endTime")
-    lag = _seconds_between(end, data.get("observed_done"))
-    text = f"{data.get('outcome', '?'):<15} polls {data.get('polls', '?')}"
-    if lag is not None:
-        text += f"  lag {lag:.1f}s after done"
-    if error := data.get("error"):
-        message = str(error.get("message", ""))
-        text += f"  error {error.get('code')}: {message[:60]}{'…' if len(message) > 60 else ''}"
-    return text
-
-
-def shorten(value: Any, depth: int = 0) -> Any:
-    """A notification made short for reading: long strings cut, ``request`` (an echo) dropped,
-    objects below the second level summarised."""
-    if isinstance(value, str):
-        return _cut(value, 72)
-    if isinstance(value, dict):
-        if depth >= 2 and len(value) > 2:
-            return f"{{… {len(value)} fields}}"
-        return {k: shorten(v, depth + 1) for k, v in value.items() if k != "request"}
-    if isinstance(value, list):
-        return [shorten(v, depth + 1) for v in value]
-    return value
-
-
-def _cut(text: str, width: int) -> str:
-    if len(text) <= width:
-        return text
-    head = width * 2 // 3
-    return text[:head] + "…" + text[-(width - head - 1) :]
-
-
-def compact_json(value: Any, indent: int = 0, used: int = 0, width: int = 100) -> str:
-    """Indented JSON, except that an object or list that fits in ``width`` stays on one line.
-
-    Args:
-        indent: Indentation of the value's own nested lines.
-        used: Columns already taken on the value's first line.
-    """
-    flat = json.dumps(value, ensure_ascii=False)
-    if used + len(flat) <= width or not value or not isinstance(value, dict | list):
-        return flat
-    inner = " " * (indent + 2)
-    if isinstance(value, dict):
-        lines = [
-            f"{inner}{json.dumps(k)}: "
-            + compact_json(v, indent + 2, indent + 4 + len(json.dumps(k)), width)
-            for k, v in value.items()
-        ]
-        return "{\n" + ",\n".join(lines) + "\n" + " " * indent + "}"
-    lines = [inner + compact_json(v, indent + 2, indent + 2, width) for v in value]
-    return "[\n" + ",\n".join(lines) + "\n" + " " * indent + "]"
-
-
 def cmd_demo(args: argparse.Namespace, env: Mapping[str, str]) -> int:
-    screen = Screen(sys.stdout)
-    began = time.monotonic()
-    deadline = began + float(args.timeout)
-    # The demo shows the simulator: an exported OPERATIONS_API_ENDPOINT must not replace it.
-    environ = {k: v for k, v in env.items() if k != "OPERATIONS_API_ENDPOINT"}
-    config = StackConfig(ports=Ports.free(), ready_timeout=min(30.0, float(args.timeout)))
-    stack = LocalStack(config, environ=environ)
-    screen.line("opwatch demo: starting a private local stack (emulators, simulator, functions)…")
     try:
-        with sigterm_as_exit(), stack:
-            procs = ", ".join(f"{p.name} pid {p.pid} :{p.spec.ports[0]}" for p in stack.processes)
-            screen.line(f"stack ready in {stack.timings['total']:.1f} s: {procs}")
-            screen.line(f"logs in {stack.run_dir}")
-            received, gets = _run_watches(stack, screen, deadline)
+        return 0 if run_demo(env, float(args.timeout), sys.stdout) else 1
     except (ProcessError, StackError) as exc:
         raise CliError(str(exc)) from exc
-    ok = _report(screen, received, gets)
-    screen.line(
-        f"stack stopped in {sum(stack.stop_times.values()):.1f} s; "
-        f"demo took {time.monotonic() - began:.1f} s"
-    )
-    return 0 if ok else 1
-
-
-def _run_watches(
-    stack: LocalStack, screen: Screen, deadline: float
-) -> tuple[dict[str, Notification], dict[str, int]]:
-    """Create the operations, publish the watches, show events until every watch is answered or
-    the deadline passes.
-
-    Returns:
-        The first notification per watch key, and the simulator's GET count per watch key.
-    """
-    sim = stack.simulator()
-    by_watch_id = {w.watch_id: w for w in DEMO_WATCHES}
-    by_operation = {w.operation: w for w in DEMO_WATCHES}
-    t0 = time.time()  # the simulator records GETs on the same wall clock
-    ends: dict[str, float] = {}
-    for w in DEMO_WATCHES:
-        if w.duration is not None:
-            sim.create_operation(w.operation, duration=w.duration, error=w.error)
-            ends[w.operation] = t0 + w.duration
-        if w.faults:
-            sim.set_faults(w.operation, script=w.faults)
-    screen.line()
-    screen.line(f"{'watch':<10} {'expected':<15} story")
-    for w in DEMO_WATCHES:
-        stack.publish_watch_request(w.watch_request())
-        screen.line(f"{w.key:<10} {w.expected:<15} {w.story}")
-    screen.line()
-    screen.line(f"{'time':>6}  {'event':<6}  {'watch':<10} what")
-
-    seen = 0
-    last_get: dict[str, float] = {}
-    received: dict[str, Notification] = {}
-    while len(received) < len(DEMO_WATCHES) and time.monotonic() < deadline:
-        # Bounded: returns after 0.3 s at most when nothing arrives.
-        messages = stack.pull_notifications(count=len(DEMO_WATCHES), timeout=0.3)
-        records = sim.requests()
-        for r in records[seen:]:  # new polls, in the order the simulator saw them
-            name, at = r["name"], r["time"]
-            what = f"GET {r['status']}"
-            if r["fault"]:
-                what += f" (injected {r['fault']})"
-            elif r["status"] == 200:
-                what += " done" if at >= ends.get(name, 0.0) else " pending"
-            if name in last_get:
-                what += f"  {at - last_get[name]:.1f}s after the previous"
-            last_get[name] = at
-            key = by_operation[name].key if name in by_operation else name
-            screen.line(f"{at - t0:5.1f}s  poll    {key:<10} {what}")
-        seen = len(records)
-        for m in messages:
-            data = m.json()
-            watch = by_watch_id.get(str(data.get("watch_id")))
-            key = watch.key if watch else str(data.get("watch_id"))
-            note = describe_notification(data)
-            if key in received:
-                note = "duplicate delivery, ignored: " + note
-            elif watch is not None:
-                received[key] = m
-            screen.line(f"{time.time() - t0:5.1f}s  notify  {key:<10} {note}")
-        screen.progress(
-            f"[{len(received)}/{len(DEMO_WATCHES)} done] waiting… {time.time() - t0:.1f}s"
-        )
-    screen.line()
-    if len(received) < len(DEMO_WATCHES):
-        missing = ", ".join(w.key for w in DEMO_WATCHES if w.key not in received)
-        screen.line(
-            f"TIMED OUT: no notification for {missing} before the demo's deadline "
-            f"(--timeout); the functions' logs are in {stack.run_dir}"
-        )
-    gets = {w.key: sim.stats(w.operation).gets for w in DEMO_WATCHES}  # while it still runs
-    return received, gets
-
-
-def _report(screen: Screen, received: Mapping[str, Notification], gets: Mapping[str, int]) -> bool:
-    """Print each notification and the summary table; True if every outcome is as expected."""
-    for w in DEMO_WATCHES:
-        if w.key in received:
-            m = received[w.key]
-            screen.line(f"── {w.key}: the notification (shortened)")
-            screen.line(compact_json(shorten(m.json())))
-            attributes = " ".join(f"{k}={_cut(v, 48)}" for k, v in sorted(m.attributes.items()))
-            screen.line(f"attributes: {attributes}")
-    screen.line()
-    screen.line(f"{'watch':<10} {'expected':<15} {'received':<15} {'polls':>5} {'GETs':>5}")
-    correct = 0
-    for w in DEMO_WATCHES:
-        data = received[w.key].json() if w.key in received else {}
-        outcome = str(data.get("outcome", "(none)"))
-        ok = outcome == w.expected
-        correct += ok
-        screen.line(
-            f"{w.key:<10} {w.expected:<15} {outcome:<15} {data.get('polls', '-'):>5} "
-            f"{gets.get(w.key, 0):>5}  {'✓' if ok else '✗'}"
-        )
-    screen.line(f"{correct}/{len(DEMO_WATCHES)} outcomes as expected")
-    return correct == len(DEMO_WATCHES)
 
 
 if __name__ == "__main__":

@@ -61,6 +61,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import FrameType
 from typing import Any
 
+from opwatch.wire import format_duration, rfc3339
+
 __all__ = [
     "DEFAULT_PORT",
     "MAX_SLOW_SECONDS",
@@ -252,22 +254,7 @@ class _FaultPlan:
 
 
 def _rfc3339(epoch: float) -> str:
-    """Format like Google's JSON timestamps: UTC, ``Z``, up to nanosecond digits trimmed."""
-    text = datetime.fromtimestamp(epoch, UTC).isoformat(timespec="microseconds")
-    return text.replace("+00:00", "Z")
-
-
-def _duration(seconds: float) -> str:
-    """Format a protobuf Duration for JSON: ``2s``, ``1.500s`` (0, 3, 6 or 9 fractional digits)."""
-    nanos = round(seconds * 1e9)
-    whole, frac = divmod(nanos, 1_000_000_000)
-    if frac == 0:
-        return f"{whole}s"
-    for digits in (3, 6, 9):
-        scale = 10 ** (9 - digits)
-        if frac % scale == 0:
-            return f"{whole}.{frac // scale:0{digits}d}s"
-    raise AssertionError("unreachable")  # pragma: no cover
+    return rfc3339(datetime.fromtimestamp(epoch, UTC))
 
 
 def google_error(
@@ -490,7 +477,7 @@ class Simulator:
             case FaultKind.RETRY_INFO:
                 detail = {
                     "@type": "type.googleapis.com/google.rpc.RetryInfo",
-                    "retryDelay": _duration(fault.retry_after),
+                    "retryDelay": format_duration(fault.retry_after),
                 }
                 return Reply(
                     429,
@@ -732,7 +719,7 @@ class SimulatorServer:
 
 
 class SimulatorClient:
-    """A small client for the control API (stdlib only, so any venv can use it).
+    """A small client for the control API (urllib and json: no Google client libraries).
 
     Args:
         base_url: e.g. ``http://127.0.0.1:8090``.

@@ -22,22 +22,20 @@ once with its number and owner. Stopping (context exit, or :meth:`LocalStack.sto
 process group in reverse order; wrap the stack in :func:`opwatch_local.procs.sigterm_as_exit` so
 SIGTERM unwinds like Ctrl-C does.
 
-The publish/pull helpers (:func:`pubsub_clients`, :func:`publish_json`, :func:`pull_messages`,
-:func:`tasks_client`) take plain hosts and paths, so a CLI in another shell can use them with the
-variables of :meth:`LocalStack.env` and no stack object.
+Configuration lives in :mod:`opwatch_local.stack_config`, the Pub/Sub helpers in
+:mod:`opwatch_local.pubsub`; this module starts, stops and restarts processes, and creates the
+resources they need.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import signal
 import sys
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
@@ -47,8 +45,6 @@ import grpc
 from google.api_core import exceptions as gexc
 from google.cloud import pubsub_v1, tasks_v2  # type: ignore[attr-defined]
 from google.cloud.tasks_v2.services.cloud_tasks.transports import CloudTasksGrpcTransport
-from google.pubsub_v1.services.publisher.transports import PublisherGrpcTransport
-from google.pubsub_v1.services.subscriber.transports import SubscriberGrpcTransport
 
 from opwatch_local.procs import (
     LOOPBACK,
@@ -56,278 +52,22 @@ from opwatch_local.procs import (
     ProcessSpec,
     Supervisor,
     ensure_ports_free,
-    free_port,
     http_ready,
     tcp_ready,
 )
+from opwatch_local.pubsub import (
+    RPC_TIMEOUT,
+    PulledMessage,
+    publish_json,
+    pubsub_clients,
+    pull_messages,
+)
 from opwatch_local.simulator import SimulatorClient
+from opwatch_local.stack_config import REPO_ROOT, StackConfig, StackError
 
-__all__ = [
-    "REPO_ROOT",
-    "LocalStack",
-    "Notification",
-    "Ports",
-    "StackConfig",
-    "StackError",
-    "publish_json",
-    "pubsub_clients",
-    "pull_messages",
-    "tasks_client",
-]
+__all__ = ["LocalStack", "function_spec", "tasks_client"]
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 LAUNCHER = Path(__file__).with_name("tasks_emulator_launcher.py")
-# Per-call bound for RPCs the stack makes itself (resource creation, publish, pull).
-RPC_TIMEOUT = 10.0
-
-
-class StackError(RuntimeError):
-    """The local stack cannot start: a missing tool, venv or file (the message says which)."""
-
-
-@dataclass(frozen=True)
-class Ports:
-    """TCP ports on 127.0.0.1, one per process."""
-
-    pubsub: int = 8085
-    tasks: int = 9090
-    simulator: int = 8090
-    watch: int = 8081
-    check: int = 8082
-
-    @classmethod
-    def free(cls) -> Ports:
-        """Five distinct ports free a moment ago: for test stacks that must not collide with a
-        developer's stack on the defaults (a small race remains, by nature)."""
-        ports: set[int] = set()
-        while len(ports) < 5:
-            ports.add(free_port())
-        return cls(*sorted(ports))
-
-    def by_owner(self) -> dict[str, int]:
-        """``{"pubsub": 8085, ...}``."""
-        return dict(vars(self))
-
-
-@dataclass(frozen=True)
-class StackConfig:
-    """What the local stack starts and how it names things.
-
-    Attributes:
-        ports: The ports (see :class:`Ports`).
-        project: Project id used in every resource path (the emulators accept any).
-        location: Cloud Tasks location.
-        queue: Queue id.
-        watch_topic: Topic id for watch requests (ids like ``t1`` are too short for the emulator).
-        results_topic: Topic id for notifications.
-        results_subscription: Pull subscription on the results topic (for ``tail`` and tests).
-        watch_subscription: Push subscription from the watch topic to the watch function.
-        functions_source: The functions' ``main.py`` (default: ``functions/main.py``).
-        watch_target / check_target: Entry points in it.
-        function_env: Extra variables for both functions (e.g. ``ALLOWED_APIS``, ``LOG_LEVEL``);
-            they win over the stack's own.
-        start_functions: Start the two functions (off: emulators and simulator only).
-        run_dir: Where logs go (default: ``.opwatch/runs/<time>-<pid>`` in the repo).
-        tasks_python: Interpreter of the Tasks emulator's venv.
-        tasks_max_retries: Attempts after the first before the emulator drops a failing task.
-        ready_timeout: Seconds each process gets to become ready.
-    """
-
-    ports: Ports = field(default_factory=Ports)
-    project: str = "opwatch-local"
-    location: str = "us-central1"
-    queue: str = "opwatch-checks"
-    watch_topic: str = "opwatch-watch-requests"
-    results_topic: str = "opwatch-results"
-    results_subscription: str = "opwatch-results-tail"
-    watch_subscription: str = "opwatch-watch-requests-push"
-    functions_source: Path = REPO_ROOT / "functions" / "main.py"
-    watch_target: str = "on_watch_request"
-    check_target: str = "on_check"
-    function_env: Mapping[str, str] = field(default_factory=dict)
-    start_functions: bool = True
-    run_dir: Path | None = None
-    tasks_python: Path = REPO_ROOT / ".venv-tasks-emulator" / "bin" / "python"
-    tasks_max_retries: int = 5
-    ready_timeout: float = 30.0
-
-    # --- resource paths --------------------------------------------------------------------------
-
-    @property
-    def watch_topic_path(self) -> str:
-        return f"projects/{self.project}/topics/{self.watch_topic}"
-
-    @property
-    def results_topic_path(self) -> str:
-        return f"projects/{self.project}/topics/{self.results_topic}"
-
-    @property
-    def results_subscription_path(self) -> str:
-        return f"projects/{self.project}/subscriptions/{self.results_subscription}"
-
-    @property
-    def watch_subscription_path(self) -> str:
-        return f"projects/{self.project}/subscriptions/{self.watch_subscription}"
-
-    @property
-    def queue_path(self) -> str:
-        return f"projects/{self.project}/locations/{self.location}/queues/{self.queue}"
-
-    @property
-    def pubsub_host(self) -> str:
-        return f"{LOOPBACK}:{self.ports.pubsub}"
-
-    @property
-    def tasks_host(self) -> str:
-        return f"{LOOPBACK}:{self.ports.tasks}"
-
-    @property
-    def watch_url(self) -> str:
-        """Push endpoint; the path makes functions-framework set a full CloudEvent source."""
-        return f"http://{LOOPBACK}:{self.ports.watch}/{self.watch_topic_path}"
-
-    @property
-    def check_url(self) -> str:
-        return f"http://{LOOPBACK}:{self.ports.check}/"
-
-    @property
-    def simulator_url(self) -> str:
-        return f"http://{LOOPBACK}:{self.ports.simulator}"
-
-
-# --- clients and helpers usable without a stack --------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Notification:
-    """One message pulled from a subscription.
-
-    Attributes:
-        message_id: Pub/Sub message id.
-        data: Raw payload.
-        attributes: Message attributes.
-        publish_time: When Pub/Sub accepted it.
-    """
-
-    message_id: str
-    data: bytes
-    attributes: dict[str, str]
-    publish_time: datetime
-
-    def json(self) -> Any:
-        """The payload parsed as JSON (raises ValueError if it is not JSON)."""
-        return json.loads(self.data)
-
-    def to_json_line(self) -> str:
-        """One JSON line: data (parsed if JSON, else text), attributes, id and time."""
-        try:
-            data: Any = self.json()
-        except ValueError:
-            data = self.data.decode(errors="replace")
-        return json.dumps(
-            {
-                "message_id": self.message_id,
-                "publish_time": self.publish_time.isoformat(),
-                "attributes": self.attributes,
-                "data": data,
-            },
-            sort_keys=True,
-        )
-
-
-def pubsub_clients(host: str) -> tuple[pubsub_v1.PublisherClient, pubsub_v1.SubscriberClient]:
-    """Publisher and subscriber talking plaintext gRPC to the emulator at ``host``.
-
-    Explicit transports instead of ``PUBSUB_EMULATOR_HOST``: no process-wide environment change,
-    and no chance of reaching the real service by accident.
-    """
-    publisher = pubsub_v1.PublisherClient(
-        transport=PublisherGrpcTransport(channel=grpc.insecure_channel(host))
-    )
-    subscriber = pubsub_v1.SubscriberClient(
-        transport=SubscriberGrpcTransport(channel=grpc.insecure_channel(host))
-    )
-    return publisher, subscriber
-
-
-def tasks_client(host: str) -> tasks_v2.CloudTasksClient:
-    """A Cloud Tasks client for the emulator at ``host`` (plaintext gRPC)."""
-    return tasks_v2.CloudTasksClient(
-        transport=CloudTasksGrpcTransport(channel=grpc.insecure_channel(host))
-    )
-
-
-def publish_json(
-    publisher: pubsub_v1.PublisherClient,
-    topic: str,
-    payload: Mapping[str, Any] | bytes | str,
-    attributes: Mapping[str, str] | None = None,
-    timeout: float = RPC_TIMEOUT,
-) -> str:
-    """Publish one message and wait (bounded) for its id.
-
-    Args:
-        payload: A mapping (sent as JSON), or raw bytes/text (sent as is, e.g. malformed input).
-    """
-    if isinstance(payload, Mapping):
-        data = json.dumps(payload).encode()
-    elif isinstance(payload, str):
-        data = payload.encode()
-    else:
-        data = payload
-    future = publisher.publish(topic, data, **dict(attributes or {}))
-    return str(future.result(timeout=timeout))
-
-
-def pull_messages(
-    subscriber: pubsub_v1.SubscriberClient,
-    subscription: str,
-    count: int = 1,
-    timeout: float = RPC_TIMEOUT,
-    *,
-    ack: bool = True,
-) -> list[Notification]:
-    """Pull until ``count`` messages arrived or ``timeout`` seconds passed; ack them if asked.
-
-    Returns what arrived (fewer than ``count`` on timeout; the caller decides if that is a
-    failure).
-    """
-    got: list[Notification] = []
-    deadline = time.monotonic() + timeout
-    while len(got) < count:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            break
-        try:
-            response = subscriber.pull(
-                request={"subscription": subscription, "max_messages": count - len(got)},
-                timeout=max(0.1, min(remaining, 5.0)),
-                retry=None,
-            )
-        except (gexc.DeadlineExceeded, gexc.ServiceUnavailable):
-            continue
-        received = list(response.received_messages)
-        if not received:
-            time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))  # emulator: empty at once
-            continue
-        if ack:
-            subscriber.acknowledge(
-                request={"subscription": subscription, "ack_ids": [m.ack_id for m in received]},
-                timeout=RPC_TIMEOUT,
-            )
-        for m in received:
-            got.append(
-                Notification(
-                    message_id=m.message.message_id,
-                    data=bytes(m.message.data),
-                    attributes=dict(m.message.attributes),
-                    publish_time=m.message.publish_time,
-                )
-            )
-    return got
-
-
-# --- the stack -----------------------------------------------------------------------------------
 
 
 class LocalStack:
@@ -496,13 +236,6 @@ class LocalStack:
         assert proc.ready_after is not None
         return proc.ready_after
 
-    def restart_process(self, name: str, *, kill: bool = False) -> float:
-        """:meth:`stop_process` then :meth:`start_process`; returns seconds from stop to ready."""
-        began = time.monotonic()
-        self.stop_process(name, kill=kill)
-        self.start_process(name)
-        return time.monotonic() - began
-
     def create_resources(self) -> None:
         """Create the topics, subscriptions and queue if missing (e.g. after an emulator restart,
         since neither emulator keeps state)."""
@@ -593,7 +326,7 @@ class LocalStack:
 
     def pull_notifications(
         self, count: int = 1, timeout: float = RPC_TIMEOUT, *, ack: bool = True
-    ) -> list[Notification]:
+    ) -> list[PulledMessage]:
         """Pull up to ``count`` notifications from the results subscription, bounded by
         ``timeout`` seconds (see :func:`pull_messages`)."""
         return pull_messages(
@@ -748,6 +481,13 @@ class LocalStack:
                 queue=tasks_v2.Queue(name=c.queue_path),
                 timeout=RPC_TIMEOUT,
             )
+
+
+def tasks_client(host: str) -> tasks_v2.CloudTasksClient:
+    """A Cloud Tasks client for the emulator at ``host`` (plaintext gRPC)."""
+    return tasks_v2.CloudTasksClient(
+        transport=CloudTasksGrpcTransport(channel=grpc.insecure_channel(host))
+    )
 
 
 def _sdk_root(environ: Mapping[str, str]) -> Path:
