@@ -16,7 +16,7 @@ import flask
 import functions_framework
 
 from opwatch import checks, logs
-from opwatch.adapters import NotificationPublisher, OperationFetcher, TaskScheduler
+from opwatch.adapters import CloudTasksQueue, NotificationPublisher, OperationFetcher
 from opwatch.errors import InvalidCheckBody
 from opwatch.logs import Event
 from opwatch.service import Notifier
@@ -27,7 +27,7 @@ log = logs.configure(SETTINGS.log_level)
 NOTIFIER = Notifier(
     SETTINGS,
     fetch=OperationFetcher(SETTINGS),
-    schedule=TaskScheduler(SETTINGS),
+    queue=CloudTasksQueue(SETTINGS),
     publish=NotificationPublisher(),
 )
 

@@ -19,6 +19,7 @@ from opwatch.contracts import WatchRequest
 from opwatch.core import Fetched, FetchFailed, FetchResult
 from opwatch.logs import LOGGER_NAME
 from opwatch.notification import Notification
+from opwatch.registry import QueuedTask
 from opwatch.service import Notifier
 from opwatch.settings import Settings
 from opwatch.status import make_status
@@ -71,14 +72,17 @@ class FakeFetch:
 
 
 @dataclass
-class RecordingSchedule:
-    """Keeps created tasks; like Cloud Tasks, refuses a name it has seen (ALREADY_EXISTS)."""
+class FakeQueue:
+    """Plays the Cloud Tasks queue: pending tasks in ``tasks``; like Cloud Tasks, a name once
+    used stays taken (ALREADY_EXISTS), even after its task ran or was deleted."""
 
     tasks: list[checks.CheckTask] = field(default_factory=list)
     fail_with: Exception | None = None
     names: set[str] = field(default_factory=set)
+    ran: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
 
-    def __call__(self, task: checks.CheckTask) -> bool:
+    def create(self, task: checks.CheckTask) -> bool:
         if self.fail_with is not None:
             raise self.fail_with
         if task.task_id in self.names:
@@ -86,6 +90,28 @@ class RecordingSchedule:
         self.names.add(task.task_id)
         self.tasks.append(task)
         return True
+
+    def _find(self, task_id: str) -> checks.CheckTask | None:
+        return next((task for task in self.tasks if task.task_id == task_id), None)
+
+    def get(self, task_id: str) -> QueuedTask | None:
+        task = self._find(task_id)
+        return QueuedTask(task.task_id, task.body, task.when) if task else None
+
+    def delete(self, task_id: str) -> bool:
+        task = self._find(task_id)
+        if task is None:
+            return False
+        self.tasks.remove(task)
+        self.deleted.append(task_id)
+        return True
+
+    def run(self, task_id: str) -> bool:
+        self.ran.append(task_id)
+        return self._find(task_id) is not None
+
+    def list_tasks(self) -> list[QueuedTask]:
+        return [QueuedTask(task.task_id, task.body, task.when) for task in self.tasks]
 
 
 @dataclass
@@ -147,17 +173,22 @@ class Harness:
     notifier: Notifier
     clock: Clock
     fetch: FakeFetch
-    schedule: RecordingSchedule
+    schedule: FakeQueue
     publish: RecordingPublish
 
     def run_checks(self, limit: int = 1000) -> None:
-        """Deliver scheduled tasks in order, at their time, until none is left."""
+        """Deliver scheduled tasks in order, at their time, until none is left.
+
+        Like Cloud Tasks, a task stays listed while it runs and is removed once it answered.
+        """
         delivered = 0
         while self.schedule.tasks:
-            task = self.schedule.tasks.pop(0)
+            task = self.schedule.tasks[0]
             assert task.when >= self.clock.now, "a check was scheduled in the past"
             self.clock.now = task.when
             self.notifier.on_check(checks.decode(task.body))
+            if task in self.schedule.tasks:
+                self.schedule.tasks.remove(task)
             delivered += 1
             assert delivered <= limit, "the polling chain did not end"
 
@@ -165,8 +196,8 @@ class Harness:
 @pytest.fixture
 def harness(settings: Settings) -> Harness:
     clock, fetch = Clock(), FakeFetch()
-    schedule, publish = RecordingSchedule(), RecordingPublish()
-    notifier = Notifier(settings, fetch=fetch, schedule=schedule, publish=publish, clock=clock)
+    schedule, publish = FakeQueue(), RecordingPublish()
+    notifier = Notifier(settings, fetch=fetch, queue=schedule, publish=publish, clock=clock)
     return Harness(notifier, clock, fetch, schedule, publish)
 
 

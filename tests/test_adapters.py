@@ -31,10 +31,10 @@ from requests.structures import CaseInsensitiveDict
 from opwatch import checks
 from opwatch.adapters import (
     RPC_TIMEOUT,
+    CloudTasksQueue,
     Lazy,
     NotificationPublisher,
     OperationFetcher,
-    TaskScheduler,
     default_publisher_client,
     default_session,
     default_tasks_client,
@@ -312,7 +312,7 @@ def test_the_local_endpoint_gets_no_credentials(
     assert "authorization" not in seen
 
 
-# --- TaskScheduler ---------------------------------------------------------------------------
+# --- CloudTasksQueue ---------------------------------------------------------------------------
 
 
 @dataclass
@@ -335,7 +335,7 @@ def check_task(polls: int = 1) -> checks.CheckTask:
 
 def scheduled(settings: Settings, task: checks.CheckTask) -> tasks_v2.CreateTaskRequest:
     client = FakeTasksClient()
-    TaskScheduler(settings, client_factory=lambda: client)(task)
+    CloudTasksQueue(settings, client_factory=lambda: client).create(task)
     [(request, timeout)] = client.calls
     assert timeout > 0
     return request
@@ -394,7 +394,7 @@ def test_the_dispatch_deadline_is_the_check_functions_timeout(settings: Settings
 def test_a_task_that_already_exists_counts_as_scheduled(settings: Settings) -> None:
     client = FakeTasksClient(fail_with=api_exceptions.AlreadyExists("task exists"))
 
-    created = TaskScheduler(settings, client_factory=lambda: client)(check_task())
+    created = CloudTasksQueue(settings, client_factory=lambda: client).create(check_task())
 
     assert len(client.calls) == 1
     assert created is False, "reported as already there, so the service logs a duplicate"
@@ -404,7 +404,7 @@ def test_other_task_errors_propagate(settings: Settings) -> None:
     client = FakeTasksClient(fail_with=api_exceptions.ServiceUnavailable("try again"))
 
     with pytest.raises(api_exceptions.ServiceUnavailable):
-        TaskScheduler(settings, client_factory=lambda: client)(check_task())
+        CloudTasksQueue(settings, client_factory=lambda: client).create(check_task())
 
 
 def test_the_tasks_client_is_built_once_on_first_use(settings: Settings) -> None:
@@ -415,10 +415,10 @@ def test_the_tasks_client_is_built_once_on_first_use(settings: Settings) -> None
         built.append(client)
         return client
 
-    schedule = TaskScheduler(settings, client_factory=factory)
+    schedule = CloudTasksQueue(settings, client_factory=factory)
     assert built == []
     for polls in (1, 2, 3):
-        schedule(check_task(polls))
+        schedule.create(check_task(polls))
 
     assert len(built) == 1
     assert len(client.calls) == 3

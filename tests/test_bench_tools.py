@@ -120,7 +120,7 @@ def test_profile_samples_are_grouped_by_the_outermost_foreign_frame() -> None:
             f"thread (0x1);serve (/x/gunicorn/workers/gthread.py:1);{handler};{own};"
             "OperationFetcher.__call__ (/srv/functions/opwatch/adapters.py:90);"
             "Session.get (/x/requests/sessions.py:600);HTTPConnection.send (/y/http/client.py:1) 7",
-            f"{handler};{own};TaskScheduler.__call__ (/srv/functions/opwatch/adapters.py:170);"
+            f"{handler};{own};CloudTasksQueue.__call__ (/srv/functions/opwatch/adapters.py:170);"
             "CloudTasksClient.create_task (/x/google/cloud/tasks_v2/services/client.py:1) 3",
             f"{handler};{own};Logger.info (/z/logging/__init__.py:1) 2",
             f"{handler};{own};decide (/srv/functions/opwatch/core.py:1) 4",

@@ -39,9 +39,9 @@ from .conftest import (
     T0,
     Clock,
     FakeFetch,
+    FakeQueue,
     Fetched,
     RecordingPublish,
-    RecordingSchedule,
     load,
 )
 
@@ -104,7 +104,7 @@ class Deployment:
     check: FlaskClient
     clock: Clock
     fetch: FakeFetch
-    schedule: RecordingSchedule
+    schedule: FakeQueue
     publish: RecordingPublish
 
     def push(self, data: str | None = None) -> TestResponse:
@@ -136,13 +136,13 @@ def deploy(environment: None, load_function: LoadFunction) -> Callable[[], Deplo
 
     def deploy() -> Deployment:
         clock, fetch = Clock(), FakeFetch()
-        schedule, publish = RecordingSchedule(), RecordingPublish()
+        schedule, publish = FakeQueue(), RecordingPublish()
         clients = []
         for target in ("on_watch_request", "on_check"):
             app, module = load_function(target)
             # Each create_app executes main.py afresh: replace the composition root of each.
             module.NOTIFIER = Notifier(
-                module.SETTINGS, fetch=fetch, schedule=schedule, publish=publish, clock=clock
+                module.SETTINGS, fetch=fetch, queue=schedule, publish=publish, clock=clock
             )
             clients.append(app.test_client())
         watch, check = clients
@@ -355,7 +355,9 @@ def test_a_check_on_the_queues_last_attempt_parks_its_watch_instead_of_failing(
 
     assert is_2xx(response) is parked
     if parked:
-        [task] = deployment.schedule.tasks
+        # The finishing look holds its watch's next step, then parks: the same look, later.
+        claim, task = deployment.schedule.tasks
+        assert checks.decode(claim.body).step is checks.Step.FINISHED
         assert task.task_id.endswith("-1p1"), "the same look, parked once, in a new task"
         assert checks.decode(task.body).progress.parks == 1
 

@@ -54,8 +54,8 @@ from .conftest import (
     T0,
     Clock,
     FakeFetch,
+    FakeQueue,
     RecordingPublish,
-    RecordingSchedule,
     pending,
 )
 
@@ -132,7 +132,7 @@ class Functions:
     watch: FlaskClient
     check: FlaskClient
     fetch: FakeFetch
-    schedule: RecordingSchedule
+    schedule: FakeQueue
     publish: RecordingPublish
     logs: Records
 
@@ -177,13 +177,13 @@ def functions() -> Iterator[Functions]:
         patch.setattr(logger, "handlers", [])
         patch.setattr(logger, "propagate", logger.propagate)
         patch.setattr(logger, "level", logger.level)
-        fetch, schedule, publish = FakeFetch([pending()]), RecordingSchedule(), RecordingPublish()
+        fetch, schedule, publish = FakeFetch([pending()]), FakeQueue(), RecordingPublish()
         clients = []
         for target in ("on_watch_request", "on_check"):
             app = functions_framework.create_app(target, source=str(SOURCE))
             module = sys.modules["main"]
             module.NOTIFIER = Notifier(
-                module.SETTINGS, fetch=fetch, schedule=schedule, publish=publish, clock=Clock()
+                module.SETTINGS, fetch=fetch, queue=schedule, publish=publish, clock=Clock()
             )
             clients.append(app.test_client())
         records = Records()

@@ -30,6 +30,7 @@ from google.api_core import exceptions
 from opwatch import checks
 from opwatch.core import Fetched, FetchResult
 from opwatch.notification import Notification
+from opwatch.registry import QueuedTask
 from opwatch.service import PARKED_ATTRIBUTE, PARKED_VALUE, Notifier
 from opwatch.settings import Settings
 
@@ -85,7 +86,7 @@ class World:
         self.notifier = Notifier(
             settings,
             fetch=self.fetch,
-            schedule=self.create_task,
+            queue=self,
             publish=self.publish,
             clock=self.clock,
         )
@@ -95,13 +96,40 @@ class World:
         done = self.clock() >= self._done_at
         return Fetched({"name": OPERATION, "done": done, **({"response": {}} if done else {})})
 
-    def create_task(self, task: checks.CheckTask) -> bool:
+    def create(self, task: checks.CheckTask) -> bool:
         self.tasks_down.check("Cloud Tasks")
         if task.task_id in self.names:
             return False
         self.names.add(task.task_id)
         self._push(Due(max(task.when, self.clock()), next(self._seq), "task", task))
         return True
+
+    def _pending(self, task_id: str) -> Due | None:
+        return next(
+            (d for d in self.queue if d.kind == "task" and d.payload.task_id == task_id), None
+        )
+
+    def get(self, task_id: str) -> QueuedTask | None:
+        due = self._pending(task_id)
+        return QueuedTask(task_id, due.payload.body, due.when) if due else None
+
+    def delete(self, task_id: str) -> bool:
+        due = self._pending(task_id)
+        if due is None:
+            return False
+        self.queue.remove(due)
+        heapq.heapify(self.queue)
+        return True
+
+    def run(self, task_id: str) -> bool:  # pragma: no cover - no fast path in these tests
+        raise AssertionError("not expected")
+
+    def list_tasks(self) -> list[QueuedTask]:
+        return [
+            QueuedTask(d.payload.task_id, d.payload.body, d.when)
+            for d in self.queue
+            if d.kind == "task"
+        ]
 
     def publish(self, message: Notification) -> None:
         self.pubsub_down.check("Pub/Sub")
@@ -122,7 +150,7 @@ class World:
         interval = self.retry["min"] * 2 ** min(k, doublings) * (1 + max(0, k - doublings))
         return float(min(self.retry["max"], interval))
 
-    def run(self, *, until: datetime) -> None:
+    def advance(self, *, until: datetime) -> None:
         while self.queue and self.queue[0].when <= until:
             due = heapq.heappop(self.queue)
             self.clock.now = due.when
@@ -176,7 +204,7 @@ def test_a_24_hour_publish_outage_ends_in_exactly_one_notification(
         T0 + timedelta(hours=24, minutes=20),
     )
     world.start_watch()
-    world.run(until=T0 + timedelta(days=3))
+    world.advance(until=T0 + timedelta(days=3))
 
     assert outcomes(world) == ["SUCCEEDED"]
     assert world.notifications[0].topic == RESULTS
@@ -196,7 +224,7 @@ def test_a_24_hour_create_task_outage_ends_in_exactly_one_notification(
         T0 + timedelta(hours=24, minutes=10),
     )
     world.start_watch()
-    world.run(until=T0 + timedelta(days=3))
+    world.advance(until=T0 + timedelta(days=3))
 
     assert outcomes(world) == ["SUCCEEDED"]
     assert world.dropped == []
@@ -216,7 +244,7 @@ def test_without_a_parked_topic_a_create_task_outage_is_logged_with_the_whole_wa
         T0 + timedelta(hours=24),
     )
     world.start_watch()
-    world.run(until=T0 + timedelta(days=2))
+    world.advance(until=T0 + timedelta(days=2))
     assert world.notifications == []
 
     [abandoned] = [line for line in event_log.lines if line.get("event") == "watch.abandoned"]
@@ -232,7 +260,7 @@ def test_without_a_parked_topic_a_create_task_outage_is_logged_with_the_whole_wa
     }
     world.clock.now = T0 + timedelta(days=2)  # an operator replays it after the outage
     world.notifier.on_watch_message(replay)
-    world.run(until=world.clock() + timedelta(days=1))
+    world.advance(until=world.clock() + timedelta(days=1))
     assert outcomes(world) == ["SUCCEEDED"]
 
 
@@ -245,7 +273,7 @@ def test_a_short_outage_is_retried_by_cloud_tasks_without_parking(
         T0 + timedelta(minutes=40),
     )
     world.start_watch()
-    world.run(until=T0 + timedelta(days=1))
+    world.advance(until=T0 + timedelta(days=1))
     assert outcomes(world) == ["SUCCEEDED"]
     assert "watch.parked" not in event_log.events
 

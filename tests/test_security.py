@@ -31,7 +31,7 @@ from opwatch.logs import LOGGER_NAME, JsonFormatter
 from opwatch.service import Notifier
 from opwatch.settings import Settings
 
-from .conftest import OPERATION, QUEUE, RESULTS, Clock, RecordingPublish, RecordingSchedule
+from .conftest import OPERATION, QUEUE, RESULTS, Clock, FakeQueue, RecordingPublish
 
 TOKEN_PREFIX = "ya29.fake-token-"
 
@@ -157,9 +157,7 @@ def test_a_watch_naming_another_host_never_fetches(
     publish = RecordingPublish()
     settings = Settings(RESULTS, QUEUE, "http://127.0.0.1/check")
     fetcher = authorized_fetcher(endpoint.url, FakeCredentials())
-    notifier = Notifier(
-        settings, fetch=fetcher, schedule=RecordingSchedule(), publish=publish, clock=Clock()
-    )
+    notifier = Notifier(settings, fetch=fetcher, queue=FakeQueue(), publish=publish, clock=Clock())
     message = {
         "operation": OPERATION,
         "api": api if api != "127.0.0.1" else elsewhere.url.removeprefix("http://"),
@@ -210,7 +208,9 @@ def log_lines() -> Iterator[Callable[[], str]]:
     handler.setFormatter(JsonFormatter())
     logger = logging.getLogger(LOGGER_NAME)
     logger.addHandler(handler)
-    level, logger.level = logger.level, logging.DEBUG
+    # setLevel, not an assignment: it also clears logging's cache of enabled levels.
+    level = logger.level
+    logger.setLevel(logging.DEBUG)
     yield stream.getvalue
     logger.removeHandler(handler)
     logger.setLevel(level)
@@ -227,7 +227,7 @@ def test_logs_never_contain_a_token(
         (200, {}, operation_json(done=True)),
     ]
     credentials = FakeCredentials()
-    schedule, publish, clock = RecordingSchedule(), RecordingPublish(), Clock()
+    schedule, publish, clock = FakeQueue(), RecordingPublish(), Clock()
     settings = Settings(RESULTS, QUEUE, "http://127.0.0.1/check")
     notifier = Notifier(
         settings, authorized_fetcher(endpoint.url, credentials), schedule, publish, clock

@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from opwatch import checks, contracts, notification
-from opwatch.adapters import TaskScheduler
+from opwatch.adapters import CloudTasksQueue
 from opwatch.contracts import WatchRequest, validate_watch_request
 from opwatch.core import Finish, Outcome, Progress
 from opwatch.settings import Settings
@@ -109,7 +109,7 @@ def test_every_valid_request_makes_a_task_cloud_tasks_accepts(
     chain = checks.chain_for_message("m" * 100)
     task = checks.encode(watch, progress, T0 + timedelta(days=30), chain)
 
-    create = TaskScheduler(DEPLOYMENT, client_factory=lambda: None).build(task)
+    create = CloudTasksQueue(DEPLOYMENT, client_factory=lambda: None).build(task)
 
     assert tasks_v2.Task.pb(create.task).ByteSize() <= TASK_LIMIT
     assert len(task.task_id) <= 500  # the task id limit

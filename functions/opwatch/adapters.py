@@ -10,18 +10,20 @@ from __future__ import annotations
 import functools
 import json
 import threading
-from collections.abc import Callable
-from datetime import timedelta
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
 
 import requests
 from google.auth import exceptions as auth_exceptions
 from google.rpc import code_pb2
 
+from opwatch import registry
 from opwatch.checks import CheckTask
 from opwatch.contracts import WatchRequest
 from opwatch.core import Fetched, FetchFailed, FetchResult
 from opwatch.notification import Notification
+from opwatch.registry import QueuedTask
 from opwatch.settings import Settings
 from opwatch.status import make_status, status_from_http_error
 
@@ -31,6 +33,8 @@ if TYPE_CHECKING:
 
 CLOUD_PLATFORM_SCOPE: Final = "https://www.googleapis.com/auth/cloud-platform"
 RPC_TIMEOUT: Final = 30.0
+# ListTasks returns at most 1,000 tasks a page (ListTasksRequest.page_size reference).
+LIST_PAGE_SIZE: Final = 1000
 # An Operation larger than this is refused rather than read into memory; Pub/Sub would not carry
 # more than 10 MB of it anyway (the notification drops bulky fields to fit).
 MAX_OPERATION_BYTES: Final = 32 * 1024 * 1024
@@ -174,8 +178,9 @@ def _json_object(body: bytes) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-class TaskScheduler:
-    """Creates check tasks on the queue: typed requests, OIDC token, deterministic names."""
+class CloudTasksQueue:
+    """The check queue: creates check tasks (typed requests, OIDC token, deterministic names),
+    and lists, reads, deletes and runs them for the registry (``registry.py``)."""
 
     def __init__(self, settings: Settings, client_factory: Callable[[], Any] | None = None) -> None:
         self._settings = settings
@@ -210,16 +215,80 @@ class TaskScheduler:
             ),
         )
 
-    def __call__(self, task: CheckTask) -> bool:
+    def create(self, task: CheckTask) -> bool:
         # Loaded with tasks_v2 on first use: a watch that never schedules never pays for grpc.
         from google.api_core import exceptions as api_exceptions
 
         try:
             self._client.get().create_task(request=self.build(task), timeout=RPC_TIMEOUT)
         except api_exceptions.AlreadyExists:
-            # A redelivered input already scheduled this very check: one chain, not two.
+            # That step is taken: a redelivered input already created it, or a cancel did.
             return False
         return True
+
+    def _path(self, task_id: str) -> str:
+        return f"{self._settings.tasks_queue}/tasks/{task_id}"
+
+    def get(self, task_id: str) -> QueuedTask | None:
+        from google.api_core import exceptions as api_exceptions
+        from google.cloud import tasks_v2
+
+        request = tasks_v2.GetTaskRequest(
+            name=self._path(task_id), response_view=tasks_v2.Task.View.FULL
+        )
+        try:
+            return _queued(self._client.get().get_task(request=request, timeout=RPC_TIMEOUT))
+        except api_exceptions.NotFound:
+            return None
+
+    def delete(self, task_id: str) -> bool:
+        from google.api_core import exceptions as api_exceptions
+
+        try:
+            self._client.get().delete_task(name=self._path(task_id), timeout=RPC_TIMEOUT)
+        except api_exceptions.NotFound:
+            return False
+        return True
+
+    def run(self, task_id: str) -> bool:
+        from google.api_core import exceptions as api_exceptions
+        from google.cloud import tasks_v2
+
+        request = tasks_v2.RunTaskRequest(name=self._path(task_id))
+        try:
+            self._client.get().run_task(request=request, timeout=RPC_TIMEOUT)
+        except api_exceptions.NotFound:
+            return False
+        return True
+
+    def list_tasks(self) -> Iterator[QueuedTask]:
+        from google.cloud import tasks_v2
+
+        def page(token: str) -> tuple[list[QueuedTask], str]:
+            request = tasks_v2.ListTasksRequest(
+                parent=self._settings.tasks_queue,
+                response_view=tasks_v2.Task.View.FULL,
+                page_size=LIST_PAGE_SIZE,
+                page_token=token,
+            )
+            # One page per call (not the pager), so the token and page size stay explicit.
+            response = self._client.get().list_tasks(request=request, timeout=RPC_TIMEOUT)
+            return [_queued(task) for task in response.tasks], response.next_page_token
+
+        return registry.pages(page)
+
+
+def _queued(task: tasks_v2.Task) -> QueuedTask:
+    def moment(value: Any) -> datetime | None:
+        return value if isinstance(value, datetime) and value.year > 1970 else None
+
+    return QueuedTask(
+        task_id=task.name.rsplit("/", 1)[-1],
+        body=bytes(task.http_request.body),
+        schedule_time=moment(task.schedule_time),
+        dispatch_count=int(task.dispatch_count),
+        response_count=int(task.response_count),
+    )
 
 
 class NotificationPublisher:

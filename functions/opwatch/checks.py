@@ -7,14 +7,15 @@ the embedded watch request is validated again against the current allowlists.
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from opwatch.contracts import WatchRequest, loads_strict
+from opwatch.contracts import MAX_REASON_CHARS, WatchRequest, loads_strict
 from opwatch.core import Progress
 from opwatch.errors import InvalidCheckBody, Violation
 from opwatch.wire import rfc3339
@@ -49,6 +50,19 @@ class CheckTask:
     when: datetime
 
 
+class Step(enum.StrEnum):
+    """What a task of a chain does when it runs.
+
+    Each step of a chain has one name, and Cloud Tasks lets only one task hold it: whoever
+    creates step ``n + 1`` first (the next look, the claim of a finishing look, or a cancel)
+    decides how the watch goes on. That is what makes a cancel race-free without any store.
+    """
+
+    LOOK = "look"  # look at the operation again (the usual check)
+    FINISHED = "finished"  # held by a look that finished the watch: does nothing when it runs
+    CANCEL = "cancel"  # the watch was cancelled: publish CANCELLED, without looking
+
+
 @dataclass(frozen=True)
 class CheckState:
     """A decoded check body: the watch request (still to validate), its progress and chain."""
@@ -56,6 +70,12 @@ class CheckState:
     request: dict[str, Any]
     progress: Progress
     chain: str
+    step: Step = Step.LOOK
+    reason: str = ""
+
+    @property
+    def watch_id(self) -> str:
+        return str(self.request["watch_id"])
 
 
 @dataclass(frozen=True)
@@ -120,21 +140,55 @@ def chain_for_message(message_id: str) -> str:
 
 def task_name(request: WatchRequest, progress: Progress, chain: str) -> TaskName:
     """The name of the task that carries ``progress`` of ``request``'s watch on ``chain``."""
+    return _name(request.api, request.operation, request.watch_id, progress, chain)
+
+
+def _name(api: str, operation: str, watch_id: str, progress: Progress, chain: str) -> TaskName:
     return TaskName(
-        operation_key(request.api, request.operation),
-        watch_key(request.watch_id),
-        chain,
-        progress.polls,
-        progress.parks,
+        operation_key(api, operation), watch_key(watch_id), chain, progress.polls, progress.parks
     )
 
 
-def encode(request: WatchRequest, progress: Progress, when: datetime, chain: str) -> CheckTask:
-    """The task that looks at ``request`` again at ``when``."""
-    body = {
+def encode(
+    request: WatchRequest,
+    progress: Progress,
+    when: datetime,
+    chain: str,
+    *,
+    step: Step = Step.LOOK,
+    reason: str = "",
+) -> CheckTask:
+    """The task that takes the step after ``progress`` of ``request``'s watch, at ``when``.
+
+    Args:
+        request: the watch.
+        progress: how far the watch got; its poll count names the task.
+        when: when Cloud Tasks should run it.
+        chain: the watch's chain (see :class:`TaskName`).
+        step: what the task does (a look, unless it holds a finished or cancelled watch's step).
+        reason: why the watch was cancelled (``Step.CANCEL`` only).
+    """
+    return _encode(request.to_json(), progress, when, chain, step, reason)
+
+
+def successor(state: CheckState, when: datetime, step: Step, reason: str = "") -> CheckTask:
+    """The task of the step after the one ``state`` was read from (same watch, same chain)."""
+    progress = replace(state.progress, polls=state.progress.polls + 1)
+    return _encode(state.request, progress, when, state.chain, step, reason)
+
+
+def _encode(
+    request: dict[str, Any],
+    progress: Progress,
+    when: datetime,
+    chain: str,
+    step: Step,
+    reason: str,
+) -> CheckTask:
+    body: dict[str, Any] = {
         "opwatch_check": VERSION,
         "chain": chain,
-        "request": request.to_json(),
+        "request": request,
         "progress": {
             "started": rfc3339(progress.started),
             "polls": progress.polls,
@@ -143,9 +197,12 @@ def encode(request: WatchRequest, progress: Progress, when: datetime, chain: str
             "parks": progress.parks,
         },
     }
+    if step is not Step.LOOK:
+        body["step"] = {"kind": step.value, "reason": reason[:MAX_REASON_CHARS]}
     # UTF-8 rather than \u escapes: an emoji costs 4 bytes, not 12, against the task size.
     data = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
-    name = task_name(request, progress, chain)
+    api, operation = str(request.get("api")), str(request.get("operation"))
+    name = _name(api, operation, str(request["watch_id"]), progress, chain)
     return CheckTask(task_id=str(name), body=data, when=when)
 
 
@@ -180,8 +237,9 @@ def read(data: object) -> CheckState:
         raise _invalid("opwatch_check", f"not an opwatch check body of version {VERSION}")
     legacy = version == LEGACY_VERSION
     body_fields = _LEGACY_BODY_FIELDS if legacy else _BODY_FIELDS
-    if set(data) != body_fields:
+    if set(data) - {"step"} != body_fields or (legacy and "step" in data):
         raise _invalid("", f"an opwatch check body has exactly {', '.join(sorted(body_fields))}")
+    step, reason = _step(data.get("step", {"kind": Step.LOOK.value, "reason": ""}))
     request, progress = data.get("request"), data.get("progress")
     chain = LEGACY_CHAIN if legacy else data.get("chain")
     if not isinstance(chain, str) or not _CHAIN_RE.match(chain):
@@ -213,9 +271,23 @@ def read(data: object) -> CheckState:
     parks = progress.get("parks", 0)
     if not isinstance(parks, int) or not _count(parks):
         raise _invalid("progress.parks", "must be a non-negative integer")
-    return CheckState(
-        request, Progress(started_at.astimezone(UTC), polls, errors, seen, parks), chain
-    )
+    progress_read = Progress(started_at.astimezone(UTC), polls, errors, seen, parks)
+    return CheckState(request, progress_read, chain, step, reason)
+
+
+def _step(value: object) -> tuple[Step, str]:
+    kind = value.get("kind") if isinstance(value, dict) else None
+    reason = value.get("reason") if isinstance(value, dict) else None
+    if (
+        not isinstance(value, dict)
+        or set(value) != {"kind", "reason"}
+        or kind not in set(Step)
+        or not isinstance(reason, str)
+        or len(reason) > MAX_REASON_CHARS
+    ):
+        kinds = ", ".join(step.value for step in Step)
+        raise _invalid("step", f"must be {{kind: {kinds}; reason: a string}}")
+    return Step(kind), reason
 
 
 def _count(value: object) -> bool:

@@ -159,6 +159,66 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
+@dataclass(frozen=True)
+class CancelRequest:
+    """A request, on the watch topic, to cancel a watch: ``{"cancel": ID, "reason": TEXT}``."""
+
+    watch_id: str
+    reason: str = ""
+
+
+CANCEL_FIELDS: Final = ("cancel", "reason")
+MAX_REASON_CHARS: Final = 1024
+
+
+def parse_watch_message(
+    data: bytes,
+    *,
+    default_watch_id: str,
+    allowed_apis: Collection[str],
+    allowed_notify_topics: Collection[str],
+) -> WatchRequest | CancelRequest:
+    """Parse the data of a message on the watch topic: a watch request, or a cancel request
+    (an object with ``cancel``). Arguments and errors as :func:`parse_watch_request`."""
+    decoded = _decode_json(data, default_watch_id)
+    if isinstance(decoded, dict) and "cancel" in decoded:
+        return validate_cancel_request(decoded, default_watch_id=default_watch_id)
+    return validate_watch_request(
+        decoded,
+        default_watch_id=default_watch_id,
+        allowed_apis=allowed_apis,
+        allowed_notify_topics=allowed_notify_topics,
+    )
+
+
+def validate_cancel_request(value: dict[str, Any], *, default_watch_id: str) -> CancelRequest:
+    """Validate ``{"cancel": WATCH_ID, "reason": TEXT}`` (reason optional).
+
+    Raises:
+        InvalidWatchRequest: listing every broken rule.
+    """
+    violations = [
+        Violation(name[:64], f"unknown field; a cancel request has only {', '.join(CANCEL_FIELDS)}")
+        for name in sorted(set(value) - set(CANCEL_FIELDS))
+    ]
+    watch_id, reason = value.get("cancel"), value.get("reason", "")
+    if not isinstance(watch_id, str) or not _WATCH_ID_RE.match(watch_id):
+        violations.append(
+            Violation("cancel", "the watch_id to cancel: 1-128 printable ASCII characters")
+        )
+    if not isinstance(reason, str) or len(reason) > MAX_REASON_CHARS or _CONTROL_RE.search(reason):
+        violations.append(
+            Violation(
+                "reason",
+                f"a string of at most {MAX_REASON_CHARS} characters without control characters",
+            )
+        )
+    if violations:
+        raise InvalidWatchRequest(violations, raw=value, watch_id=default_watch_id)
+    assert isinstance(watch_id, str) and isinstance(reason, str)
+    return CancelRequest(watch_id, reason)
+
+
 def parse_watch_request(
     data: bytes,
     *,
@@ -177,6 +237,15 @@ def parse_watch_request(
     Raises:
         InvalidWatchRequest: listing every broken rule, with as much of the request as was read.
     """
+    return validate_watch_request(
+        _decode_json(data, default_watch_id),
+        default_watch_id=default_watch_id,
+        allowed_apis=allowed_apis,
+        allowed_notify_topics=allowed_notify_topics,
+    )
+
+
+def _decode_json(data: bytes, default_watch_id: str) -> Any:
     if len(data) > MAX_REQUEST_BYTES:
         raise InvalidWatchRequest(
             [Violation("", f"the request is {len(data)} bytes; the limit is {MAX_REQUEST_BYTES}")],
@@ -193,12 +262,7 @@ def parse_watch_request(
     except ValueError as error:
         reason = f"the request is not valid JSON ({str(error)[:120]}); publish a JSON object"
         raise InvalidWatchRequest([Violation("", reason)], watch_id=default_watch_id) from None
-    return validate_watch_request(
-        decoded,
-        default_watch_id=default_watch_id,
-        allowed_apis=allowed_apis,
-        allowed_notify_topics=allowed_notify_topics,
-    )
+    return decoded
 
 
 def validate_watch_request(

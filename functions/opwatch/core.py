@@ -55,6 +55,7 @@ class Outcome(enum.StrEnum):
     NOT_FOUND = "NOT_FOUND"
     PERMISSION_DENIED = "PERMISSION_DENIED"
     INVALID_REQUEST = "INVALID_REQUEST"
+    CANCELLED = "CANCELLED"
 
 
 @dataclass(frozen=True)

@@ -27,12 +27,14 @@ class Event(enum.StrEnum):
     CHECK_TRANSIENT_ERROR = "check.transient_error"  # the look failed (http_status); again later
     CHECK_DUPLICATE = "check.duplicate"  # the next check already existed: a redelivery, one chain
     CHECK_REFUSED = "check.refused"  # a call to on_check that opwatch's queue did not make
+    CHECK_SUPERSEDED = "check.superseded"  # the watch was cancelled while this check ran
     WATCH_FINISHED = "watch.finished"  # the notification was published (outcome)
     REQUEST_INVALID = "request.invalid"  # answered with an INVALID_REQUEST notification
     DELIVERY_FAILED = "delivery.failed"  # scheduling or publishing failed: the platform retries
     WATCH_PARKED = "watch.parked"  # repeated failures: the watch waits out the outage
     WATCH_RESUMED = "watch.resumed"  # a parked watch came back and goes on
     WATCH_ABANDONED = "watch.abandoned"  # nothing could be written: the whole watch is here
+    WATCH_CANCEL_REQUESTED = "watch.cancel_requested"  # a cancel took the watch's next steps
 
 
 class JsonFormatter(logging.Formatter):

@@ -25,24 +25,33 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Protocol
 
-from opwatch import checks, notification
+from google.rpc import code_pb2
+
+from opwatch import checks, notification, registry
+from opwatch.checks import Step
 from opwatch.contracts import (
+    CancelRequest,
     WatchRequest,
     decode_pubsub_data,
-    parse_watch_request,
+    parse_watch_message,
     validate_watch_request,
 )
-from opwatch.core import CheckAgain, FetchFailed, FetchResult, Outcome, Progress, decide
+from opwatch.core import CheckAgain, FetchFailed, FetchResult, Finish, Outcome, Progress, decide
 from opwatch.errors import InvalidInput, InvalidWatchRequest
 from opwatch.logs import LOGGER_NAME, Event
 from opwatch.notification import Notification
+from opwatch.registry import CancelResult, Registry, TaskQueue
 from opwatch.settings import Settings
+from opwatch.status import make_status
 from opwatch.wire import parse_rfc3339
 
 log = logging.getLogger(LOGGER_NAME)
 
 # A parked check waits this long before it runs again, with a fresh retry budget.
 PARK_DELAY: Final = 900
+# A finishing check holds its watch's next step this long (longer than Cloud Tasks retries it),
+# so a redelivery of it can tell its own claim from a cancel's.
+CLAIM_HOLD: Final = 86400
 # The attribute that marks a parked watch on the parked topic (or replayed by hand).
 PARKED_ATTRIBUTE: Final = "opwatch"
 PARKED_VALUE: Final = "parked-check"
@@ -52,13 +61,6 @@ class Fetch(Protocol):
     """Fetches the watched operation once; never raises for an API or network error."""
 
     def __call__(self, request: WatchRequest) -> FetchResult: ...
-
-
-class Schedule(Protocol):
-    """Creates the check task: True if created, False if it existed (ALREADY_EXISTS); raises on
-    other failures."""
-
-    def __call__(self, task: checks.CheckTask) -> bool: ...
 
 
 class Publish(Protocol):
@@ -78,7 +80,7 @@ class Notifier:
 
     settings: Settings
     fetch: Fetch
-    schedule: Schedule
+    queue: TaskQueue
     publish: Publish
     clock: Callable[[], datetime] = utcnow
 
@@ -98,7 +100,7 @@ class Notifier:
         if isinstance(attributes, dict) and attributes.get(PARKED_ATTRIBUTE) == PARKED_VALUE:
             return self._resume(message, message_id, started)
         try:
-            request = parse_watch_request(
+            request = parse_watch_message(
                 decode_pubsub_data(message),
                 default_watch_id=message_id,
                 allowed_apis=self.settings.allowed_apis,
@@ -106,6 +108,9 @@ class Notifier:
             )
         except InvalidWatchRequest as error:
             return self._reject(error, Progress(started=started), default_watch_id=message_id)
+        if isinstance(request, CancelRequest):
+            self.cancel(request)
+            return None
         log.info(
             "watching %s",
             request.operation,
@@ -122,7 +127,10 @@ class Notifier:
                 ``X-CloudTasks-TaskRetryCount``). On what may be the queue's last attempts, a
                 failure parks the watch rather than letting Cloud Tasks drop it.
         """
-        watch_id = str(state.request["watch_id"])
+        watch_id = state.watch_id
+        if state.step is Step.FINISHED:
+            # The watch finished a while ago; this task only held the name of its next step.
+            return None
         try:
             request = validate_watch_request(
                 state.request,
@@ -134,14 +142,51 @@ class Notifier:
             # Valid when scheduled, so the allowlists changed since: tell the subscriber.
             return self._reject(error, state.progress, default_watch_id=watch_id)
         try:
-            return self._look(request, state.progress, state.chain)
+            if state.step is Step.CANCEL:
+                return self._cancelled(request, state)
+            return self._look(request, state.progress, state.chain, state)
         except Exception:
             if not self.settings.on_last_attempts(retries):
                 raise
         self._park(request, state)
         return None
 
-    def _look(self, request: WatchRequest, progress: Progress, chain: str) -> Outcome | None:
+    def cancel(self, request: CancelRequest) -> CancelResult:
+        """Cancel a watch (see :meth:`Registry.cancel`); its CANCELLED notification follows."""
+        result = Registry(self.queue, self.clock).cancel(request.watch_id, request.reason)
+        log.info(
+            "cancel of %s: %d in flight cancelled, %d already finished",
+            request.watch_id,
+            len(result.cancelled),
+            result.already_finished,
+            extra={
+                "fields": {
+                    "event": Event.WATCH_CANCEL_REQUESTED,
+                    "watch_id": request.watch_id,
+                    "cancelled": len(result.cancelled),
+                    "already_finished": result.already_finished,
+                }
+            },
+        )
+        return result
+
+    def _cancelled(self, request: WatchRequest, state: checks.CheckState) -> Outcome:
+        """A cancel holds this step: tell the subscriber, without looking at the operation."""
+        reason = f": {state.reason}" if state.reason else ""
+        error = make_status(code_pb2.CANCELLED, f"the watch was cancelled{reason}")
+        # The cancel holds the step of the look it prevented: one look fewer was made.
+        looks = replace(state.progress, polls=state.progress.polls - 1)
+        finish = Finish(Outcome.CANCELLED, None, error, looks)
+        return self._finish(request, finish, self.clock(), _watch_fields(request), None)
+
+    def _look(
+        self,
+        request: WatchRequest,
+        progress: Progress,
+        chain: str,
+        state: checks.CheckState | None = None,
+    ) -> Outcome | None:
+        """Fetch once and carry the decision out; ``state`` is the check's (None: first look)."""
         result = self.fetch(request)
         now = self.clock()
         decision = decide(request, progress, result, now)
@@ -154,7 +199,7 @@ class Notifier:
         if isinstance(decision, CheckAgain):
             when = now + timedelta(seconds=decision.delay)
             with _logged_failure("could not schedule the next check", fields):
-                created = self.schedule(checks.encode(request, decision.progress, when, chain))
+                created = self.queue.create(checks.encode(request, decision.progress, when, chain))
             log.info(
                 "not done yet; next check in %.1fs%s",
                 decision.delay,
@@ -168,11 +213,46 @@ class Notifier:
                 },
             )
             return None
+        claim = None
+        if state is not None:
+            # Take the next step's name before telling anyone: if a cancel took it first, the
+            # watch is cancelled, and its CANCELLED is the one notification.
+            claim = checks.successor(state, now + timedelta(seconds=CLAIM_HOLD), Step.FINISHED)
+            if not self._claim(claim, fields):
+                return None
+        return self._finish(request, decision, now, fields, claim)
+
+    def _claim(self, claim: checks.CheckTask, fields: Mapping[str, Any]) -> bool:
+        with _logged_failure("could not claim the watch's last step", fields):
+            if self.queue.create(claim):
+                return True
+            held = self.queue.get(claim.task_id)
+        found = registry.read(held) if held is not None else None
+        if found is not None and found.step is Step.FINISHED:
+            return True  # this check's own claim: delivered again after a failed publish
+        log.info(
+            "the watch was cancelled while this check ran; it publishes nothing",
+            extra={"fields": {**fields, "event": Event.CHECK_SUPERSEDED}},
+        )
+        return False
+
+    def _finish(
+        self,
+        request: WatchRequest,
+        decision: Finish,
+        now: datetime,
+        fields: dict[str, Any],
+        claim: checks.CheckTask | None,
+    ) -> Outcome:
         message = notification.finished(
             request, decision, now=now, results_topic=self.settings.results_topic
         )
         with _logged_failure("could not publish the notification", fields):
             self.publish(message)
+        if claim is not None:
+            # Its name stays reserved; the task itself is no longer needed (it is a no-op).
+            with contextlib.suppress(Exception):
+                self.queue.delete(claim.task_id)
         if (lag := _detection_lag(decision.operation, now)) is not None:
             fields["detection_lag_seconds"] = lag
         log.info(
@@ -198,12 +278,13 @@ class Notifier:
         one ERROR entry holds the whole watch, to replay by hand (README, "Parked watches").
         """
         progress = replace(state.progress, parks=state.progress.parks + 1)
+        when = self.clock() + timedelta(seconds=PARK_DELAY)
         task = checks.encode(
-            request, progress, self.clock() + timedelta(seconds=PARK_DELAY), state.chain
+            request, progress, when, state.chain, step=state.step, reason=state.reason
         )
         fields = {**_watch_fields(request), "polls": progress.polls, "parks": progress.parks}
         with contextlib.suppress(Exception):
-            self.schedule(task)
+            self.queue.create(task)
             log.warning(
                 "repeated failures; the same check runs again in %ds",
                 PARK_DELAY,

@@ -1,0 +1,225 @@
+"""The Cloud Tasks queue as the registry of the watches in flight.
+
+opwatch keeps no store: a watch that is not finished is exactly one pending task on the queue
+(its next step), and the task's name says whose it is (:class:`opwatch.checks.TaskName`). So:
+
+- **finding** a watch's or an operation's pending checks is a scan of task names, in pages of
+  up to 1,000 tasks (``ListTasks``), decoding only the bodies whose name matches;
+- **cancelling** a watch takes the next step of its chain before the pending look can: a task
+  of the step after the pending one is created, as a cancel, then the pending look is deleted.
+  A look already running meets that name when it tries to go on (its next look, or the claim
+  it makes before publishing) and stops, so the watch ends once, CANCELLED;
+- **running a check now** (the audit-log fast path) is ``RunTask`` on the pending look.
+
+:class:`Registry` does this over an injected :class:`TaskQueue`; the adapter is in
+``adapters.py``, and a fake in the tests.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Protocol
+
+from opwatch import checks
+from opwatch.checks import CheckState, Step, TaskName
+from opwatch.errors import InvalidInput
+
+# A cancel that keeps meeting a new step (a check going on between the scan and the cancel)
+# scans again, at most this often: each round means a check completed, so a few suffice.
+MAX_CANCEL_ROUNDS = 5
+
+
+@dataclass(frozen=True)
+class QueuedTask:
+    """A task as the queue lists it (full view)."""
+
+    task_id: str
+    body: bytes
+    schedule_time: datetime | None = None
+    dispatch_count: int = 0
+    response_count: int = 0
+
+    @property
+    def in_flight(self) -> bool:
+        """A dispatch was made and has not been answered yet."""
+        return self.dispatch_count > self.response_count
+
+
+class TaskQueue(Protocol):
+    """The operations of the Cloud Tasks queue that the registry needs."""
+
+    def list_tasks(self) -> Iterable[QueuedTask]:
+        """Every task of the queue, page after page."""
+        ...
+
+    def create(self, task: checks.CheckTask) -> bool:
+        """Create ``task``: True, or False if its name is taken (ALREADY_EXISTS)."""
+        ...
+
+    def get(self, task_id: str) -> QueuedTask | None:
+        """The task, or None if it is gone (ran, deleted) or never was."""
+        ...
+
+    def delete(self, task_id: str) -> bool:
+        """Delete the task: True, or False if it was already gone."""
+        ...
+
+    def run(self, task_id: str) -> bool:
+        """Dispatch the task now (RunTask): True, or False if it was already gone."""
+        ...
+
+
+@dataclass(frozen=True)
+class PendingCheck:
+    """One opwatch task found on the queue: its name, what it holds, and the task itself.
+
+    ``state`` is None when the body cannot be read (``problem`` says why): listed, never fatal.
+    """
+
+    name: TaskName
+    task: QueuedTask
+    state: CheckState | None
+    problem: str = ""
+
+    @property
+    def step(self) -> Step | None:
+        return self.state.step if self.state is not None else None
+
+
+@dataclass(frozen=True)
+class CancelResult:
+    """What a cancel did: the chains it cancelled, and those it found already finished."""
+
+    watch_id: str
+    cancelled: tuple[TaskName, ...] = ()
+    already_finished: int = 0
+
+    @property
+    def found(self) -> bool:
+        return bool(self.cancelled or self.already_finished)
+
+
+def read(task: QueuedTask) -> PendingCheck | None:
+    """The task as an opwatch check, or None if its name is not opwatch's."""
+    name = TaskName.parse(task.task_id)
+    if name is None:
+        return None
+    try:
+        state = checks.decode(task.body)
+    except InvalidInput as error:
+        return PendingCheck(name, task, None, str(error))
+    return PendingCheck(name, task, state)
+
+
+def select(
+    tasks: Iterable[QueuedTask],
+    *,
+    watch_id: str | None = None,
+    operation_key: str | None = None,
+) -> Iterator[PendingCheck]:
+    """The opwatch tasks among ``tasks``, of one watch id and/or one operation if given.
+
+    Names are compared before any body is decoded, so a scan costs a string comparison per task
+    of other watches. A body whose watch id differs from the one asked (a hash collision, or a
+    tampered body) is not that watch's.
+    """
+    wanted = checks.watch_key(watch_id) if watch_id is not None else None
+    for task in tasks:
+        name = TaskName.parse(task.task_id)
+        if name is None or (wanted is not None and name.watch_key != wanted):
+            continue
+        if operation_key is not None and name.operation_key != operation_key:
+            continue
+        found = read(task)
+        if found is None:  # pragma: no cover - parse succeeded above
+            continue
+        if watch_id is not None and found.state is not None and found.state.watch_id != watch_id:
+            continue
+        yield found
+
+
+def latest_by_chain(found: Iterable[PendingCheck]) -> dict[str, PendingCheck]:
+    """The furthest step of each chain: the one that decides how that watch goes on."""
+    latest: dict[str, PendingCheck] = {}
+    for check in found:
+        current = latest.get(check.name.chain)
+        if current is None or (check.name.polls, check.name.parks) > (
+            current.name.polls,
+            current.name.parks,
+        ):
+            latest[check.name.chain] = check
+    return latest
+
+
+@dataclass(frozen=True)
+class Registry:
+    """Find, cancel and run watches in flight, over the queue."""
+
+    queue: TaskQueue
+    clock: Callable[[], datetime]
+
+    def pending(
+        self, *, watch_id: str | None = None, operation_key: str | None = None
+    ) -> list[PendingCheck]:
+        """The watches in flight (their pending look, or cancel not yet run)."""
+        found = select(self.queue.list_tasks(), watch_id=watch_id, operation_key=operation_key)
+        return [check for check in found if check.step is not Step.FINISHED]
+
+    def cancel(self, watch_id: str, reason: str) -> CancelResult:
+        """Cancel every chain of ``watch_id`` still in flight.
+
+        After this returns, no look of the watch starts: each chain's next step is a cancel
+        task, which publishes CANCELLED without fetching. A look already running when the
+        cancel came may finish its one fetch, then meets the cancel's name and stops.
+        """
+        result = CancelResult(watch_id)
+        for _ in range(MAX_CANCEL_ROUNDS):
+            found = select(self.queue.list_tasks(), watch_id=watch_id)
+            raced = False
+            for check in latest_by_chain(found).values():
+                if check.state is None or check.step is Step.CANCEL:
+                    continue
+                if check.step is Step.FINISHED:
+                    result = replace(result, already_finished=result.already_finished + 1)
+                    continue
+                outcome = self._cancel_chain(check, reason)
+                if outcome is None:
+                    raced = True
+                else:
+                    result = replace(result, cancelled=(*result.cancelled, outcome))
+            if not raced:
+                return result
+        return result
+
+    def _cancel_chain(self, check: PendingCheck, reason: str) -> TaskName | None:
+        """Take the step after ``check``; None if a check took it first (scan again)."""
+        assert check.state is not None  # callers skip unreadable bodies
+        task = checks.successor(check.state, self.clock(), Step.CANCEL, reason)
+        if not self.queue.create(task):
+            return None
+        # The pending look must not run now (if it is already running, it stops at the name).
+        self.queue.delete(check.task.task_id)
+        parsed = TaskName.parse(task.task_id)
+        assert parsed is not None
+        return parsed
+
+    def run_now(self, operation_key: str) -> list[PendingCheck]:
+        """Run every pending look of an operation now (RunTask); returns those it ran."""
+        ran = []
+        for check in self.pending(operation_key=operation_key):
+            if check.step is Step.LOOK and self.queue.run(check.task.task_id):
+                ran.append(check)
+        return ran
+
+
+def pages(fetch_page: Callable[[str], tuple[list[QueuedTask], str]]) -> Iterator[QueuedTask]:
+    """Every task over ListTasks pages: ``fetch_page(token) -> (tasks, next token)``."""
+    token = ""
+    for _ in itertools.count():
+        tasks, token = fetch_page(token)
+        yield from tasks
+        if not token:
+            return

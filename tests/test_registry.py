@@ -1,0 +1,246 @@
+"""The queue as the registry: list, cancel and run the watches in flight, with no store.
+
+Cloud Tasks refuses a second task of a name (ALREADY_EXISTS), even after the first ran or was
+deleted (CreateTask reference,
+https://cloud.google.com/tasks/docs/reference/rest/v2/projects.locations.queues.tasks/create):
+each step of a watch has one name, so whoever takes it first decides. The harness's queue
+keeps every name for ever, like the real one within its reservation window.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any
+
+from google.api_core import exceptions
+
+from opwatch import checks, registry
+from opwatch.checks import Step
+from opwatch.contracts import CancelRequest
+from opwatch.core import FetchResult
+from opwatch.registry import QueuedTask, Registry
+
+from .conftest import OPERATION, EventLog, Harness, pending, pubsub_message, succeeded
+
+
+def start(harness: Harness, watch_id: str = "w-1", message_id: str = "m-1", **extra: Any) -> None:
+    request = {"operation": OPERATION, "watch_id": watch_id, **extra}
+    harness.notifier.on_watch_message(pubsub_message(request, message_id))
+
+
+def outcomes(harness: Harness) -> list[tuple[str, str]]:
+    return [(n["watch_id"], n["outcome"]) for n in harness.publish.received]
+
+
+def registry_of(harness: Harness) -> Registry:
+    return Registry(harness.schedule, harness.clock)
+
+
+def test_a_pending_watch_is_listed_with_its_state(harness: Harness) -> None:
+    harness.fetch.results = [pending()]
+    start(harness, "w-1", "m-1", labels={"team": "search"})
+    start(harness, "w-2", "m-2")
+    [found] = registry_of(harness).pending(watch_id="w-1")
+    assert found.state is not None
+    assert found.state.request["labels"] == {"team": "search"}
+    assert (found.state.progress.polls, found.step) == (1, Step.LOOK)
+    by_operation = registry_of(harness).pending(
+        operation_key=checks.operation_key("cloudaicompanion.googleapis.com", OPERATION)
+    )
+    assert {check.state.watch_id for check in by_operation if check.state} == {"w-1", "w-2"}
+
+
+def test_a_body_that_cannot_be_read_is_listed_not_fatal(harness: Harness) -> None:
+    harness.fetch.results = [pending()]
+    start(harness)
+    [task] = harness.schedule.tasks
+    harness.schedule.tasks[0] = checks.CheckTask(task.task_id, b"{garbage", task.when)
+    foreign = QueuedTask("not-an-opwatch-task", b"")
+    [found] = registry.select([*harness.schedule.list_tasks(), foreign])
+    assert found.state is None and "not JSON" in found.problem
+
+
+def test_cancel_stops_the_watch_and_publishes_cancelled_once(harness: Harness) -> None:
+    harness.fetch.results = [pending()]
+    start(harness)
+    result = harness.notifier.cancel(CancelRequest("w-1", "not needed any more"))
+    assert result.found and len(result.cancelled) == 1
+    gets = len(harness.fetch.calls)
+    harness.run_checks()
+    assert outcomes(harness) == [("w-1", "CANCELLED")]
+    assert len(harness.fetch.calls) == gets, "no look after the cancel"
+    [note] = harness.publish.received
+    assert note["error"]["code"] == 1
+    assert note["error"]["message"] == "the watch was cancelled: not needed any more"
+    assert note["polls"] == 1
+    assert harness.publish.messages[0].attributes["outcome"] == "CANCELLED"
+
+
+def test_a_cancel_while_a_check_is_running_wins_over_its_next_look(
+    harness: Harness, event_log: EventLog
+) -> None:
+    def cancel_meanwhile() -> FetchResult:
+        harness.notifier.cancel(CancelRequest("w-1"))
+        return pending()
+
+    harness.fetch.results = [pending(), cancel_meanwhile, pending()]
+    start(harness)
+    harness.run_checks()
+    assert outcomes(harness) == [("w-1", "CANCELLED")]
+    assert len(harness.fetch.calls) == 2, "the running check made its one GET, then none"
+    assert "check.duplicate" in event_log.events
+
+
+def test_a_cancel_while_a_check_sees_the_end_still_ends_the_watch_cancelled(
+    harness: Harness, event_log: EventLog
+) -> None:
+    def cancel_meanwhile() -> FetchResult:
+        harness.notifier.cancel(CancelRequest("w-1"))
+        return succeeded()
+
+    harness.fetch.results = [pending(), cancel_meanwhile]
+    start(harness)
+    harness.run_checks()
+    assert outcomes(harness) == [("w-1", "CANCELLED")], "exactly one notification"
+    assert "check.superseded" in event_log.events
+
+
+def test_a_finished_watch_has_nothing_to_cancel(harness: Harness) -> None:
+    harness.fetch.results = [pending(), succeeded()]
+    start(harness)
+    harness.run_checks()
+    result = harness.notifier.cancel(CancelRequest("w-1"))
+    assert not result.found
+    harness.run_checks()
+    assert outcomes(harness) == [("w-1", "SUCCEEDED")]
+
+
+def test_a_finishing_check_delivered_again_after_a_failed_publish_still_publishes(
+    harness: Harness,
+) -> None:
+    harness.fetch.results = [pending(), succeeded()]
+    start(harness)
+    [task] = harness.schedule.tasks
+    harness.publish.fail_with = exceptions.ServiceUnavailable("pubsub down")
+    state = checks.decode(task.body)
+    try:
+        harness.notifier.on_check(state)
+    except exceptions.ServiceUnavailable:
+        pass
+    # Meanwhile a cancel finds the watch finishing: its step is held by the claim.
+    assert harness.notifier.cancel(CancelRequest("w-1")).already_finished == 1
+    harness.publish.fail_with = None
+    harness.notifier.on_check(state)  # Cloud Tasks retries the same task
+    harness.schedule.tasks.remove(task)  # answered 2xx: Cloud Tasks deletes it
+    assert outcomes(harness) == [("w-1", "SUCCEEDED")]
+    assert registry_of(harness).pending(watch_id="w-1") == []
+
+
+def test_every_chain_of_a_reused_watch_id_is_cancelled(harness: Harness) -> None:
+    harness.fetch.results = [pending()]
+    start(harness, "nightly", "m-1")
+    start(harness, "nightly", "m-2")
+    result = harness.notifier.cancel(CancelRequest("nightly"))
+    assert len(result.cancelled) == 2
+    harness.run_checks()
+    assert outcomes(harness) == [("nightly", "CANCELLED")] * 2
+
+
+def test_a_cancel_request_on_the_watch_topic_cancels(harness: Harness, event_log: EventLog) -> None:
+    harness.fetch.results = [pending()]
+    start(harness)
+    message = pubsub_message({"cancel": "w-1", "reason": "by hand"}, "m-9")
+    assert harness.notifier.on_watch_message(message) is None
+    harness.run_checks()
+    assert outcomes(harness) == [("w-1", "CANCELLED")]
+    [line] = [line for line in event_log.lines if line["event"] == "watch.cancel_requested"]
+    assert line["cancelled"] == 1
+
+
+def test_a_malformed_cancel_request_is_answered_invalid(harness: Harness) -> None:
+    message = pubsub_message({"cancel": "w 1", "reason": 5, "extra": True}, "m-9")
+    harness.notifier.on_watch_message(message)
+    [note] = harness.publish.received
+    assert (note["watch_id"], note["outcome"]) == ("m-9", "INVALID_REQUEST")
+    fields = {v["field"] for v in note["error"]["details"][0]["fieldViolations"]}
+    assert fields == {"cancel", "reason", "extra"}
+
+
+def test_cancel_scans_again_when_a_check_took_the_next_step_meanwhile(harness: Harness) -> None:
+    harness.fetch.results = [pending()]
+    start(harness)
+    [first] = harness.schedule.tasks
+    real_list = harness.schedule.list_tasks
+    stale = real_list()
+
+    def list_once_stale() -> list[QueuedTask]:
+        # The scan saw step 1; meanwhile step 1 ran and created step 2.
+        if stale:
+            listed = list(stale)
+            stale.clear()
+            harness.clock.advance(10)
+            harness.notifier.on_check(checks.decode(first.body))
+            harness.schedule.tasks.remove(first)
+            return listed
+        return real_list()
+
+    harness.schedule.list_tasks = list_once_stale  # type: ignore[method-assign]
+    result = registry_of(harness).cancel("w-1", "")
+    assert [name.polls for name in result.cancelled] == [3]
+    harness.run_checks()
+    assert outcomes(harness) == [("w-1", "CANCELLED")]
+
+
+def test_run_now_runs_every_pending_look_of_an_operation(harness: Harness) -> None:
+    harness.fetch.results = [pending()]
+    start(harness, "w-1", "m-1")
+    start(harness, "w-2", "m-2")
+    key = checks.operation_key("cloudaicompanion.googleapis.com", OPERATION)
+    ran = registry_of(harness).run_now(key)
+    assert sorted(check.state.watch_id for check in ran if check.state) == ["w-1", "w-2"]
+    assert harness.schedule.ran == [task.task_id for task in harness.schedule.tasks]
+
+
+def test_a_finished_claim_does_nothing_when_it_runs(harness: Harness) -> None:
+    harness.fetch.results = [pending(), succeeded()]
+    start(harness)
+    [task] = harness.schedule.tasks
+    claim = checks.successor(checks.decode(task.body), harness.clock.now, Step.FINISHED)
+    gets = len(harness.fetch.calls)
+    assert harness.notifier.on_check(checks.decode(claim.body)) is None
+    assert (len(harness.fetch.calls), harness.publish.messages) == (gets, [])
+
+
+def test_pages_follow_the_token_to_the_end() -> None:
+    book = {"": ([QueuedTask("a", b"")], "t1"), "t1": ([QueuedTask("b", b"")], "")}
+    assert [task.task_id for task in registry.pages(lambda token: book[token])] == ["a", "b"]
+
+
+def test_cancel_and_claim_bodies_round_trip_and_are_refused_when_tampered() -> None:
+    request = {"operation": OPERATION, "watch_id": "w", "api": "cloudaicompanion.googleapis.com"}
+    base = checks.encode(
+        checks.WatchRequest(operation=OPERATION, watch_id="w"),
+        checks.Progress(started=harness_time(), polls=2),
+        harness_time(),
+        "c0",
+        step=Step.CANCEL,
+        reason="because",
+    )
+    state = checks.decode(base.body)
+    assert (state.step, state.reason) == (Step.CANCEL, "because")
+    assert state.request["watch_id"] == request["watch_id"]
+    body = json.loads(base.body)
+    for bad in ({"kind": "explode", "reason": ""}, {"kind": "cancel"}, "cancel", None):
+        body["step"] = bad
+        try:
+            checks.decode(json.dumps(body).encode())
+        except checks.InvalidCheckBody:
+            continue
+        raise AssertionError(f"accepted step {bad!r}")
+
+
+def harness_time() -> Any:
+    from .conftest import T0
+
+    return T0 + timedelta(seconds=1)
