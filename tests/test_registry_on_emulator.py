@@ -1,0 +1,97 @@
+"""The registry over the real adapter and the Cloud Tasks emulator (with the launcher's
+GetTask, DeleteTask, paged ListTasks and RunTask, see test_tasks_emulator.py)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from google.cloud import tasks_v2
+
+from opwatch import checks
+from opwatch.adapters import CloudTasksQueue
+from opwatch.checks import Step
+from opwatch.contracts import WatchRequest
+from opwatch.core import Progress
+from opwatch.registry import Registry
+from opwatch.settings import Settings
+
+from .test_tasks_emulator import Target, client, new_queue, target  # noqa: F401 (fixtures)
+
+pytestmark = pytest.mark.e2e
+
+OPERATION = "projects/p/locations/us-central1/operations/registry-1"
+
+
+def queue_for(client: tasks_v2.CloudTasksClient, target: Target) -> CloudTasksQueue:  # noqa: F811
+    settings = Settings(
+        results_topic="projects/p/topics/results",
+        tasks_queue=new_queue(client),
+        check_url=target.url,
+    )
+    return CloudTasksQueue(settings, client_factory=lambda: client)
+
+
+def look(watch_id: str, polls: int, *, hours: float = 1) -> checks.CheckTask:
+    now = datetime.now(UTC)
+    request = WatchRequest(operation=OPERATION, watch_id=watch_id)
+    progress = Progress(started=now, polls=polls, seen=True)
+    return checks.encode(request, progress, now + timedelta(hours=hours), "c0")
+
+
+def test_list_get_delete_on_the_queue(client: tasks_v2.CloudTasksClient, target: Target) -> None:  # noqa: F811
+    queue = queue_for(client, target)
+    tasks = [look(f"w-{i}", 1) for i in range(3)]
+    assert all(queue.create(task) for task in tasks)
+    assert not queue.create(tasks[0]), "the name is taken"
+
+    listed = {task.task_id: task for task in queue.list_tasks()}
+    assert set(listed) == {task.task_id for task in tasks}
+    assert listed[tasks[1].task_id].body == tasks[1].body, "listed with the full view"
+    got = queue.get(tasks[2].task_id)
+    assert got is not None and got.body == tasks[2].body and not got.in_flight
+    assert got.schedule_time is not None
+
+    assert queue.delete(tasks[2].task_id)
+    assert queue.get(tasks[2].task_id) is None
+    assert not queue.delete(tasks[2].task_id)
+    assert not queue.run(tasks[2].task_id)
+
+
+def test_cancel_and_run_now_over_the_emulator(
+    client: tasks_v2.CloudTasksClient,  # noqa: F811
+    target: Target,  # noqa: F811
+) -> None:
+    queue = queue_for(client, target)
+    queue.create(look("keep", 2))
+    queue.create(look("stop", 3))
+    registry = Registry(queue, lambda: datetime.now(UTC))
+
+    result = registry.cancel("stop", "done with it")
+    [name] = result.cancelled
+    assert name.polls == 4
+    target.wait_for(1)
+    [(_, _, body)] = target.seen
+    state = checks.decode(body)
+    assert (state.step, state.reason, state.watch_id) == (Step.CANCEL, "done with it", "stop")
+
+    key = checks.operation_key("cloudaicompanion.googleapis.com", OPERATION)
+    [ran] = registry.run_now(key)
+    assert ran.state is not None and ran.state.watch_id == "keep"
+    target.wait_for(2)
+    assert checks.decode(target.seen[1][2]).watch_id == "keep"
+    assert registry.pending() == []
+
+
+def test_listing_pages_through_more_than_a_thousand_tasks(
+    client: tasks_v2.CloudTasksClient,  # noqa: F811
+    target: Target,  # noqa: F811
+) -> None:
+    queue = queue_for(client, target)
+    created = [
+        replace(look(f"w-{i}", 1), when=datetime.now(UTC) + timedelta(hours=2)) for i in range(1001)
+    ]
+    for task in created:
+        queue.create(task)
+    assert len(list(queue.list_tasks())) == 1001
