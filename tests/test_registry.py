@@ -13,6 +13,7 @@ import json
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from google.api_core import exceptions
 
 from opwatch import checks, registry
@@ -124,10 +125,8 @@ def test_a_finishing_check_delivered_again_after_a_failed_publish_still_publishe
     [task] = harness.schedule.tasks
     harness.publish.fail_with = exceptions.ServiceUnavailable("pubsub down")
     state = checks.decode(task.body)
-    try:
+    with pytest.raises(exceptions.ServiceUnavailable):
         harness.notifier.on_check(state)
-    except exceptions.ServiceUnavailable:
-        pass
     # Meanwhile a cancel finds the watch finishing: its step is held by the claim.
     assert harness.notifier.cancel(CancelRequest("w-1")).already_finished == 1
     harness.publish.fail_with = None
@@ -244,3 +243,72 @@ def harness_time() -> Any:
     from .conftest import T0
 
     return T0 + timedelta(seconds=1)
+
+
+def test_cancelling_twice_or_an_unreadable_task_changes_nothing(harness: Harness) -> None:
+    harness.fetch.results = [pending()]
+    start(harness)
+    assert len(harness.notifier.cancel(CancelRequest("w-1")).cancelled) == 1
+    again = harness.notifier.cancel(CancelRequest("w-1"))
+    assert again.cancelled == () and not again.found
+    [task] = harness.schedule.tasks
+    harness.schedule.tasks[0] = checks.CheckTask(task.task_id, b"{garbage", task.when)
+    assert not harness.notifier.cancel(CancelRequest("w-1")).found
+    [listed] = registry_of(harness).pending(watch_id="w-1")
+    assert listed.step is None
+
+
+def test_a_body_naming_another_watch_than_its_task_name_is_not_that_watch(
+    harness: Harness,
+) -> None:
+    harness.fetch.results = [pending()]
+    start(harness, "w-2")
+    [task] = harness.schedule.tasks
+    forged = task.task_id.replace(checks.watch_key("w-2"), checks.watch_key("w-1"))
+    harness.schedule.tasks.append(checks.CheckTask(forged, task.body, task.when))
+    assert registry_of(harness).pending(watch_id="w-1") == []
+    other = checks.operation_key("cloudaicompanion.googleapis.com", OPERATION + "x")
+    assert registry_of(harness).pending(operation_key=other) == []
+
+
+def test_the_furthest_step_of_a_chain_decides(harness: Harness) -> None:
+    harness.fetch.results = [pending()]
+    start(harness)
+    [first] = harness.schedule.tasks
+    harness.clock.advance(10)
+    harness.notifier.on_check(checks.decode(first.body))  # step 2 created; step 1 still listed
+    earlier, later = registry.select(harness.schedule.list_tasks(), watch_id="w-1")
+    [latest] = registry.latest_by_chain([later, earlier]).values()
+    assert latest.name.polls == 2
+
+
+def test_a_cancel_that_keeps_losing_the_race_gives_up_after_a_few_scans(
+    harness: Harness,
+) -> None:
+    harness.fetch.results = [pending()]
+    start(harness)
+    scans = []
+    real_list = harness.schedule.list_tasks
+
+    def counting() -> list[QueuedTask]:
+        scans.append(1)
+        return real_list()
+
+    harness.schedule.list_tasks = counting  # type: ignore[method-assign]
+    harness.schedule.create = lambda task: False  # type: ignore[method-assign]
+    result = registry_of(harness).cancel("w-1", "")
+    assert result.cancelled == () and len(scans) == registry.MAX_CANCEL_ROUNDS
+
+
+def test_run_now_skips_a_look_that_is_gone(harness: Harness) -> None:
+    harness.fetch.results = [pending()]
+    start(harness)
+    harness.schedule.run = lambda task_id: False  # type: ignore[method-assign]
+    key = checks.operation_key("cloudaicompanion.googleapis.com", OPERATION)
+    assert registry_of(harness).run_now(key) == []
+
+
+def test_a_task_is_in_flight_between_a_dispatch_and_its_answer() -> None:
+    assert registry.read(QueuedTask("not-opwatch", b"")) is None
+    assert QueuedTask("t", b"", dispatch_count=2, response_count=1).in_flight
+    assert not QueuedTask("t", b"", dispatch_count=1, response_count=1).in_flight

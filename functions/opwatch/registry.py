@@ -17,7 +17,6 @@ opwatch keeps no store: a watch that is not finished is exactly one pending task
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -217,9 +216,8 @@ class Registry:
 
 def pages(fetch_page: Callable[[str], tuple[list[QueuedTask], str]]) -> Iterator[QueuedTask]:
     """Every task over ListTasks pages: ``fetch_page(token) -> (tasks, next token)``."""
-    token = ""
-    for _ in itertools.count():
+    tasks, token = fetch_page("")
+    yield from tasks
+    while token:
         tasks, token = fetch_page(token)
         yield from tasks
-        if not token:
-            return
