@@ -6,6 +6,9 @@
     opwatch simulate        create a simulated operation          (OPWATCH_SIMULATOR_URL)
     opwatch watch NAME      publish a watch request               (OPWATCH_WATCH_TOPIC)
     opwatch tail            print notifications as JSON lines     (OPWATCH_RESULTS_SUBSCRIPTION)
+    opwatch list            the watches in flight                 (OPWATCH_TASKS_QUEUE)
+    opwatch status ID       one watch's pending check             (OPWATCH_TASKS_QUEUE)
+    opwatch cancel ID       stop a watch: one CANCELLED follows   (OPWATCH_TASKS_QUEUE)
     opwatch demo            six watches, every outcome, on a private stack of its own
                             (:mod:`opwatch_local.demo`)
 
@@ -34,6 +37,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
 
@@ -44,7 +48,9 @@ from google.auth.exceptions import GoogleAuthError
 # on the order it meets this import and stack.py's, so both are ignored here.
 from google.cloud import pubsub_v1  # type: ignore[attr-defined,import-untyped,unused-ignore]
 
+from opwatch.registry import Registry
 from opwatch.wire import format_duration
+from opwatch_local import watches
 from opwatch_local.demo import run_demo
 from opwatch_local.procs import ProcessError, sigterm_as_exit
 from opwatch_local.pubsub import PulledMessage, publish_json, pubsub_clients, pull_messages
@@ -245,6 +251,39 @@ def build_parser() -> argparse.ArgumentParser:
     tail.add_argument("--subscription", help="default: $OPWATCH_RESULTS_SUBSCRIPTION")
     tail.set_defaults(func=cmd_tail)
 
+    queue_help = "default: $OPWATCH_TASKS_QUEUE"
+    listing = commands.add_parser(
+        "list",
+        help="the watches in flight, from the queue",
+        description="List the watches in flight: one pending check task each on the queue, "
+        "decoded as the check function reads it.",
+    )
+    listing.add_argument("--operation", metavar="NAME")
+    listing.add_argument("--api", metavar="HOST")
+    listing.add_argument("--label", action="append", default=[], metavar="KEY=VALUE")
+    listing.add_argument("--json", action="store_true", help="a JSON array, for scripts")
+    listing.add_argument("--queue", help=queue_help)
+    listing.set_defaults(func=cmd_list)
+
+    stat = commands.add_parser("status", help="one watch's pending check")
+    stat.add_argument("watch_id", metavar="WATCH_ID")
+    stat.add_argument("--json", action="store_true")
+    stat.add_argument("--queue", help=queue_help)
+    stat.set_defaults(func=cmd_status)
+
+    cancel = commands.add_parser(
+        "cancel",
+        help="cancel a watch (never the operation)",
+        description="Take the next step of every chain of WATCH_ID: no look starts after this "
+        "returns, and the watch ends with one CANCELLED notification. The operation itself goes "
+        "on. Cancel tasks reach the check function like opwatch's own: OPWATCH_CHECK_URL, and "
+        "in production OPWATCH_TASKS_INVOKER_SA.",
+    )
+    cancel.add_argument("watch_id", metavar="WATCH_ID")
+    cancel.add_argument("--reason", default="", metavar="TEXT")
+    cancel.add_argument("--queue", help=queue_help)
+    cancel.set_defaults(func=cmd_cancel)
+
     demo = commands.add_parser(
         "demo",
         help="every outcome on a private local stack, with a live timeline",
@@ -272,8 +311,8 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     except CliError as exc:
         print(f"opwatch: error: {exc}", file=sys.stderr)
         return 2
-    except (GoogleAPICallError, GoogleAuthError) as exc:  # from watch and tail
-        print(f"opwatch: error: Pub/Sub: {exc}", file=sys.stderr)
+    except (GoogleAPICallError, GoogleAuthError) as exc:  # Pub/Sub or Cloud Tasks
+        print(f"opwatch: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("\nopwatch: interrupted", file=sys.stderr)
@@ -432,6 +471,56 @@ def cmd_tail(args: argparse.Namespace, env: Mapping[str, str]) -> int:
         )
         return 1
     return 0
+
+
+# --- list, status, cancel ------------------------------------------------------------------------
+
+
+def _registry(args: argparse.Namespace, env: Mapping[str, str]) -> Registry:
+    queue = _setting(
+        args.queue,
+        env,
+        "OPWATCH_TASKS_QUEUE",
+        "pass --queue projects/P/locations/L/queues/Q or export it",
+    )
+    return Registry(watches.operator_queue(queue, env), lambda: datetime.now(UTC))
+
+
+def cmd_list(args: argparse.Namespace, env: Mapping[str, str]) -> int:
+    try:
+        labels = parse_labels(args.label)
+    except ValueError as exc:
+        raise CliError(str(exc)) from exc
+    filters = watches.Filters(operation=args.operation, api=args.api, labels=labels)
+    found = watches.list_watches(_registry(args, env), filters, datetime.now(UTC))
+    print(watches.dumps(found) if args.json else watches.table(found))
+    return 0
+
+
+def cmd_status(args: argparse.Namespace, env: Mapping[str, str]) -> int:
+    found = watches.status(_registry(args, env), args.watch_id, datetime.now(UTC))
+    if args.json:
+        print(watches.dumps(found))
+    elif found:
+        print(watches.table(found))
+    else:
+        print(f"{args.watch_id}: no pending check: finished, cancelled, or never started")
+    return 0 if found else 1
+
+
+def cmd_cancel(args: argparse.Namespace, env: Mapping[str, str]) -> int:
+    result = watches.cancel(_registry(args, env), args.watch_id, args.reason)
+    if result.cancelled:
+        print(
+            f"{args.watch_id}: cancelled ({len(result.cancelled)} in flight); "
+            "its CANCELLED notification follows"
+        )
+        return 0
+    if result.already_finished:
+        print(f"{args.watch_id}: already finished; nothing to cancel")
+    else:
+        print(f"{args.watch_id}: no pending check: finished, cancelled, or never started")
+    return 1
 
 
 def cmd_demo(args: argparse.Namespace, env: Mapping[str, str]) -> int:

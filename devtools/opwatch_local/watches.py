@@ -1,0 +1,171 @@
+"""Operator commands over the queue: ``opwatch list``, ``status`` and ``cancel``.
+
+The queue is the registry (:mod:`opwatch.registry`): every watch in flight is one pending task,
+whose body the check function would read. These commands decode it with the same code
+(:func:`opwatch.checks.decode`), so what they show is what the next check will do. They work on
+the local stack (``CLOUD_TASKS_EMULATOR_HOST``) and on a real project (Application Default
+Credentials), with the queue from ``--queue`` or ``OPWATCH_TASKS_QUEUE``.
+
+Formatting is pure (:func:`rows`, :func:`table`); the queue comes in as an argument.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from opwatch import checks
+from opwatch.adapters import CloudTasksQueue
+from opwatch.checks import Step
+from opwatch.contracts import CancelRequest
+from opwatch.registry import CancelResult, PendingCheck, Registry
+from opwatch.settings import Settings
+from opwatch.wire import rfc3339
+
+COLUMNS = ("watch_id", "operation", "labels", "polls", "age", "next_check", "state")
+# The CLI creates cancel tasks only; the functions' own settings are not needed for that.
+_UNUSED_TOPIC = "projects/operator/topics/unused"
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Which watches to show: all given conditions hold."""
+
+    operation: str | None = None
+    api: str | None = None
+    labels: Mapping[str, str] | None = None
+
+    def match(self, check: PendingCheck) -> bool:
+        if check.state is None:
+            return self.operation is None and self.api is None and not self.labels
+        request = check.state.request
+        if self.operation is not None and request.get("operation") != self.operation:
+            return False
+        if self.api is not None and request.get("api") != self.api:
+            return False
+        labels = request.get("labels") or {}
+        return all(labels.get(key) == value for key, value in (self.labels or {}).items())
+
+
+def operator_queue(queue: str, env: Mapping[str, str]) -> CloudTasksQueue:
+    """The queue, as the CLI reaches it: the emulator if configured, else Cloud Tasks (ADC).
+
+    Cancel tasks must reach the check function like the functions' own tasks: its URL
+    (``OPWATCH_CHECK_URL``) and, in production, the invoker account's OIDC token
+    (``OPWATCH_TASKS_INVOKER_SA``, which needs iam.serviceAccounts.actAs on it).
+    """
+    settings = Settings(
+        results_topic=_UNUSED_TOPIC,
+        tasks_queue=queue,
+        check_url=env.get("OPWATCH_CHECK_URL", "").strip() or "https://unset.invalid/",
+        invoker_service_account=env.get("OPWATCH_TASKS_INVOKER_SA", "").strip() or None,
+        tasks_emulator_host=env.get("CLOUD_TASKS_EMULATOR_HOST", "").strip() or None,
+    )
+    return CloudTasksQueue(settings)
+
+
+def rows(found: Iterable[PendingCheck], now: datetime) -> list[dict[str, Any]]:
+    """One row per watch in flight (finished watches' held steps left out)."""
+    out = []
+    for check in found:
+        if check.step is Step.FINISHED:
+            continue
+        when = check.task.schedule_time
+        if check.state is None:
+            out.append(
+                {
+                    "watch_id": "?",
+                    "operation": "?",
+                    "labels": {},
+                    "polls": check.name.polls,
+                    "age": None,
+                    "next_check": rfc3339(when) if when else None,
+                    "state": f"unreadable: {check.problem[:80]}",
+                    "task": check.task.task_id,
+                }
+            )
+            continue
+        state, request = check.state, check.state.request
+        started = state.progress.started
+        looks = state.progress.polls - (1 if state.step is Step.CANCEL else 0)
+        out.append(
+            {
+                "watch_id": state.watch_id,
+                "operation": request.get("operation"),
+                "labels": request.get("labels") or {},
+                "polls": looks,
+                "age": round((now - started).total_seconds(), 1),
+                "next_check": rfc3339(when) if when else None,
+                "state": _state(check),
+                "task": check.task.task_id,
+            }
+        )
+    return sorted(out, key=lambda row: (str(row["watch_id"]), str(row["task"])))
+
+
+def _state(check: PendingCheck) -> str:
+    if check.step is Step.CANCEL:
+        return "cancelling"
+    if check.task.in_flight:
+        return "checking now"
+    return "parked" if check.name.parks else "waiting"
+
+
+def table(found: Sequence[Mapping[str, Any]]) -> str:
+    """A plain-text table of :func:`rows`."""
+    lines = [list(COLUMNS)]
+    for row in found:
+        labels = ",".join(f"{k}={v}" for k, v in sorted(row["labels"].items()))
+        age = "" if row["age"] is None else _human(float(row["age"]))
+        lines.append(
+            [
+                str(row["watch_id"]),
+                str(row["operation"]),
+                labels,
+                str(row["polls"]),
+                age,
+                str(row["next_check"] or ""),
+                str(row["state"]),
+            ]
+        )
+    widths = [max(len(line[i]) for line in lines) for i in range(len(COLUMNS))]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
+        for line in lines
+    )
+
+
+def _human(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f}{unit}"
+    return f"{seconds:.0f}s"
+
+
+def list_watches(registry: Registry, filters: Filters, now: datetime) -> list[dict[str, Any]]:
+    """The watches in flight that match ``filters``."""
+    key = None
+    if filters.operation is not None and filters.api is not None:
+        key = checks.operation_key(filters.api, filters.operation)  # names alone select them
+    return rows(
+        (check for check in registry.pending(operation_key=key) if filters.match(check)), now
+    )
+
+
+def status(registry: Registry, watch_id: str, now: datetime) -> list[dict[str, Any]]:
+    """The pending step(s) of one watch id (one per chain; usually one)."""
+    return rows(registry.pending(watch_id=watch_id), now)
+
+
+def cancel(registry: Registry, watch_id: str, reason: str) -> CancelResult:
+    """Cancel every chain of ``watch_id`` in flight (see :meth:`Registry.cancel`)."""
+    request = CancelRequest(watch_id, reason)
+    return registry.cancel(request.watch_id, request.reason)
+
+
+def dumps(found: Sequence[Mapping[str, Any]]) -> str:
+    """``--json``: one JSON array."""
+    return json.dumps(list(found), ensure_ascii=False, indent=1)
