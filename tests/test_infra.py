@@ -776,11 +776,13 @@ def test_queue_is_rate_limited_by_variables(tf: Config) -> None:
 
 def test_abandoned_watches_raise_an_alert(tf: Config) -> None:
     metric = tf.resource("google_logging_metric", "watch_abandoned")
+    # What the filter selects is evaluated against captured log lines in test_monitoring.py.
     log_filter = str(metric["filter"])
-    assert 'jsonPayload.event=\\"watch.abandoned\\"' in log_filter
-    assert 'resource.type=\\"cloud_run_revision\\"' in log_filter
+    assert 'jsonPayload.event="watch.abandoned"' in log_filter
+    assert log_filter.startswith("${local.opwatch_logs} AND ")
+    assert 'resource.type="cloud_run_revision"' in tf.locals["opwatch_logs"]
     for name in ("watch_function_name", "check_function_name"):
-        assert f"local.{name}" in log_filter
+        assert f"local.{name}" in tf.locals["opwatch_logs"]
     policy = tf.resource("google_monitoring_alert_policy", "watch_abandoned")
     condition = block(block(policy, "conditions"), "condition_threshold")
     assert (
