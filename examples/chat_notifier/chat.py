@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import json
+import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -66,12 +67,16 @@ Post = Callable[[str, bytes, float], int]
 
 
 def urllib_post(url: str, body: bytes, timeout: float) -> int:
-    """POST JSON; the HTTP status (urllib raises for 4xx/5xx, which the caller lets propagate)."""
+    """POST JSON; the HTTP status (network errors raise)."""
     request = urllib.request.Request(
         url, data=body, method="POST", headers={"Content-Type": "application/json; charset=UTF-8"}
     )
-    with urllib.request.urlopen(request, timeout=timeout) as response:
-        return int(response.status)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        with error:  # it holds the connection: close it
+            return int(error.code)
 
 
 @dataclass(frozen=True)
