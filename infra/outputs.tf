@@ -102,3 +102,26 @@ output "check_url" {
   description = "CHECK_URL: on_check's deterministic run.app URL, the target and OIDC audience of re-check tasks."
   value       = local.check_url
 }
+
+output "log_metrics" {
+  description = "Log-based metrics opwatch writes to (metric type logging.googleapis.com/user/NAME), by role."
+  value = {
+    watches_started  = google_logging_metric.watches_started.name
+    watches_finished = google_logging_metric.watches_finished.name
+    checks           = google_logging_metric.checks.name
+    transient_errors = google_logging_metric.transient_errors.name
+    invalid_requests = google_logging_metric.invalid_requests.name
+    detection_lag    = google_logging_metric.detection_lag.name
+    watch_abandoned  = google_logging_metric.watch_abandoned.name
+  }
+}
+
+output "dashboard_id" {
+  description = "Cloud Monitoring dashboard of opwatch (projects/P/dashboards/ID)."
+  value       = google_monitoring_dashboard.opwatch.id
+}
+
+output "failed_outcomes_alert_policy_id" {
+  description = "Alert policy that fires when too many watches end FAILED or PERMISSION_DENIED."
+  value       = google_monitoring_alert_policy.failed_outcomes.name
+}

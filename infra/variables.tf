@@ -302,11 +302,31 @@ variable "source_archive_noncurrent_days" {
 
 variable "alert_notification_channels" {
   type        = list(string)
-  description = "Monitoring notification channels (projects/P/notificationChannels/ID) told when a watch is abandoned or a watch request is dead-lettered. Empty: the alerts still open incidents in Cloud Monitoring, but notify no one."
+  description = "Monitoring notification channels (projects/P/notificationChannels/ID) told when a watch is abandoned, a watch request is dead-lettered, or too many watches end FAILED or PERMISSION_DENIED. Empty: the alerts still open incidents in Cloud Monitoring, but notify no one."
   default     = []
 
   validation {
     condition     = alltrue([for c in var.alert_notification_channels : can(regex("^projects/[^/]+/notificationChannels/[0-9]+$", c))])
     error_message = "alert_notification_channels entries must be full channel names: projects/PROJECT/notificationChannels/ID."
+  }
+}
+
+variable "failed_outcomes_alert" {
+  type = object({
+    max_ratio = optional(number, 0.2)
+    window    = optional(string, "3600s")
+  })
+  description = "Alert when more than max_ratio (0-1) of the watches finished within window (like 3600s) ended FAILED or PERMISSION_DENIED."
+  default     = {}
+
+  validation {
+    condition     = var.failed_outcomes_alert.max_ratio > 0 && var.failed_outcomes_alert.max_ratio < 1
+    error_message = "failed_outcomes_alert.max_ratio must be a fraction above 0 and below 1 (0.2 = 20%)."
+  }
+  validation {
+    # The window is the conditions' alignment period: at least a minute; a day at most keeps
+    # the alert timely (the Monitoring API's own upper bound was not checked offline).
+    condition     = can(regex("^[0-9]+s$", var.failed_outcomes_alert.window)) && try(tonumber(trimsuffix(var.failed_outcomes_alert.window, "s")) >= 60 && tonumber(trimsuffix(var.failed_outcomes_alert.window, "s")) <= 86400, false)
+    error_message = "failed_outcomes_alert.window must be seconds with an s suffix, between 60s and 86400s (a day)."
   }
 }

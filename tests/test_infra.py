@@ -29,6 +29,9 @@ pytestmark = pytest.mark.infra
 ROOT = Path(__file__).resolve().parents[1]
 INFRA = ROOT / "infra"
 EXAMPLE = INFRA / "examples" / "minimal"
+# Examples outside the module (examples/<name>/), held to the same static checks.
+EXAMPLES = ROOT / "examples"
+CHAT_EXAMPLE = EXAMPLES / "chat_notifier"
 CLOUDBUILD = ROOT / "cloudbuild.yaml"
 README = ROOT / "README.md"
 
@@ -166,7 +169,7 @@ def test_terraform_files_are_formatted(tmp_path: Path) -> None:
     terraform = shutil.which("terraform")
     assert terraform, "terraform is not on PATH; install Terraform >= 1.5 to run the infra checks"
     result = subprocess.run(
-        [terraform, "fmt", "-check", "-recursive", "-diff", str(INFRA)],
+        [terraform, "fmt", "-check", "-recursive", "-diff", str(INFRA), str(EXAMPLES)],
         capture_output=True,
         text=True,
         env=tool_env(tmp_path),
@@ -228,6 +231,33 @@ def test_checkov_finds_no_failed_checks(tmp_path: Path) -> None:
     assert result.returncode == 0
 
 
+def test_checkov_finds_no_failed_checks_in_the_chat_example(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [
+            *(str(checkov_path()), "-d", str(CHAT_EXAMPLE), "--framework", "terraform"),
+            *("--skip-download", "--compact", "--quiet", "-o", "json"),
+        ],
+        capture_output=True,
+        text=True,
+        env=tool_env(tmp_path),
+        timeout=120,
+        check=False,
+    )
+    assert result.stdout.strip(), f"checkov printed nothing:\n{result.stderr}"
+    report = json.loads(result.stdout)
+    (only,) = report if isinstance(report, list) else [report]
+    failed = [c["check_id"] for c in only.get("results", {}).get("failed_checks", [])]
+    assert not failed, f"checkov failed checks in {CHAT_EXAMPLE}: {failed}"
+    assert only["summary"]["parsing_errors"] == 0
+    assert only["summary"]["resource_count"] >= 8
+    skips = re.findall(
+        r"#\s*checkov:skip=(CKV2?_[A-Z]+_\d+):?(.*)", (CHAT_EXAMPLE / "main.tf").read_text()
+    )
+    assert only["summary"]["skipped"] == len(skips)
+    assert all(len(reason.strip()) >= 30 for _, reason in skips)
+    assert result.returncode == 0
+
+
 def test_every_checkov_skip_says_why() -> None:
     skips = skip_comments()
     assert skips, "expected the justified skips documented in the module"
@@ -269,7 +299,9 @@ def test_module_configures_no_provider_or_backend(tf: Config) -> None:
     assert all("backend" not in t for t in tf.terraform)
 
 
-@pytest.mark.parametrize("directory", [INFRA, EXAMPLE], ids=["infra", "example"])
+@pytest.mark.parametrize(
+    "directory", [INFRA, EXAMPLE, CHAT_EXAMPLE], ids=["infra", "example", "chat_notifier"]
+)
 def test_every_variable_has_type_and_description(directory: Path) -> None:
     variables = Config(directory).variables
     assert variables
@@ -776,11 +808,13 @@ def test_queue_is_rate_limited_by_variables(tf: Config) -> None:
 
 def test_abandoned_watches_raise_an_alert(tf: Config) -> None:
     metric = tf.resource("google_logging_metric", "watch_abandoned")
+    # What the filter selects is evaluated against captured log lines in test_monitoring.py.
     log_filter = str(metric["filter"])
-    assert 'jsonPayload.event=\\"watch.abandoned\\"' in log_filter
-    assert 'resource.type=\\"cloud_run_revision\\"' in log_filter
+    assert 'jsonPayload.event="watch.abandoned"' in log_filter
+    assert log_filter.startswith("${local.opwatch_logs} AND ")
+    assert 'resource.type="cloud_run_revision"' in tf.locals["opwatch_logs"]
     for name in ("watch_function_name", "check_function_name"):
-        assert f"local.{name}" in log_filter
+        assert f"local.{name}" in tf.locals["opwatch_logs"]
     policy = tf.resource("google_monitoring_alert_policy", "watch_abandoned")
     condition = block(block(policy, "conditions"), "condition_threshold")
     assert (

@@ -43,7 +43,11 @@ pytestmark = pytest.mark.infra
 
 ROOT = Path(__file__).resolve().parents[1]
 INFRA = ROOT / "infra"
-MODULE_DIRS = {"infra": INFRA, "example": INFRA / "examples" / "minimal"}
+MODULE_DIRS = {
+    "infra": INFRA,
+    "example": INFRA / "examples" / "minimal",
+    "chat_notifier": ROOT / "examples" / "chat_notifier",
+}
 WHEELS = ROOT / ".cache" / "terraform-providers"
 
 # provider local name -> (wheel, provider version whose schema the wheel carries). Keep in step
@@ -290,7 +294,7 @@ def tf_files() -> list[Path]:
 # --- the real configuration -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", tf_files(), ids=lambda p: str(p.relative_to(INFRA)))
+@pytest.mark.parametrize("path", tf_files(), ids=lambda p: str(p.relative_to(ROOT)))
 def test_blocks_match_the_provider_schema(path: Path) -> None:
     problems = check_document(parse(path.read_text()), str(path.relative_to(ROOT)))
     assert not problems, "\n".join(problems)
