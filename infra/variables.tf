@@ -330,3 +330,16 @@ variable "failed_outcomes_alert" {
     error_message = "failed_outcomes_alert.window must be seconds with an s suffix, between 60s and 86400s (a day)."
   }
 }
+
+# --- Operators ---
+
+variable "operators" {
+  type        = list(string)
+  description = "IAM members (user:, group:, serviceAccount:) who may list, inspect and cancel watches with the opwatch CLI, or publish cancel requests. Empty: no operator role is created."
+  default     = []
+
+  validation {
+    condition     = alltrue([for m in var.operators : can(regex("^(user|group|serviceAccount|domain):.+$", m))])
+    error_message = "operators entries must be IAM members like user:alice@example.com or group:ops@example.com."
+  }
+}

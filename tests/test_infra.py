@@ -942,3 +942,28 @@ def test_substitutions_are_declared_documented_and_escaped(build: Body) -> None:
         text = script(s) + " ".join(s.get("env", []))
         for name in re.findall(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)", text.replace("$$", "")):
             assert name in declared | BUILTIN_SUBSTITUTIONS, f"step {s.get('id')} uses ${name}"
+
+
+def test_operators_get_exactly_what_the_cli_uses_and_only_if_named(tf: Config) -> None:
+    """list/status need tasks.list (and get); cancel creates the next step's task (with the
+    invoker's OIDC token: actAs on that account) and deletes the pending look."""
+    role = tf.resource("google_project_iam_custom_role", "operator")
+    assert "length(var.operators)" in expr(role["count"]) or "operators_enabled" in expr(
+        role["count"]
+    )
+    permissions = set(role["permissions"])
+    assert permissions == {
+        "cloudtasks.tasks.list",
+        "cloudtasks.tasks.get",
+        "cloudtasks.tasks.create",
+        "cloudtasks.tasks.delete",
+    }
+    act_as = tf.resource("google_service_account_iam_member", "operators_act_as_invoker")
+    assert "tasks_invoker" in expr(act_as["service_account_id"])
+    assert expr(act_as["role"]).strip('"') == "roles/iam.serviceAccountUser"
+    for rtype, name in (
+        ("google_project_iam_member", "operators"),
+        ("google_service_account_iam_member", "operators_act_as_invoker"),
+        ("google_pubsub_topic_iam_member", "operators_publish_cancels"),
+    ):
+        assert "var.operators" in expr(tf.resource(rtype, name)["for_each"]), name

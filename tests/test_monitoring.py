@@ -43,13 +43,14 @@ from tests.conftest import (
     OPERATION,
     Clock,
     FakeFetch,
+    FakeQueue,
     Fetched,
     RecordingPublish,
-    RecordingSchedule,
     failed,
     http_error,
     pending,
     pubsub_message,
+    succeeded,
 )
 from tests.test_infra import Config
 
@@ -163,10 +164,10 @@ def log_entry(
 
 
 def _notifier(
-    settings: Settings, fetch: FakeFetch, schedule: RecordingSchedule, publish: RecordingPublish
+    settings: Settings, fetch: FakeFetch, schedule: FakeQueue, publish: RecordingPublish
 ) -> tuple[Notifier, Clock]:
     clock = Clock()
-    return Notifier(settings, fetch=fetch, schedule=schedule, publish=publish, clock=clock), clock
+    return Notifier(settings, fetch=fetch, queue=schedule, publish=publish, clock=clock), clock
 
 
 def _drive_notifier(capture: Capture, settings: Settings) -> None:
@@ -176,7 +177,7 @@ def _drive_notifier(capture: Capture, settings: Settings) -> None:
         with capture.serving(WATCH_SERVICE):
             notifier.on_watch_message({**pubsub_message(request, message_id), **kw})
 
-    def run(notifier: Notifier, schedule: RecordingSchedule, clock: Clock, **kw: Any) -> None:
+    def run(notifier: Notifier, schedule: FakeQueue, clock: Clock, **kw: Any) -> None:
         with capture.serving(CHECK_SERVICE):
             while schedule.tasks:
                 task = schedule.tasks.pop(0)
@@ -187,7 +188,7 @@ def _drive_notifier(capture: Capture, settings: Settings) -> None:
     ended = {"name": OPERATION, "done": True, "metadata": {"endTime": "2026-11-27T11:59:00Z"}}
     no_answer = FetchFailed(None, make_status(14, "the fetch timed out"))
     fetch = FakeFetch([pending(), pending(), http_error(503, 14), no_answer, Fetched(ended)])
-    schedule, publish = RecordingSchedule(), RecordingPublish()
+    schedule, publish = FakeQueue(), RecordingPublish()
     notifier, clock = _notifier(settings, fetch, schedule, publish)
     watch(notifier, {"operation": OPERATION, "labels": {"team": "a"}}, "m-ok")
     # The same message again: a second look finds its next check already scheduled.
@@ -201,22 +202,33 @@ def _drive_notifier(capture: Capture, settings: Settings) -> None:
         ("m-timeout", pending(), {"timeout": "1s"}),
         ("m-gone", http_error(404, 5), {"polling": {"not_found_grace": "0s"}}),
     ):
-        schedule, publish = RecordingSchedule(), RecordingPublish()
+        schedule, publish = FakeQueue(), RecordingPublish()
         notifier, clock = _notifier(settings, FakeFetch([result]), schedule, publish)
         watch(notifier, {"operation": OPERATION, **request}, message_id)
         run(notifier, schedule, clock)
 
     # An invalid request.
-    notifier, _ = _notifier(
-        settings, FakeFetch([pending()]), RecordingSchedule(), RecordingPublish()
-    )
+    notifier, _ = _notifier(settings, FakeFetch([pending()]), FakeQueue(), RecordingPublish())
     watch(notifier, {"operation": "not an operation"}, "m-invalid")
 
     # Publishing fails: logged, then raised for the platform to retry.
     publish = RecordingPublish(fail_with=RuntimeError("pubsub down"))
-    notifier, _ = _notifier(settings, FakeFetch([failed()]), RecordingSchedule(), publish)
+    notifier, _ = _notifier(settings, FakeFetch([failed()]), FakeQueue(), publish)
     with pytest.raises(RuntimeError):
         watch(notifier, {"operation": OPERATION}, "m-unpublished")
+
+    # A cancel request on the watch topic, while a check that saw the end is still running:
+    # that check publishes nothing (superseded); the cancel's task publishes CANCELLED.
+    schedule = FakeQueue()
+    notifier, clock = _notifier(
+        settings, FakeFetch([pending(), succeeded()]), schedule, RecordingPublish()
+    )
+    watch(notifier, {"operation": OPERATION, "watch_id": "w-cancel"}, "m-cancel")
+    (running,) = schedule.tasks
+    watch(notifier, {"cancel": "w-cancel", "reason": "not needed"}, "m-cancel-request")
+    with capture.serving(CHECK_SERVICE):
+        notifier.on_check(checks.decode(running.body))
+    run(notifier, schedule, clock)
 
     # A check on its last attempts whose schedule fails: parked in Cloud Tasks, then on the
     # parked topic (and back), then abandoned when nothing takes it.
@@ -227,7 +239,7 @@ def _drive_notifier(capture: Capture, settings: Settings) -> None:
         ("pubsub", 2, RecordingPublish()),
         ("abandoned", 2, RecordingPublish(fail_with=RuntimeError("pubsub down"))),
     ):
-        schedule = RecordingSchedule()
+        schedule = FakeQueue()
         notifier, clock = _notifier(parking, FakeFetch([pending()]), schedule, RecordingPublish())
         watch(notifier, {"operation": OPERATION}, f"m-park-{name}")
         (task,) = schedule.tasks
@@ -238,7 +250,7 @@ def _drive_notifier(capture: Capture, settings: Settings) -> None:
         if name == "pubsub":
             (parked,) = publish.messages
             notifier, _ = _notifier(
-                parking, FakeFetch([pending()]), RecordingSchedule(), RecordingPublish()
+                parking, FakeFetch([pending()]), FakeQueue(), RecordingPublish()
             )
             watch(
                 notifier,
@@ -249,18 +261,18 @@ def _drive_notifier(capture: Capture, settings: Settings) -> None:
             )
 
 
-class FlakySchedule(RecordingSchedule):
+class FlakySchedule(FakeQueue):
     """Refuses the first ``fails`` tasks, then takes them."""
 
     def __init__(self, fails: int) -> None:
         super().__init__()
         self.fails = fails
 
-    def __call__(self, task: checks.CheckTask) -> bool:
+    def create(self, task: checks.CheckTask) -> bool:
         if self.fails > 0:
             self.fails -= 1
             raise RuntimeError("cloud tasks down")
-        return super().__call__(task)
+        return super().create(task)
 
 
 def _drive_main(capture: Capture, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -344,7 +356,7 @@ def test_every_event_of_the_vocabulary_was_captured(entries: list[dict[str, Any]
     outcomes = {e["jsonPayload"].get("outcome") for e in entries if event(e) == "watch.finished"}
     # Every outcome of a watched operation that exists today; an outcome added later (CANCELLED)
     # needs no metric change, only a path here if its lines should be proven too.
-    driven = {"SUCCEEDED", "FAILED", "TIMED_OUT", "NOT_FOUND", "PERMISSION_DENIED"}
+    driven = {"SUCCEEDED", "FAILED", "TIMED_OUT", "NOT_FOUND", "PERMISSION_DENIED", "CANCELLED"}
     assert outcomes == driven <= {o.value for o in Outcome}
     transient = [e["jsonPayload"] for e in entries if event(e) == "check.transient_error"]
     assert {line["http_status"] for line in transient} == {503, None}
