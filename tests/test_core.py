@@ -83,3 +83,32 @@ def test_timed_out_mentions_the_last_failure() -> None:
 
 def test_clock_is_aware_utc() -> None:
     assert utcnow().utcoffset() == timedelta(0)
+
+
+def pending_since(created: str | None) -> Fetched:
+    metadata = {"createTime": created} if created is not None else {}
+    return Fetched({"name": OPERATION, "done": False, "metadata": metadata})
+
+
+def test_the_schedule_follows_the_operations_own_age() -> None:
+    """A watch joining a 2-hour-old operation polls as the operation's age says (the profile's
+    5-minute ceiling), not as a fresh watch would (5 s); the timeout still counts from the
+    watch's start."""
+    long_ago = (T0 - timedelta(hours=2)).isoformat().replace("+00:00", "Z")
+    request = WatchRequest(operation=OPERATION, watch_id="w-late", timeout=600.0)
+    late = decide(request, Progress(started=T0), pending_since(long_ago), T0)
+    fresh = decide(request, Progress(started=T0), pending_since(None), T0)
+    assert isinstance(late, CheckAgain) and isinstance(fresh, CheckAgain)
+    assert fresh.delay <= 5.0
+    assert 270.0 <= late.delay <= 300.0
+    at_deadline = decide(
+        request, Progress(started=T0), pending_since(long_ago), T0 + timedelta(seconds=600)
+    )
+    assert isinstance(at_deadline, Finish) and at_deadline.outcome is Outcome.TIMED_OUT
+
+
+@pytest.mark.parametrize("created", ["2026-11-27T13:00:00Z", "yesterday", 12345])
+def test_a_create_time_in_the_future_or_unreadable_is_not_believed(created: object) -> None:
+    operation = Fetched({"name": OPERATION, "done": False, "metadata": {"createTime": created}})
+    decision = decide(REQUEST, Progress(started=T0), operation, T0)
+    assert isinstance(decision, CheckAgain) and decision.delay <= 5.0

@@ -38,7 +38,7 @@ from opwatch.status import (
     retry_after_delay,
     retry_info_delay,
 )
-from opwatch.wire import format_duration
+from opwatch.wire import format_duration, parse_rfc3339
 
 TRANSIENT_HTTP: Final = frozenset({408, 429, 500, 502, 503, 504})
 RATE_LIMIT_REASONS: Final = frozenset(
@@ -126,6 +126,8 @@ def decide(
     Args:
         request: the validated watch request.
         progress: the watch's progress before this fetch.
+            The schedule follows the operation's own age when its metadata says its
+            ``createTime``; the timeout counts from the watch's start.
         result: what the fetch returned.
         now: the time of the fetch (aware, UTC).
 
@@ -170,7 +172,7 @@ def decide(
             Outcome.TIMED_OUT, pending, _timed_out(request, progress, last_error), progress
         )
     delay = policy.next_delay(
-        elapsed=elapsed,
+        elapsed=_operation_age(pending, now, elapsed),
         profile=profile,
         rng=policy.rng_for(request.watch_id, progress.polls),
         expected_duration=request.expected_duration,
@@ -178,6 +180,21 @@ def decide(
         server_hint=server_hint,
     )
     return CheckAgain(min(delay, remaining), progress, pending)
+
+
+def _operation_age(operation: dict[str, Any] | None, now: datetime, elapsed: float) -> float:
+    """How long the operation has run: from its ``metadata.createTime`` when it says one.
+
+    A watch may start long after its operation (a late request, a discovery through the audit
+    log): the schedule follows the operation's age, so a watch joining a 2-hour build does not
+    poll as densely as one watching from the start. The timeout still counts from the watch's
+    start, and a createTime in the future (clock skew) is not believed.
+    """
+    metadata = operation.get("metadata") if operation is not None else None
+    created = parse_rfc3339(metadata.get("createTime")) if isinstance(metadata, dict) else None
+    if created is None or created > now:
+        return elapsed
+    return max(elapsed, (now - created).total_seconds())
 
 
 def _is_transient(result: FetchFailed) -> bool:
