@@ -112,3 +112,16 @@ def test_a_create_time_in_the_future_or_unreadable_is_not_believed(created: obje
     operation = Fetched({"name": OPERATION, "done": False, "metadata": {"createTime": created}})
     decision = decide(REQUEST, Progress(started=T0), operation, T0)
     assert isinstance(decision, CheckAgain) and decision.delay <= 5.0
+
+
+def test_an_event_driven_api_polls_only_as_a_safety_net() -> None:
+    """Delay = the time elapsed (at least 15 s): a lost end event is still seen within the
+    operation's age, with about half the looks of the default profile."""
+    request = WatchRequest(operation=OPERATION, watch_id="w-ev", timeout=86400.0)
+    for minutes, low in ((0, 13.5), (10, 540.0), (120, 1620.0)):
+        now = T0 + timedelta(minutes=minutes)
+        decision = decide(
+            request, Progress(started=T0), pending_since(None), now, event_driven=True
+        )
+        assert isinstance(decision, CheckAgain)
+        assert low <= decision.delay <= max(15.0, min(minutes * 60.0, 1800.0))

@@ -90,3 +90,12 @@ def test_a_check_knows_when_it_may_be_on_the_queues_last_attempt(
 ) -> None:
     settings = Settings.from_env({**REQUIRED, "TASKS_MAX_ATTEMPTS": str(max_attempts)})
     assert settings.on_last_attempts(retries) is last
+
+
+def test_event_driven_apis_must_be_allowed() -> None:
+    settings = Settings.from_env(
+        {**REQUIRED, "EVENT_DRIVEN_APIS": "cloudaicompanion.googleapis.com"}
+    )
+    assert settings.event_driven_apis == {"cloudaicompanion.googleapis.com"}
+    with pytest.raises(ConfigurationError, match="EVENT_DRIVEN_APIS has 'spanner"):
+        Settings.from_env({**REQUIRED, "EVENT_DRIVEN_APIS": "spanner.googleapis.com"})

@@ -119,7 +119,12 @@ Decision = Finish | CheckAgain
 
 
 def decide(
-    request: WatchRequest, progress: Progress, result: FetchResult, now: datetime
+    request: WatchRequest,
+    progress: Progress,
+    result: FetchResult,
+    now: datetime,
+    *,
+    event_driven: bool = False,
 ) -> Decision:
     """Decide what follows one fetch; see the module docstring for the mapping.
 
@@ -130,12 +135,14 @@ def decide(
             ``createTime``; the timeout counts from the watch's start.
         result: what the fetch returned.
         now: the time of the fetch (aware, UTC).
+        event_driven: the operation's end is heard from the audit log, so polling is only the
+            safety net (:data:`opwatch.policy.SAFETY_NET`).
 
     Returns:
         :class:`Finish` or :class:`CheckAgain`. A CheckAgain never reaches past the watch's
         timeout: the last look happens at the deadline itself.
     """
-    profile = policy.profile_for(request.api, request.polling)
+    profile = policy.profile_for(request.api, request.polling, event_driven=event_driven)
     elapsed = max(0.0, (now - progress.started).total_seconds())
     progress = replace(progress, polls=progress.polls + 1)
     pending: dict[str, Any] | None = None

@@ -189,7 +189,8 @@ class Notifier:
         """Fetch once and carry the decision out; ``state`` is the check's (None: first look)."""
         result = self.fetch(request)
         now = self.clock()
-        decision = decide(request, progress, result, now)
+        event_driven = request.api in self.settings.event_driven_apis
+        decision = decide(request, progress, result, now, event_driven=event_driven)
         fields: dict[str, Any] = {**_watch_fields(request), "polls": decision.progress.polls}
         event = Event.CHECK_PENDING
         if isinstance(result, FetchFailed):

@@ -47,6 +47,8 @@ class Settings:
             attempts parks its watch instead of failing once more.
         parked_topic: where a watch goes when not even a task can be created (its push
             subscription brings it back to the watch function); None: nowhere.
+        event_driven_apis: APIs whose operations' ends reach opwatch from Cloud Audit Logs:
+            their watches poll only as a safety net (``policy.SAFETY_NET``).
     """
 
     results_topic: str
@@ -62,6 +64,7 @@ class Settings:
     dispatch_deadline: int = DEFAULT_DISPATCH_DEADLINE
     tasks_max_attempts: int = DEFAULT_TASKS_MAX_ATTEMPTS
     parked_topic: str | None = None
+    event_driven_apis: frozenset[str] = frozenset()
 
     def on_last_attempts(self, retries: int) -> bool:
         """Whether a check retried ``retries`` times may be the queue's last try of it."""
@@ -122,6 +125,12 @@ class Settings:
             if not re.fullmatch(
                 r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+", api
             )
+        )
+
+        event_driven = _split(get("EVENT_DRIVEN_APIS"))
+        problems.extend(
+            f"EVENT_DRIVEN_APIS has {api!r}, which is not in ALLOWED_APIS"
+            for api in sorted(event_driven - apis)
         )
 
         endpoint = get("OPERATIONS_API_ENDPOINT")
@@ -196,6 +205,7 @@ class Settings:
             dispatch_deadline=dispatch_deadline,
             tasks_max_attempts=max_attempts,
             parked_topic=parked_topic,
+            event_driven_apis=frozenset(event_driven),
         )
 
 
