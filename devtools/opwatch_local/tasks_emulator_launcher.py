@@ -459,10 +459,16 @@ def install_task_api(log: Callable[[str], None]) -> None:
             except urllib.error.HTTPError as exc:
                 status = exc.code
                 exc.close()
+                # The emulator's own wording for a failed attempt (the soak counts these lines).
+                emulator.logger.error(
+                    "[TASKS] Error submitting task %s, reason: HTTP %s", snapshot.name, status
+                )
             except Exception as exc:  # the thread must live on: an attempt failed, no more
                 reason = getattr(exc, "reason", exc)
                 timed_out = isinstance(exc, TimeoutError) or isinstance(reason, TimeoutError)
-                emulator.logger.info("[TASKS] No response for %s: %r", snapshot.name, exc)
+                emulator.logger.error(
+                    "[TASKS] Error submitting task %s, reason: no response: %r", snapshot.name, exc
+                )
                 code = _DEADLINE_EXCEEDED if timed_out else _UNAVAILABLE
                 return _Outcome(code, f"{type(exc).__name__}: {exc}", False, False)
             else:

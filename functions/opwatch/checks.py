@@ -138,11 +138,6 @@ def chain_for_message(message_id: str) -> str:
     return _key(f"message/{message_id}")[:12]
 
 
-def task_name(request: WatchRequest, progress: Progress, chain: str) -> TaskName:
-    """The name of the task that carries ``progress`` of ``request``'s watch on ``chain``."""
-    return _name(request.api, request.operation, request.watch_id, progress, chain)
-
-
 def _name(api: str, operation: str, watch_id: str, progress: Progress, chain: str) -> TaskName:
     return TaskName(
         operation_key(api, operation), watch_key(watch_id), chain, progress.polls, progress.parks
