@@ -90,3 +90,18 @@ def test_a_check_knows_when_it_may_be_on_the_queues_last_attempt(
 ) -> None:
     settings = Settings.from_env({**REQUIRED, "TASKS_MAX_ATTEMPTS": str(max_attempts)})
     assert settings.on_last_attempts(retries) is last
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("true", True), ("TRUE", True), ("1", True), ("yes", True), ("false", False), ("0", False)],
+)
+def test_discovery_include_caller_is_a_boolean(value: str, expected: bool) -> None:
+    settings = Settings.from_env({**REQUIRED, "DISCOVERY_INCLUDE_CALLER": value})
+    assert settings.discovery_include_caller is expected
+    assert Settings.from_env(REQUIRED).discovery_include_caller is False
+
+
+def test_discovery_include_caller_refuses_anything_else() -> None:
+    with pytest.raises(ConfigurationError, match="DISCOVERY_INCLUDE_CALLER='maybe'"):
+        Settings.from_env({**REQUIRED, "DISCOVERY_INCLUDE_CALLER": "maybe"})
