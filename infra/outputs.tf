@@ -102,3 +102,18 @@ output "check_url" {
   description = "CHECK_URL: on_check's deterministic run.app URL, the target and OIDC audience of re-check tasks."
   value       = local.check_url
 }
+
+output "audit_topic_id" {
+  description = "Topic the discovery sink publishes audit entries to (null unless discovery.enabled)."
+  value       = try(google_pubsub_topic.audit[0].id, null)
+}
+
+output "audit_sink_writer_identity" {
+  description = "Identity the discovery sink writes as; it may publish to the audit topic only (null unless discovery.enabled)."
+  value       = try(google_logging_project_sink.audit[0].writer_identity, null)
+}
+
+output "audit_subscription_id" {
+  description = "Push subscription that delivers audit entries to on_audit_entry (null unless discovery.enabled)."
+  value       = try(google_pubsub_subscription.audit_push[0].id, null)
+}
