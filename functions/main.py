@@ -1,8 +1,10 @@
-"""The two Cloud Functions of opwatch. Deploy this folder as the source of both.
+"""The Cloud Functions of opwatch. Deploy this folder as the source of each.
 
 - ``on_watch_request``: HTTP function behind a Pub/Sub push subscription: a watch request
   published to the watch topic (or a parked watch coming back).
 - ``on_check``: HTTP function, called by Cloud Tasks with the body of a check task.
+- ``on_audit_entry``: HTTP function behind a Pub/Sub push subscription on the audit topic, fed
+  by a Logging sink (discovery, opt-in: README, "Discovery").
 
 Configuration is read here, once, when the instance starts: a missing setting stops it with a
 message naming the variable (see the README's configuration table).
@@ -53,6 +55,26 @@ def on_watch_request(request: flask.Request) -> tuple[str, int]:
         )
         return ("expected a Pub/Sub push: a JSON object with a message\n", 400)
     outcome = NOTIFIER.on_watch_message(message)
+    return (outcome.value if outcome else "", 200)
+
+
+@functions_framework.http
+def on_audit_entry(request: flask.Request) -> tuple[str, int]:
+    """Discover an operation in an audit entry that a Logging sink published, pushed by Pub/Sub.
+
+    The push envelope is read as in :func:`on_watch_request`. Every entry that is not one
+    opwatch acts on is logged and acknowledged (2xx): no notification, no redelivery. An
+    exception (failing to schedule or publish) answers 500 and Pub/Sub delivers it again.
+    """
+    envelope = request.get_json(force=True, silent=True, cache=False)
+    message = envelope.get("message") if isinstance(envelope, dict) else None
+    if not isinstance(message, dict):
+        log.warning(
+            "refused a request that is not a Pub/Sub push",
+            extra={"fields": {"event": Event.AUDIT_IGNORED, "reason": "not a Pub/Sub push"}},
+        )
+        return ("expected a Pub/Sub push: a JSON object with a message\n", 400)
+    outcome = NOTIFIER.on_audit_message(message)
     return (outcome.value if outcome else "", 200)
 
 

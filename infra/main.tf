@@ -33,6 +33,9 @@ locals {
     TASKS_MAX_ATTEMPTS = tostring(var.tasks_retry.max_attempts)
     # The dispatch deadline of the tasks both functions create: as long as on_check may run.
     DISPATCH_DEADLINE = tostring(var.check_function.timeout_seconds)
+    # Whether a watch discovered in the audit logs is labelled with the caller's email.
+    DISCOVERY_INCLUDE_CALLER = tostring(var.discovery.include_caller)
+    EVENT_DRIVEN_APIS        = var.discovery.enabled ? join(",", var.discovery.event_driven_apis) : ""
   }
 
   # Eventarc is not used by this module (see pubsub.tf) but is listed by the deployment

@@ -9,7 +9,7 @@
 
 locals {
   # The entries both functions write: gen2 functions run as Cloud Run services of their name.
-  opwatch_logs = "resource.type=\"cloud_run_revision\" AND resource.labels.service_name=(\"${local.watch_function_name}\" OR \"${local.check_function_name}\")"
+  opwatch_logs = "resource.type=\"cloud_run_revision\" AND resource.labels.service_name=(\"${local.watch_function_name}\" OR \"${local.check_function_name}\" OR \"${local.audit_function_name}\")"
 
   # Every look at an operation ends in exactly one of these lines: scheduled again (pending,
   # after a transient error, or found already scheduled) or finished.
@@ -36,8 +36,8 @@ locals {
 resource "google_logging_metric" "watches_started" {
   project     = var.project_id
   name        = "${var.name_prefix}-watches-started"
-  description = "opwatch watch requests accepted (jsonPayload.event = \"watch.started\")."
-  filter      = "${local.opwatch_logs} AND jsonPayload.event=\"watch.started\""
+  description = "opwatch watches started: requested (watch.started) or discovered in the audit logs (watch.discovered)."
+  filter      = "${local.opwatch_logs} AND jsonPayload.event=(\"watch.started\" OR \"watch.discovered\")"
 
   metric_descriptor {
     metric_kind  = "DELTA"

@@ -125,3 +125,18 @@ output "failed_outcomes_alert_policy_id" {
   description = "Alert policy that fires when too many watches end FAILED or PERMISSION_DENIED."
   value       = google_monitoring_alert_policy.failed_outcomes.name
 }
+
+output "audit_topic_id" {
+  description = "Topic the discovery sink publishes audit entries to (null unless discovery.enabled)."
+  value       = try(google_pubsub_topic.audit[0].id, null)
+}
+
+output "audit_sink_writer_identity" {
+  description = "Identity the discovery sink writes as; it may publish to the audit topic only (null unless discovery.enabled)."
+  value       = try(google_logging_project_sink.audit[0].writer_identity, null)
+}
+
+output "audit_subscription_id" {
+  description = "Push subscription that delivers audit entries to on_audit_entry (null unless discovery.enabled)."
+  value       = try(google_pubsub_subscription.audit_push[0].id, null)
+}

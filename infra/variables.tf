@@ -174,6 +174,35 @@ variable "log_level" {
   }
 }
 
+variable "discovery" {
+  type = object({
+    enabled = optional(bool, false)
+    # Gemini for Google Cloud audit logging (https://cloud.google.com/gemini/docs/audit-logging):
+    # the code-repository-index methods are ADMIN_WRITE long-running methods (Admin Activity
+    # logs, always written); the repository-group methods are DATA_WRITE (written only when Data
+    # Access audit logs are enabled for cloudaicompanion.googleapis.com).
+    methods = optional(list(string), [
+      "google.cloud.cloudaicompanion.v1.CodeRepositoryIndexManagementService.CreateCodeRepositoryIndex",
+      "google.cloud.cloudaicompanion.v1.CodeRepositoryIndexManagementService.UpdateCodeRepositoryIndex",
+      "google.cloud.cloudaicompanion.v1.CodeRepositoryIndexManagementService.DeleteCodeRepositoryIndex",
+      "google.cloud.cloudaicompanion.v1.CodeRepositoryIndexManagementService.CreateRepositoryGroup",
+      "google.cloud.cloudaicompanion.v1.CodeRepositoryIndexManagementService.UpdateRepositoryGroup",
+      "google.cloud.cloudaicompanion.v1.CodeRepositoryIndexManagementService.DeleteRepositoryGroup",
+    ])
+    include_caller = optional(bool, false)
+    # APIs whose end entries the sink routes: their watches poll only as a safety net.
+    event_driven_apis = optional(list(string), ["cloudaicompanion.googleapis.com"])
+  })
+  description = "Discovery (opt-in): watch every operation the listed long-running methods start, whoever started them (Terraform, the console, gcloud), from their audit log entries. methods are full method names (protoPayload.methodName); their services must be in allowed_apis. include_caller adds the caller's email as a label (personal data: off by default). event_driven_apis (in allowed_apis; the functions refuse to start otherwise) poll only as a safety net, since their operations' ends arrive as events."
+  default     = {}
+
+  validation {
+    # Letters, digits, '_' and '.' only: a method name goes into the sink's filter in quotes.
+    condition     = length(var.discovery.methods) > 0 && alltrue([for m in var.discovery.methods : can(regex("^[A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)+$", m))])
+    error_message = "discovery.methods must be a non-empty list of full method names like google.cloud.cloudaicompanion.v1.CodeRepositoryIndexManagementService.CreateCodeRepositoryIndex."
+  }
+}
+
 # --- Pub/Sub ---
 
 variable "topic_message_retention_duration" {

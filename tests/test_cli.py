@@ -214,11 +214,14 @@ def test_simulate_reports_a_simulator_refusal(capsys: pytest.CaptureFixture[str]
 def test_demo_covers_every_outcome_with_valid_requests() -> None:
     outcomes = {w.expected for w in DEMO_WATCHES}
     assert outcomes == {"SUCCEEDED", "FAILED", "TIMED_OUT", "NOT_FOUND", "INVALID_REQUEST"}
-    assert len({w.key for w in DEMO_WATCHES}) == len(DEMO_WATCHES) == 6
+    assert len({w.key for w in DEMO_WATCHES}) == len(DEMO_WATCHES) == 7
     for w in DEMO_WATCHES:
         # Even the "invalid" one is schema-valid: it breaks the allowlist, a deployment rule.
         jsonschema.validate(w.watch_request(), SCHEMA)
-        assert w.watch_request()["watch_id"] == w.watch_id
+        if w.discovered:  # no request is published; the id is derived from the operation
+            assert w.watch_id.startswith("audit/cloudaicompanion.googleapis.com/projects/")
+        else:
+            assert w.watch_request()["watch_id"] == w.watch_id
 
 
 def notification(**fields: Any) -> dict[str, Any]:
@@ -312,6 +315,7 @@ def test_demo_gets_every_outcome_and_leaves_nothing_behind() -> None:
         "not-found": "NOT_FOUND",
         "invalid": "INVALID_REQUEST",
         "transient": "SUCCEEDED",
+        "discovered": "SUCCEEDED",
     }
     rows = {
         m["watch"]: m
@@ -328,12 +332,21 @@ def test_demo_gets_every_outcome_and_leaves_nothing_behind() -> None:
         assert (row["expected"], row["received"], row["mark"]) == (outcome, outcome, "✓"), out
     assert rows["invalid"]["gets"] == "0"  # refused before anything was fetched
     assert int(rows["transient"]["gets"]) >= 3  # 503, 429, then the answer
-    assert "6/6 outcomes as expected" in out
+    assert "7/7 outcomes as expected" in out
+    # The discovered operation: its audit entries, and no watch request.
+    assert re.search(r"audit\s+discovered\s+first entry \(\+1\.0s\)", out), out
 
     ready = re.search(r"^stack ready in [\d.]+ s: (?P<procs>.+)$", out, re.MULTILINE)
     assert ready, out
     started = re.findall(r"(\w+) pid (\d+) :(\d+)", ready["procs"])
-    assert {name for name, _, _ in started} == {"pubsub", "tasks", "simulator", "watch", "check"}
+    assert {name for name, _, _ in started} == {
+        "pubsub",
+        "tasks",
+        "simulator",
+        "watch",
+        "check",
+        "audit",
+    }
     for name, pid, port in started:
         assert not group_pids(int(pid)), f"{name} (process group {pid}) still running"
         assert port_is_free(int(port)), f"{name}'s port {port} still taken"

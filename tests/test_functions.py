@@ -444,3 +444,60 @@ def test_logs_are_json_lines_with_severity_and_watch_id(
     for entry in entries:
         assert entry["severity"] == "INFO"
         assert entry["watch_id"] == WATCH_ID
+
+
+# --- on_audit_entry: discovery ----------------------------------------------------------------
+
+AUDIT_PATH = "/projects/test-project/topics/opwatch-audit"
+
+
+@pytest.fixture
+def audit_deployment(environment: None, load_function: LoadFunction) -> Deployment:
+    """on_audit_entry as served (in the ``watch`` slot), wired to the shared fakes."""
+    clock, fetch = Clock(), FakeFetch()
+    schedule, publish = FakeQueue(), RecordingPublish()
+    app, module = load_function("on_audit_entry")
+    module.NOTIFIER = Notifier(
+        module.SETTINGS, fetch=fetch, queue=schedule, publish=publish, clock=clock
+    )
+    client = app.test_client()
+    return Deployment(client, client, clock, fetch, schedule, publish)
+
+
+def audit_push(deployment: Deployment, data: bytes | None) -> TestResponse:
+    push = json.loads(PUSH.read_bytes())
+    if data is None:
+        del push["message"]["data"]
+    else:
+        push["message"]["data"] = b64(data)
+    return deployment.watch.post(AUDIT_PATH, json=push)
+
+
+def test_an_audit_entry_starts_a_watch(audit_deployment: Deployment) -> None:
+    entry = load("audit-spanner-create-instance-first.json")
+    name = entry["operation"]["id"]
+    audit_deployment.fetch.results = [Fetched({"name": name, "done": False})]
+    response = audit_push(audit_deployment, json.dumps(entry).encode())
+    assert is_2xx(response)
+    [request] = audit_deployment.fetch.calls
+    assert request.operation == name
+    [task] = audit_deployment.schedule.tasks
+    parsed = checks.TaskName.parse(task.task_id)
+    assert parsed is not None and parsed.chain == checks.DISCOVERED_CHAIN
+
+
+@pytest.mark.parametrize("data", [None, b"", b"{not json", b"[]", b'{"operation": 1}'])
+def test_odd_audit_messages_are_acknowledged_and_nothing_is_published(
+    audit_deployment: Deployment, data: bytes | None
+) -> None:
+    response = audit_push(audit_deployment, data)
+    assert response.status_code == 200
+    assert audit_deployment.publish.messages == [] and audit_deployment.fetch.calls == []
+
+
+def test_a_request_that_is_not_a_push_is_refused_by_on_audit_entry(
+    audit_deployment: Deployment,
+) -> None:
+    response = audit_deployment.watch.post(AUDIT_PATH, data=b"hello")
+    assert response.status_code == 400
+    assert audit_deployment.publish.messages == []

@@ -48,6 +48,8 @@ PRODUCTION_ENV = {
     "PARKED_TOPIC",
     "TASKS_MAX_ATTEMPTS",
     "DISPATCH_DEADLINE",
+    "DISCOVERY_INCLUDE_CALLER",
+    "EVENT_DRIVEN_APIS",
 }
 LOCAL_ONLY_ENV = ("OPERATIONS_API_ENDPOINT", "PUBSUB_EMULATOR_HOST", "CLOUD_TASKS_EMULATOR_HOST")
 
@@ -414,7 +416,7 @@ def test_every_resource_waits_for_the_apis(tf: Config) -> None:
 
 # --- functions --------------------------------------------------------------------------------
 
-FUNCTIONS = {"check": "on_check", "watch": "on_watch_request"}
+FUNCTIONS = {"check": "on_check", "watch": "on_watch_request", "audit": "on_audit_entry"}
 
 
 def function_env(tf: Config) -> dict[str, str]:
@@ -603,11 +605,12 @@ def test_only_the_tasks_invoker_may_call_the_check_function(tf: Config) -> None:
 
 def test_every_push_reaches_its_function_with_an_accepted_token(tf: Config) -> None:
     pushes = push_subscriptions(tf)
-    assert set(pushes) == {"watch_push", "parked_push"}
+    assert set(pushes) == {"watch_push", "parked_push", "audit_push"}
     for name, sub in pushes.items():
         push = block(sub, "push_config")
         found = re.match(
-            r"^\$\{google_cloudfunctions2_function\.(\w+)\.service_config\[0\]\.uri\}/\$\{(.+)\}$",
+            r"^\$\{google_cloudfunctions2_function\.(\w+(?:\[0\])?)\.service_config\[0\]\.uri\}"
+            r"/\$\{(.+)\}$",
             push["push_endpoint"],
         )
         assert found, f"{name}: push to a function's run.app URI (service_config[0].uri)"
@@ -621,7 +624,8 @@ def test_every_push_reaches_its_function_with_an_accepted_token(tf: Config) -> N
         )
         identity = f"serviceAccount:${{{expr(token['service_account_email'])}}}"
         assert identity in invokers_of(tf, function), f"{name}: its identity may not invoke"
-        assert "event_trigger" not in tf.resource("google_cloudfunctions2_function", function)
+        resource = function.removesuffix("[0]")
+        assert "event_trigger" not in tf.resource("google_cloudfunctions2_function", resource)
 
 
 def test_the_watch_function_is_invoked_by_the_push_account_only(tf: Config) -> None:
@@ -646,12 +650,17 @@ def resolved(tf: Config, value: Any) -> str:
     return text
 
 
+def topic_id(name: str, body: Body) -> str:
+    """How the module refers to a topic's id (``[0]`` for one behind ``count``)."""
+    return f"google_pubsub_topic.{name}{'[0]' if 'count' in body else ''}.id"
+
+
 def test_every_topic_with_a_subscription_and_every_subscription_retains_messages(
     tf: Config,
 ) -> None:
     topics = {expr(s["topic"]) for s in tf.of_type("google_pubsub_subscription").values()}
     for name, body in tf.of_type("google_pubsub_topic").items():
-        if f"google_pubsub_topic.{name}.id" in topics:
+        if topic_id(name, body) in topics:
             assert seconds(resolved(tf, body["message_retention_duration"])) >= 86400, name
     for name, body in tf.of_type("google_pubsub_subscription").items():
         assert seconds(resolved(tf, body["message_retention_duration"])) >= 86400, name
@@ -662,9 +671,9 @@ def test_every_topic_with_a_subscription_and_every_subscription_retains_messages
 def test_every_topic_the_module_publishes_to_is_consumed(tf: Config) -> None:
     # Results are consumed by subscribers' own subscriptions; every other topic needs one here.
     consumed = {expr(s["topic"]) for s in tf.of_type("google_pubsub_subscription").values()}
-    for name in tf.of_type("google_pubsub_topic"):
+    for name, body in tf.of_type("google_pubsub_topic").items():
         if name != "results":
-            assert f"google_pubsub_topic.{name}.id" in consumed, f"topic {name} has no reader"
+            assert topic_id(name, body) in consumed, f"topic {name} has no reader"
 
 
 def test_failed_watch_requests_are_retried_then_dead_lettered_where_someone_looks(
@@ -791,8 +800,9 @@ def test_caller_accounts_can_only_invoke_their_function(tf: Config) -> None:
         (
             "google_cloud_run_service_iam_member",
             "roles/run.invoker",
-            "google_cloudfunctions2_function.watch.service_config[0].service",
+            f"google_cloudfunctions2_function.{function}.service_config[0].service",
         )
+        for function in ("watch", "audit[0]")
     }
 
 
@@ -967,3 +977,98 @@ def test_operators_get_exactly_what_the_cli_uses_and_only_if_named(tf: Config) -
         ("google_pubsub_topic_iam_member", "operators_publish_cancels"),
     ):
         assert "var.operators" in expr(tf.resource(rtype, name)["for_each"]), name
+
+
+# --- discovery (opt-in) -----------------------------------------------------------------------
+
+DISCOVERY = {
+    ("google_pubsub_topic", "audit"),
+    ("google_logging_project_sink", "audit"),
+    ("google_pubsub_topic_iam_member", "sink_publishes_audit"),
+    ("google_cloudfunctions2_function", "audit"),
+    ("google_cloud_run_service_iam_member", "push_invokes_audit"),
+    ("google_pubsub_subscription", "audit_push"),
+    ("google_pubsub_subscription_iam_member", "audit_dead_letter_source_subscriber"),
+}
+INDEX_SERVICE = "google.cloud.cloudaicompanion.v1.CodeRepositoryIndexManagementService"
+
+
+def test_discovery_is_off_unless_asked_and_all_of_it_follows_the_switch(tf: Config) -> None:
+    variable = tf.variables["discovery"]
+    assert "enabled = optional(bool, false)" in variable["type"]
+    assert variable["default"] == {}
+    assert tf.locals["discovery_count"] == "${var.discovery.enabled ? 1 : 0}"
+    counted = {key for key, body in tf.resources.items() if "count" in body}
+    assert counted >= DISCOVERY
+    for key in DISCOVERY:
+        assert expr(tf.resources[key]["count"]) == "local.discovery_count", key
+
+
+def test_the_default_methods_are_the_gemini_index_and_repository_group_methods(
+    tf: Config,
+) -> None:
+    found = re.search(
+        r"methods\s*=\s*optional\(list\(string\), \[(.*?)\]\)",
+        tf.variables["discovery"]["type"],
+        re.S,
+    )
+    assert found, "discovery.methods has a default list"
+    methods = set(re.findall(r'"([^"]+)"', found.group(1)))
+    assert methods == {
+        f"{INDEX_SERVICE}.{verb}{kind}"
+        for verb in ("Create", "Update", "Delete")
+        for kind in ("CodeRepositoryIndex", "RepositoryGroup")
+    }
+
+
+def test_the_sink_selects_first_and_last_entries_of_every_configured_method(tf: Config) -> None:
+    sink = tf.resource("google_logging_project_sink", "audit")
+    assert expr(sink["filter"]) == "local.discovery_filter"
+    assert sink["unique_writer_identity"] is True
+    assert expr(sink["destination"]) == "pubsub.googleapis.com/${google_pubsub_topic.audit[0].id}"
+    log_filter = tf.locals["discovery_filter"]
+    # Every configured method, by its full name, each quoted; both ends of an operation.
+    assert "for m in var.discovery.methods" in log_filter
+    assert 'protoPayload.methodName=\\"${m}\\"' in log_filter
+    assert "(operation.first=true OR operation.last=true)" in log_filter
+    assert 'logName:\\"cloudaudit.googleapis.com\\"' in log_filter
+    # A method name cannot break out of its quotes.
+    (rule,) = tf.variables["discovery"]["validation"]
+    assert "[A-Za-z_][A-Za-z0-9_]*" in rule["condition"] and '"' not in rule["condition"][30:80]
+
+
+def test_the_sinks_writer_may_publish_to_the_audit_topic_only(tf: Config) -> None:
+    writer = "google_logging_project_sink.audit[0].writer_identity"
+    grants = [(rtype, body) for rtype, _, body in members_of(tf) if expr(body["member"]) == writer]
+    assert grants == [
+        (
+            "google_pubsub_topic_iam_member",
+            tf.resource("google_pubsub_topic_iam_member", "sink_publishes_audit"),
+        )
+    ]
+    (_, grant) = grants[0]
+    assert grant["role"] == "roles/pubsub.publisher"
+    assert expr(grant["topic"]) == "google_pubsub_topic.audit[0].name"
+
+
+def test_audit_entries_are_retried_then_dead_lettered_where_someone_looks(tf: Config) -> None:
+    sub = tf.resource("google_pubsub_subscription", "audit_push")
+    assert expr(sub["topic"]) == "google_pubsub_topic.audit[0].id"
+    assert "retry_policy" in sub
+    dead = block(sub, "dead_letter_policy")
+    assert expr(dead["dead_letter_topic"]) == "google_pubsub_topic.dead_letter.id"
+    grants = {
+        (body["role"], expr(body.get("subscription", "")))
+        for _, _, body in members_of(tf)
+        if expr(body["member"]) == "local.pubsub_service_agent"
+    }
+    assert ("roles/pubsub.subscriber", "google_pubsub_subscription.audit_push[0].name") in grants
+    waits = [expr(d) for d in sub["depends_on"]]
+    assert "google_pubsub_topic_iam_member.dead_letter_publisher" in waits
+
+
+def test_the_audit_function_is_the_shared_code_and_configuration(tf: Config) -> None:
+    function = tf.resource("google_cloudfunctions2_function", "audit")
+    assert block(function, "build_config")["entry_point"] == "on_audit_entry"
+    assert function_env(tf)["DISCOVERY_INCLUDE_CALLER"] == "tostring(var.discovery.include_caller)"
+    assert "include_caller = optional(bool, false)" in tf.variables["discovery"]["type"]

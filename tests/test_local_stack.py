@@ -86,6 +86,12 @@ ECHO_FUNCTIONS = textwrap.dedent(
             via="check",
         )
         return "ok", 200
+
+
+    @functions_framework.http
+    def on_audit_entry(request):
+        _publish({"push": request.get_json(silent=True)}, via="audit")
+        return "", 204
     '''
 )
 
@@ -235,7 +241,15 @@ def test_env_names_what_a_user_needs(stack: LocalStack) -> None:
     assert env["CLOUD_TASKS_EMULATOR_HOST"] == f"127.0.0.1:{c.ports.tasks}"
     assert env["GOOGLE_CLOUD_PROJECT"] == "opwatch-local"
     assert env["OPWATCH_SIMULATOR_URL"] == c.simulator_url
+    assert env["OPWATCH_AUDIT_TOPIC"] == "projects/opwatch-local/topics/opwatch-audit-entries"
     assert "OPERATIONS_API_ENDPOINT" not in env
+
+
+def test_an_audit_entry_is_pushed_to_the_audit_function(stack: LocalStack) -> None:
+    message_id = stack.publish_audit_entry({"operation": {"first": True}})
+    [note] = stack.pull_notifications(count=1, timeout=15)
+    assert note.attributes == {"via": "audit"}
+    assert note.json()["push"]["message"]["messageId"] == message_id
 
 
 # --- binding, ports, stopping --------------------------------------------------------------------
@@ -265,7 +279,7 @@ def test_stop_leaves_no_process_and_frees_the_ports(functions_source: Path, tmp_
     with LocalStack(config_for(functions_source, tmp_path), environ=environ) as own:
         pids = {pid for proc in own.processes for pid in proc.pids()}
         ports = list(own.config.ports.by_owner().values())
-        assert len(own.processes) == 5
+        assert len(own.processes) == 6
         assert all(is_alive(pid) for pid in pids)
     assert not [pid for pid in pids if is_alive(pid)]
     assert all(port_is_free(port) for port in ports)

@@ -48,6 +48,7 @@ from tests.conftest import (
     RecordingPublish,
     failed,
     http_error,
+    load,
     pending,
     pubsub_message,
     succeeded,
@@ -63,10 +64,11 @@ DASHBOARD_SCHEMA = Path(__file__).parent / "data" / "monitoring-dashboard.schema
 NAME_PREFIX = "opwatch"  # var.name_prefix's default
 WATCH_SERVICE = f"{NAME_PREFIX}-on-watch-request"
 CHECK_SERVICE = f"{NAME_PREFIX}-on-check"
+AUDIT_SERVICE = f"{NAME_PREFIX}-on-audit-entry"
 
 # metric resource name -> the events it counts (everything else must not be selected).
 EXPECTED: dict[str, set[str]] = {
-    "watches_started": {Event.WATCH_STARTED},
+    "watches_started": {Event.WATCH_STARTED, Event.WATCH_DISCOVERED},
     "watches_finished": {Event.WATCH_FINISHED},
     "checks": {
         Event.CHECK_PENDING,
@@ -206,6 +208,23 @@ def _drive_notifier(capture: Capture, settings: Settings) -> None:
         notifier, clock = _notifier(settings, FakeFetch([result]), schedule, publish)
         watch(notifier, {"operation": OPERATION, **request}, message_id)
         run(notifier, schedule, clock)
+
+    # Discovery: a first audit entry starts a watch, the last runs its pending look, an entry
+    # that is no operation's is ignored.
+    first = load("audit-spanner-create-instance-first.json")
+    discovered = first["operation"]["id"]
+    last = copy.deepcopy(first)
+    del last["operation"]["first"]
+    last["operation"]["last"] = True
+    schedule = FakeQueue()
+    spanner = Settings(**{**vars(settings), "allowed_apis": frozenset({"spanner.googleapis.com"})})
+    notifier, clock = _notifier(
+        spanner, FakeFetch([pending(discovered)]), schedule, RecordingPublish()
+    )
+    with capture.serving(AUDIT_SERVICE):
+        notifier.on_audit_message(pubsub_message(first, "a-1"))
+        notifier.on_audit_message(pubsub_message(last, "a-2"))
+        notifier.on_audit_message(pubsub_message({"not": "an entry"}, "a-3"))
 
     # An invalid request.
     notifier, _ = _notifier(settings, FakeFetch([pending()]), FakeQueue(), RecordingPublish())
@@ -361,13 +380,14 @@ def test_every_event_of_the_vocabulary_was_captured(entries: list[dict[str, Any]
     transient = [e["jsonPayload"] for e in entries if event(e) == "check.transient_error"]
     assert {line["http_status"] for line in transient} == {503, None}
     services = {e["resource"]["labels"]["service_name"] for e in entries}
-    assert services == {WATCH_SERVICE, CHECK_SERVICE}
+    assert services == {WATCH_SERVICE, CHECK_SERVICE, AUDIT_SERVICE}
 
 
 def test_the_metrics_select_the_names_of_infra_functions() -> None:
     # The service names the capture uses are the functions' names in main.tf.
     assert resolve("${local.watch_function_name}") == WATCH_SERVICE
     assert resolve("${local.check_function_name}") == CHECK_SERVICE
+    assert resolve("${local.audit_function_name}") == AUDIT_SERVICE
 
 
 # --- each metric against the lines -------------------------------------------------------------
@@ -439,6 +459,7 @@ def test_counters_are_delta_int64_and_the_lag_a_distribution() -> None:
 
 def test_a_renamed_event_selects_nothing(entries: list[dict[str, Any]]) -> None:
     text = metric_filter("watches_started").replace("watch.started", "watch.start")
+    text = text.replace("watch.discovered", "watch.discover")
     assert not [e for e in entries if logquery.compile_filter(text)(e)]
 
 

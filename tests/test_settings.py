@@ -99,3 +99,18 @@ def test_event_driven_apis_must_be_allowed() -> None:
     assert settings.event_driven_apis == {"cloudaicompanion.googleapis.com"}
     with pytest.raises(ConfigurationError, match="EVENT_DRIVEN_APIS has 'spanner"):
         Settings.from_env({**REQUIRED, "EVENT_DRIVEN_APIS": "spanner.googleapis.com"})
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("true", True), ("TRUE", True), ("1", True), ("yes", True), ("false", False), ("0", False)],
+)
+def test_discovery_include_caller_is_a_boolean(value: str, expected: bool) -> None:
+    settings = Settings.from_env({**REQUIRED, "DISCOVERY_INCLUDE_CALLER": value})
+    assert settings.discovery_include_caller is expected
+    assert Settings.from_env(REQUIRED).discovery_include_caller is False
+
+
+def test_discovery_include_caller_refuses_anything_else() -> None:
+    with pytest.raises(ConfigurationError, match="DISCOVERY_INCLUDE_CALLER='maybe'"):
+        Settings.from_env({**REQUIRED, "DISCOVERY_INCLUDE_CALLER": "maybe"})

@@ -51,6 +51,7 @@ from google.cloud import pubsub_v1  # type: ignore[attr-defined,import-untyped,u
 from opwatch.registry import Registry
 from opwatch.wire import format_duration
 from opwatch_local import watches
+from opwatch_local.audit_log import DEFAULT_METHOD, AuditOptions
 from opwatch_local.demo import run_demo
 from opwatch_local.procs import ProcessError, sigterm_as_exit
 from opwatch_local.pubsub import PulledMessage, publish_json, pubsub_clients, pull_messages
@@ -171,6 +172,13 @@ def _arg(parse: Callable[[str], T]) -> Callable[[str], T]:
     return convert
 
 
+def _probability(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise ValueError(f"{text!r} is not a probability between 0 and 1")
+    return value
+
+
 def _json_object(text: str) -> dict[str, Any]:
     value = json.loads(text)
     if not isinstance(value, dict):
@@ -200,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
         "that server and no simulator is started.",
     )
     defaults = Ports()
-    for owner in ("pubsub", "tasks", "simulator", "watch", "check"):
+    for owner in defaults.by_owner():
         up.add_argument(
             f"--{owner}-port",
             type=int,
@@ -222,6 +230,30 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--appear-after", type=duration, default=Decimal(0), metavar="DURATION")
     sim.add_argument("--name", help="full operation name (default: generated)")
     sim.add_argument("--simulator-url", help="default: $OPWATCH_SIMULATOR_URL")
+    audit = sim.add_argument_group(
+        "audit entries",
+        "publish the operation's first and last audit entry onto the audit topic "
+        "($OPWATCH_AUDIT_TOPIC of `opwatch local up`), as a Logging sink would: opwatch "
+        "discovers the operation without a watch request",
+    )
+    audit.add_argument("--audit", action="store_true", help="write audit entries")
+    audit.add_argument(
+        "--audit-latency", type=duration, default=Decimal(0), metavar="DURATION", help="e.g. 2s"
+    )
+    audit.add_argument(
+        "--audit-loss", type=_arg(_probability), default=0.0, metavar="P", help="e.g. 0.3"
+    )
+    audit.add_argument(
+        "--audit-duplicates", type=_arg(_probability), default=0.0, metavar="P", help="e.g. 0.1"
+    )
+    audit.add_argument(
+        "--audit-name-in",
+        choices=("operation", "response"),
+        default="operation",
+        help="operation.id (default) or protoPayload.response.name",
+    )
+    audit.add_argument("--audit-method", default=DEFAULT_METHOD, metavar="METHOD")
+    audit.add_argument("--audit-seed", type=int, default=0, metavar="N")
     sim.set_defaults(func=cmd_simulate)
 
     watch = commands.add_parser(
@@ -337,6 +369,7 @@ def cmd_local_up(args: argparse.Namespace, env: Mapping[str, str]) -> int:
         simulator=args.simulator_port,
         watch=args.watch_port,
         check=args.check_port,
+        audit=args.audit_port,
     )
     stack = LocalStack(StackConfig(ports=ports), environ=env)
     print("starting the local stack…", file=sys.stderr, flush=True)
@@ -384,6 +417,16 @@ def cmd_simulate(args: argparse.Namespace, env: Mapping[str, str]) -> int:
             response=args.response,
             error=args.error,
             appear_after=float(args.appear_after),
+            audit=AuditOptions(
+                latency=float(args.audit_latency),
+                loss=args.audit_loss,
+                duplicates=args.audit_duplicates,
+                name_in=args.audit_name_in,
+                method=args.audit_method,
+                seed=args.audit_seed,
+            )
+            if args.audit
+            else None,
         )
     except (SimulatorError, OSError) as exc:
         raise CliError(f"simulator at {url}: {exc}") from exc

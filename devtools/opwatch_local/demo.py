@@ -19,7 +19,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
+from opwatch.audit import discovered_watch_id
 from opwatch.wire import parse_rfc3339
+from opwatch_local.audit_log import DEFAULT_API, AuditOptions
 from opwatch_local.inbox import Arrival, Inbox
 from opwatch_local.procs import sigterm_as_exit
 from opwatch_local.stack import LocalStack
@@ -50,6 +52,8 @@ class DemoWatch:
         request: Extra fields of the watch request.
         error: The operation's error once done.
         faults: Simulator faults for its first GETs.
+        discovered: No watch request: the simulator writes the operation's audit entries, and
+            opwatch discovers it (its watch id is derived from the operation).
     """
 
     key: str
@@ -59,9 +63,12 @@ class DemoWatch:
     request: Mapping[str, Any] = field(default_factory=dict)
     error: Mapping[str, Any] | None = None
     faults: tuple[Any, ...] = ()
+    discovered: bool = False
 
     @property
     def watch_id(self) -> str:
+        if self.discovered:
+            return discovered_watch_id(DEFAULT_API, self.operation)
         return f"demo-{self.key}"
 
     @property
@@ -109,6 +116,13 @@ DEMO_WATCHES: tuple[DemoWatch, ...] = (
         "503, then 429 RetryInfo 2s; done after 4 s",
         duration=4,
         faults=("503", {"kind": "429-retry-info", "retry_after": 2}),
+    ),
+    DemoWatch(
+        "discovered",
+        "SUCCEEDED",
+        "no watch request: audit entries 1 s late; done after 5 s",
+        duration=5,
+        discovered=True,
     ),
 )
 
@@ -254,19 +268,22 @@ def _run_watches(
     ends: dict[str, float] = {}
     for w in DEMO_WATCHES:
         if w.duration is not None:
-            sim.create_operation(w.operation, duration=w.duration, error=w.error)
+            audit = AuditOptions(latency=1.0) if w.discovered else None
+            sim.create_operation(w.operation, duration=w.duration, error=w.error, audit=audit)
             ends[w.operation] = t0 + w.duration
         if w.faults:
             sim.set_faults(w.operation, script=w.faults)
     screen.line()
     screen.line(f"{'watch':<10} {'expected':<15} story")
     for w in DEMO_WATCHES:
-        stack.publish_watch_request(w.watch_request())
+        if not w.discovered:
+            stack.publish_watch_request(w.watch_request())
         screen.line(f"{w.key:<10} {w.expected:<15} {w.story}")
     screen.line()
     screen.line(f"{'time':>6}  {'event':<6}  {'watch':<10} what")
 
     seen = 0
+    audit_seen = 0
     last_get: dict[str, float] = {}
     received: dict[str, Arrival] = {}
     inbox = Inbox(stack.pull_notifications, batch=len(DEMO_WATCHES))
@@ -286,6 +303,12 @@ def _run_watches(
             key = by_operation[name].key if name in by_operation else name
             screen.line(f"{at - t0:5.1f}s  poll    {key:<10} {what}")
         seen = len(records)
+        deliveries = sim.audit_deliveries()
+        for d in deliveries[audit_seen:]:  # audit entries the simulator sent, as a sink would
+            key = by_operation[d["operation"]].key if d["operation"] in by_operation else "?"
+            copies = ", ".join(f"+{delay:.1f}s" for delay in d["delays"]) or "lost"
+            screen.line(f"{d['time'] - t0:5.1f}s  audit   {key:<10} {d['kind']} entry ({copies})")
+        audit_seen = len(deliveries)
         for arrival in arrivals:
             watch = by_watch_id.get(arrival.watch_id)
             key = watch.key if watch else arrival.watch_id

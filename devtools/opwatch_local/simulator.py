@@ -18,6 +18,11 @@ Control API (JSON over HTTP, wrapped by :class:`SimulatorClient`):
 ``GET /_sim/stats?name=NAME``    polls of one name: count, times, statuses, auth presence
 ``GET /_sim/requests``           every operation GET seen, in order
 ``POST /_sim/reset``             forget operations, faults and records
+``GET /_sim/audit``              every audit entry written (delays of its copies; none: lost)
+
+Audit entries (:mod:`opwatch_local.audit_log`): started with ``--audit-topic`` and
+``--pubsub-host``, the simulator publishes an operation's first and last audit entry, the way a
+Logging sink would, when it is created with ``audit`` options.
 
 Fault kinds (:class:`FaultKind`): ``500``, ``503``, ``429-retry-after`` (``Retry-After`` header),
 ``429-retry-info`` (a ``google.rpc.RetryInfo`` detail), ``slow`` (sleep, bounded, then answer
@@ -62,6 +67,7 @@ from types import FrameType
 from typing import Any
 
 from opwatch.wire import format_duration, rfc3339
+from opwatch_local.audit_log import AuditOptions, AuditWriter
 
 __all__ = [
     "DEFAULT_PORT",
@@ -277,9 +283,15 @@ class Simulator:
     """
 
     def __init__(
-        self, clock: Clock = time.time, seed: int = 0, parent: str = DEFAULT_PARENT
+        self,
+        clock: Clock = time.time,
+        seed: int = 0,
+        parent: str = DEFAULT_PARENT,
+        audit: AuditWriter | None = None,
     ) -> None:
         self._clock = clock
+        #: Publishes audit entries of operations created with ``audit`` options (None: off).
+        self.audit = audit
         self._seed = seed
         self._parent = parent
         self._lock = threading.Lock()
@@ -302,6 +314,7 @@ class Simulator:
         verb: str = "create",
         api_version: str = "v1",
         metadata: Mapping[str, Any] | None = None,
+        audit: AuditOptions | Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Create an operation that finishes ``duration`` seconds from now.
 
@@ -314,6 +327,8 @@ class Simulator:
             appear_after: Seconds from creation during which GET answers 404 (eventual consistency).
             target, verb, api_version: OperationMetadata fields.
             metadata: Extra metadata fields, merged over the defaults.
+            audit: Publish its first audit entry now and its last when it ends (see
+                :class:`~opwatch_local.audit_log.AuditOptions`); needs an audit writer.
 
         Returns:
             ``{"name": ..., "operation": <current Operation JSON or None if not yet visible>}``.
@@ -323,6 +338,13 @@ class Simulator:
         """
         if duration < 0 or appear_after < 0:
             raise SimulatorError("duration and appear_after must not be negative")
+        if audit is not None:
+            if self.audit is None:
+                raise SimulatorError("no audit topic: start the simulator with --audit-topic")
+            try:
+                audit = audit if isinstance(audit, AuditOptions) else AuditOptions.from_json(audit)
+            except (TypeError, ValueError) as exc:
+                raise SimulatorError(f"invalid audit options: {exc}") from exc
         if error is not None:
             if not isinstance(error.get("code"), int) or not isinstance(error.get("message"), str):
                 raise SimulatorError("error needs an integer 'code' and a string 'message'")
@@ -357,7 +379,12 @@ class Simulator:
                 error=dict(error) if error is not None else None,
                 metadata=meta,
             )
-            return {"name": name, "operation": self._render(self._operations[name], now)}
+            created = {"name": name, "operation": self._render(self._operations[name], now)}
+        if isinstance(audit, AuditOptions) and self.audit is not None:
+            self.audit.operation_started(
+                name, audit, duration=duration, target=str(meta["target"]), error=error
+            )
+        return created
 
     def set_faults(
         self,
@@ -567,6 +594,9 @@ class _Handler(BaseHTTPRequestHandler):
                     self._send(200, {"ok": True})
                 case "GET", "/_sim/stats":
                     self._send(200, sim.stats(query["name"][0]).to_json())
+                case "GET", "/_sim/audit":
+                    deliveries = sim.audit.deliveries if sim.audit else []
+                    self._send(200, {"deliveries": [d.to_json() for d in deliveries]})
                 case "GET", "/_sim/requests":
                     self._send(200, {"requests": [r.to_json() for r in sim.records()]})
                 case "POST", "/_sim/reset":
@@ -607,6 +637,7 @@ def _create_kwargs(body: Mapping[str, Any]) -> dict[str, Any]:
         "verb",
         "api_version",
         "metadata",
+        "audit",
     }
     unknown = set(body) - allowed
     if unknown:
@@ -749,6 +780,7 @@ class SimulatorClient:
         verb: str = "create",
         api_version: str = "v1",
         metadata: Mapping[str, Any] | None = None,
+        audit: AuditOptions | None = None,
     ) -> str:
         """Create an operation (see :meth:`Simulator.create_operation`) and return its name."""
         body: dict[str, Any] = {
@@ -763,6 +795,7 @@ class SimulatorClient:
             "error": error,
             "target": target,
             "metadata": metadata,
+            "audit": audit.to_json() if audit is not None else None,
         }
         body.update({k: v for k, v in optional.items() if v is not None})
         return str(self._call("POST", "/_sim/operations", body)["name"])
@@ -800,6 +833,10 @@ class SimulatorClient:
     def reset(self) -> None:
         """Forget operations, faults and records."""
         self._call("POST", "/_sim/reset", {})
+
+    def audit_deliveries(self) -> list[dict[str, Any]]:
+        """Every audit entry the simulator wrote: operation, kind, delays of its copies."""
+        return list(self._call("GET", "/_sim/audit")["deliveries"])
 
     def get_operation(
         self, name: str, version: str = "v1", headers: Mapping[str, str] | None = None
@@ -848,6 +885,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1", help="loopback only")
     parser.add_argument("--seed", type=int, default=0, help="seed for probabilistic faults")
     parser.add_argument("--verbose", action="store_true", help="log every request")
+    parser.add_argument("--audit-topic", help="publish audit entries to this topic (emulator)")
+    parser.add_argument("--pubsub-host", help="the Pub/Sub emulator, host:port")
     args = parser.parse_args(argv)
 
     stop = threading.Event()
@@ -855,8 +894,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     def on_signal(signum: int, frame: FrameType | None) -> None:
         stop.set()
 
+    audit = None
+    if args.audit_topic:
+        if not args.pubsub_host:
+            print("error: --audit-topic needs --pubsub-host", file=sys.stderr)
+            return 2
+        audit = _audit_writer(args.pubsub_host, args.audit_topic)
     server = SimulatorServer(
-        args.port, args.host, simulator=Simulator(seed=args.seed), verbose=args.verbose
+        args.port,
+        args.host,
+        simulator=Simulator(seed=args.seed, audit=audit),
+        verbose=args.verbose,
     )
     try:
         server.start()
@@ -870,6 +918,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         stop.wait()
     server.stop()
     return 0
+
+
+def _audit_writer(host: str, topic: str) -> AuditWriter:
+    """A writer publishing to ``topic`` on the emulator at ``host`` (client made on first use)."""
+    from opwatch_local.pubsub import pubsub_clients
+
+    clients: list[Any] = []
+    lock = threading.Lock()
+
+    def publish(data: bytes) -> None:
+        with lock:
+            if not clients:
+                clients.append(pubsub_clients(host)[0])
+        clients[0].publish(topic, data).result(timeout=10)
+
+    return AuditWriter(publish=publish, clock=time.time)
 
 
 if __name__ == "__main__":

@@ -10,12 +10,15 @@ Started, in parallel, each in its own process group with a log file in the run d
   ``--max-retries``), with the queue created at start.
 - **simulator**: :mod:`opwatch_local.simulator` -- unless ``OPERATIONS_API_ENDPOINT`` is set in
   the environment, in which case the functions fetch from that server instead.
-- **watch** / **check**: ``functions-framework --target on_watch_request|on_check`` on the same
-  ``functions/main.py`` that is deployed, configured only through environment variables.
+- **watch** / **check** / **audit**: ``functions-framework --target
+  on_watch_request|on_check|on_audit_entry`` on the same ``functions/main.py`` that is deployed,
+  configured only through environment variables.
 
-Then the topics, a push subscription from the watch topic to the watch function (its URL path is
-``/projects/P/topics/T`` so functions-framework builds a full CloudEvent ``source``), a pull
-subscription on the results topic, and the queue are created or checked.
+Then the topics, push subscriptions from the watch topic to the watch function and from the
+audit topic to the audit function (their URL path is ``/projects/P/topics/T`` so
+functions-framework builds a full CloudEvent ``source``), a pull subscription on the results
+topic, and the queue are created or checked. The simulator publishes audit entries of the
+operations created with ``audit`` options onto the audit topic, as a Logging sink would.
 
 Everything binds 127.0.0.1. All ports are checked before anything starts, so a taken port fails at
 once with its number and owner. Stopping (context exit, or :meth:`LocalStack.stop`) stops every
@@ -257,6 +260,7 @@ class LocalStack:
             "OPWATCH_WATCH_TOPIC": c.watch_topic_path,
             "OPWATCH_RESULTS_TOPIC": c.results_topic_path,
             "OPWATCH_RESULTS_SUBSCRIPTION": c.results_subscription_path,
+            "OPWATCH_AUDIT_TOPIC": c.audit_topic_path,
             "OPWATCH_TASKS_QUEUE": c.queue_path,
             "OPWATCH_OPERATIONS_ENDPOINT": self.operations_endpoint,
             "OPWATCH_RUN_DIR": str(self.run_dir),
@@ -324,6 +328,12 @@ class LocalStack:
         """Publish a watch request on the watch topic; returns the message id."""
         return publish_json(self.publisher(), self.config.watch_topic_path, request, attributes)
 
+    def publish_audit_entry(
+        self, entry: Mapping[str, Any] | bytes | str, attributes: Mapping[str, str] | None = None
+    ) -> str:
+        """Publish on the audit topic, as a Logging sink would; returns the message id."""
+        return publish_json(self.publisher(), self.config.audit_topic_path, entry, attributes)
+
     def pull_notifications(
         self, count: int = 1, timeout: float = RPC_TIMEOUT, *, ack: bool = True
     ) -> list[PulledMessage]:
@@ -389,6 +399,8 @@ class LocalStack:
                         "-m",
                         "opwatch_local.simulator",
                         f"--port={c.ports.simulator}",
+                        f"--audit-topic={c.audit_topic_path}",
+                        f"--pubsub-host={c.pubsub_host}",
                     ],
                     env=self._environ | {"PYTHONUNBUFFERED": "1"},
                     ready=http_ready(f"{c.simulator_url}/_sim/health", body_contains="true"),
@@ -403,6 +415,7 @@ class LocalStack:
             for name, target, port in (
                 ("watch", c.watch_target, c.ports.watch),
                 ("check", c.check_target, c.ports.check),
+                ("audit", c.audit_target, c.ports.audit),
             ):
                 specs.append(function_spec(name, target, source, port, self.function_env(), t))
         return specs
@@ -453,7 +466,7 @@ class LocalStack:
     def _create_resources(self) -> None:
         c = self.config
         publisher, subscriber = self.publisher(), self.subscriber()
-        for topic in (c.watch_topic_path, c.results_topic_path):
+        for topic in (c.watch_topic_path, c.results_topic_path, c.audit_topic_path):
             with contextlib.suppress(gexc.AlreadyExists):
                 publisher.create_topic(request={"name": topic}, timeout=RPC_TIMEOUT)
         with contextlib.suppress(gexc.AlreadyExists):
@@ -462,16 +475,20 @@ class LocalStack:
                 timeout=RPC_TIMEOUT,
             )
         if c.start_functions:
-            with contextlib.suppress(gexc.AlreadyExists):
-                subscriber.create_subscription(
-                    request={
-                        "name": c.watch_subscription_path,
-                        "topic": c.watch_topic_path,
-                        "push_config": {"push_endpoint": c.watch_url},
-                        "ack_deadline_seconds": 60,
-                    },
-                    timeout=RPC_TIMEOUT,
-                )
+            for subscription, topic, url in (
+                (c.watch_subscription_path, c.watch_topic_path, c.watch_url),
+                (c.audit_subscription_path, c.audit_topic_path, c.audit_url),
+            ):
+                with contextlib.suppress(gexc.AlreadyExists):
+                    subscriber.create_subscription(
+                        request={
+                            "name": subscription,
+                            "topic": topic,
+                            "push_config": {"push_endpoint": url},
+                            "ack_deadline_seconds": 60,
+                        },
+                        timeout=RPC_TIMEOUT,
+                    )
         # The launcher creates the queue at start; this checks it (GetQueue is implemented).
         try:
             self.tasks().get_queue(name=c.queue_path, timeout=RPC_TIMEOUT)

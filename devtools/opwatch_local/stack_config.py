@@ -33,13 +33,14 @@ class Ports:
     simulator: int = 8090
     watch: int = 8081
     check: int = 8082
+    audit: int = 8083
 
     @classmethod
     def free(cls) -> Ports:
-        """Five distinct ports free a moment ago: for test stacks that must not collide with a
-        developer's stack on the defaults (a small race remains, by nature)."""
+        """Distinct ports free a moment ago, one per process: for test stacks that must not
+        collide with a developer's stack on the defaults (a small race remains, by nature)."""
         ports: set[int] = set()
-        while len(ports) < 5:
+        while len(ports) < len(cls.__dataclass_fields__):
             ports.add(free_port())
         return cls(*sorted(ports))
 
@@ -62,7 +63,9 @@ class StackConfig:
         results_subscription: Pull subscription on the results topic (for ``tail`` and tests).
         watch_subscription: Push subscription from the watch topic to the watch function.
         functions_source: The functions' ``main.py`` (default: ``functions/main.py``).
-        watch_target / check_target: Entry points in it.
+        watch_target / check_target / audit_target: Entry points in it.
+        audit_topic: Topic the simulator publishes audit entries to, as a Logging sink would.
+        audit_subscription: Push subscription from the audit topic to the audit function.
         function_env: Extra variables for both functions (e.g. ``ALLOWED_APIS``, ``LOG_LEVEL``);
             they win over the stack's own.
         start_functions: Start the two functions (off: emulators and simulator only).
@@ -83,6 +86,9 @@ class StackConfig:
     functions_source: Path = REPO_ROOT / "functions" / "main.py"
     watch_target: str = "on_watch_request"
     check_target: str = "on_check"
+    audit_target: str = "on_audit_entry"
+    audit_topic: str = "opwatch-audit-entries"
+    audit_subscription: str = "opwatch-audit-entries-push"
     function_env: Mapping[str, str] = field(default_factory=dict)
     start_functions: bool = True
     run_dir: Path | None = None
@@ -107,6 +113,19 @@ class StackConfig:
     @property
     def watch_subscription_path(self) -> str:
         return f"projects/{self.project}/subscriptions/{self.watch_subscription}"
+
+    @property
+    def audit_topic_path(self) -> str:
+        return f"projects/{self.project}/topics/{self.audit_topic}"
+
+    @property
+    def audit_subscription_path(self) -> str:
+        return f"projects/{self.project}/subscriptions/{self.audit_subscription}"
+
+    @property
+    def audit_url(self) -> str:
+        """Push endpoint of the audit function (the topic path, as for the watch function)."""
+        return f"http://{LOOPBACK}:{self.ports.audit}/{self.audit_topic_path}"
 
     @property
     def queue_path(self) -> str:

@@ -34,6 +34,9 @@ _PROGRESS_FIELDS: Final = frozenset({"started", "polls", "transient_errors", "se
 _LEGACY_BODY_FIELDS: Final = _BODY_FIELDS - {"chain"}
 _LEGACY_PROGRESS_FIELDS: Final = _PROGRESS_FIELDS - {"parks"}
 _KEY_CHARS: Final = 16
+# The chain of every watch started from an audit entry: its watch id is derived from the
+# operation, so a duplicated entry, or a second discovery, meets the same task names.
+DISCOVERED_CHAIN: Final = "discovered"
 _CHAIN_RE: Final = re.compile(r"^[a-z0-9]{1,32}$")
 
 

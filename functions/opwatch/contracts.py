@@ -333,6 +333,15 @@ def _string(value: object, what: str) -> str:
     return value
 
 
+def check_operation_name(value: object) -> str:
+    """``value`` if it is an operation name a watch request may carry.
+
+    Raises:
+        ValueError: saying why it is not (the same words a watch request's violation gives).
+    """
+    return _operation(value)
+
+
 def _operation(value: object) -> str:
     name = _string(value, "the operation's full resource name")
     example = "like projects/p/locations/l/operations/o"

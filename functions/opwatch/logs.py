@@ -35,6 +35,9 @@ class Event(enum.StrEnum):
     WATCH_RESUMED = "watch.resumed"  # a parked watch came back and goes on
     WATCH_ABANDONED = "watch.abandoned"  # nothing could be written: the whole watch is here
     WATCH_CANCEL_REQUESTED = "watch.cancel_requested"  # a cancel took the watch's next steps
+    AUDIT_IGNORED = "audit.ignored"  # an audit entry opwatch does not act on (reason); acked
+    WATCH_DISCOVERED = "watch.discovered"  # an audit entry started a watch (or met its chain)
+    AUDIT_OPERATION_ENDED = "audit.operation_ended"  # an audit entry said an operation ended
 
 
 class JsonFormatter(logging.Formatter):

@@ -27,7 +27,7 @@ from typing import Any, Final, Protocol
 
 from google.rpc import code_pb2
 
-from opwatch import checks, notification, registry
+from opwatch import audit, checks, notification, registry
 from opwatch.checks import Step
 from opwatch.contracts import (
     CancelRequest,
@@ -360,6 +360,110 @@ class Notifier:
             },
         )
         return Outcome.INVALID_REQUEST
+
+    # --- discovery: audit entries of long-running operations ------------------------------------
+
+    def on_audit_message(self, message: Mapping[str, Any]) -> Outcome | None:
+        """Handle one audit entry a Logging sink published (README, "Discovery").
+
+        The first entry of an operation starts a watch with a watch id derived from the API and
+        the operation, on the fixed :data:`checks.DISCOVERED_CHAIN`: a duplicated entry, or a
+        second discovery, meets the same task names (ALREADY_EXISTS), so it stays one watch.
+        The last entry goes to :meth:`_on_operation_ended`. Anything else is logged
+        (``audit.ignored``) and acknowledged: no notification, nothing to redeliver.
+
+        Args:
+            message: the PubsubMessage in its JSON form; its data is the LogEntry JSON.
+
+        Returns:
+            The outcome published, or None (a check was scheduled, or nothing was to be done).
+        """
+        started = self.clock()
+        message_id = str(message.get("messageId") or message.get("message_id") or "")
+        try:
+            entry = audit.parse_entry(decode_pubsub_data(message))
+        except InvalidWatchRequest as error:  # no data, or not base64
+            entry = audit.Ignored(str(error))
+        if isinstance(entry, audit.Ignored):
+            self._ignore_audit(entry.reason, message_id)
+            return None
+        if entry.api not in self.settings.allowed_apis:
+            reason = f"{entry.api} is not in ALLOWED_APIS; add it there to watch its operations"
+            self._ignore_audit(reason, message_id, operation=entry.operation)
+            return None
+        if not entry.first:
+            return self._on_operation_ended(entry)
+        watch_id = audit.discovered_watch_id(entry.api, entry.operation)
+        raw: dict[str, Any] = {
+            "operation": entry.operation,
+            "api": entry.api,
+            "watch_id": watch_id,
+            "labels": audit.discovery_labels(entry, self.settings.discovery_include_caller),
+        }
+        try:
+            request = validate_watch_request(
+                raw,
+                default_watch_id=watch_id,
+                allowed_apis=self.settings.allowed_apis,
+                allowed_notify_topics=self.settings.allowed_notify_topics,
+            )
+        except InvalidWatchRequest as error:  # pragma: no cover - parse_entry admits none
+            self._ignore_audit(str(error), message_id, operation=entry.operation)
+            return None
+        log.info(
+            "discovered %s in an audit entry (%s)",
+            request.operation,
+            entry.method,
+            extra={
+                "fields": {
+                    "event": Event.WATCH_DISCOVERED,
+                    **_watch_fields(request),
+                    "method": entry.method,
+                    "name_source": entry.name_source,
+                    "message_id": message_id,
+                }
+            },
+        )
+        return self._look(request, Progress(started=started), checks.DISCOVERED_CHAIN)
+
+    def _on_operation_ended(self, entry: audit.AuditEntry) -> Outcome | None:
+        """The last audit entry of an operation: run every pending look of it now.
+
+        The look, not the entry, decides the outcome (and publishes it, once, on its chain):
+        the entry is only a hint that now is the time to look. Watches of the operation that
+        are not pending (finished, or not started yet) are left to their chains.
+        """
+        key = checks.operation_key(entry.api, entry.operation)
+        ran = Registry(self.queue, self.clock).run_now(key)
+        log.info(
+            "an audit entry says %s ended: %d pending check(s) run now",
+            entry.operation,
+            len(ran),
+            extra={
+                "fields": {
+                    "event": Event.AUDIT_OPERATION_ENDED,
+                    "operation": entry.operation,
+                    "api": entry.api,
+                    "method": entry.method,
+                    "checks_run": len(ran),
+                }
+            },
+        )
+        return None
+
+    def _ignore_audit(self, reason: str, message_id: str, **fields: str) -> None:
+        log.info(
+            "ignored an audit entry: %s",
+            reason,
+            extra={
+                "fields": {
+                    "event": Event.AUDIT_IGNORED,
+                    "reason": reason,
+                    "message_id": message_id,
+                    **fields,
+                }
+            },
+        )
 
 
 @contextlib.contextmanager

@@ -22,6 +22,8 @@ QUEUE_PATTERN: Final = re.compile(r"^projects/[^/\s]+/locations/[^/\s]+/queues/[
 # Cloud Tasks' own defaults (queue retry_config, HttpRequest dispatch_deadline).
 DEFAULT_DISPATCH_DEADLINE: Final = 600
 DEFAULT_TASKS_MAX_ATTEMPTS: Final = 100
+# How a boolean setting may be written (Terraform's tostring(bool) gives "true"/"false").
+_BOOLEANS: Final = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,8 @@ class Settings:
             subscription brings it back to the watch function); None: nowhere.
         event_driven_apis: APIs whose operations' ends reach opwatch from Cloud Audit Logs:
             their watches poll only as a safety net (``policy.SAFETY_NET``).
+        discovery_include_caller: label a watch discovered in the audit logs with the caller's
+            email (personal data, so off unless asked for).
     """
 
     results_topic: str
@@ -65,6 +69,7 @@ class Settings:
     tasks_max_attempts: int = DEFAULT_TASKS_MAX_ATTEMPTS
     parked_topic: str | None = None
     event_driven_apis: frozenset[str] = frozenset()
+    discovery_include_caller: bool = False
 
     def on_last_attempts(self, retries: int) -> bool:
         """Whether a check retried ``retries`` times may be the queue's last try of it."""
@@ -185,6 +190,12 @@ class Settings:
                 "projects/my-project/topics/opwatch-parked-checks"
             )
 
+        include_caller = False
+        if (raw_caller := get("DISCOVERY_INCLUDE_CALLER")) is not None:
+            if raw_caller.lower() not in _BOOLEANS:
+                problems.append(f"DISCOVERY_INCLUDE_CALLER={raw_caller!r} must be true or false")
+            include_caller = _BOOLEANS.get(raw_caller.lower(), False)
+
         log_level = (get("LOG_LEVEL") or "INFO").upper()
         if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             problems.append(f"LOG_LEVEL={log_level!r} must be DEBUG, INFO, WARNING or ERROR")
@@ -206,6 +217,7 @@ class Settings:
             tasks_max_attempts=max_attempts,
             parked_topic=parked_topic,
             event_driven_apis=frozenset(event_driven),
+            discovery_include_caller=include_caller,
         )
 
 

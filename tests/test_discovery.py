@@ -1,0 +1,194 @@
+"""Discovery: an audit entry of a long-running operation starts a watch, once (README, Discovery).
+
+Driven through :meth:`Notifier.on_audit_message` with the conftest fakes: what a subscriber
+would receive, which tasks were created, and the ``event`` of every log line.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from opwatch import checks
+from opwatch.audit import discovered_watch_id
+from opwatch.logs import Event
+from opwatch.service import Notifier
+
+from .conftest import EventLog, Harness, load, pending, pubsub_message, succeeded
+
+SPANNER = load("audit-spanner-create-instance-first.json")
+INDEX = load("audit-cloudaicompanion-create-index-first.json")
+INDEX_OPERATION = INDEX["protoPayload"]["response"]["name"]
+INDEX_WATCH_ID = discovered_watch_id("cloudaicompanion.googleapis.com", INDEX_OPERATION)
+
+
+def last_of(entry: dict[str, Any]) -> dict[str, Any]:
+    """The operation's last entry: same operation, ``last`` instead of ``first``."""
+    ended = copy.deepcopy(entry)
+    del ended["operation"]["first"]
+    ended["operation"]["last"] = True
+    return ended
+
+
+def test_a_first_entry_starts_a_watch_on_the_discovered_chain(
+    harness: Harness, event_log: EventLog
+) -> None:
+    harness.fetch.results = [pending(INDEX_OPERATION)]
+
+    assert harness.notifier.on_audit_message(pubsub_message(INDEX, "m-1")) is None
+
+    [request] = harness.fetch.calls
+    assert request.operation == INDEX_OPERATION
+    assert request.api == "cloudaicompanion.googleapis.com"
+    assert request.watch_id == INDEX_WATCH_ID
+    assert dict(request.labels) == {
+        "service": "cloudaicompanion.googleapis.com",
+        "method": INDEX["protoPayload"]["methodName"],
+        "resource": INDEX["protoPayload"]["resourceName"],
+    }
+    assert request.notify_topic is None  # the results topic
+    [task] = harness.schedule.tasks
+    name = checks.TaskName.parse(task.task_id)
+    assert name is not None and name.chain == checks.DISCOVERED_CHAIN
+    assert name.operation_key == checks.operation_key(request.api, INDEX_OPERATION)
+    assert event_log.events == [Event.WATCH_DISCOVERED, Event.CHECK_PENDING]
+    assert event_log.lines[0]["name_source"] == "protoPayload.response.name"
+
+
+def test_a_discovered_watch_ends_in_one_notification_with_its_labels(harness: Harness) -> None:
+    harness.fetch.results = [pending(INDEX_OPERATION), succeeded(INDEX_OPERATION)]
+    harness.notifier.on_audit_message(pubsub_message(INDEX))
+    harness.run_checks()
+    [note] = harness.publish.received
+    assert (note["outcome"], note["watch_id"]) == ("SUCCEEDED", INDEX_WATCH_ID)
+    assert note["labels"]["service"] == "cloudaicompanion.googleapis.com"
+    assert "caller" not in note["labels"]
+
+
+def test_a_duplicated_entry_or_a_second_discovery_is_the_same_watch(
+    harness: Harness, event_log: EventLog
+) -> None:
+    harness.fetch.results = [pending(INDEX_OPERATION)]
+    harness.notifier.on_audit_message(pubsub_message(INDEX, "m-1"))
+    # The same entry delivered again, and published again under another message id.
+    harness.notifier.on_audit_message(pubsub_message(INDEX, "m-1"))
+    harness.notifier.on_audit_message(pubsub_message(INDEX, "m-2"))
+    assert len(harness.schedule.tasks) == 1
+    assert event_log.events.count(Event.CHECK_DUPLICATE) == 2
+    harness.fetch.results = [succeeded(INDEX_OPERATION)]
+    harness.run_checks()
+    assert len(harness.publish.messages) == 1
+
+
+def test_an_operation_done_at_the_first_look_is_notified_at_once(harness: Harness) -> None:
+    name = SPANNER["operation"]["id"]
+    harness.fetch.results = [succeeded(name)]
+    outcome = harness.notifier.on_audit_message(pubsub_message(SPANNER))
+    assert outcome is not None and outcome.value == "SUCCEEDED"
+    assert harness.publish.received[0]["watch_id"] == discovered_watch_id(
+        "spanner.googleapis.com", name
+    )
+    assert harness.schedule.tasks == []
+
+
+def test_the_caller_is_a_label_only_when_the_setting_allows(harness: Harness) -> None:
+    notifier = Notifier(
+        replace(harness.notifier.settings, discovery_include_caller=True),
+        fetch=harness.fetch,
+        queue=harness.schedule,
+        publish=harness.publish,
+        clock=harness.clock,
+    )
+    harness.fetch.results = [pending(INDEX_OPERATION)]
+    notifier.on_audit_message(pubsub_message(INDEX))
+    assert harness.fetch.calls[0].labels["caller"] == "dana@example.com"
+
+
+def test_a_last_entry_runs_every_pending_check_of_the_operation_now(
+    harness: Harness, event_log: EventLog
+) -> None:
+    """Discovered and requested watches of one operation: the end entry runs each one's
+    pending look at once (Cloud Tasks RunTask); the look publishes, once, on its chain."""
+    harness.fetch.results = [pending(INDEX_OPERATION)]
+    harness.notifier.on_audit_message(pubsub_message(INDEX, "m-1"))
+    request = {"operation": INDEX_OPERATION, "watch_id": "requested"}
+    harness.notifier.on_watch_message(pubsub_message(request, "m-2"))
+    unrelated = {"operation": INDEX_OPERATION + "x", "watch_id": "other"}
+    harness.notifier.on_watch_message(pubsub_message(unrelated, "m-3"))
+    pending_looks = {task.task_id: task for task in harness.schedule.tasks}
+
+    assert harness.notifier.on_audit_message(pubsub_message(last_of(INDEX))) is None
+
+    assert len(harness.fetch.calls) == 3, "the entry itself fetches nothing"
+    ran = [pending_looks[task_id] for task_id in harness.schedule.ran]
+    assert sorted(checks.decode(t.body).watch_id for t in ran) == sorted(
+        [INDEX_WATCH_ID, "requested"]
+    )
+    [line] = [line for line in event_log.lines if line["event"] == Event.AUDIT_OPERATION_ENDED]
+    assert (line["operation"], line["checks_run"]) == (INDEX_OPERATION, 2)
+
+
+def test_a_last_entry_for_an_operation_nobody_watches_runs_nothing(
+    harness: Harness, event_log: EventLog
+) -> None:
+    assert harness.notifier.on_audit_message(pubsub_message(last_of(INDEX))) is None
+    assert harness.fetch.calls == [] and harness.publish.messages == []
+    assert harness.schedule.ran == []
+    assert event_log.lines[-1]["checks_run"] == 0
+
+
+def test_an_entry_both_first_and_last_starts_a_watch(harness: Harness) -> None:
+    both = copy.deepcopy(INDEX)
+    both["operation"]["last"] = True
+    harness.fetch.results = [succeeded(INDEX_OPERATION)]
+    outcome = harness.notifier.on_audit_message(pubsub_message(both))
+    assert outcome is not None and outcome.value == "SUCCEEDED"
+
+
+def ignored_reasons(event_log: EventLog) -> list[str]:
+    return [line["reason"] for line in event_log.lines if line["event"] == Event.AUDIT_IGNORED]
+
+
+@pytest.mark.parametrize(
+    ("message", "says"),
+    [
+        ({"messageId": "m-1"}, "no data"),
+        ({"data": "%%%", "messageId": "m-1"}, "not base64"),
+        (pubsub_message(None, raw=b"{not json"), "not JSON"),
+        (pubsub_message({"textPayload": "hello"}), "no operation"),
+        (pubsub_message(load("audit-gke-delete-cluster-last.json")), "no operation name"),
+    ],
+)
+def test_odd_messages_are_logged_and_acknowledged_without_a_notification(
+    harness: Harness, event_log: EventLog, message: dict[str, Any], says: str
+) -> None:
+    assert harness.notifier.on_audit_message(message) is None
+    [reason] = ignored_reasons(event_log)
+    assert says in reason
+    assert harness.fetch.calls == [] and harness.publish.messages == []
+    assert harness.schedule.tasks == []
+
+
+def test_an_api_not_allowed_is_ignored(harness: Harness, event_log: EventLog) -> None:
+    gke = load("audit-gke-delete-cluster-first.json")
+    assert harness.notifier.on_audit_message(pubsub_message(gke)) is None
+    [reason] = ignored_reasons(event_log)
+    assert "container.googleapis.com is not in ALLOWED_APIS" in reason
+    assert harness.fetch.calls == [] and harness.publish.messages == []
+
+
+def test_a_failure_to_schedule_propagates_so_pubsub_redelivers(harness: Harness) -> None:
+    harness.fetch.results = [pending(INDEX_OPERATION)]
+    harness.schedule.fail_with = RuntimeError("Cloud Tasks is down")
+    with pytest.raises(RuntimeError):
+        harness.notifier.on_audit_message(pubsub_message(INDEX))
+
+
+def test_the_message_id_is_read_in_either_spelling(harness: Harness, event_log: EventLog) -> None:
+    harness.notifier.on_audit_message({"message_id": "m-9", "data": ""})
+    assert event_log.lines[0]["message_id"] == "m-9"
+    assert json.dumps(event_log.lines)  # every field is JSON, as the log formatter needs

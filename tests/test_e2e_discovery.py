@@ -1,0 +1,85 @@
+"""Discovery on the local stack: the simulator writes audit entries as a Logging sink would.
+
+Pub/Sub emulator (audit topic) -> on_audit_entry (functions-framework process) -> operations
+simulator -> Cloud Tasks emulator -> on_check -> results topic. No watch request is published.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from opwatch.audit import discovered_watch_id
+from opwatch_local.audit_log import DEFAULT_API, DEFAULT_METHOD, AuditOptions
+from opwatch_local.inbox import Inbox
+from opwatch_local.stack import LocalStack
+
+pytestmark = pytest.mark.e2e
+
+
+def audit_log_lines(stack: LocalStack, event: str) -> list[dict[str, object]]:
+    """The audit function's JSON log lines with ``event``."""
+    lines = []
+    for raw in stack.process("audit").log_path.read_text(errors="replace").splitlines():
+        if raw.startswith("{"):
+            line = json.loads(raw)
+            if line.get("event") == event:
+                lines.append(line)
+    return lines
+
+
+@pytest.mark.parametrize("name_in", ["operation", "response"])
+def test_an_operation_nobody_watched_is_discovered_and_notified_once(
+    local_stack: LocalStack, inbox: Inbox, name_in: str
+) -> None:
+    sim = local_stack.simulator()
+    name = sim.create_operation(
+        duration=2,
+        response={"@type": "type.googleapis.com/x.Index"},
+        audit=AuditOptions(name_in=name_in),  # type: ignore[arg-type]
+    )
+    watch_id = discovered_watch_id(DEFAULT_API, name)
+    [arrival] = inbox.wait(watch_id, timeout=60)
+    data = arrival.data
+    assert (data["outcome"], data["watch_id"]) == ("SUCCEEDED", watch_id)
+    assert data["labels"] == {
+        "service": DEFAULT_API,
+        "method": DEFAULT_METHOD,
+        "resource": name.rsplit("/operations/", 1)[0],
+    }
+    assert arrival.attributes["label_service"] == DEFAULT_API
+    assert inbox.settle(watch_id, 2.0) == [arrival]
+
+
+def test_a_duplicated_first_entry_is_still_one_watch(local_stack: LocalStack, inbox: Inbox) -> None:
+    sim = local_stack.simulator()
+    name = sim.create_operation(duration=3, audit=AuditOptions(duplicates=1.0, latency=0.2))
+    watch_id = discovered_watch_id(DEFAULT_API, name)
+    inbox.wait(watch_id, timeout=60)
+    assert len(inbox.settle(watch_id, 3.0)) == 1
+    delivered = [d for d in sim.audit_deliveries() if d["operation"] == name]
+    assert [len(d["delays"]) for d in delivered if d["kind"] == "first"] == [2]
+
+
+def test_a_malformed_entry_is_acknowledged_without_a_notification(
+    local_stack: LocalStack, inbox: Inbox
+) -> None:
+    message_id = local_stack.publish_audit_entry(b"{this is not a log entry")
+    deadline = time.monotonic() + 20
+    while not any(
+        line.get("message_id") == message_id
+        for line in audit_log_lines(local_stack, "audit.ignored")
+    ):
+        assert time.monotonic() < deadline, "the audit function never saw the entry"
+        time.sleep(0.2)
+    # A non-2xx answer would be redelivered about every second: it was answered once.
+    assert inbox.settle(message_id, 3.0) == []
+    seen = [
+        line
+        for line in audit_log_lines(local_stack, "audit.ignored")
+        if line.get("message_id") == message_id
+    ]
+    assert len(seen) == 1
+    assert local_stack.process("audit").alive()
