@@ -12,6 +12,7 @@ import time
 import pytest
 
 from opwatch.audit import discovered_watch_id
+from opwatch.wire import parse_rfc3339
 from opwatch_local.audit_log import DEFAULT_API, DEFAULT_METHOD, AuditOptions
 from opwatch_local.inbox import Inbox
 from opwatch_local.stack import LocalStack
@@ -83,3 +84,32 @@ def test_a_malformed_entry_is_acknowledged_without_a_notification(
     ]
     assert len(seen) == 1
     assert local_stack.process("audit").alive()
+
+
+def test_the_end_entry_runs_every_pending_check_of_the_operation_at_once(
+    local_stack: LocalStack, inbox: Inbox
+) -> None:
+    """A requested watch that would not look again for 10 minutes, and the watch discovered
+    for the same operation, both end within about a second of the end entry: the fast path ran
+    each one's pending check (RunTask); each publishes once, on its own chain."""
+    sim = local_stack.simulator()
+    name = sim.create_operation(duration=6, audit=AuditOptions(latency=0.3, duplicates=1.0))
+    request = {
+        "operation": name,
+        "watch_id": "e2e-fast-requested",
+        "polling": {"initial_delay": "600s", "max_delay": "600s"},
+    }
+    local_stack.publish_watch_request(request)
+    discovered = discovered_watch_id(DEFAULT_API, name)
+    [requested] = inbox.wait("e2e-fast-requested", timeout=60)
+    [found] = inbox.wait(discovered, timeout=60)
+    for arrival in (requested, found):
+        assert arrival.outcome == "SUCCEEDED"
+        ended = parse_rfc3339(arrival.data["operation"]["metadata"]["endTime"])
+        seen = parse_rfc3339(arrival.data["observed_done"])
+        assert ended is not None and seen is not None
+        lag = (seen - ended).total_seconds()
+        assert lag <= 3.0, f"{arrival.watch_id} saw the end {lag:.1f}s late"
+    assert requested.data["polls"] == 2, "its first look, then the look the end entry ran"
+    assert len(inbox.settle("e2e-fast-requested", 2.0)) == 1
+    assert len(inbox.settle(discovered, 0.1)) == 1
