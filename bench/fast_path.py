@@ -14,8 +14,9 @@ Scenarios:
   operation's ``endTime``; polls = the notification's ``polls``. Targets: p95 lag ≤ L + 1 s,
   mean polls ≤ half of today's unhinted polls (7.7, ``bench/results/e2e_lag.md``).
 - **30 % of entries lost** (L = 0.5 s): the watches whose last entry was lost still end, within
-  the safety net's bound: the delay is at most the time elapsed, so lag ≤ the operation's age
-  at its end, i.e. lag ÷ duration ≤ 1 (plus a dispatch).
+  the safety net's bound: each delay is max(15 s, the operation's age), so the look after the
+  end comes at most max(15 s, duration) after it: lag ÷ max(15 s, duration) ≤ 1 (plus a
+  dispatch).
 - **racing**: discovered and requested watches of the same operations (2 per operation), with
   30 % loss and 20 % duplicates: every watch id ends with exactly one notification.
 
@@ -35,6 +36,7 @@ from typing import Any
 
 from bench.stats import Summary
 from opwatch.audit import discovered_watch_id
+from opwatch.policy import SAFETY_NET
 from opwatch.wire import parse_rfc3339
 from opwatch_local.audit_log import DEFAULT_API, AuditOptions
 from opwatch_local.inbox import Inbox
@@ -44,6 +46,7 @@ from opwatch_local.stack_config import Ports, StackConfig
 
 RESULTS = Path(__file__).parent / "results" / "fast_path.md"
 TODAY_UNHINTED_POLLS = 7.7  # bench/results/e2e_lag.md, default policy, same mix
+SAFETY_NET_FLOOR = SAFETY_NET.initial_delay
 
 
 @dataclass(frozen=True)
@@ -120,7 +123,7 @@ def run(
             continue
         lag = (seen - ended).total_seconds()
         if operation in end_lost:
-            lost_ratios.append(lag / duration)
+            lost_ratios.append(lag / max(SAFETY_NET_FLOOR, duration))
         else:
             lags.append(lag)
             polls.append(float(data["polls"]))
@@ -154,7 +157,7 @@ def report(outcomes: list[Outcome], args: argparse.Namespace) -> str:
         "(safety-net polling). Lag = observed_done - endTime.",
         "",
         "| scenario | watches | missing | duplicates | mean polls | p50 lag | p95 lag "
-        "| lost end entries: watches' operations | their lag ÷ duration p95 / max |",
+        "| operations whose end entry was lost | their lag ÷ max(15 s, duration): p95 / max |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for o in outcomes:
@@ -178,11 +181,12 @@ def report(outcomes: list[Outcome], args: argparse.Namespace) -> str:
                 f"{'met' if polls_ok else 'NOT met'})."
             )
         if o.lost_end_lag_ratio is not None:
-            bound_ok = o.lost_end_lag_ratio.max <= 1.0
+            # A dispatch and a push (under a second here) come on top of the safety net's bound.
+            bound_ok = o.lost_end_lag_ratio.max <= 1.0 + 1.0 / SAFETY_NET_FLOOR
             lines.append(
                 f"- {o.name}: {o.lost_ends} operations lost their end entry; their watches still "
-                f"ended, lag ÷ duration at most {o.lost_end_lag_ratio.max:.2f} (safety-net bound "
-                f"≤ 1: {'met' if bound_ok else 'NOT met'})."
+                f"ended, lag ÷ max(15 s, duration) at most {o.lost_end_lag_ratio.max:.2f} "
+                f"(safety-net bound ≤ 1 plus a dispatch: {'met' if bound_ok else 'NOT met'})."
             )
         if o.name.startswith("racing"):
             lines.append(

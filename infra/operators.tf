@@ -13,12 +13,14 @@ resource "google_project_iam_custom_role" "operator" {
   role_id     = "${replace(var.name_prefix, "-", "_")}_operator"
   title       = "opwatch operator"
   description = "List, inspect and cancel opwatch watches on its Cloud Tasks queue."
-  permissions = [
+  # operator_cancel_permissions (empty by default) lets `opwatch cancel --cancel-operation`
+  # also cancel the operation itself.
+  permissions = concat([
     "cloudtasks.tasks.list",
     "cloudtasks.tasks.get",
     "cloudtasks.tasks.create",
     "cloudtasks.tasks.delete",
-  ]
+  ], var.operator_cancel_permissions)
 
   depends_on = [google_project_service.enabled]
 }

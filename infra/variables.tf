@@ -372,3 +372,14 @@ variable "operators" {
     error_message = "operators entries must be IAM members like user:alice@example.com or group:ops@example.com."
   }
 }
+
+variable "operator_cancel_permissions" {
+  type        = list(string)
+  description = "Permissions that let operators cancel the operations themselves (opwatch cancel --cancel-operation), e.g. [\"cloudaicompanion.operations.cancel\"]. Empty: operators cancel watches, never operations."
+  default     = []
+
+  validation {
+    condition     = alltrue([for p in var.operator_cancel_permissions : can(regex("^[a-z0-9]+\\.operations\\.cancel$", p))])
+    error_message = "operator_cancel_permissions entries must be *.operations.cancel permissions, like cloudaicompanion.operations.cancel."
+  }
+}

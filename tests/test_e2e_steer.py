@@ -83,3 +83,25 @@ def test_list_then_cancel_five_of_twenty_one_mid_check(
     assert {w: sim.stats(names[w]).gets for w in doomed} == gets_at_cancel
     code, out = cli(capsys, env, "status", doomed[0])
     assert code == 1 and "no pending check" in out
+
+
+def test_cancel_operation_also_cancels_the_operation_itself(
+    local_stack: LocalStack, inbox: Inbox, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """google.longrunning CancelOperation: the operation ends with error code 1 (CANCELLED);
+    the watch, cancelled first, ends CANCELLED once."""
+    sim, env = local_stack.simulator(), local_stack.env()
+    name = sim.create_operation(duration=600)
+    request = {"operation": name, "watch_id": "e2e-cancel-op", "polling": FAST}
+    local_stack.publish_watch_request(request)
+    wait_until(lambda: sim.stats(name).gets >= 1, 15, describe="the first look")
+    wait_until(
+        lambda: cli(capsys, env, "status", "e2e-cancel-op")[0] == 0, 15, describe="its check"
+    )
+    code, out = cli(capsys, env, "cancel", "e2e-cancel-op", "--cancel-operation")
+    assert code == 0, out
+    assert f"{name}: cancel requested" in out
+    [note] = inbox.wait("e2e-cancel-op", timeout=60)
+    assert note.outcome == "CANCELLED"
+    status, operation = sim.get_operation(name)
+    assert (status, operation["done"], operation["error"]["code"]) == (200, True, 1)

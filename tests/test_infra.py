@@ -961,13 +961,19 @@ def test_operators_get_exactly_what_the_cli_uses_and_only_if_named(tf: Config) -
     assert "length(var.operators)" in expr(role["count"]) or "operators_enabled" in expr(
         role["count"]
     )
-    permissions = set(role["permissions"])
-    assert permissions == {
+    permissions = expr(role["permissions"])
+    listed = set(re.findall(r"cloudtasks\.[a-z.]+", permissions))
+    assert listed == {
         "cloudtasks.tasks.list",
         "cloudtasks.tasks.get",
         "cloudtasks.tasks.create",
         "cloudtasks.tasks.delete",
     }
+    # Cancelling operations themselves only when the variable grants it, and nothing else.
+    assert "var.operator_cancel_permissions" in permissions
+    (rule,) = tf.variables["operator_cancel_permissions"]["validation"]
+    assert "operations" in str(rule["condition"]) and "cancel$" in str(rule["condition"])
+    assert tf.variables["operator_cancel_permissions"]["default"] == []
     act_as = tf.resource("google_service_account_iam_member", "operators_act_as_invoker")
     assert "tasks_invoker" in expr(act_as["service_account_id"])
     assert expr(act_as["role"]).strip('"') == "roles/iam.serviceAccountUser"

@@ -48,7 +48,9 @@ from google.auth.exceptions import GoogleAuthError
 # on the order it meets this import and stack.py's, so both are ignored here.
 from google.cloud import pubsub_v1  # type: ignore[attr-defined,import-untyped,unused-ignore]
 
+from opwatch.adapters import default_session
 from opwatch.registry import Registry
+from opwatch.settings import Settings
 from opwatch.wire import format_duration
 from opwatch_local import watches
 from opwatch_local.audit_log import DEFAULT_METHOD, AuditOptions
@@ -313,6 +315,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cancel.add_argument("watch_id", metavar="WATCH_ID")
     cancel.add_argument("--reason", default="", metavar="TEXT")
+    cancel.add_argument(
+        "--cancel-operation",
+        action="store_true",
+        help="also ask the API to cancel the operation itself ({name}:cancel); needs its "
+        "*.operations.cancel permission (Terraform: operator_cancel_permissions)",
+    )
     cancel.add_argument("--queue", help=queue_help)
     cancel.set_defaults(func=cmd_cancel)
 
@@ -552,18 +560,40 @@ def cmd_status(args: argparse.Namespace, env: Mapping[str, str]) -> int:
 
 
 def cmd_cancel(args: argparse.Namespace, env: Mapping[str, str]) -> int:
-    result = watches.cancel(_registry(args, env), args.watch_id, args.reason)
+    registry = _registry(args, env)
+    operations = watches.operations_of(registry, args.watch_id) if args.cancel_operation else set()
+    result = watches.cancel(registry, args.watch_id, args.reason)
     if result.cancelled:
         print(
             f"{args.watch_id}: cancelled ({len(result.cancelled)} in flight); "
             "its CANCELLED notification follows"
         )
-        return 0
+        return _cancel_operations(operations, env)
     if result.already_finished:
         print(f"{args.watch_id}: already finished; nothing to cancel")
     else:
         print(f"{args.watch_id}: no pending check: finished, cancelled, or never started")
     return 1
+
+
+def _cancel_operations(operations: set[tuple[str, str, str]], env: Mapping[str, str]) -> int:
+    """Ask each API to cancel the operation too; the local stack's simulator, else ADC."""
+    if not operations:
+        return 0
+    endpoint = env.get("OPWATCH_OPERATIONS_ENDPOINT", "").strip() or None
+    settings = Settings(
+        results_topic="projects/operator/topics/unused",
+        tasks_queue="projects/operator/locations/l/queues/unused",
+        check_url="https://unset.invalid/",
+        operations_endpoint=endpoint,
+    )
+    session = default_session(settings)
+    failed = 0
+    for api, version, operation in sorted(operations):
+        problem = watches.cancel_operation(session, endpoint, api, version, operation)
+        print(f"{operation}: {problem or 'cancel requested'}")
+        failed += bool(problem)
+    return 1 if failed else 0
 
 
 def cmd_demo(args: argparse.Namespace, env: Mapping[str, str]) -> int:

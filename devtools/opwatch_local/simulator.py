@@ -420,6 +420,25 @@ class Simulator:
         with self._lock:
             self._faults[name.strip("/")] = plan
 
+    def cancel_operation(self, name: str) -> bool:
+        """``POST {name}:cancel``, as google.longrunning's CancelOperation: a pending operation
+        ends now with error code 1 (CANCELLED); a finished one is left as it is.
+
+        Returns:
+            False if there is no such operation (the API answers 404).
+        """
+        name = name.strip("/")
+        with self._lock:
+            op = self._operations.get(name)
+            if op is None:
+                return False
+            now = self._clock()
+            if now < op.created + op.duration:
+                op.duration = max(0.0, now - op.created)
+                op.error = {"code": 1, "message": "Operation was cancelled."}
+                op.response = None
+            return True
+
     def stats(self, name: str) -> OperationStats:
         """The polls recorded for ``name`` (zero if never polled)."""
         name = name.strip("/")
@@ -567,7 +586,17 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(reply.status, reply.body, reply.headers)
 
     def do_POST(self) -> None:
-        self._control("POST", urllib.parse.urlsplit(self.path))
+        url = urllib.parse.urlsplit(self.path)
+        if not url.path.startswith("/_sim/") and url.path.endswith(":cancel"):
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))  # {} or nothing
+            _version, _, name = url.path.strip("/").partition("/")
+            name = urllib.parse.unquote(name.removesuffix(":cancel"))
+            if self.server.simulator.cancel_operation(name):
+                self._send(200, {})
+            else:
+                self._send(404, google_error(404, "NOT_FOUND", f"Operation {name} not found."))
+            return
+        self._control("POST", url)
 
     def _control(self, method: str, url: urllib.parse.SplitResult) -> None:
         sim = self.server.simulator

@@ -166,6 +166,31 @@ def cancel(registry: Registry, watch_id: str, reason: str) -> CancelResult:
     return registry.cancel(request.watch_id, request.reason)
 
 
+def operations_of(registry: Registry, watch_id: str) -> set[tuple[str, str, str]]:
+    """``(api, api_version, operation)`` of each chain of ``watch_id`` in flight."""
+    found = set()
+    for check in registry.pending(watch_id=watch_id):
+        if check.state is not None:
+            request = check.state.request
+            found.add((str(request["api"]), str(request["api_version"]), str(request["operation"])))
+    return found
+
+
+def cancel_operation(
+    session: Any, endpoint: str | None, api: str, version: str, operation: str
+) -> str:
+    """``POST {api}/{version}/{operation}:cancel`` (google.longrunning CancelOperation).
+
+    Returns:
+        "" when the API accepted it, else what it answered.
+    """
+    base = endpoint.rstrip("/") if endpoint else f"https://{api}"
+    reply = session.post(
+        f"{base}/{version}/{operation}:cancel", json={}, timeout=30, allow_redirects=False
+    )
+    return "" if 200 <= reply.status_code < 300 else f"HTTP {reply.status_code}: {reply.text[:300]}"
+
+
 def dumps(found: Sequence[Mapping[str, Any]]) -> str:
     """``--json``: one JSON array."""
     return json.dumps(list(found), ensure_ascii=False, indent=1)

@@ -85,7 +85,7 @@ class Notifier:
     clock: Callable[[], datetime] = utcnow
 
     def on_watch_message(self, message: Mapping[str, Any]) -> Outcome | None:
-        """Handle one Pub/Sub message: a watch request, or a parked watch coming back.
+        """Handle one Pub/Sub message: a watch request, a cancel request, or a parked watch.
 
         Args:
             message: the PubsubMessage in its JSON form (``data`` base64, ``attributes``,
