@@ -312,3 +312,26 @@ def test_a_task_is_in_flight_between_a_dispatch_and_its_answer() -> None:
     assert registry.read(QueuedTask("not-opwatch", b"")) is None
     assert QueuedTask("t", b"", dispatch_count=2, response_count=1).in_flight
     assert not QueuedTask("t", b"", dispatch_count=1, response_count=1).in_flight
+
+
+def test_a_rescan_counts_finished_chains_once(harness: Harness) -> None:
+    harness.fetch.results = [pending(), succeeded()]
+    start(harness, "w-1", "m-1")
+    [finishing] = harness.schedule.tasks
+    harness.publish.fail_with = exceptions.ServiceUnavailable("pubsub down")
+    with pytest.raises(exceptions.ServiceUnavailable):
+        harness.notifier.on_check(checks.decode(finishing.body))  # its claim stays
+    harness.publish.fail_with = None
+    harness.fetch.results, harness.fetch.calls = [pending()], []
+    start(harness, "w-1", "m-2")  # a second chain, pending
+    real_create, refusals = harness.schedule.create, [1]
+
+    def refuse_once(task: checks.CheckTask) -> bool:
+        if refusals and checks.decode(task.body).step is Step.CANCEL:
+            refusals.pop()
+            return False  # as if a check took that step between the scan and the cancel
+        return real_create(task)
+
+    harness.schedule.create = refuse_once  # type: ignore[method-assign]
+    result = registry_of(harness).cancel("w-1", "")
+    assert (len(result.cancelled), result.already_finished) == (1, 1)

@@ -177,18 +177,19 @@ class Registry:
         result = CancelResult(watch_id)
         for _ in range(MAX_CANCEL_ROUNDS):
             found = select(self.queue.list_tasks(), watch_id=watch_id)
-            raced = False
+            raced, finished = False, 0
             for check in latest_by_chain(found).values():
                 if check.state is None or check.step is Step.CANCEL:
                     continue
                 if check.step is Step.FINISHED:
-                    result = replace(result, already_finished=result.already_finished + 1)
+                    finished += 1  # counted per scan: a later scan sees the same chains again
                     continue
                 outcome = self._cancel_chain(check, reason)
                 if outcome is None:
                     raced = True
                 else:
                     result = replace(result, cancelled=(*result.cancelled, outcome))
+            result = replace(result, already_finished=finished)
             if not raced:
                 return result
         return result
