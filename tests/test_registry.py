@@ -10,6 +10,7 @@ keeps every name for ever, like the real one within its reservation window.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -21,8 +22,21 @@ from opwatch.checks import Step
 from opwatch.contracts import CancelRequest
 from opwatch.core import FetchResult
 from opwatch.registry import QueuedTask, Registry
+from opwatch.service import Notifier
+from opwatch.settings import Settings
 
-from .conftest import OPERATION, EventLog, Harness, pending, pubsub_message, succeeded
+from .conftest import (
+    OPERATION,
+    Clock,
+    EventLog,
+    FakeFetch,
+    FakeQueue,
+    Harness,
+    RecordingPublish,
+    pending,
+    pubsub_message,
+    succeeded,
+)
 
 
 def start(harness: Harness, watch_id: str = "w-1", message_id: str = "m-1", **extra: Any) -> None:
@@ -335,3 +349,40 @@ def test_a_rescan_counts_finished_chains_once(harness: Harness) -> None:
     harness.schedule.create = refuse_once  # type: ignore[method-assign]
     result = registry_of(harness).cancel("w-1", "")
     assert (len(result.cancelled), result.already_finished) == (1, 1)
+
+
+def test_a_step_parked_during_a_cancel_still_meets_the_cancel(settings: Settings) -> None:
+    """A check that fails on the queue's last attempt re-runs its step as a new task (parked);
+    every re-run of step n leads to the same step n + 1, which the cancel holds."""
+    clock, fetch, queue, publish = Clock(), FakeFetch(), FakeQueue(), RecordingPublish()
+    notifier = Notifier(
+        replace(settings, tasks_max_attempts=1),
+        fetch=fetch,
+        queue=queue,
+        publish=publish,
+        clock=clock,
+    )
+    fetch.results = [pending()]
+    notifier.on_watch_message(pubsub_message({"operation": OPERATION, "watch_id": "w-1"}))
+    [first] = queue.tasks
+    real_create, failures = queue.create, [1]
+
+    def cancel_meanwhile() -> FetchResult:
+        notifier.cancel(CancelRequest("w-1"))
+        return pending()
+
+    def flaky(task: checks.CheckTask) -> bool:
+        if failures and checks.decode(task.body).step is Step.LOOK:
+            failures.pop()
+            raise exceptions.ServiceUnavailable("tasks hiccup")
+        return real_create(task)
+
+    queue.create = flaky  # type: ignore[method-assign]
+    fetch.results, fetch.calls = [cancel_meanwhile, pending(), succeeded()], []
+    notifier.on_check(checks.decode(first.body), retries=0)  # fails, then parks its step
+    assert any(task.task_id.endswith("-1p1") for task in queue.tasks)
+    while queue.tasks:
+        task = queue.tasks.pop(0)
+        clock.now = max(clock.now, task.when)
+        notifier.on_check(checks.decode(task.body))
+    assert [(n["watch_id"], n["outcome"]) for n in publish.received] == [("w-1", "CANCELLED")]

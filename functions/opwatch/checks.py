@@ -90,8 +90,9 @@ class TaskName:
     - the watch key (``sha256(watch_id)``) finds the pending checks of a watch id;
     - the chain tells apart watches that share both (one per Pub/Sub message), so reusing a
       watch id never meets the reserved name of an earlier watch;
-    - polls (and parks, after an outage) make each step's name distinct, and the same on a
-      redelivery: Cloud Tasks refuses a second task of that name, so one chain stays one.
+    - polls make each step's name distinct, and the same on a redelivery: Cloud Tasks refuses a
+      second task of that name, so one chain stays one; ``p{parks}`` names a re-run of a step
+      set aside during an outage, whose next step is again plain ``polls + 1``.
 
     Hashes lead, so names spread over Cloud Tasks' shards, and use only ``[a-z0-9-]``.
     """
@@ -170,8 +171,12 @@ def encode(
 
 
 def successor(state: CheckState, when: datetime, step: Step, reason: str = "") -> CheckTask:
-    """The task of the step after the one ``state`` was read from (same watch, same chain)."""
-    progress = replace(state.progress, polls=state.progress.polls + 1)
+    """The task of the step after the one ``state`` was read from (same watch, same chain).
+
+    Its name does not depend on how often ``state``'s step was parked: every re-run of step n
+    leads to the same step n + 1, so a cancel that holds it stops them all.
+    """
+    progress = replace(state.progress, polls=state.progress.polls + 1, parks=0)
     return _encode(state.request, progress, when, state.chain, step, reason)
 
 

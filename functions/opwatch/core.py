@@ -67,7 +67,8 @@ class Progress:
         polls: fetches made so far.
         transient_errors: consecutive transient fetch errors just before now.
         seen: whether the operation was ever found (a 404 after that means it is gone).
-        parks: times the watch was set aside to wait out an outage (see the service).
+        parks: times the current step was set aside to wait out an outage (see the service);
+            each re-run of a step is a task of its own, and the next step starts again at 0.
     """
 
     started: datetime

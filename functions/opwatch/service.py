@@ -200,7 +200,9 @@ class Notifier:
         if isinstance(decision, CheckAgain):
             when = now + timedelta(seconds=decision.delay)
             with _logged_failure("could not schedule the next check", fields):
-                created = self.queue.create(checks.encode(request, decision.progress, when, chain))
+                # The next step's name is the same whether this step was parked or not.
+                following = replace(decision.progress, parks=0)
+                created = self.queue.create(checks.encode(request, following, when, chain))
             log.info(
                 "not done yet; next check in %.1fs%s",
                 decision.delay,
