@@ -191,6 +191,24 @@ def settings_with_parking(settings: Settings) -> Settings:
     return replace(settings, tasks_max_attempts=10, parked_topic=PARKED)
 
 
+def outage_run(
+    settings: Settings,
+    *,
+    done_after: timedelta,
+    down: str,
+    between: tuple[timedelta, timedelta],
+    watch_until: timedelta,
+) -> World:
+    """One watch of an operation done ``done_after`` in, with ``down`` ("pubsub" or "tasks")
+    refusing every call ``between`` (offsets from T0), played until ``watch_until``."""
+    world = World(settings, done_at=T0 + done_after)
+    outage = world.pubsub_down if down == "pubsub" else world.tasks_down
+    outage.start, outage.end = T0 + between[0], T0 + between[1]
+    world.start_watch()
+    world.advance(until=T0 + watch_until)
+    return world
+
+
 def outcomes(world: World) -> list[str]:
     return [json.loads(message.data)["outcome"] for message in world.notifications]
 
@@ -198,13 +216,13 @@ def outcomes(world: World) -> list[str]:
 def test_a_24_hour_publish_outage_ends_in_exactly_one_notification(
     settings_with_parking: Settings, event_log: EventLog
 ) -> None:
-    world = World(settings_with_parking, done_at=T0 + timedelta(minutes=30))
-    world.pubsub_down.start, world.pubsub_down.end = (
-        T0 + timedelta(minutes=20),
-        T0 + timedelta(hours=24, minutes=20),
+    world = outage_run(
+        settings_with_parking,
+        done_after=timedelta(minutes=30),
+        down="pubsub",
+        between=(timedelta(minutes=20), timedelta(hours=24, minutes=20)),
+        watch_until=timedelta(days=3),
     )
-    world.start_watch()
-    world.advance(until=T0 + timedelta(days=3))
 
     assert outcomes(world) == ["SUCCEEDED"]
     assert world.notifications[0].topic == RESULTS
@@ -218,13 +236,13 @@ def test_a_24_hour_publish_outage_ends_in_exactly_one_notification(
 def test_a_24_hour_create_task_outage_ends_in_exactly_one_notification(
     settings_with_parking: Settings, event_log: EventLog
 ) -> None:
-    world = World(settings_with_parking, done_at=T0 + timedelta(hours=2))
-    world.tasks_down.start, world.tasks_down.end = (
-        T0 + timedelta(minutes=10),
-        T0 + timedelta(hours=24, minutes=10),
+    world = outage_run(
+        settings_with_parking,
+        done_after=timedelta(hours=2),
+        down="tasks",
+        between=(timedelta(minutes=10), timedelta(hours=24, minutes=10)),
+        watch_until=timedelta(days=3),
     )
-    world.start_watch()
-    world.advance(until=T0 + timedelta(days=3))
 
     assert outcomes(world) == ["SUCCEEDED"]
     assert world.dropped == []
@@ -238,13 +256,13 @@ def test_without_a_parked_topic_a_create_task_outage_is_logged_with_the_whole_wa
 ) -> None:
     """When nothing can be written, one ERROR entry holds the watch; replaying its check_body
     on the parked topic (README, "Parked watches") brings the watch back to its notification."""
-    world = World(replace(settings, tasks_max_attempts=10), done_at=T0 + timedelta(hours=2))
-    world.tasks_down.start, world.tasks_down.end = (
-        T0 + timedelta(minutes=10),
-        T0 + timedelta(hours=24),
+    world = outage_run(
+        replace(settings, tasks_max_attempts=10),
+        done_after=timedelta(hours=2),
+        down="tasks",
+        between=(timedelta(minutes=10), timedelta(hours=24)),
+        watch_until=timedelta(days=2),
     )
-    world.start_watch()
-    world.advance(until=T0 + timedelta(days=2))
     assert world.notifications == []
 
     [abandoned] = [line for line in event_log.lines if line.get("event") == "watch.abandoned"]
@@ -267,13 +285,13 @@ def test_without_a_parked_topic_a_create_task_outage_is_logged_with_the_whole_wa
 def test_a_short_outage_is_retried_by_cloud_tasks_without_parking(
     settings_with_parking: Settings, event_log: EventLog
 ) -> None:
-    world = World(settings_with_parking, done_at=T0 + timedelta(minutes=30))
-    world.pubsub_down.start, world.pubsub_down.end = (
-        T0 + timedelta(minutes=20),
-        T0 + timedelta(minutes=40),
+    world = outage_run(
+        settings_with_parking,
+        done_after=timedelta(minutes=30),
+        down="pubsub",
+        between=(timedelta(minutes=20), timedelta(minutes=40)),
+        watch_until=timedelta(days=1),
     )
-    world.start_watch()
-    world.advance(until=T0 + timedelta(days=1))
     assert outcomes(world) == ["SUCCEEDED"]
     assert "watch.parked" not in event_log.events
 
