@@ -13,12 +13,15 @@ message naming the variable (see the README's configuration table).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from typing import Any
 
 import flask
 import functions_framework
 
 from opwatch import checks, logs
 from opwatch.adapters import CloudTasksQueue, NotificationPublisher, OperationFetcher
+from opwatch.core import Outcome
 from opwatch.errors import InvalidCheckBody
 from opwatch.logs import Event
 from opwatch.service import Notifier
@@ -44,18 +47,7 @@ def on_watch_request(request: flask.Request) -> tuple[str, int]:
     acknowledges it; an exception (failing to schedule or publish) answers 500 and Pub/Sub
     delivers the message again.
     """
-    envelope = request.get_json(force=True, silent=True, cache=False)
-    message = envelope.get("message") if isinstance(envelope, dict) else None
-    if not isinstance(message, dict):
-        # Pub/Sub always sends an envelope with a message: whoever sent this is not Pub/Sub,
-        # and there is no message to answer.
-        log.warning(
-            "refused a request that is not a Pub/Sub push",
-            extra={"fields": {"event": Event.REQUEST_INVALID}},
-        )
-        return ("expected a Pub/Sub push: a JSON object with a message\n", 400)
-    outcome = NOTIFIER.on_watch_message(message)
-    return (outcome.value if outcome else "", 200)
+    return _pushed(request, NOTIFIER.on_watch_message, {"event": Event.REQUEST_INVALID})
 
 
 @functions_framework.http
@@ -66,15 +58,24 @@ def on_audit_entry(request: flask.Request) -> tuple[str, int]:
     opwatch acts on is logged and acknowledged (2xx): no notification, no redelivery. An
     exception (failing to schedule or publish) answers 500 and Pub/Sub delivers it again.
     """
+    refused = {"event": Event.AUDIT_IGNORED, "reason": "not a Pub/Sub push"}
+    return _pushed(request, NOTIFIER.on_audit_message, refused)
+
+
+def _pushed(
+    request: flask.Request,
+    handle: Callable[[dict[str, Any]], Outcome | None],
+    refused: dict[str, Any],
+) -> tuple[str, int]:
+    """Hand the message of a Pub/Sub push envelope to ``handle``; 2xx acknowledges it."""
     envelope = request.get_json(force=True, silent=True, cache=False)
     message = envelope.get("message") if isinstance(envelope, dict) else None
     if not isinstance(message, dict):
-        log.warning(
-            "refused a request that is not a Pub/Sub push",
-            extra={"fields": {"event": Event.AUDIT_IGNORED, "reason": "not a Pub/Sub push"}},
-        )
+        # Pub/Sub always sends an envelope with a message: whoever sent this is not Pub/Sub,
+        # and there is no message to answer.
+        log.warning("refused a request that is not a Pub/Sub push", extra={"fields": refused})
         return ("expected a Pub/Sub push: a JSON object with a message\n", 400)
-    outcome = NOTIFIER.on_audit_message(message)
+    outcome = handle(message)
     return (outcome.value if outcome else "", 200)
 
 
