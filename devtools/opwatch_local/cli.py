@@ -50,7 +50,6 @@ from google.cloud import pubsub_v1  # type: ignore[attr-defined,import-untyped,u
 
 from opwatch.adapters import default_session
 from opwatch.registry import Registry
-from opwatch.settings import Settings
 from opwatch.wire import format_duration
 from opwatch_local import watches
 from opwatch_local.audit_log import DEFAULT_METHOD, AuditOptions
@@ -580,13 +579,8 @@ def _cancel_operations(operations: set[tuple[str, str, str]], env: Mapping[str, 
     """Ask each API to cancel the operation too; the local stack's simulator, else ADC."""
     if not operations:
         return 0
-    endpoint = env.get("OPWATCH_OPERATIONS_ENDPOINT", "").strip() or None
-    settings = Settings(
-        results_topic="projects/operator/topics/unused",
-        tasks_queue="projects/operator/locations/l/queues/unused",
-        check_url="https://unset.invalid/",
-        operations_endpoint=endpoint,
-    )
+    settings = watches.operator_settings(env)
+    endpoint = settings.operations_endpoint
     session = default_session(settings)
     failed = 0
     for api, version, operation in sorted(operations):

@@ -28,6 +28,7 @@ from opwatch.wire import rfc3339
 COLUMNS = ("watch_id", "operation", "labels", "polls", "age", "next_check", "state")
 # The CLI creates cancel tasks only; the functions' own settings are not needed for that.
 _UNUSED_TOPIC = "projects/operator/topics/unused"
+_UNUSED_QUEUE = "projects/operator/locations/unused/queues/unused"
 
 
 @dataclass(frozen=True)
@@ -57,14 +58,24 @@ def operator_queue(queue: str, env: Mapping[str, str]) -> CloudTasksQueue:
     (``OPWATCH_CHECK_URL``) and, in production, the invoker account's OIDC token
     (``OPWATCH_TASKS_INVOKER_SA``, which needs iam.serviceAccounts.actAs on it).
     """
-    settings = Settings(
+    return CloudTasksQueue(operator_settings(env, queue))
+
+
+def operator_settings(env: Mapping[str, str], queue: str = _UNUSED_QUEUE) -> Settings:
+    """The functions' settings as far as the CLI needs them (the queue, the check function's URL
+    and invoker, the emulator, a local operations endpoint), so it reuses the adapters."""
+
+    def get(name: str) -> str | None:
+        return env.get(name, "").strip() or None
+
+    return Settings(
         results_topic=_UNUSED_TOPIC,
         tasks_queue=queue,
-        check_url=env.get("OPWATCH_CHECK_URL", "").strip() or "https://unset.invalid/",
-        invoker_service_account=env.get("OPWATCH_TASKS_INVOKER_SA", "").strip() or None,
-        tasks_emulator_host=env.get("CLOUD_TASKS_EMULATOR_HOST", "").strip() or None,
+        check_url=get("OPWATCH_CHECK_URL") or "https://unset.invalid/",
+        invoker_service_account=get("OPWATCH_TASKS_INVOKER_SA"),
+        tasks_emulator_host=get("CLOUD_TASKS_EMULATOR_HOST"),
+        operations_endpoint=get("OPWATCH_OPERATIONS_ENDPOINT"),
     )
-    return CloudTasksQueue(settings)
 
 
 def rows(found: Iterable[PendingCheck], now: datetime) -> list[dict[str, Any]]:
