@@ -81,7 +81,7 @@ def test_reusing_a_watch_id_never_meets_an_earlier_watchs_names() -> None:
 
 def test_version_1_bodies_left_in_a_queue_go_on_after_an_upgrade() -> None:
     legacy = json.loads(body())
-    del legacy["chain"], legacy["progress"]["parks"]
+    del legacy["chain"], legacy["seq"], legacy["progress"]["parks"]
     legacy["opwatch_check"] = 1
     state = checks.decode(json.dumps(legacy).encode())
     assert state.chain == checks.LEGACY_CHAIN
