@@ -15,6 +15,7 @@ import pytest
 
 from opwatch import checks
 from opwatch.audit import discovered_watch_id
+from opwatch.errors import QuotaExhausted
 from opwatch.logs import Event
 from opwatch.service import Notifier
 
@@ -108,11 +109,11 @@ def test_the_caller_is_a_label_only_when_the_setting_allows(harness: Harness) ->
     assert harness.fetch.calls[0].labels["caller"] == "dana@example.com"
 
 
-def test_a_last_entry_runs_every_pending_check_of_the_operation_now(
+def test_a_last_entry_brings_every_pending_look_of_the_operation_forward(
     harness: Harness, event_log: EventLog
 ) -> None:
-    """Discovered and requested watches of one operation: the end entry runs each one's
-    pending look at once (Cloud Tasks RunTask); the look publishes, once, on its chain."""
+    """Discovered and requested watches of one operation: the end entry brings each one's
+    pending look forward to now (a new step, never RunTask); it publishes, once, on its chain."""
     harness.fetch.results = [pending(INDEX_OPERATION)]
     harness.notifier.on_audit_message(pubsub_message(INDEX, "m-1"))
     request = {"operation": INDEX_OPERATION, "watch_id": "requested"}
@@ -124,12 +125,57 @@ def test_a_last_entry_runs_every_pending_check_of_the_operation_now(
     assert harness.notifier.on_audit_message(pubsub_message(last_of(INDEX))) is None
 
     assert len(harness.fetch.calls) == 3, "the entry itself fetches nothing"
-    ran = [pending_looks[task_id] for task_id in harness.schedule.ran]
-    assert sorted(checks.decode(t.body).watch_id for t in ran) == sorted(
+    brought = [pending_looks[task_id] for task_id in harness.schedule.deleted]
+    assert sorted(checks.decode(t.body).watch_id for t in brought) == sorted(
         [INDEX_WATCH_ID, "requested"]
     )
+    due_now = [t for t in harness.schedule.tasks if t.when == harness.clock.now]
+    assert len(due_now) == 2
     [line] = [line for line in event_log.lines if line["event"] == Event.AUDIT_OPERATION_ENDED]
     assert (line["operation"], line["checks_run"]) == (INDEX_OPERATION, 2)
+
+
+def test_a_duplicated_last_entry_gives_one_notification_per_watch(harness: Harness) -> None:
+    """Sinks deliver at least once (https://cloud.google.com/logging/docs/export/pubsub): the
+    same end entry twice, back to back, brings each look forward once, and each watch ends in
+    one notification."""
+    harness.fetch.results = [pending(INDEX_OPERATION)]
+    harness.notifier.on_audit_message(pubsub_message(INDEX, "m-1"))
+    harness.notifier.on_watch_message(
+        pubsub_message({"operation": INDEX_OPERATION, "watch_id": "requested"}, "m-2")
+    )
+    harness.fetch.results = [succeeded(INDEX_OPERATION)]
+    for _ in range(2):
+        harness.notifier.on_audit_message(pubsub_message(last_of(INDEX), "m-3"))
+    harness.run_checks()
+    received = sorted((n["watch_id"], n["outcome"]) for n in harness.publish.received)
+    assert received == sorted([(INDEX_WATCH_ID, "SUCCEEDED"), ("requested", "SUCCEEDED")])
+
+
+@pytest.mark.parametrize("refused", ["ListTasks", "CreateTask"])
+def test_a_quota_on_the_fast_path_is_acknowledged_and_the_watch_goes_on_polling(
+    harness: Harness, event_log: EventLog, refused: str
+) -> None:
+    """Cloud Tasks' List quota (600 a minute for a region) or any other answering
+    RESOURCE_EXHAUSTED (https://cloud.google.com/tasks/docs/quotas) must not dead-letter an end
+    entry: it is acknowledged, and the watch ends by its own polling."""
+    harness.fetch.results = [pending(INDEX_OPERATION)]
+    harness.notifier.on_audit_message(pubsub_message(INDEX, "m-1"))
+    [look] = harness.schedule.tasks
+    quota = QuotaExhausted(f"{refused}: Quota exceeded")
+    if refused == "ListTasks":
+        harness.schedule.list_fails_with = quota
+    else:
+        harness.schedule.fail_with = quota
+    assert harness.notifier.on_audit_message(pubsub_message(last_of(INDEX), "m-2")) is None
+    assert harness.schedule.tasks == [look]
+    assert Event.AUDIT_QUOTA_EXHAUSTED in [line["event"] for line in event_log.lines]
+    harness.schedule.list_fails_with = harness.schedule.fail_with = None
+    harness.fetch.results = [succeeded(INDEX_OPERATION)]
+    harness.run_checks()
+    assert [(n["watch_id"], n["outcome"]) for n in harness.publish.received] == [
+        (INDEX_WATCH_ID, "SUCCEEDED")
+    ]
 
 
 def test_a_last_entry_for_an_operation_nobody_watches_runs_nothing(
@@ -137,7 +183,7 @@ def test_a_last_entry_for_an_operation_nobody_watches_runs_nothing(
 ) -> None:
     assert harness.notifier.on_audit_message(pubsub_message(last_of(INDEX))) is None
     assert harness.fetch.calls == [] and harness.publish.messages == []
-    assert harness.schedule.ran == []
+    assert harness.schedule.created == []
     assert event_log.lines[-1]["checks_run"] == 0
 
 

@@ -34,6 +34,7 @@ import pytest
 
 from opwatch import checks
 from opwatch.core import FetchFailed, Outcome
+from opwatch.errors import QuotaExhausted
 from opwatch.logs import LOGGER_NAME, Event, JsonFormatter
 from opwatch.service import PARKED_ATTRIBUTE, PARKED_VALUE, Notifier
 from opwatch.settings import Settings
@@ -225,6 +226,9 @@ def _drive_notifier(capture: Capture, settings: Settings) -> None:
         notifier.on_audit_message(pubsub_message(first, "a-1"))
         notifier.on_audit_message(pubsub_message(last, "a-2"))
         notifier.on_audit_message(pubsub_message({"not": "an entry"}, "a-3"))
+        # Cloud Tasks refuses the fast path for quota: logged, acknowledged, the watch polls on.
+        schedule.list_fails_with = QuotaExhausted("ListTasks: Quota exceeded")
+        notifier.on_audit_message(pubsub_message(last, "a-4"))
 
     # An invalid request.
     notifier, _ = _notifier(settings, FakeFetch([pending()]), FakeQueue(), RecordingPublish())

@@ -80,7 +80,7 @@ def operator_settings(env: Mapping[str, str], queue: str = _UNUSED_QUEUE) -> Set
 
 def rows(found: Iterable[PendingCheck], now: datetime) -> list[dict[str, Any]]:
     """One row per watch in flight (finished watches' held steps left out)."""
-    out = []
+    out: list[dict[str, Any]] = []
     for check in found:
         if check.step is Step.FINISHED:
             continue
@@ -91,7 +91,7 @@ def rows(found: Iterable[PendingCheck], now: datetime) -> list[dict[str, Any]]:
                     "watch_id": "?",
                     "operation": "?",
                     "labels": {},
-                    "polls": check.name.polls,
+                    "polls": None,  # unknown: the body says it, and it is unreadable
                     "age": None,
                     "next_check": rfc3339(when) if when else None,
                     "state": f"unreadable: {check.problem[:80]}",
@@ -101,13 +101,12 @@ def rows(found: Iterable[PendingCheck], now: datetime) -> list[dict[str, Any]]:
             continue
         state, request = check.state, check.state.request
         started = state.progress.started
-        looks = state.progress.polls - (1 if state.step is Step.CANCEL else 0)
         out.append(
             {
                 "watch_id": state.watch_id,
                 "operation": request.get("operation"),
                 "labels": request.get("labels") or {},
-                "polls": looks,
+                "polls": state.progress.polls,
                 "age": round((now - started).total_seconds(), 1),
                 "next_check": rfc3339(when) if when else None,
                 "state": _state(check),

@@ -38,6 +38,7 @@ class Event(enum.StrEnum):
     AUDIT_IGNORED = "audit.ignored"  # an audit entry opwatch does not act on (reason); acked
     WATCH_DISCOVERED = "watch.discovered"  # an audit entry started a watch (or met its chain)
     AUDIT_OPERATION_ENDED = "audit.operation_ended"  # an audit entry said an operation ended
+    AUDIT_QUOTA_EXHAUSTED = "audit.quota_exhausted"  # Cloud Tasks refused the fast path: polling
 
 
 class JsonFormatter(logging.Formatter):
