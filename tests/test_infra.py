@@ -760,10 +760,11 @@ def test_runtime_may_do_what_its_configuration_asks_and_nothing_more(tf: Config)
         (*topic, env["RESULTS_TOPIC"].replace(".id", ".name")),
         (*topic, env["PARKED_TOPIC"].replace(".id", ".name")),
         (*topic, "each.value"),
-        # create tasks in TASKS_QUEUE, with TASKS_INVOKER_SA's token (actAs)
+        # create, read, list and delete tasks in TASKS_QUEUE and read the queue (a custom role
+        # granted on that queue only), with TASKS_INVOKER_SA's token (actAs)
         (
             "google_cloud_tasks_queue_iam_member",
-            "roles/cloudtasks.enqueuer",
+            "google_project_iam_custom_role.tasks_worker.name",
             env["TASKS_QUEUE"].replace(".id", ".name"),
         ),
         (
@@ -776,6 +777,43 @@ def test_runtime_may_do_what_its_configuration_asks_and_nothing_more(tf: Config)
     notify = tf.resource("google_pubsub_topic_iam_member", "runtime_publishes_notify")
     assert "var.allowed_notify_topics" in expr(notify["for_each"])
     assert env["ALLOWED_NOTIFY_TOPICS"] == 'join(",", var.allowed_notify_topics)'
+
+
+# The Cloud Tasks methods the functions call on the check queue, each with the permissions its
+# reference names (https://cloud.google.com/tasks/docs/reference-access-control; GetTask and
+# ListTasks: "Authorization for FULL requires cloudtasks.tasks.fullView",
+# https://cloud.google.com/tasks/docs/reference/rest/v2/projects.locations.queues.tasks/get).
+# RunTask (tasks.run) is not called: its quota is 60 a minute, "meant for manual debugging"
+# (https://cloud.google.com/tasks/docs/quotas).
+RUNTIME_TASKS_CALLS = {
+    "CreateTask": {"cloudtasks.tasks.create"},
+    "GetTask (FULL view)": {"cloudtasks.tasks.get", "cloudtasks.tasks.fullView"},
+    "ListTasks (FULL view)": {"cloudtasks.tasks.list", "cloudtasks.tasks.fullView"},
+    "DeleteTask": {"cloudtasks.tasks.delete"},
+    "GetQueue": {"cloudtasks.queues.get"},
+}
+
+
+def test_the_runtime_holds_exactly_what_its_queue_calls_need_on_that_queue_only(
+    tf: Config,
+) -> None:
+    """roles/cloudtasks.enqueuer is tasks.create + tasks.fullView only (Cloud Tasks roles,
+    https://cloud.google.com/iam/docs/roles-permissions/cloudtasks): with it every GetTask,
+    DeleteTask and ListTasks of the functions answers PERMISSION_DENIED on a real project."""
+    role = tf.resource("google_project_iam_custom_role", "tasks_worker")
+    needed = set().union(*RUNTIME_TASKS_CALLS.values())
+    assert set(role["permissions"]) == needed
+    assert len(role["permissions"]) == len(needed)
+    grant = tf.resource("google_cloud_tasks_queue_iam_member", "runtime_works_queue")
+    assert expr(grant["role"]) == "google_project_iam_custom_role.tasks_worker.name"
+    assert expr(grant["name"]) == "google_cloud_tasks_queue.checks.name"
+    assert expr(grant["location"]) == "google_cloud_tasks_queue.checks.location"
+    assert expr(grant["member"]) == "serviceAccount:${google_service_account.runtime.email}"
+    # No Cloud Tasks permission anywhere else: not project-wide, not a predefined role.
+    assert "roles/cloudtasks." not in tf.text
+    for rtype, name, body in members_of(tf):
+        if "tasks_worker" in str(body["role"]):
+            assert (rtype, name) == ("google_cloud_tasks_queue_iam_member", "runtime_works_queue")
 
 
 def test_custom_role_reads_operations_only(tf: Config) -> None:
@@ -955,22 +993,43 @@ def test_substitutions_are_declared_documented_and_escaped(build: Body) -> None:
 
 
 def test_operators_get_exactly_what_the_cli_uses_and_only_if_named(tf: Config) -> None:
-    """list/status need tasks.list (and get); cancel creates the next step's task (with the
-    invoker's OIDC token: actAs on that account) and deletes the pending look."""
+    """list/status page ListTasks and read GetTask with the FULL view, which needs
+    cloudtasks.tasks.fullView besides tasks.list / tasks.get (ListTasks and GetTask references,
+    https://cloud.google.com/tasks/docs/reference/rest/v2/projects.locations.queues.tasks/list);
+    cancel creates the next step's task (with the invoker's OIDC token: actAs on that account)
+    and deletes the pending look. All of it on the check queue only: "access control can be
+    configured at the project level and at the queue level"
+    (https://cloud.google.com/tasks/docs/reference-access-control)."""
     role = tf.resource("google_project_iam_custom_role", "operator")
     assert "length(var.operators)" in expr(role["count"]) or "operators_enabled" in expr(
         role["count"]
     )
-    permissions = expr(role["permissions"])
-    listed = set(re.findall(r"cloudtasks\.[a-z.]+", permissions))
-    assert listed == {
+    assert set(role["permissions"]) == {
         "cloudtasks.tasks.list",
         "cloudtasks.tasks.get",
+        "cloudtasks.tasks.fullView",
         "cloudtasks.tasks.create",
         "cloudtasks.tasks.delete",
     }
-    # Cancelling operations themselves only when the variable grants it, and nothing else.
-    assert "var.operator_cancel_permissions" in permissions
+    on_queue = tf.resource("google_cloud_tasks_queue_iam_member", "operators")
+    assert expr(on_queue["role"]) == "google_project_iam_custom_role.operator[0].name"
+    assert expr(on_queue["name"]) == "google_cloud_tasks_queue.checks.name"
+    # The queue role is granted on the queue and nowhere else.
+    for rtype, name, body in members_of(tf):
+        if "custom_role.operator[0]" in str(body["role"]):
+            assert (rtype, name) == ("google_cloud_tasks_queue_iam_member", "operators")
+    # Cancelling operations themselves only when the variable grants it, and nothing else: a
+    # role of its own on the project, where the watched API's operations live.
+    cancels = tf.resource("google_project_iam_custom_role", "operator_cancels_operations")
+    assert expr(cancels["permissions"]) == "var.operator_cancel_permissions"
+    assert "operators_cancel_operations" in expr(cancels["count"])
+    condition = tf.locals["operators_cancel_operations"]
+    assert "local.operators_enabled" in condition
+    assert "length(var.operator_cancel_permissions) > 0" in condition
+    on_project = tf.resource("google_project_iam_member", "operators_cancel_operations")
+    assert expr(on_project["role"]) == (
+        "google_project_iam_custom_role.operator_cancels_operations[0].name"
+    )
     (rule,) = tf.variables["operator_cancel_permissions"]["validation"]
     assert "operations" in str(rule["condition"]) and "cancel$" in str(rule["condition"])
     assert tf.variables["operator_cancel_permissions"]["default"] == []
@@ -978,7 +1037,8 @@ def test_operators_get_exactly_what_the_cli_uses_and_only_if_named(tf: Config) -
     assert "tasks_invoker" in expr(act_as["service_account_id"])
     assert expr(act_as["role"]).strip('"') == "roles/iam.serviceAccountUser"
     for rtype, name in (
-        ("google_project_iam_member", "operators"),
+        ("google_cloud_tasks_queue_iam_member", "operators"),
+        ("google_project_iam_member", "operators_cancel_operations"),
         ("google_service_account_iam_member", "operators_act_as_invoker"),
         ("google_pubsub_topic_iam_member", "operators_publish_cancels"),
     ):
