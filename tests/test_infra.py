@@ -24,6 +24,8 @@ import hcl2
 import pytest
 import yaml
 
+from tests import logquery
+
 pytestmark = pytest.mark.infra
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -1182,10 +1184,73 @@ def test_the_sink_selects_first_and_last_entries_of_every_configured_method(tf: 
     assert "for m in var.discovery.methods" in log_filter
     assert 'protoPayload.methodName=\\"${m}\\"' in log_filter
     assert "(operation.first=true OR operation.last=true)" in log_filter
-    assert 'logName:\\"cloudaudit.googleapis.com\\"' in log_filter
+    assert log_filter.startswith('${join(" AND ", [local.audit_logs, ')
     # A method name cannot break out of its quotes.
     (rule,) = tf.variables["discovery"]["validation"]
     assert "[A-Za-z_][A-Za-z0-9_]*" in rule["condition"] and '"' not in rule["condition"][30:80]
+
+
+AUDIT_SAMPLES = sorted((ROOT / "tests" / "data").glob("audit-*.json"))
+# The module's filter expression, rendered here for a list of methods (the test below checks the
+# expression is exactly this, so the rendering cannot drift from it).
+DISCOVERY_FILTER_EXPRESSION = (
+    '${join(" AND ", [local.audit_logs, "(${join(" OR ", [for m in var.discovery.methods : '
+    '"protoPayload.methodName=\\"${m}\\""])})", "(operation.first=true OR operation.last=true)"])}'
+)
+
+
+def rendered_discovery_filter(tf: Config, methods: list[str]) -> str:
+    assert tf.locals["discovery_filter"] == DISCOVERY_FILTER_EXPRESSION
+    names = " OR ".join(f'protoPayload.methodName="{m}"' for m in methods)
+    return " AND ".join(
+        [tf.locals["audit_logs"], f"({names})", "(operation.first=true OR operation.last=true)"]
+    )
+
+
+def forged(entry: Body, log_name: str) -> Body:
+    return {**entry, "logName": log_name}
+
+
+def test_the_sink_takes_entries_of_the_audit_logs_only(tf: Config) -> None:
+    """In the Logging query language ``:`` is a substring ("has") match, so
+    ``logName:"cloudaudit.googleapis.com"`` also matched logs anyone with
+    logging.logEntries.create can write to, with an AuditLog-shaped payload
+    (https://cloud.google.com/logging/docs/view/logging-query-language, "Comparisons");
+    ``log_id()`` compares the whole log ID ("Functions" on the same page; the log ID is
+    URL-encoded in logName, LogEntry reference
+    https://cloud.google.com/logging/docs/reference/v2/rest/v2/LogEntry). The audit log IDs
+    are cloudaudit.googleapis.com/activity and /data_access
+    (https://cloud.google.com/logging/docs/audit#types)."""
+    assert AUDIT_SAMPLES
+    samples = [json.loads(path.read_text()) for path in AUDIT_SAMPLES]
+    methods = sorted({s["protoPayload"]["methodName"] for s in samples})
+    selects = logquery.compile_filter(rendered_discovery_filter(tf, methods))
+    for path, entry in zip(AUDIT_SAMPLES, samples, strict=True):
+        project = entry["logName"].split("/logs/")[0]
+        assert selects(entry), f"{path.name}: a real audit entry must be routed"
+        data_access = forged(entry, f"{project}/logs/cloudaudit.googleapis.com%2Fdata_access")
+        assert selects(data_access), "DATA_WRITE methods log to data_access"
+        for impostor in (
+            "cloudaudit.googleapis.com-mine",
+            "mine%2Fcloudaudit.googleapis.com%2Factivity",
+            "cloudaudit.googleapis.com%2Factivity-copy",
+            "cloudaudit.googleapis.com%2Fsystem_event",
+        ):
+            assert not selects(forged(entry, f"{project}/logs/{impostor}")), impostor
+    # What the old filter did: the substring match took the impostors.
+    old = logquery.compile_filter('logName:"cloudaudit.googleapis.com"')
+    assert old(forged(samples[0], "projects/p/logs/cloudaudit.googleapis.com-mine"))
+    assert not re.search(r"\blogName\s*:", json.dumps(tf.locals))
+
+
+def test_the_sinks_writer_is_documented_as_the_shared_logging_agent(tf: Config) -> None:
+    """unique_writer_identity = true gives the project's Logging service agent, used "for all
+    sinks in a resource" (https://cloud.google.com/logging/docs/routing/user-managed-service-accounts),
+    not an account of the sink's own: nothing may say otherwise."""
+    text = "\n".join(p.read_text() for p in INFRA.glob("*.tf")) + README.read_text()
+    assert not re.search(r"(sink's own|its own writer identity|of this sink's own)", text)
+    output = tf.outputs["audit_sink_writer_identity"]["description"]
+    assert "Logging service agent" in output and "shared" in output
 
 
 def test_the_sinks_writer_may_publish_to_the_audit_topic_only(tf: Config) -> None:
