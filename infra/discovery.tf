@@ -11,12 +11,20 @@ locals {
   discovery_count     = var.discovery.enabled ? 1 : 0
   audit_function_name = "${var.name_prefix}-on-audit-entry"
 
+  # The two Cloud Audit Logs a long-running method writes to, by their exact log IDs: Admin
+  # Activity (ADMIN_WRITE methods, e.g. the index methods; always written) and Data Access
+  # (DATA_WRITE methods, e.g. the repository-group methods; written only once Data Access audit
+  # logs are on for the service, README "Discovery"). log_id() compares the whole log ID, where
+  # logName:"cloudaudit.googleapis.com" was a substring ("has") match that any principal with
+  # logging.logEntries.create could satisfy with a log of its own (say
+  # projects/P/logs/cloudaudit.googleapis.com-mine) and an AuditLog-shaped payload.
+  # tests/test_infra.py evaluates this against captured and forged entries.
+  audit_logs = "(log_id(\"cloudaudit.googleapis.com/activity\") OR log_id(\"cloudaudit.googleapis.com/data_access\"))"
+
   # Cloud Logging query language. Method names are validated (variables.tf) to letters, digits,
-  # '_' and '.', so none can close the quotes. Admin Activity entries (the index methods) are
-  # always written; Data Access ones (the repository-group methods) only once Data Access audit
-  # logs are enabled for cloudaicompanion.googleapis.com (README, "Discovery").
+  # '_' and '.', so none can close the quotes.
   discovery_filter = join(" AND ", [
-    "logName:\"cloudaudit.googleapis.com\"",
+    local.audit_logs,
     "(${join(" OR ", [for m in var.discovery.methods : "protoPayload.methodName=\"${m}\""])})",
     "(operation.first=true OR operation.last=true)",
   ])
@@ -42,11 +50,20 @@ resource "google_logging_project_sink" "audit" {
   description = "opwatch discovery: first and last audit entries of the configured long-running methods."
   destination = "pubsub.googleapis.com/${google_pubsub_topic.audit[0].id}"
   filter      = local.discovery_filter
-  # A service account of this sink's own, granted publisher on the audit topic only (below).
+  # Despite its name, unique_writer_identity = true does not give this sink an account of its
+  # own: "by default, Logging uses a Logging service account for all sinks in a resource"
+  # (Logging, "Configure log sinks with user-managed service accounts"), the project's Logging
+  # service agent service-PROJECT_NUMBER@gcp-sa-logging.iam.gserviceaccount.com. (false would
+  # be the older shared cloud-logs@system.gserviceaccount.com.) The API returns it as
+  # writer_identity when the sink is created, so it exists before the grant below.
   unique_writer_identity = true
 }
 
 # The sink writes as its writer identity, which may publish to the audit topic and nothing else.
+# That identity is shared by every sink of the project: whoever may create a sink here
+# (logging.sinks.create) can route any logs to the audit topic through this grant. So the
+# filter above is not what keeps other logs out of on_audit_entry; the function checks each
+# entry's logName itself, and an entry is only ever a hint (the outcome comes from a GET).
 resource "google_pubsub_topic_iam_member" "sink_publishes_audit" {
   count = local.discovery_count
 

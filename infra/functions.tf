@@ -89,10 +89,15 @@ resource "google_cloudfunctions2_function" "check" {
 # The Cloud Run service behind on_check, read back after it is deployed: CHECK_URL was computed
 # before the service existed (main.tf), so the apply fails here, before any watch request is
 # delivered (the push subscriptions wait for this), if the service does not serve that URL.
+# The data source wants the service's short name: it reads
+# projects/{{project}}/locations/{{location}}/services/{{name}}, and service_config[0].service
+# is already the full projects/.../services/NAME path (the API returns it so), which would read
+# .../services/projects/... and fail as not found. Taking the last segment of that attribute
+# (rather than local.check_function_name) keeps the read after the function's deployment.
 data "google_cloud_run_v2_service" "check" {
   project  = var.project_id
   location = var.region
-  name     = google_cloudfunctions2_function.check.service_config[0].service
+  name     = regex("[^/]+$", google_cloudfunctions2_function.check.service_config[0].service)
 
   lifecycle {
     postcondition {

@@ -1,5 +1,5 @@
 # Three identities, each with one job:
-#   runtime  - what both functions run as (read operations, enqueue tasks, publish results)
+#   runtime  - what the three functions run as (read operations, work the check queue, publish)
 #   invoker  - the identity in Cloud Tasks' OIDC tokens; may only invoke on_check
 #   push     - the identity in Pub/Sub's push OIDC tokens; may only invoke on_watch_request
 
@@ -7,7 +7,7 @@ resource "google_service_account" "runtime" {
   project      = var.project_id
   account_id   = "${var.name_prefix}-runtime"
   display_name = "opwatch functions runtime"
-  description  = "Runs on_watch_request and on_check."
+  description  = "Runs on_watch_request, on_check and on_audit_entry."
 
   depends_on = [google_project_service.enabled]
 }
@@ -77,11 +77,34 @@ resource "google_pubsub_topic_iam_member" "runtime_publishes_notify" {
   member = "serviceAccount:${google_service_account.runtime.email}"
 }
 
-resource "google_cloud_tasks_queue_iam_member" "runtime_enqueues_checks" {
+# What the functions call on the check queue (Cloud Tasks access-control reference): CreateTask
+# (tasks.create), GetTask and ListTasks with the FULL view (tasks.get, tasks.list, and
+# tasks.fullView for FULL), DeleteTask (tasks.delete) and GetQueue (queues.get). No predefined
+# role has that set without more: enqueuer lacks get/list/delete, viewer lacks create/delete,
+# admin/editor add RunTask, purge and queue changes. A project-level custom role, granted on
+# this queue only, so it reaches no other queue of the project.
+resource "google_project_iam_custom_role" "tasks_worker" {
+  project     = var.project_id
+  role_id     = "${replace(var.name_prefix, "-", "_")}_tasksWorker"
+  title       = "opwatch check-queue worker"
+  description = "Create, read, list and delete tasks on the opwatch check queue and read the queue."
+  permissions = [
+    "cloudtasks.tasks.create",
+    "cloudtasks.tasks.get",
+    "cloudtasks.tasks.delete",
+    "cloudtasks.tasks.list",
+    "cloudtasks.tasks.fullView",
+    "cloudtasks.queues.get",
+  ]
+
+  depends_on = [google_project_service.enabled]
+}
+
+resource "google_cloud_tasks_queue_iam_member" "runtime_works_queue" {
   project  = var.project_id
   location = google_cloud_tasks_queue.checks.location
   name     = google_cloud_tasks_queue.checks.name
-  role     = "roles/cloudtasks.enqueuer"
+  role     = google_project_iam_custom_role.tasks_worker.name
   member   = "serviceAccount:${google_service_account.runtime.email}"
 }
 

@@ -216,6 +216,20 @@ resource "google_monitoring_dashboard" "opwatch" {
 
 # --- alerts --------------------------------------------------------------------------------------
 
+# An alert policy on a log-based metric created in the same apply is refused with 404 "Cannot
+# find metric(s) ... If a metric was created recently, it could take up to 10 minutes to become
+# available" (google provider issue 11102, open). The policies on log-based metrics wait here.
+# The wait runs when these metrics are created or replaced (triggers), not on other applies, and
+# it overlaps the functions' builds, which take minutes themselves.
+resource "time_sleep" "log_metrics_visible" {
+  create_duration = var.log_metric_wait
+
+  triggers = {
+    watch_abandoned  = google_logging_metric.watch_abandoned.id
+    watches_finished = google_logging_metric.watches_finished.id
+  }
+}
+
 resource "google_monitoring_alert_policy" "watch_abandoned" {
   project               = var.project_id
   display_name          = "opwatch (${var.name_prefix}): a watch was abandoned"
@@ -249,6 +263,8 @@ resource "google_monitoring_alert_policy" "watch_abandoned" {
   alert_strategy {
     auto_close = "86400s"
   }
+
+  depends_on = [time_sleep.log_metrics_visible]
 
   documentation {
     mime_type = "text/markdown"
@@ -340,6 +356,8 @@ resource "google_monitoring_alert_policy" "failed_outcomes" {
   alert_strategy {
     auto_close = "86400s"
   }
+
+  depends_on = [time_sleep.log_metrics_visible]
 
   documentation {
     mime_type = "text/markdown"

@@ -5,30 +5,59 @@ locals {
   operators_enabled = length(var.operators) > 0
 }
 
-# What the CLI does on the queue: list and read tasks; a cancel creates the next step's task
-# and deletes the pending look.
+# What the CLI does on the queue: list and read tasks with the FULL view (ListTasks and GetTask
+# with response_view FULL also need tasks.fullView, CreateTask/GetTask references); a cancel
+# creates the next step's task and deletes the pending look. Granted on the queue, not the
+# project, so an operator of opwatch reaches no other queue.
 resource "google_project_iam_custom_role" "operator" {
   count       = local.operators_enabled ? 1 : 0
   project     = var.project_id
   role_id     = "${replace(var.name_prefix, "-", "_")}_operator"
   title       = "opwatch operator"
   description = "List, inspect and cancel opwatch watches on its Cloud Tasks queue."
-  # operator_cancel_permissions (empty by default) lets `opwatch cancel --cancel-operation`
-  # also cancel the operation itself.
-  permissions = concat([
+  permissions = [
     "cloudtasks.tasks.list",
     "cloudtasks.tasks.get",
+    "cloudtasks.tasks.fullView",
     "cloudtasks.tasks.create",
     "cloudtasks.tasks.delete",
-  ], var.operator_cancel_permissions)
+  ]
 
   depends_on = [google_project_service.enabled]
 }
 
-resource "google_project_iam_member" "operators" {
+resource "google_cloud_tasks_queue_iam_member" "operators" {
   for_each = toset(var.operators)
   project  = var.project_id
+  location = google_cloud_tasks_queue.checks.location
+  name     = google_cloud_tasks_queue.checks.name
   role     = google_project_iam_custom_role.operator[0].name
+  member   = each.value
+}
+
+# operator_cancel_permissions (empty by default) lets `opwatch cancel --cancel-operation` also
+# cancel the operation itself. Those permissions act on the watched API's operations
+# (projects/P/locations/L/operations/...), which a grant on the queue does not reach, so they
+# are a role of their own, granted on the project.
+locals {
+  operators_cancel_operations = local.operators_enabled && length(var.operator_cancel_permissions) > 0
+}
+
+resource "google_project_iam_custom_role" "operator_cancels_operations" {
+  count       = local.operators_cancel_operations ? 1 : 0
+  project     = var.project_id
+  role_id     = "${replace(var.name_prefix, "-", "_")}_operationsCanceller"
+  title       = "opwatch operator: cancel operations"
+  description = "Cancel long-running operations of the APIs opwatch watches (opwatch cancel --cancel-operation)."
+  permissions = var.operator_cancel_permissions
+
+  depends_on = [google_project_service.enabled]
+}
+
+resource "google_project_iam_member" "operators_cancel_operations" {
+  for_each = local.operators_cancel_operations ? toset(var.operators) : toset([])
+  project  = var.project_id
+  role     = google_project_iam_custom_role.operator_cancels_operations[0].name
   member   = each.value
 
   depends_on = [google_project_service.enabled]

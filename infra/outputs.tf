@@ -132,7 +132,7 @@ output "audit_topic_id" {
 }
 
 output "audit_sink_writer_identity" {
-  description = "Identity the discovery sink writes as; it may publish to the audit topic only (null unless discovery.enabled)."
+  description = "Identity the discovery sink writes as: the project's Logging service agent, shared by all its sinks, which may publish to the audit topic (null unless discovery.enabled)."
   value       = try(google_logging_project_sink.audit[0].writer_identity, null)
 }
 

@@ -1,6 +1,23 @@
+# The Google-managed agent that delivers push messages and moves messages to dead-letter topics
+# (service-PROJECT_NUMBER@gcp-sa-pubsub.iam.gserviceaccount.com). Service agents are created
+# as services are used, and "if a service agent hasn't been created yet, then you can't grant
+# roles to the service agent" (IAM, "Create and grant roles to service agents"): on a fresh
+# project the grants below could fail. This asks Service Usage to create it first
+# (generateServiceIdentity; a no-op when it exists), and every grant to the agent refers to its
+# result, so none is made before it exists. An agent created this way is not given its usual
+# project-wide role (roles/pubsub.serviceAgent); opwatch needs only the narrow grants in iam.tf
+# and discovery.tf, and does not add it.
+resource "google_project_service_identity" "pubsub" {
+  provider = google-beta
+
+  project = var.project_id
+  service = "pubsub.googleapis.com"
+
+  depends_on = [google_project_service.enabled]
+}
+
 locals {
-  # Google-managed agent that delivers push messages and moves messages to dead-letter topics.
-  pubsub_service_agent = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
+  pubsub_service_agent = google_project_service_identity.pubsub.member
 }
 
 # Watch requests come in here; the only consumer is the push subscription below.

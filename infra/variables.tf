@@ -340,6 +340,18 @@ variable "alert_notification_channels" {
   }
 }
 
+variable "log_metric_wait" {
+  type        = string
+  description = "How long the alert policies on log-based metrics wait after those metrics are created (seconds, like 600s). Monitoring answers 404 for a metric created \"recently\": \"it could take up to 10 minutes to become available\". Paid once, when the metrics are created or replaced. 0s: no wait (a first apply may then fail on the policies, and the next apply creates them)."
+  default     = "600s"
+  nullable    = false
+
+  validation {
+    condition     = can(regex("^[0-9]+s$", var.log_metric_wait)) && try(tonumber(trimsuffix(var.log_metric_wait, "s")) <= 1800, false)
+    error_message = "log_metric_wait must be seconds with an s suffix, at most 1800s."
+  }
+}
+
 variable "failed_outcomes_alert" {
   type = object({
     max_ratio = optional(number, 0.2)

@@ -8,14 +8,19 @@ juxtaposition is ``AND``; comparisons ``=``, ``!=``, ``<``, ``<=``, ``>``, ``>=`
 What is supported, and how it is read:
 
 - ``field = value``: exact equality; numbers compare as numbers when the field holds one;
-  ``severity`` compares by level (DEBUG < INFO < ... < EMERGENCY).
+  a boolean field equals ``true`` or ``false``; ``severity`` compares by level (DEBUG < INFO <
+  ... < EMERGENCY).
 - ``field != value``: true when the field is missing or differs (the negation of ``=``).
 - ``field : value``: case-insensitive substring; ``field:*``: the field is present.
 - ``<``, ``<=``, ``>``, ``>=``: numbers, or severities.
 - values: double-quoted strings (``\\"`` and ``\\\\`` escapes), bare words, numbers, and a
   parenthesised ``OR`` list of them after the operator.
+- ``log_id("LOG_ID")``: the entry's ``logName`` is ``{projects|organizations|folders|
+  billingAccounts}/ID/logs/`` followed by exactly that log ID, URL-encoded (LogEntry reference:
+  "[LOG_ID] must be URL-encoded within log_name", e.g. ``cloudaudit.googleapis.com%2Factivity``).
+  A whole-ID comparison, unlike ``logName:"..."``.
 
-Anything else (regular expressions ``=~``, ``-`` negation, functions such as ``hasPrefix``,
+Anything else (regular expressions ``=~``, ``-`` negation, other functions such as ``hasPrefix``,
 ``SEARCH``, timestamps, wildcards other than ``:*``) raises :class:`Unsupported`: a filter this
 evaluator cannot read must fail the test, never pass it by accident.
 
@@ -27,6 +32,7 @@ parentheses anyway.
 from __future__ import annotations
 
 import re
+import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -54,6 +60,13 @@ _TOKEN = re.compile(
     re.X,
 )
 _EXTRACT = re.compile(r"^EXTRACT\(([A-Za-z_][A-Za-z0-9_.]*)\)$")
+_LOG_NAME = re.compile(r"^(?:projects|organizations|folders|billingAccounts)/[^/]+/logs/([^/]+)$")
+
+
+def _log_id_is(entry: Entry, log_id: str) -> bool:
+    name = lookup(entry, "logName")
+    match = _LOG_NAME.match(name) if isinstance(name, str) else None
+    return match is not None and match.group(1) == urllib.parse.quote(log_id, safe="")
 
 
 class Unsupported(ValueError):
@@ -141,6 +154,8 @@ def _compare(path: str, op: str, actual: Any, literal: str) -> bool:
     if op == "=":
         if pair is not None:
             return pair[0] == pair[1]
+        if isinstance(actual, bool):
+            return literal == str(actual).lower()
         return isinstance(actual, str) and actual == literal
     if pair is None:
         raise Unsupported(f"{path} {op} {literal!r}: ordering needs numbers or severities")
@@ -202,6 +217,14 @@ class _Parser:
             return inner
         if token.kind != "word" or token.text in ("AND", "OR"):
             raise Unsupported(f"expected a field, found {token.text!r} in {self.text!r}")
+        if token.text == "log_id" and (nxt := self.peek()) is not None and nxt.text == "(":
+            self.take()
+            argument = self.take()
+            if argument.kind != "string":
+                raise Unsupported(f"log_id takes one quoted log ID, not {argument.text!r}")
+            self.expect(")")
+            log_id = _unquote(argument)
+            return lambda entry: _log_id_is(entry, log_id)
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*", token.text):
             raise Unsupported(f"not a field path: {token.text!r} (functions are not supported)")
         path = token.text

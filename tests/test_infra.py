@@ -24,6 +24,8 @@ import hcl2
 import pytest
 import yaml
 
+from tests import logquery
+
 pytestmark = pytest.mark.infra
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -358,8 +360,13 @@ APIS_BY_TYPE = {
     "google_project": {"cloudresourcemanager"},
     "google_logging_": {"logging"},
     "google_monitoring_": {"monitoring"},
+    # generateServiceIdentity is a Service Usage call, which enabling the APIs needs already;
+    # the identity is the Pub/Sub API's.
+    "google_project_service_identity": {"pubsub"},
+    # Local to Terraform: no API.
+    "time_": set(),
 }
-REFERENCE = re.compile(r"\b(data\.)?((?:google|archive)_[a-z0-9_]+)\.([a-z0-9_]+)")
+REFERENCE = re.compile(r"\b(data\.)?((?:google|archive|time)_[a-z0-9_]+)\.([a-z0-9_]+)")
 
 
 def apis_needed(rtype: str) -> set[str]:
@@ -536,10 +543,27 @@ def test_check_url_fits_a_dns_label(tf: Config) -> None:
     assert longest_prefix + len(suffix) + len("-") + 12 <= 63
 
 
+def test_the_check_service_is_read_by_its_short_name(tf: Config) -> None:
+    """The data source reads projects/{{project}}/locations/{{location}}/services/{{name}}
+    (hashicorp/terraform-provider-google,
+    google/services/cloudrunv2/data_source_google_cloud_run_v2_service.go), and a gen2
+    function's service_config[0].service is the full projects/P/locations/L/services/NAME path:
+    given as it is, the read asks for .../services/projects/... and fails as not found."""
+    service = tf.data[("google_cloud_run_v2_service", "check")]
+    attribute = "google_cloudfunctions2_function.check.service_config[0].service"
+    found = re.fullmatch(rf'regex\("(.+)", {re.escape(attribute)}\)', expr(service["name"]))
+    assert found, f"name must be the short name taken from {attribute}: {service['name']}"
+    pattern = found.group(1).replace("\\\\", "\\")
+    full = "projects/p/locations/us-central1/services/opwatch-on-check"
+    # Terraform's regex() with no capture group returns the whole match.
+    match = re.search(pattern, full)
+    assert match and match.group(0) == "opwatch-on-check"
+
+
 def test_apply_fails_if_the_check_service_does_not_serve_check_url(tf: Config) -> None:
     service = tf.data[("google_cloud_run_v2_service", "check")]
-    assert (
-        expr(service["name"]) == "google_cloudfunctions2_function.check.service_config[0].service"
+    assert "google_cloudfunctions2_function.check.service_config[0].service" in expr(
+        service["name"]
     )
     conditions = [
         expr(p["condition"]) for lc in service["lifecycle"] for p in lc.get("postcondition", [])
@@ -697,10 +721,6 @@ def test_failed_watch_requests_are_retried_then_dead_lettered_where_someone_look
     }
     assert ("roles/pubsub.publisher", topic.replace(".id", ".name")) in grants
     assert ("roles/pubsub.subscriber", "google_pubsub_subscription.watch_push.name") in grants
-    assert tf.locals["pubsub_service_agent"] == (
-        "serviceAccount:service-${data.google_project.this.number}"
-        "@gcp-sa-pubsub.iam.gserviceaccount.com"
-    )
 
 
 def test_a_parked_watch_survives_a_day_of_redeliveries(tf: Config) -> None:
@@ -760,10 +780,11 @@ def test_runtime_may_do_what_its_configuration_asks_and_nothing_more(tf: Config)
         (*topic, env["RESULTS_TOPIC"].replace(".id", ".name")),
         (*topic, env["PARKED_TOPIC"].replace(".id", ".name")),
         (*topic, "each.value"),
-        # create tasks in TASKS_QUEUE, with TASKS_INVOKER_SA's token (actAs)
+        # create, read, list and delete tasks in TASKS_QUEUE and read the queue (a custom role
+        # granted on that queue only), with TASKS_INVOKER_SA's token (actAs)
         (
             "google_cloud_tasks_queue_iam_member",
-            "roles/cloudtasks.enqueuer",
+            "google_project_iam_custom_role.tasks_worker.name",
             env["TASKS_QUEUE"].replace(".id", ".name"),
         ),
         (
@@ -776,6 +797,43 @@ def test_runtime_may_do_what_its_configuration_asks_and_nothing_more(tf: Config)
     notify = tf.resource("google_pubsub_topic_iam_member", "runtime_publishes_notify")
     assert "var.allowed_notify_topics" in expr(notify["for_each"])
     assert env["ALLOWED_NOTIFY_TOPICS"] == 'join(",", var.allowed_notify_topics)'
+
+
+# The Cloud Tasks methods the functions call on the check queue, each with the permissions its
+# reference names (https://cloud.google.com/tasks/docs/reference-access-control; GetTask and
+# ListTasks: "Authorization for FULL requires cloudtasks.tasks.fullView",
+# https://cloud.google.com/tasks/docs/reference/rest/v2/projects.locations.queues.tasks/get).
+# RunTask (tasks.run) is not called: its quota is 60 a minute, "meant for manual debugging"
+# (https://cloud.google.com/tasks/docs/quotas).
+RUNTIME_TASKS_CALLS = {
+    "CreateTask": {"cloudtasks.tasks.create"},
+    "GetTask (FULL view)": {"cloudtasks.tasks.get", "cloudtasks.tasks.fullView"},
+    "ListTasks (FULL view)": {"cloudtasks.tasks.list", "cloudtasks.tasks.fullView"},
+    "DeleteTask": {"cloudtasks.tasks.delete"},
+    "GetQueue": {"cloudtasks.queues.get"},
+}
+
+
+def test_the_runtime_holds_exactly_what_its_queue_calls_need_on_that_queue_only(
+    tf: Config,
+) -> None:
+    """roles/cloudtasks.enqueuer is tasks.create + tasks.fullView only (Cloud Tasks roles,
+    https://cloud.google.com/iam/docs/roles-permissions/cloudtasks): with it every GetTask,
+    DeleteTask and ListTasks of the functions answers PERMISSION_DENIED on a real project."""
+    role = tf.resource("google_project_iam_custom_role", "tasks_worker")
+    needed = set().union(*RUNTIME_TASKS_CALLS.values())
+    assert set(role["permissions"]) == needed
+    assert len(role["permissions"]) == len(needed)
+    grant = tf.resource("google_cloud_tasks_queue_iam_member", "runtime_works_queue")
+    assert expr(grant["role"]) == "google_project_iam_custom_role.tasks_worker.name"
+    assert expr(grant["name"]) == "google_cloud_tasks_queue.checks.name"
+    assert expr(grant["location"]) == "google_cloud_tasks_queue.checks.location"
+    assert expr(grant["member"]) == "serviceAccount:${google_service_account.runtime.email}"
+    # No Cloud Tasks permission anywhere else: not project-wide, not a predefined role.
+    assert "roles/cloudtasks." not in tf.text
+    for rtype, name, body in members_of(tf):
+        if "tasks_worker" in str(body["role"]):
+            assert (rtype, name) == ("google_cloud_tasks_queue_iam_member", "runtime_works_queue")
 
 
 def test_custom_role_reads_operations_only(tf: Config) -> None:
@@ -837,6 +895,39 @@ def test_abandoned_watches_raise_an_alert(tf: Config) -> None:
     assert tf.variables["alert_notification_channels"]["default"] == []
 
 
+def test_alert_policies_on_log_based_metrics_wait_for_the_metrics(tf: Config) -> None:
+    """Creating an alert policy on a log-based metric made in the same apply answers 404
+    "Cannot find metric(s) ... it could take up to 10 minutes to become available"
+    (https://github.com/hashicorp/terraform-provider-google/issues/11102, open). Each such policy
+    waits on a time_sleep that is re-created whenever one of its metrics is."""
+    sleep = tf.resource("time_sleep", "log_metrics_visible")
+    assert expr(sleep["create_duration"]) == "var.log_metric_wait"
+    assert tf.variables["log_metric_wait"]["default"] == "600s"
+    triggered = {expr(v) for v in sleep["triggers"].values()}
+    for name, body in tf.of_type("google_monitoring_alert_policy").items():
+        metrics = set(re.findall(r"google_logging_metric\.(\w+)\.name", json.dumps(body)))
+        if not metrics:
+            continue
+        waits = [expr(d) for d in body.get("depends_on", [])]
+        assert "time_sleep.log_metrics_visible" in waits, f"{name} does not wait"
+        for metric in metrics:
+            assert f"google_logging_metric.{metric}.id" in triggered, f"{name}: {metric}"
+
+
+def test_grants_to_the_pubsub_service_agent_wait_for_it_to_exist(tf: Config) -> None:
+    """Google: "If a service agent hasn't been created yet, then you can't grant roles to the
+    service agent" (https://cloud.google.com/iam/docs/create-service-agents). The agent's
+    member comes from google_project_service_identity (google-beta only: see
+    test_provider_schema.py), so every grant to it is made after Service Usage created it."""
+    identity = tf.resource("google_project_service_identity", "pubsub")
+    assert identity["service"] == "pubsub.googleapis.com"
+    assert str(identity["provider"]).strip("${}") == "google-beta"
+    member = "${google_project_service_identity.pubsub.member}"
+    assert tf.locals["pubsub_service_agent"] == member
+    grants = [b for _, _, b in members_of(tf) if expr(b["member"]) == "local.pubsub_service_agent"]
+    assert len(grants) >= 3
+
+
 def test_a_non_empty_dead_letter_subscription_raises_an_alert(tf: Config) -> None:
     policy = tf.resource("google_monitoring_alert_policy", "dead_letter")
     condition = block(block(policy, "conditions"), "condition_threshold")
@@ -856,6 +947,40 @@ def test_outputs_the_readme_uses_exist(tf: Config) -> None:
     example = Config(EXAMPLE)
     for name, body in example.outputs.items():
         assert expr(body["value"]).removeprefix("module.opwatch.") in tf.outputs, name
+
+
+# The predefined role (title) that lets a deployer create each kind of resource, longest type
+# prefix first. Titles and permissions from https://cloud.google.com/iam/docs/roles-permissions
+# (e.g. Monitoring Dashboard Configuration Editor, roles/monitoring.dashboardEditor, holds
+# monitoring.dashboards.create; Monitoring AlertPolicy Editor holds no dashboard permission).
+DEPLOYER_ROLES = {
+    "google_project_service_identity": "Service Usage Admin",
+    "google_project_service": "Service Usage Admin",
+    "google_project_iam_custom_role": "Role Administrator",
+    "google_project_iam_": "Project IAM Admin",
+    "google_pubsub_": "Pub/Sub Admin",
+    "google_cloud_tasks_": "Cloud Tasks Admin",
+    "google_cloudfunctions2_": "Cloud Functions Admin",
+    "google_cloud_run_": "Cloud Run Admin",
+    "google_service_account_iam_": "Service Account Admin",
+    "google_service_account": "Service Account Admin",
+    "google_storage_": "Storage Admin",
+    "google_logging_": "Logs Configuration Writer",
+    "google_monitoring_alert_policy": "Monitoring AlertPolicy Editor",
+    "google_monitoring_dashboard": "Monitoring Dashboard Configuration Editor",
+    "time_": "",
+}
+
+
+def test_the_readme_names_a_role_for_every_resource_the_deployer_creates(tf: Config) -> None:
+    section = README.read_text().split("\n### Prerequisites\n")[1].split("\n### ")[0]
+    section = " ".join(section.split())
+    for rtype in {t for (t, _) in tf.resources}:
+        prefixes = [p for p in DEPLOYER_ROLES if rtype.startswith(p)]
+        assert prefixes, f"{rtype}: add the role that creates it to DEPLOYER_ROLES"
+        role = DEPLOYER_ROLES[max(prefixes, key=len)]
+        assert role in section, f"README Prerequisites: {rtype} needs {role}"
+    assert "monitoring.dashboards.create" in section
 
 
 # --- cloudbuild.yaml --------------------------------------------------------------------------
@@ -955,22 +1080,43 @@ def test_substitutions_are_declared_documented_and_escaped(build: Body) -> None:
 
 
 def test_operators_get_exactly_what_the_cli_uses_and_only_if_named(tf: Config) -> None:
-    """list/status need tasks.list (and get); cancel creates the next step's task (with the
-    invoker's OIDC token: actAs on that account) and deletes the pending look."""
+    """list/status page ListTasks and read GetTask with the FULL view, which needs
+    cloudtasks.tasks.fullView besides tasks.list / tasks.get (ListTasks and GetTask references,
+    https://cloud.google.com/tasks/docs/reference/rest/v2/projects.locations.queues.tasks/list);
+    cancel creates the next step's task (with the invoker's OIDC token: actAs on that account)
+    and deletes the pending look. All of it on the check queue only: "access control can be
+    configured at the project level and at the queue level"
+    (https://cloud.google.com/tasks/docs/reference-access-control)."""
     role = tf.resource("google_project_iam_custom_role", "operator")
     assert "length(var.operators)" in expr(role["count"]) or "operators_enabled" in expr(
         role["count"]
     )
-    permissions = expr(role["permissions"])
-    listed = set(re.findall(r"cloudtasks\.[a-z.]+", permissions))
-    assert listed == {
+    assert set(role["permissions"]) == {
         "cloudtasks.tasks.list",
         "cloudtasks.tasks.get",
+        "cloudtasks.tasks.fullView",
         "cloudtasks.tasks.create",
         "cloudtasks.tasks.delete",
     }
-    # Cancelling operations themselves only when the variable grants it, and nothing else.
-    assert "var.operator_cancel_permissions" in permissions
+    on_queue = tf.resource("google_cloud_tasks_queue_iam_member", "operators")
+    assert expr(on_queue["role"]) == "google_project_iam_custom_role.operator[0].name"
+    assert expr(on_queue["name"]) == "google_cloud_tasks_queue.checks.name"
+    # The queue role is granted on the queue and nowhere else.
+    for rtype, name, body in members_of(tf):
+        if "custom_role.operator[0]" in str(body["role"]):
+            assert (rtype, name) == ("google_cloud_tasks_queue_iam_member", "operators")
+    # Cancelling operations themselves only when the variable grants it, and nothing else: a
+    # role of its own on the project, where the watched API's operations live.
+    cancels = tf.resource("google_project_iam_custom_role", "operator_cancels_operations")
+    assert expr(cancels["permissions"]) == "var.operator_cancel_permissions"
+    assert "operators_cancel_operations" in expr(cancels["count"])
+    condition = tf.locals["operators_cancel_operations"]
+    assert "local.operators_enabled" in condition
+    assert "length(var.operator_cancel_permissions) > 0" in condition
+    on_project = tf.resource("google_project_iam_member", "operators_cancel_operations")
+    assert expr(on_project["role"]) == (
+        "google_project_iam_custom_role.operator_cancels_operations[0].name"
+    )
     (rule,) = tf.variables["operator_cancel_permissions"]["validation"]
     assert "operations" in str(rule["condition"]) and "cancel$" in str(rule["condition"])
     assert tf.variables["operator_cancel_permissions"]["default"] == []
@@ -978,7 +1124,8 @@ def test_operators_get_exactly_what_the_cli_uses_and_only_if_named(tf: Config) -
     assert "tasks_invoker" in expr(act_as["service_account_id"])
     assert expr(act_as["role"]).strip('"') == "roles/iam.serviceAccountUser"
     for rtype, name in (
-        ("google_project_iam_member", "operators"),
+        ("google_cloud_tasks_queue_iam_member", "operators"),
+        ("google_project_iam_member", "operators_cancel_operations"),
         ("google_service_account_iam_member", "operators_act_as_invoker"),
         ("google_pubsub_topic_iam_member", "operators_publish_cancels"),
     ):
@@ -1037,10 +1184,73 @@ def test_the_sink_selects_first_and_last_entries_of_every_configured_method(tf: 
     assert "for m in var.discovery.methods" in log_filter
     assert 'protoPayload.methodName=\\"${m}\\"' in log_filter
     assert "(operation.first=true OR operation.last=true)" in log_filter
-    assert 'logName:\\"cloudaudit.googleapis.com\\"' in log_filter
+    assert log_filter.startswith('${join(" AND ", [local.audit_logs, ')
     # A method name cannot break out of its quotes.
     (rule,) = tf.variables["discovery"]["validation"]
     assert "[A-Za-z_][A-Za-z0-9_]*" in rule["condition"] and '"' not in rule["condition"][30:80]
+
+
+AUDIT_SAMPLES = sorted((ROOT / "tests" / "data").glob("audit-*.json"))
+# The module's filter expression, rendered here for a list of methods (the test below checks the
+# expression is exactly this, so the rendering cannot drift from it).
+DISCOVERY_FILTER_EXPRESSION = (
+    '${join(" AND ", [local.audit_logs, "(${join(" OR ", [for m in var.discovery.methods : '
+    '"protoPayload.methodName=\\"${m}\\""])})", "(operation.first=true OR operation.last=true)"])}'
+)
+
+
+def rendered_discovery_filter(tf: Config, methods: list[str]) -> str:
+    assert tf.locals["discovery_filter"] == DISCOVERY_FILTER_EXPRESSION
+    names = " OR ".join(f'protoPayload.methodName="{m}"' for m in methods)
+    return " AND ".join(
+        [tf.locals["audit_logs"], f"({names})", "(operation.first=true OR operation.last=true)"]
+    )
+
+
+def forged(entry: Body, log_name: str) -> Body:
+    return {**entry, "logName": log_name}
+
+
+def test_the_sink_takes_entries_of_the_audit_logs_only(tf: Config) -> None:
+    """In the Logging query language ``:`` is a substring ("has") match, so
+    ``logName:"cloudaudit.googleapis.com"`` also matched logs anyone with
+    logging.logEntries.create can write to, with an AuditLog-shaped payload
+    (https://cloud.google.com/logging/docs/view/logging-query-language, "Comparisons");
+    ``log_id()`` compares the whole log ID ("Functions" on the same page; the log ID is
+    URL-encoded in logName, LogEntry reference
+    https://cloud.google.com/logging/docs/reference/v2/rest/v2/LogEntry). The audit log IDs
+    are cloudaudit.googleapis.com/activity and /data_access
+    (https://cloud.google.com/logging/docs/audit#types)."""
+    assert AUDIT_SAMPLES
+    samples = [json.loads(path.read_text()) for path in AUDIT_SAMPLES]
+    methods = sorted({s["protoPayload"]["methodName"] for s in samples})
+    selects = logquery.compile_filter(rendered_discovery_filter(tf, methods))
+    for path, entry in zip(AUDIT_SAMPLES, samples, strict=True):
+        project = entry["logName"].split("/logs/")[0]
+        assert selects(entry), f"{path.name}: a real audit entry must be routed"
+        data_access = forged(entry, f"{project}/logs/cloudaudit.googleapis.com%2Fdata_access")
+        assert selects(data_access), "DATA_WRITE methods log to data_access"
+        for impostor in (
+            "cloudaudit.googleapis.com-mine",
+            "mine%2Fcloudaudit.googleapis.com%2Factivity",
+            "cloudaudit.googleapis.com%2Factivity-copy",
+            "cloudaudit.googleapis.com%2Fsystem_event",
+        ):
+            assert not selects(forged(entry, f"{project}/logs/{impostor}")), impostor
+    # What the old filter did: the substring match took the impostors.
+    old = logquery.compile_filter('logName:"cloudaudit.googleapis.com"')
+    assert old(forged(samples[0], "projects/p/logs/cloudaudit.googleapis.com-mine"))
+    assert not re.search(r"\blogName\s*:", json.dumps(tf.locals))
+
+
+def test_the_sinks_writer_is_documented_as_the_shared_logging_agent(tf: Config) -> None:
+    """unique_writer_identity = true gives the project's Logging service agent, used "for all
+    sinks in a resource" (https://cloud.google.com/logging/docs/routing/user-managed-service-accounts),
+    not an account of the sink's own: nothing may say otherwise."""
+    text = "\n".join(p.read_text() for p in INFRA.glob("*.tf")) + README.read_text()
+    assert not re.search(r"(sink's own|its own writer identity|of this sink's own)", text)
+    output = tf.outputs["audit_sink_writer_identity"]["description"]
+    assert "Logging service agent" in output and "shared" in output
 
 
 def test_the_sinks_writer_may_publish_to_the_audit_topic_only(tf: Config) -> None:

@@ -3,7 +3,7 @@
 ``terraform validate`` needs the providers, which cannot be downloaded where these tests run. Their
 schemas can: the CDK for Terraform publishes each provider as a PyPI wheel that carries the whole
 schema as a jsii assembly (``_jsii/provider-<name>@<version>.jsii.tgz``, member ``package/.jsii``).
-``./run setup`` downloads the two wheels into ``.cache/terraform-providers/`` (git-ignored); they
+``./run setup`` downloads the wheels into ``.cache/terraform-providers/`` (git-ignored); they
 are read here as zip files, never installed.
 
 How the assembly maps to Terraform (the jsii names are camelCase, so the Terraform name of every
@@ -54,7 +54,9 @@ WHEELS = ROOT / ".cache" / "terraform-providers"
 # with the `pip download` line in ./run and with required_providers in infra/versions.tf.
 PROVIDERS = {
     "google": ("cdktf_cdktf_provider_google-16.12.1-py3-none-any.whl", "6.50.0"),
+    "google-beta": ("cdktf_cdktf_provider_google_beta-16.12.1-py3-none-any.whl", "6.50.0"),
     "archive": ("cdktf_cdktf_provider_archive-11.0.1-py3-none-any.whl", "2.7.1"),
+    "time": ("cdktf_cdktf_provider_time-11.0.1-py3-none-any.whl", "0.13.1"),
 }
 
 # Terraform's own meta-arguments (language docs, "Meta-Arguments"); lifecycle's content is core's.
@@ -81,10 +83,10 @@ class BlockSchema:
 
 
 _DOC_LINK = re.compile(
-    r"registry\.terraform\.io/providers/hashicorp/\w+/[0-9.]+/docs[^#\s}]*#(\w+)"
+    r"registry\.terraform\.io/providers/hashicorp/[\w-]+/[0-9.]+/docs[^#\s}]*#(\w+)"
 )
 _TYPE_LINK = re.compile(
-    r"registry\.terraform\.io/providers/hashicorp/\w+/([0-9.]+)"
+    r"registry\.terraform\.io/providers/hashicorp/[\w-]+/([0-9.]+)"
     r"/docs/(resources|data-sources)/\w+ (\w+)\}"
 )
 
@@ -245,7 +247,12 @@ def _check_dynamic(
     return problems + check_body(schema, spec.blocks[label].fqn, content[0], f"{where}.content")
 
 
-def provider_of(rtype: str) -> str:
+def provider_of(rtype: str, body: Body | None = None) -> str:
+    """The provider a block is checked against: its ``provider`` meta-argument (without an alias,
+    ``google-beta.other`` -> ``google-beta``), else the type's prefix, as Terraform picks it."""
+    chosen = str((body or {}).get("provider", "")).removeprefix("${").removesuffix("}")
+    if chosen:
+        return chosen.split(".", 1)[0]
     return rtype.split("_", 1)[0]
 
 
@@ -257,7 +264,7 @@ def check_document(doc: Body, source: str) -> list[str]:
             for rtype, named in _keys(group):
                 for name, body in _keys(named):
                     where = f"{source}: {'data.' if kind == 'data' else ''}{rtype}.{name}"
-                    provider = provider_of(rtype)
+                    provider = provider_of(rtype, body)
                     if provider not in PROVIDERS:
                         problems.append(f"{where}: no schema for provider {provider!r}")
                         continue
@@ -317,7 +324,28 @@ def test_every_block_was_checked() -> None:
     blocks = real_blocks()
     # The check is only as good as its coverage: every provider in use has a schema here.
     assert len(blocks) >= 25
-    assert {provider_of(rtype) for _, rtype, _, _ in blocks} <= set(PROVIDERS)
+    assert {provider_of(rtype, body) for _, rtype, _, body in blocks} <= set(PROVIDERS)
+
+
+def test_the_beta_resource_is_checked_against_google_beta() -> None:
+    """google_project_service_identity is in google-beta only: not in the GA schemas of 6.50.0
+    (checked here) and 8.7.0 (cdktn-provider-google 21.1.0), so it must say provider =
+    google-beta, and the checker must read that meta-argument."""
+    body = _real("google_project_service_identity", "pubsub")
+    assert str(body["provider"]).strip("${}") == "google-beta"
+    assert ("resource", "google_project_service_identity") not in provider_schema("google").configs
+    assert _check("google_project_service_identity", body) == []
+    del body["provider"]
+    (problem,) = _check("google_project_service_identity", body)
+    assert "google has no resource type 'google_project_service_identity'" in problem
+
+
+def test_time_sleep_is_checked_against_the_time_provider() -> None:
+    body = _real("time_sleep", "log_metrics_visible")
+    assert _check("time_sleep", body) == []
+    body["duration"] = "600s"
+    (problem,) = _check("time_sleep", body)
+    assert "time_sleep.x.duration: unsupported" in problem
 
 
 def _constraint(directory: Path, provider: str) -> str | None:

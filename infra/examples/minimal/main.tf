@@ -7,10 +7,20 @@ terraform {
       source  = "hashicorp/google"
       version = ">= 6.50, < 7"
     }
+    # The module creates the Pub/Sub service agent with a google-beta resource (infra/pubsub.tf).
+    google-beta = {
+      source  = "hashicorp/google-beta"
+      version = ">= 6.50, < 7"
+    }
   }
 }
 
 provider "google" {
+  project = var.project_id
+  region  = var.region
+}
+
+provider "google-beta" {
   project = var.project_id
   region  = var.region
 }
