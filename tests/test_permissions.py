@@ -1,0 +1,238 @@
+"""The permission contract (``opwatch.identities``) held against what ``infra/`` grants.
+
+Every Google API method a deployed identity calls needs the permission its reference names:
+Cloud Tasks' access-control reference (https://cloud.google.com/tasks/docs/reference-access-control:
+CreateTask ``tasks.create``, GetTask ``tasks.get``, ListTasks ``tasks.list``, DeleteTask
+``tasks.delete``, GetQueue ``queues.get``; a FULL ``response_view`` also ``tasks.fullView``),
+Pub/Sub's (https://cloud.google.com/pubsub/docs/access-control: Publish ``topics.publish``,
+Acknowledge ``subscriptions.consume``), Cloud Run's (``run.routes.invoke``). The emulators check
+none of it, so this is where a missing grant shows before production does.
+
+The test expands each binding in ``infra/`` into permissions (predefined roles from Google's
+role pages, ``tests/data/iam-predefined-roles.json``; custom roles from their ``permissions``),
+on the resource it is bound to, and fails both ways: a call without a grant, and a grant that no
+call uses. Project-level bindings reach every resource of the project.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from dataclasses import dataclass, replace
+from typing import Any
+
+import pytest
+
+from opwatch import adapters
+from opwatch.contracts import DEFAULT_API
+from opwatch.identities import IDENTITIES, OPERATOR, RUNTIME, Identity, declared
+from opwatch.permissions import calls
+
+from .conftest import load
+from .test_infra import Config, expr, members_of, module
+
+pytestmark = pytest.mark.infra
+
+PREDEFINED: dict[str, list[str]] = {
+    role: permissions
+    for role, permissions in load("iam-predefined-roles.json").items()
+    if not role.startswith("_")
+}
+PROJECT = "project"
+
+
+@dataclass(frozen=True)
+class Grant:
+    """One binding of ``infra/``: who, on what, which permissions."""
+
+    address: str
+    identity: str
+    resource: str
+    permissions: frozenset[str]
+
+
+_IDENTITY_OF_ACCOUNT = {"runtime": "runtime", "tasks_invoker": "tasks invoker", "push": "push"}
+_RESOURCE_LABELS = {
+    "google_pubsub_topic": {
+        "results": "results topic",
+        "parked": "parked topic",
+        "watch_requests": "watch topic",
+        "dead_letter": "dead letter topic",
+        "audit": "audit topic",
+    },
+    "google_cloud_tasks_queue": {"checks": "queue"},
+    "google_service_account": {"tasks_invoker": "invoker account", "push": "push account"},
+    "google_cloudfunctions2_function": {
+        "check": "check service",
+        "watch": "watch service",
+        "audit": "audit service",
+    },
+    "google_pubsub_subscription": {
+        "watch_push": "watch subscription",
+        "audit_push": "audit subscription",
+    },
+}
+
+
+def identity_of(name: str, body: dict[str, Any]) -> str:
+    member = expr(body["member"])
+    account = re.fullmatch(r"serviceAccount:\$\{google_service_account\.(\w+)\.email\}", member)
+    if account:
+        return _IDENTITY_OF_ACCOUNT.get(account.group(1), member)
+    if member == "local.pubsub_service_agent":
+        return "pubsub service agent"
+    if member.endswith(".writer_identity"):
+        return "sink writer"
+    if name.startswith("operator") and member.startswith("each."):
+        return "operator"
+    return member
+
+
+def resource_of(rtype: str, name: str, body: dict[str, Any]) -> str:
+    if rtype == "google_project_iam_member":
+        return PROJECT
+    target = next(
+        expr(body[key])
+        for key in ("topic", "name", "service", "service_account_id", "subscription")
+        if key in body
+    )
+    if target.startswith("each.") and name == "runtime_publishes_notify":
+        return "notify topics"
+    found = re.match(r"(\w+)\.(\w+)", target)
+    if found is None:
+        return target
+    return _RESOURCE_LABELS.get(found.group(1), {}).get(found.group(2), target)
+
+
+def permissions_of(tf: Config, role: str) -> frozenset[str]:
+    custom = re.fullmatch(r"google_project_iam_custom_role\.(\w+)(?:\[0\])?\.name", role)
+    if custom is None:
+        assert role in PREDEFINED, f"{role}: add its permissions, from its role page, to the data"
+        return frozenset(PREDEFINED[role])
+    listed = tf.resource("google_project_iam_custom_role", custom.group(1))["permissions"]
+    # Literal permissions only: the variables that add more are empty by default.
+    return frozenset(re.findall(r"[a-z][a-zA-Z]*(?:\.[a-zA-Z]+){2}", str(listed)))
+
+
+def grants(tf: Config) -> list[Grant]:
+    """Every binding, but those of a role whose permissions all come from a variable that is
+    empty by default (``operator_cancel_permissions``: a caller's own, for an optional call)."""
+    found = [
+        Grant(
+            f"{rtype}.{name}",
+            identity_of(name, body),
+            resource_of(rtype, name, body),
+            permissions_of(tf, expr(body["role"])),
+        )
+        for rtype, name, body in members_of(tf)
+    ]
+    return [grant for grant in found if grant.permissions]
+
+
+def needs(identity: Identity) -> set[tuple[str, str, str]]:
+    """(permission, resource, method) of every call; ``{service}`` is the default API's."""
+    service = DEFAULT_API.split(".", 1)[0]
+    return {
+        (call.permission.format(service=service), resource, call.method)
+        for call in identity.calls
+        for resource in identity.resources[call.resource]
+    }
+
+
+def gaps(identities: tuple[Identity, ...], granted: list[Grant]) -> tuple[set[str], set[str]]:
+    """What is called without a grant, and which grants no call uses."""
+    missing, used = set(), set()
+    for identity in identities:
+        mine = [grant for grant in granted if grant.identity == identity.name]
+        for permission, resource, method in needs(identity):
+            covering = [
+                grant.address
+                for grant in mine
+                if permission in grant.permissions and grant.resource in (resource, PROJECT)
+            ]
+            if not covering:
+                missing.add(f"{identity.name}: {method} needs {permission} on {resource}")
+            used.update(covering)
+    return missing, {grant.address for grant in granted} - used
+
+
+def test_every_call_has_its_grant_and_every_grant_a_call() -> None:
+    missing, unused = gaps(IDENTITIES, grants(module()))
+    assert not missing, "calls that production refuses (403):\n" + "\n".join(sorted(missing))
+    assert not unused, "grants no call uses:\n" + "\n".join(sorted(unused))
+
+
+def test_a_removed_grant_fails_the_contract() -> None:
+    """Drop the runtime's grant on the queue: every queue call it makes is reported."""
+    granted = [
+        grant
+        for grant in grants(module())
+        if not (grant.identity == "runtime" and grant.resource == "queue")
+    ]
+    missing, _ = gaps(IDENTITIES, granted)
+    assert {
+        "runtime: google.cloud.tasks.v2.CloudTasks.CreateTask needs cloudtasks.tasks.create on "
+        "queue",
+        "runtime: google.cloud.tasks.v2.CloudTasks.GetTask needs cloudtasks.tasks.get on queue",
+        "runtime: google.cloud.tasks.v2.CloudTasks.ListTasks needs cloudtasks.tasks.list on queue",
+    } <= missing
+
+
+def test_an_added_adapter_call_fails_the_contract() -> None:
+    """An adapter method that starts calling RunTask declares it, and the contract, built from
+    the adapters, reports the grant it lacks: nobody has to remember to write it down."""
+
+    class QueueThatForceRuns(adapters.CloudTasksQueue):
+        @calls("google.cloud.tasks.v2.CloudTasks.RunTask", queue=("cloudtasks.tasks.run",))
+        def run(self, task_id: str) -> None:  # pragma: no cover - declared, never called
+            raise NotImplementedError
+
+    runtime = replace(RUNTIME, calls=(*RUNTIME.calls, *declared(QueueThatForceRuns)))
+    missing, _ = gaps((runtime,), grants(module()))
+    assert missing == {
+        "runtime: google.cloud.tasks.v2.CloudTasks.RunTask needs cloudtasks.tasks.run on queue"
+    }
+
+
+def test_an_unused_grant_fails_the_contract() -> None:
+    extra = Grant("google_x.unused", "runtime", "queue", frozenset({"cloudtasks.queues.pause"}))
+    _, unused = gaps(IDENTITIES, [*grants(module()), extra])
+    assert unused == {"google_x.unused"}
+
+
+def test_enqueuer_alone_was_not_enough_for_the_runtime() -> None:
+    """roles/cloudtasks.enqueuer is create + fullView (Cloud Tasks roles page): the runtime's
+    GetTask, DeleteTask, ListTasks and GetQueue would answer 403 in production."""
+    granted = [
+        replace(grant, permissions=frozenset(PREDEFINED["roles/cloudtasks.enqueuer"]))
+        if (grant.identity, grant.resource) == ("runtime", "queue")
+        else grant
+        for grant in grants(module())
+    ]
+    missing, _ = gaps((RUNTIME,), granted)
+    refused = {line.split(" needs ")[1].split(" on ")[0] for line in missing}
+    assert refused == {
+        "cloudtasks.tasks.get",
+        "cloudtasks.tasks.delete",
+        "cloudtasks.tasks.list",
+        "cloudtasks.queues.get",
+    }
+
+
+def test_operators_read_full_views() -> None:
+    """`opwatch list`, `status` and `cancel` read task bodies: a FULL view needs
+    cloudtasks.tasks.fullView besides tasks.list (ListTasks reference, response_view)."""
+    permissions = {permission for permission, _, _ in needs(OPERATOR)}
+    assert {"cloudtasks.tasks.list", "cloudtasks.tasks.fullView"} <= permissions
+
+
+@pytest.mark.parametrize(
+    "cls", [adapters.OperationFetcher, adapters.CloudTasksQueue, adapters.NotificationPublisher]
+)
+def test_every_adapter_method_that_calls_google_says_what_it_needs(cls: type) -> None:
+    for name, function in vars(cls).items():
+        if not inspect.isfunction(function):
+            continue
+        source = inspect.getsource(function)
+        if re.search(r"self\._(client|session)\.get\(\)\.\w+\(", source):
+            assert declared(function), f"{cls.__name__}.{name} calls Google and declares nothing"
