@@ -37,14 +37,6 @@ class Identity:
     calls: tuple[Call, ...]
     resources: Mapping[str, tuple[str, ...]]
 
-    def needs(self) -> set[tuple[str, str]]:
-        """(permission, concrete resource) for every call."""
-        return {
-            (call.permission, resource)
-            for call in self.calls
-            for resource in self.resources[call.resource]
-        }
-
 
 def declared(*owners: type | Callable[..., Any]) -> tuple[Call, ...]:
     """Every call declared on ``owners``: on a class, by any of its methods."""
@@ -54,10 +46,6 @@ def declared(*owners: type | Callable[..., Any]) -> tuple[Call, ...]:
         for function in functions:
             found.extend(required(function))
     return tuple(found)
-
-
-def _platform(method: str, permission: str, resource: str) -> Call:
-    return Call(method, permission, resource)
 
 
 RUNTIME: Final = Identity(
@@ -98,13 +86,13 @@ _INVOKE: Final = "Cloud Run: an authenticated HTTP request to the service"
 
 TASKS_INVOKER: Final = Identity(
     "tasks invoker",
-    (_platform(_INVOKE, "run.routes.invoke", "service"),),
+    (Call(_INVOKE, "run.routes.invoke", "service"),),
     MappingProxyType({"service": ("check service",)}),
 )
 
 PUSH: Final = Identity(
     "push",
-    (_platform(_INVOKE, "run.routes.invoke", "service"),),
+    (Call(_INVOKE, "run.routes.invoke", "service"),),
     MappingProxyType({"service": ("watch service", "audit service")}),
 )
 
@@ -112,7 +100,7 @@ PUSH: Final = Identity(
 # (https://cloud.google.com/logging/docs/export/configure_export_v2#dest-auth).
 SINK_WRITER: Final = Identity(
     "sink writer",
-    (_platform("google.pubsub.v1.Publisher.Publish", "pubsub.topics.publish", "topic"),),
+    (Call("google.pubsub.v1.Publisher.Publish", "pubsub.topics.publish", "topic"),),
     MappingProxyType({"topic": ("audit topic",)}),
 )
 
@@ -124,11 +112,9 @@ SINK_WRITER: Final = Identity(
 PUBSUB_AGENT: Final = Identity(
     "pubsub service agent",
     (
-        _platform("google.pubsub.v1.Publisher.Publish", "pubsub.topics.publish", "topic"),
-        _platform(
-            "google.pubsub.v1.Subscriber.Acknowledge", "pubsub.subscriptions.consume", "source"
-        ),
-        _platform(
+        Call("google.pubsub.v1.Publisher.Publish", "pubsub.topics.publish", "topic"),
+        Call("google.pubsub.v1.Subscriber.Acknowledge", "pubsub.subscriptions.consume", "source"),
+        Call(
             "iam.serviceAccounts.getOpenIdToken (push OIDC token)",
             "iam.serviceAccounts.getOpenIdToken",
             "push account",
