@@ -1,4 +1,4 @@
-# Source of both functions: main.py, requirements.txt and the opwatch package.
+# Source of the three functions: main.py, requirements.txt and the opwatch package.
 data "archive_file" "source" {
   type        = "zip"
   source_dir  = "${path.module}/../functions"
@@ -108,8 +108,8 @@ data "google_cloud_run_v2_service" "check" {
 }
 
 # Receives watch requests from the push subscription in pubsub.tf (not an event_trigger: see
-# there why). The @cloud_event decorator in main.py makes functions-framework parse the push
-# body as a CloudEvent even though the function is deployed without a trigger.
+# there why). It is an HTTP function (@functions_framework.http in main.py) that reads the push
+# envelope itself, so it needs no trigger.
 resource "google_cloudfunctions2_function" "watch" {
   project     = var.project_id
   location    = var.region

@@ -31,7 +31,7 @@ locals {
     # So a check knows when it runs on one of its task's last attempts (and re-enqueues itself
     # with a long delay instead of being dropped by Cloud Tasks).
     TASKS_MAX_ATTEMPTS = tostring(var.tasks_retry.max_attempts)
-    # The dispatch deadline of the tasks both functions create: as long as on_check may run.
+    # The dispatch deadline of the tasks the functions create: as long as on_check may run.
     DISPATCH_DEADLINE = tostring(var.check_function.timeout_seconds)
     # Whether a watch discovered in the audit logs is labelled with the caller's email.
     DISCOVERY_INCLUDE_CALLER = tostring(var.discovery.include_caller)

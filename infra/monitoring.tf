@@ -8,7 +8,7 @@
 # in Cloud Monitoring and notify var.alert_notification_channels (none by default).
 
 locals {
-  # The entries both functions write: gen2 functions run as Cloud Run services of their name.
+  # The entries the three functions write: gen2 functions run as Cloud Run services of their name.
   opwatch_logs = "resource.type=\"cloud_run_revision\" AND resource.labels.service_name=(\"${local.watch_function_name}\" OR \"${local.check_function_name}\" OR \"${local.audit_function_name}\")"
 
   # Every look at an operation ends in exactly one of these lines: scheduled again (pending,
@@ -186,7 +186,7 @@ resource "google_logging_metric" "detection_lag" {
 
 # The functions write one ERROR entry with jsonPayload.event = "watch.abandoned", holding the
 # whole watch, when neither Cloud Tasks nor the parked topic would take it: that watch will
-# never be notified unless someone republishes it.
+# never be notified unless someone publishes its check_body to the parked topic (README, "Outages").
 resource "google_logging_metric" "watch_abandoned" {
   project     = var.project_id
   name        = "${var.name_prefix}-watch-abandoned"
@@ -268,7 +268,7 @@ resource "google_monitoring_alert_policy" "watch_abandoned" {
 
   documentation {
     mime_type = "text/markdown"
-    content   = "An opwatch watch was abandoned: Cloud Tasks and the parked-checks topic both refused it, so it will not be notified. The log entry (jsonPayload.event = \"watch.abandoned\") holds the whole watch: find it in Logs Explorer with `jsonPayload.event=\"watch.abandoned\"` and republish its request to the watch-requests topic once the outage is over."
+    content   = "An opwatch watch was abandoned: Cloud Tasks and the parked-checks topic both refused it, so it will not be notified. The log entry (jsonPayload.event = \"watch.abandoned\") holds the whole watch, with its progress, in jsonPayload.check_body: find it in Logs Explorer with `jsonPayload.event=\"watch.abandoned\"` and, once the outage is over, publish that body unchanged to the parked topic: `gcloud pubsub topics publish ${google_pubsub_topic.parked.id} --attribute=opwatch=parked-check --message=\"$CHECK_BODY\"` (README, \"Outages\"). Do not republish the watch request to the watch-requests topic: that starts a new watch and loses the progress."
   }
 }
 

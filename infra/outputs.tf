@@ -49,7 +49,7 @@ output "watch_function_uri" {
 }
 
 output "runtime_service_account_email" {
-  description = "Identity of both functions. To watch operations in other projects, grant it their *.operations.get permission there."
+  description = "Identity of the three functions. To watch operations in other projects, grant it their *.operations.get permission there."
   value       = google_service_account.runtime.email
 }
 

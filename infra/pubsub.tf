@@ -79,9 +79,9 @@ resource "google_pubsub_subscription" "dead_letter" {
 # nor google_eventarc_trigger can set a dead_letter_policy (or the backoff) on it. Patching it
 # with gcloud afterwards would be drift that Eventarc may undo when the trigger is updated.
 # Owning the subscription puts retry backoff, dead-lettering, retention and the push identity
-# in Terraform. The function code is unchanged: functions-framework turns a Pub/Sub push body
-# into the same google.cloud.pubsub.topic.v1.messagePublished CloudEvent, and the topic path in
-# the URL becomes the event's source, as with Eventarc.
+# in Terraform. on_watch_request is an HTTP function that reads the Pub/Sub push envelope
+# ({"message": {...}, "subscription": ...}) itself (functions/main.py); the topic path in the
+# URL tells which topic a push came from.
 resource "google_pubsub_subscription" "watch_push" {
   project = var.project_id
   name    = "${var.name_prefix}-watch-requests-push"

@@ -45,7 +45,7 @@ variable "enable_apis" {
 
 variable "runtime" {
   type        = string
-  description = "Python runtime of both functions."
+  description = "Python runtime of the functions."
   default     = "python312"
 
   validation {
@@ -56,7 +56,7 @@ variable "runtime" {
 
 variable "ingress_settings" {
   type        = string
-  description = "Network ingress of both functions. ALLOW_INTERNAL_ONLY admits the same-project Pub/Sub pushes and Cloud Tasks dispatches that feed them (both target run.app URLs, which Cloud Run counts as internal for these callers) and nothing from the internet. IAM (no public invoker) is the access control either way."
+  description = "Network ingress of the functions. ALLOW_INTERNAL_ONLY admits the same-project Pub/Sub pushes and Cloud Tasks dispatches that feed them (both target run.app URLs, which Cloud Run counts as internal for these callers) and nothing from the internet. IAM (no public invoker) is the access control either way."
   default     = "ALLOW_INTERNAL_ONLY"
 
   validation {
@@ -165,7 +165,7 @@ variable "fetch_timeout_seconds" {
 
 variable "log_level" {
   type        = string
-  description = "Log level of both functions (LOG_LEVEL)."
+  description = "Log level of the functions (LOG_LEVEL)."
   default     = "INFO"
 
   validation {

@@ -2,10 +2,12 @@ terraform {
   # optional() defaults in object types need >= 1.3; 1.5 gives us check blocks and import blocks.
   required_version = ">= 1.5"
 
-  # Each range starts at the release whose schema tests/test_provider_schema.py checks every
-  # block against (google and google-beta 6.50.0, archive 2.7.1, time 0.13.1) and stops before
-  # the next major version, the only kind of release that may remove an argument. This also
-  # keeps out two known problems: google < 5.38 shows a diff on the functions' environment
+  # tests/test_provider_schema.py checks every block against both ends of each range: google
+  # and google-beta 6.50.0 and 8.7.0, archive 2.7.1 and 2.8.1, time 0.13.1 and 0.14.2. A range
+  # starts at the oldest's minor version and stops before the major version after the newest,
+  # since only a major release may remove an argument; the 7.0 and 8.0 upgrade guides change
+  # nothing this module relies on (the test says which two entries touch it). The lower ends
+  # also keep out two known problems: google < 5.38 shows a diff on the functions' environment
   # (LOG_EXECUTION_ID) at every plan, and archive < 2.5 ignores glob patterns in excludes (so
   # nothing would be excluded).
   #
@@ -16,11 +18,11 @@ terraform {
   required_providers {
     google = {
       source  = "hashicorp/google"
-      version = ">= 6.50, < 7"
+      version = ">= 6.50, < 9"
     }
     google-beta = {
       source  = "hashicorp/google-beta"
-      version = ">= 6.50, < 7"
+      version = ">= 6.50, < 9"
     }
     archive = {
       source  = "hashicorp/archive"

@@ -983,6 +983,68 @@ def test_the_readme_names_a_role_for_every_resource_the_deployer_creates(tf: Con
     assert "monitoring.dashboards.create" in section
 
 
+# --- what the README says ---------------------------------------------------------------------
+
+
+def readme_text() -> str:
+    """The README with line breaks folded, so a phrase split across lines still reads whole."""
+    return " ".join(README.read_text().split())
+
+
+def test_the_readme_names_every_function_and_its_kind() -> None:
+    """functions/main.py decorates each entry point; "How it works" lists each with that kind."""
+    source = (ROOT / "functions" / "main.py").read_text()
+    decorated = re.findall(r"^@functions_framework\.(\w+)\ndef (\w+)\(", source, re.M)
+    entry_points = {name: kind for kind, name in decorated}
+    assert set(entry_points) == set(FUNCTIONS.values())
+    text = readme_text()
+    section = text.split("## How it works")[1].split("## ")[0]
+    assert len(entry_points) == 3 and "Three functions" in section
+    for name, kind in entry_points.items():
+        label = {"http": "HTTP function", "cloud_event": "CloudEvent function"}[kind]
+        assert re.search(rf"\*\*`{name}`\*\* \({label}\b", section), f"{name}: {label}"
+    for stale in ("both functions", "two functions", "Neither function", "the two functions"):
+        assert stale not in text, stale
+        assert stale not in module().text, f"infra/: {stale}"
+
+
+def test_the_readme_gives_the_documented_task_name_windows() -> None:
+    """Cloud Tasks deduplicates a task name for about 1 hour (quotas page,
+    https://cloud.google.com/tasks/docs/quotas; CreateTaskRequest reference: "another task with
+    the same name can't be created for 1 hour after the original task was deleted or executed")
+    and a deleted task's id can take up to 4 hours to be released (CreateTask reference). Not
+    "up to 24 hours"."""
+    text = readme_text()
+    assert "24 hours after a task ran" not in text and "(at most a day)" not in text
+    assert "about 1 hour" in text and "up to 4 hours" in text
+
+
+def test_the_readme_quotes_the_documented_sink_latency() -> None:
+    """Logging's Pub/Sub routing page: "99 % of log entries are available in less than 60
+    seconds" (https://cloud.google.com/logging/docs/export/pubsub)."""
+    text = readme_text()
+    assert "99 % of log entries are available in less than 60 seconds" in text
+    assert "latency is not documented" not in text
+
+
+def test_the_abandoned_watch_runbook_and_the_alert_say_the_same() -> None:
+    """The alert's documentation and the README's "Outages" step both resume an abandoned watch
+    the one way the code recognises (opwatch.service: a parked watch carries the attribute
+    PARKED_ATTRIBUTE=PARKED_VALUE): its check_body, published unchanged to the parked topic."""
+    from opwatch.service import PARKED_ATTRIBUTE, PARKED_VALUE
+
+    attribute = f"--attribute={PARKED_ATTRIBUTE}={PARKED_VALUE}"
+    policy = module().resource("google_monitoring_alert_policy", "watch_abandoned")
+    doc = str(block(policy, "documentation")["content"])
+    assert attribute in doc and "check_body" in doc
+    assert "gcloud pubsub topics publish ${google_pubsub_topic.parked.id}" in doc
+    assert not re.search(r"(?<!Do not )republish its request to the watch-requests topic", doc)
+    outages = readme_text().split("### Outages")[1].split("## ")[0]
+    assert attribute in outages and "check_body" in outages
+    assert 'topics publish "$(terraform output -raw parked_topic_id)"' in outages
+    assert "parked_topic_id" in module().outputs
+
+
 # --- cloudbuild.yaml --------------------------------------------------------------------------
 
 BUILTIN_SUBSTITUTIONS = {

@@ -2,15 +2,19 @@
 
 ``terraform validate`` needs the providers, which cannot be downloaded where these tests run. Their
 schemas can: the CDK for Terraform publishes each provider as a PyPI wheel that carries the whole
-schema as a jsii assembly (``_jsii/provider-<name>@<version>.jsii.tgz``, member ``package/.jsii``).
-``./run setup`` downloads the wheels into ``.cache/terraform-providers/`` (git-ignored); they
-are read here as zip files, never installed.
+schema as a jsii assembly (``_jsii/provider-<name>@<version>.jsii.tgz``, member ``package/.jsii``),
+and so does CDK Terrain for later provider releases (``cdktn-provider-*`` wheels, member
+``cdktn_provider_<name>/_jsii/provider-<name>@<version>.jsii.tgz``; base classes ``cdktn.*``).
+Each provider is checked at both ends of the range versions.tf allows: the oldest release and
+the newest one a wheel carries. ``./run setup`` downloads the wheels into
+``.cache/terraform-providers/`` (git-ignored); they are read here as zip files, never installed.
 
 How the assembly maps to Terraform (the jsii names are camelCase, so the Terraform name of every
 resource and argument is taken from its Terraform Registry doc link instead):
 
-- a class whose base is ``cdktf.TerraformResource`` / ``cdktf.TerraformDataSource`` is a resource /
-  data source; its summary links ``.../docs/resources/<name> google_<name>``;
+- a class whose base is ``cdktf.TerraformResource`` / ``cdktf.TerraformDataSource`` (or their
+  ``cdktn.*`` namesakes) is a resource / data source; its summary links
+  ``.../docs/resources/<name> google_<name>``;
 - its initializer's ``config`` interface lists the settable arguments and blocks; a property
   without ``optional`` is required;
 - a property typed with another datatype interface is a nested block of at most one; a union of
@@ -50,14 +54,29 @@ MODULE_DIRS = {
 }
 WHEELS = ROOT / ".cache" / "terraform-providers"
 
-# provider local name -> (wheel, provider version whose schema the wheel carries). Keep in step
-# with the `pip download` line in ./run and with required_providers in infra/versions.tf.
+# provider local name -> the releases checked, oldest first: (wheel, provider version whose schema
+# the wheel carries). The range in versions.tf runs from the oldest's minor version to before the
+# major version after the newest's. Keep in step with the `pip download` line in ./run.
 PROVIDERS = {
-    "google": ("cdktf_cdktf_provider_google-16.12.1-py3-none-any.whl", "6.50.0"),
-    "google-beta": ("cdktf_cdktf_provider_google_beta-16.12.1-py3-none-any.whl", "6.50.0"),
-    "archive": ("cdktf_cdktf_provider_archive-11.0.1-py3-none-any.whl", "2.7.1"),
-    "time": ("cdktf_cdktf_provider_time-11.0.1-py3-none-any.whl", "0.13.1"),
+    "google": (
+        ("cdktf_cdktf_provider_google-16.12.1-py3-none-any.whl", "6.50.0"),
+        ("cdktn_provider_google-21.1.0-py3-none-any.whl", "8.7.0"),
+    ),
+    "google-beta": (
+        ("cdktf_cdktf_provider_google_beta-16.12.1-py3-none-any.whl", "6.50.0"),
+        ("cdktn_provider_google_beta-21.1.0-py3-none-any.whl", "8.7.0"),
+    ),
+    "archive": (
+        ("cdktf_cdktf_provider_archive-11.0.1-py3-none-any.whl", "2.7.1"),
+        ("cdktn_provider_archive-14.0.1-py3-none-any.whl", "2.8.1"),
+    ),
+    "time": (
+        ("cdktf_cdktf_provider_time-11.0.1-py3-none-any.whl", "0.13.1"),
+        ("cdktn_provider_time-14.0.2-py3-none-any.whl", "0.14.2"),
+    ),
 }
+# Which end of every provider's range a check reads: 0 the oldest release, -1 the newest.
+ENDS = {"oldest": 0, "newest": -1}
 
 # Terraform's own meta-arguments (language docs, "Meta-Arguments"); lifecycle's content is core's.
 META_ARGUMENTS = {"count", "for_each", "depends_on", "provider"}
@@ -100,7 +119,7 @@ class ProviderSchema:
         # (kind, terraform type) -> fqn of its config interface; kind "provider" for the provider.
         self.configs: dict[tuple[str, str], str] = {}
         for cls in self.types.values():
-            base = cls.get("base")
+            base = str(cls.get("base", "")).replace("cdktn.", "cdktf.", 1)
             if base == "cdktf.TerraformProvider":
                 self.configs[("provider", "")] = cls["initializer"]["parameters"][-1]["type"]["fqn"]
                 continue
@@ -154,8 +173,8 @@ def read_assembly(wheel: Path) -> Body:
 
 
 @cache
-def provider_schema(provider: str) -> ProviderSchema:
-    wheel_name, version = PROVIDERS[provider]
+def provider_schema(provider: str, end: int = 0) -> ProviderSchema:
+    wheel_name, version = PROVIDERS[provider][end]
     wheel = WHEELS / wheel_name
     if not wheel.is_file():
         pytest.fail(f"{wheel} is missing: run ./run setup (it downloads the provider schemas)")
@@ -256,8 +275,9 @@ def provider_of(rtype: str, body: Body | None = None) -> str:
     return rtype.split("_", 1)[0]
 
 
-def check_document(doc: Body, source: str) -> list[str]:
-    """Problems of every resource, data and provider block in one parsed .tf file."""
+def check_document(doc: Body, source: str, end: int = 0) -> list[str]:
+    """Problems of every resource, data and provider block in one parsed .tf file, against each
+    provider's oldest (``end`` 0) or newest (-1) checked release."""
     problems: list[str] = []
     for kind in ("resource", "data"):
         for group in doc.get(kind, []):
@@ -268,7 +288,7 @@ def check_document(doc: Body, source: str) -> list[str]:
                     if provider not in PROVIDERS:
                         problems.append(f"{where}: no schema for provider {provider!r}")
                         continue
-                    schema = provider_schema(provider)
+                    schema = provider_schema(provider, end)
                     fqn = schema.configs.get((kind, rtype))
                     if fqn is None:
                         problems.append(f"{where}: {provider} has no {kind} type {rtype!r}")
@@ -277,7 +297,7 @@ def check_document(doc: Body, source: str) -> list[str]:
     for group in doc.get("provider", []):
         for pname, body in _keys(group):
             if pname in PROVIDERS:
-                schema = provider_schema(pname)
+                schema = provider_schema(pname, end)
                 fqn = schema.configs[("provider", "")]
                 problems += check_body(schema, fqn, body, f"{source}: provider.{pname}", set())
             else:
@@ -301,9 +321,10 @@ def tf_files() -> list[Path]:
 # --- the real configuration -------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("end", ENDS.values(), ids=ENDS.keys())
 @pytest.mark.parametrize("path", tf_files(), ids=lambda p: str(p.relative_to(ROOT)))
-def test_blocks_match_the_provider_schema(path: Path) -> None:
-    problems = check_document(parse(path.read_text()), str(path.relative_to(ROOT)))
+def test_blocks_match_the_provider_schema(path: Path, end: int) -> None:
+    problems = check_document(parse(path.read_text()), str(path.relative_to(ROOT)), end)
     assert not problems, "\n".join(problems)
 
 
@@ -333,7 +354,9 @@ def test_the_beta_resource_is_checked_against_google_beta() -> None:
     google-beta, and the checker must read that meta-argument."""
     body = _real("google_project_service_identity", "pubsub")
     assert str(body["provider"]).strip("${}") == "google-beta"
-    assert ("resource", "google_project_service_identity") not in provider_schema("google").configs
+    for end in ENDS.values():
+        ga = provider_schema("google", end).configs
+        assert ("resource", "google_project_service_identity") not in ga
     assert _check("google_project_service_identity", body) == []
     del body["provider"]
     (problem,) = _check("google_project_service_identity", body)
@@ -361,19 +384,48 @@ def _constraint(directory: Path, provider: str) -> str | None:
 @pytest.mark.parametrize("provider", PROVIDERS)
 @pytest.mark.parametrize("module_dir", MODULE_DIRS.values(), ids=MODULE_DIRS.keys())
 def test_version_range_is_what_the_schema_check_covers(provider: str, module_dir: Path) -> None:
-    # The range starts at the checked release's minor version and ends before the next major:
-    # within a major version the providers only add arguments (HashiCorp's provider versioning),
-    # so later minors accept what the checked schema accepts; a new major may remove some.
-    _, version = PROVIDERS[provider]
-    major, minor, _ = (int(part) for part in version.split("."))
+    # The range starts at the oldest checked release's minor version and ends before the major
+    # version after the newest checked release: within a major version the providers only add
+    # arguments (HashiCorp's provider versioning), so later minors accept what the checked
+    # schema accepts; a new major may remove some, so each major in the range has a release
+    # checked here (see test_every_major_in_the_range_is_checked).
+    (_, oldest), *_, (_, newest) = PROVIDERS[provider]
+    low_major, low_minor, _ = (int(part) for part in oldest.split("."))
+    high_major = int(newest.split(".")[0])
     constraint = _constraint(module_dir, provider)
     if constraint is None:
         assert module_dir != INFRA, f"infra/versions.tf does not constrain {provider}"
         return
-    assert constraint == f">= {major}.{minor}, < {major + 1}", (
+    assert constraint == f">= {low_major}.{low_minor}, < {high_major + 1}", (
         f"{module_dir.name}: {provider} {constraint!r} is not what the schema check "
-        f"({provider} {version}) covers"
+        f"({provider} {oldest} to {newest}) covers"
     )
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_every_release_checked_is_the_one_its_wheel_carries(provider: str) -> None:
+    """Both ends load, each from its own wheel, the newest later than the oldest."""
+    versions = [provider_schema(provider, end).version for end in ENDS.values()]
+    assert versions == [PROVIDERS[provider][0][1], PROVIDERS[provider][-1][1]]
+    assert tuple(map(int, versions[0].split("."))) < tuple(map(int, versions[1].split(".")))
+
+
+def test_the_majors_inside_the_range_change_nothing_the_module_relies_on() -> None:
+    """google 7.0.0 and 8.0.0 lie inside the range. Their upgrade guides
+    (hashicorp/terraform-provider-google, website/docs/guides/version_7_upgrade.html.markdown and
+    version_8_upgrade.html.markdown) touch this module in two places: service_config.service of
+    google_cloudfunctions2_function became an attribute only (infra/ only reads it; the 8.7.0
+    schema check above would reject setting it), and google_project_service's
+    disable_on_destroy default became false, which infra/ sets explicitly, so both majors
+    behave alike."""
+    enabled = next(
+        body for _, t, n, body in real_blocks() if (t, n) == ("google_project_service", "enabled")
+    )
+    assert enabled["disable_on_destroy"] is False
+    newest = provider_schema("google", ENDS["newest"])
+    config = newest.block(newest.configs[("resource", "google_cloudfunctions2_function")])
+    service_config = newest.block(config.blocks["service_config"].fqn)
+    assert "service" not in service_config.arguments
 
 
 # --- the checker can fail ---------------------------------------------------------------------

@@ -5,7 +5,7 @@ terraform {
   required_providers {
     google = {
       source  = "hashicorp/google"
-      version = ">= 6.50, < 7"
+      version = ">= 6.50, < 9"
     }
     archive = {
       source  = "hashicorp/archive"

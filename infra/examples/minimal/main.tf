@@ -5,12 +5,12 @@ terraform {
   required_providers {
     google = {
       source  = "hashicorp/google"
-      version = ">= 6.50, < 7"
+      version = ">= 6.50, < 9"
     }
     # The module creates the Pub/Sub service agent with a google-beta resource (infra/pubsub.tf).
     google-beta = {
       source  = "hashicorp/google-beta"
-      version = ">= 6.50, < 7"
+      version = ">= 6.50, < 9"
     }
   }
 }
