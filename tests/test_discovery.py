@@ -153,6 +153,38 @@ def ignored_reasons(event_log: EventLog) -> list[str]:
     return [line["reason"] for line in event_log.lines if line["event"] == Event.AUDIT_IGNORED]
 
 
+SPLITS = {
+    "spanner": [load(f"audit-spanner-create-instance-first-split-{i}.json") for i in (0, 1)],
+    "index": [load(f"audit-cloudaicompanion-create-index-first-split-{i}.json") for i in (0, 1)],
+}
+
+
+@pytest.mark.parametrize("sample", sorted(SPLITS))
+@pytest.mark.parametrize("order", [(0, 1), (1, 0)])
+def test_a_split_entry_starts_one_watch_and_its_end_runs_the_fast_path_once(
+    harness: Harness, event_log: EventLog, sample: str, order: tuple[int, int]
+) -> None:
+    """Each part of a split entry is its own LogEntry, published as its own message
+    (https://cloud.google.com/logging/docs/audit/split-logs). One part acts: one look at the
+    operation (main looked once per part), one watch; the end's parts run its look once (main
+    ran it once per part: the duplicate runs of issue 15, §4)."""
+    parts = SPLITS[sample]
+    operation = parts[0]["operation"]["id"] if sample == "spanner" else INDEX_OPERATION
+    harness.fetch.results = [pending(operation)]
+
+    for index in order:
+        harness.notifier.on_audit_message(pubsub_message(parts[index], f"m-{index}"))
+    for index in order:
+        harness.notifier.on_audit_message(pubsub_message(last_of(parts[index]), f"e-{index}"))
+
+    [request] = harness.fetch.calls
+    assert request.operation == operation
+    assert len(harness.schedule.tasks) == 1
+    assert len(harness.schedule.ran) == 1
+    assert Event.CHECK_DUPLICATE not in event_log.events
+    assert not any("no operation name like" in reason for reason in ignored_reasons(event_log))
+
+
 @pytest.mark.parametrize(
     ("message", "says"),
     [

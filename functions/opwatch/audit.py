@@ -18,6 +18,21 @@ Where the operation's name is, in real entries (samples in ``tests/data/audit-*.
 The first candidate that is a valid operation name (the watch request's own rule) wins. The entry
 is a hint, never the outcome: opwatch always GETs the operation itself.
 
+An entry over Logging's size limit is split into parts (``LogEntry.split``: ``uid``, ``index``,
+``totalSplits``; https://cloud.google.com/logging/docs/audit/split-logs): every field but
+``protoPayload`` is copied into each part, so is every ``protoPayload`` field except
+``metadata``, ``request`` and ``response``, whose contents are spread over the parts. Exactly one
+part of a split entry is acted on, so it starts one watch (and an end entry runs the fast path
+once):
+
+- a name in ``operation.id`` is in every part: the first part (``index`` 0) acts;
+- a name from ``response`` is in one part at most, and a string may itself be cut in pieces:
+  the part acts whose name is whole, i.e. ends in the bare id that ``operation.id`` repeats in
+  every part. A name that cannot be shown whole is not acted on: a watch of a cut name would end
+  NOT_FOUND.
+
+Every other part is ignored for that reason, not as malformed.
+
 Nothing here does I/O.
 """
 
@@ -28,7 +43,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, TypeGuard
 from urllib.parse import urlsplit
 
 from opwatch.contracts import (
@@ -87,6 +102,18 @@ class AuditEntry:
 
 
 @dataclass(frozen=True)
+class SplitPart:
+    """Which part of a split entry this is (``LogEntry.split``); ``index`` counts from 0."""
+
+    uid: str
+    index: int
+    total: int
+
+    def __str__(self) -> str:
+        return f"part {self.index + 1} of {self.total} of split entry {_shown(self.uid)}"
+
+
+@dataclass(frozen=True)
 class Ignored:
     """An entry opwatch does not act on, and why (logged, then acknowledged)."""
 
@@ -139,10 +166,19 @@ def _read(entry: Mapping[str, Any]) -> AuditEntry | Ignored:
     if first and not last and code not in (None, 0):
         # The call itself failed: no operation was started.
         return Ignored(f"the call failed with status code {_shown(code)}: no operation started")
+    split = _split_part(entry.get("split"))
+    if isinstance(split, Ignored):
+        return split
     found = _operation_name(api, operation, payload)
     if isinstance(found, Ignored):
-        return found
+        return (
+            found
+            if split is None
+            else Ignored(f"{split} holds no operation name (another part may)")
+        )
     name, source = found
+    if split is not None and (refusal := _not_the_acting_part(split, name, source, operation)):
+        return Ignored(refusal)
     resource = payload.get("resourceName")
     authentication = payload.get("authenticationInfo")
     caller = authentication.get("principalEmail") if isinstance(authentication, dict) else None
@@ -179,6 +215,48 @@ def _operation_name(
         f"{_shown(operation.get('id'))}, protoPayload.response.name is "
         f"{_shown(response.get('name'))}"
     )
+
+
+def _split_part(value: object) -> SplitPart | Ignored | None:
+    """The entry's ``split``, or None when it is whole (no split, or a split into one part).
+
+    ``index`` 0 may be missing: proto3 JSON leaves out zero values.
+    """
+    if value is None:
+        return None
+    uid = value.get("uid") if isinstance(value, dict) else None
+    index = value.get("index", 0) if isinstance(value, dict) else None
+    total = value.get("totalSplits") if isinstance(value, dict) else None
+    if (
+        not isinstance(uid, str)
+        or not uid
+        or not _is_count(index)
+        or not _is_count(total)
+        or not index < total
+    ):
+        return Ignored("split is not a LogSplit with a uid and an index below totalSplits")
+    return SplitPart(uid, index, total) if total > 1 else None
+
+
+def _not_the_acting_part(
+    split: SplitPart, name: str, source: str, operation: Mapping[str, Any]
+) -> str | None:
+    """Why this part of a split entry is not the one acted on (None: it is)."""
+    if source == FROM_OPERATION_ID:
+        if split.index == 0:
+            return None
+        return f"{split}: operation.id names the operation in every part; the first part acts"
+    bare = operation.get("id")
+    if isinstance(bare, str) and bare and name.rsplit("/", 1)[-1] == bare:
+        return None
+    return (
+        f"{split}: the name in {source} does not end in operation.id "
+        f"({_shown(bare)}), so it may be a piece of a longer one"
+    )
+
+
+def _is_count(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def _self_link_name(api: str, link: object) -> str | None:
