@@ -60,6 +60,9 @@ INDEX_METHOD = (
 )
 
 
+ACTIVITY_LOG = "projects/p/logs/cloudaudit.googleapis.com%2Factivity"
+
+
 def entry_bytes(value: Any) -> bytes:
     return json.dumps(value).encode()
 
@@ -67,6 +70,7 @@ def entry_bytes(value: Any) -> bytes:
 def minimal(**changes: Any) -> dict[str, Any]:
     """The smallest entry opwatch acts on; ``changes`` replace top-level fields."""
     entry: dict[str, Any] = {
+        "logName": ACTIVITY_LOG,
         "operation": {
             "id": "projects/p/locations/l/operations/op-1",
             "producer": "x.googleapis.com",
@@ -170,6 +174,37 @@ def test_every_sample_makes_a_valid_watch_request(name: str) -> None:
         allowed_notify_topics=set(),
     )
     assert request.labels["caller"] == entry.caller
+
+
+# --- which log ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "parent",
+    [
+        "projects/example-project",
+        "projects/example.com:proj",
+        "folders/123456789012",
+        "organizations/987654321",
+        "billingAccounts/012345-6789AB-CDEF01",
+    ],
+)
+@pytest.mark.parametrize("log_id", ["activity", "data_access", "system_event", "policy"])
+def test_every_cloud_audit_logs_name_is_read(parent: str, log_id: str) -> None:
+    """The audit log names of "Log name" in
+    https://cloud.google.com/logging/docs/audit/understanding-audit-logs (Admin Activity,
+    Data Access, System Event, Policy Denied; for projects, folders, billing accounts and
+    organizations)."""
+    log_name = f"{parent}/logs/cloudaudit.googleapis.com%2F{log_id}"
+    assert parsed(minimal(logName=log_name)).operation == "projects/p/locations/l/operations/op-1"
+
+
+@pytest.mark.parametrize("log_name", [None, 7, "", "projects/p/logs/syslog"])
+def test_an_entry_from_no_audit_log_is_ignored(log_name: Any) -> None:
+    entry = minimal(logName=log_name)
+    assert "not one of the Cloud Audit Logs" in ignored(entry)
+    del entry["logName"]
+    assert "not one of the Cloud Audit Logs" in ignored(entry)
 
 
 # --- split entries ------------------------------------------------------------------------------

@@ -191,7 +191,7 @@ def test_a_split_entry_starts_one_watch_and_its_end_runs_the_fast_path_once(
         ({"messageId": "m-1"}, "no data"),
         ({"data": "%%%", "messageId": "m-1"}, "not base64"),
         (pubsub_message(None, raw=b"{not json"), "not JSON"),
-        (pubsub_message({"textPayload": "hello"}), "no operation"),
+        (pubsub_message({"textPayload": "hello"}), "not one of the Cloud Audit Logs"),
         (pubsub_message(load("audit-gke-delete-cluster-last.json")), "no operation name"),
     ],
 )
@@ -203,6 +203,47 @@ def test_odd_messages_are_logged_and_acknowledged_without_a_notification(
     assert says in reason
     assert harness.fetch.calls == [] and harness.publish.messages == []
     assert harness.schedule.tasks == []
+
+
+# Each contains "cloudaudit.googleapis.com", so the sink's logName:"cloudaudit.googleapis.com"
+# filter (":" is a substring match in the query language) let them all through.
+LOOK_ALIKE_LOGS = [
+    "projects/example-project/logs/cloudaudit.googleapis.com",
+    "projects/example-project/logs/cloudaudit.googleapis.com%2Factivity-copy",
+    "projects/example-project/logs/my-cloudaudit.googleapis.com%2Factivity",
+    "projects/example-project/logs/cloudaudit.googleapis.com%2Fdata_access%2Fx",
+    "projects/example-project/logs/cloudaudit.googleapis.com%2factivity",
+    "projects/example-project/logs/cloudaudit.googleapis.com/activity",
+    "projects/example-project/logs/fake/cloudaudit.googleapis.com%2Factivity",
+    "cloudaudit.googleapis.com%2Factivity",
+]
+
+
+@pytest.mark.parametrize("log_name", LOOK_ALIKE_LOGS)
+def test_an_audit_shaped_entry_in_a_user_written_log_starts_nothing(
+    harness: Harness, event_log: EventLog, log_name: str
+) -> None:
+    """Issue 15, section 5. Cloud Audit Logs are exactly
+    ``{projects,folders,billingAccounts,organizations}/ID/logs/cloudaudit.googleapis.com%2F``
+    ``{activity,data_access,system_event,policy}`` ("Log name",
+    https://cloud.google.com/logging/docs/audit/understanding-audit-logs); any holder of
+    ``logging.logEntries.create`` can write an AuditLog-shaped payload to a log of their own
+    (entries.write reference). Whether Logging refuses a user's write to the audit logs' own
+    names was not confirmed here: this closes the look-alike names."""
+    forged = {**INDEX, "logName": log_name}
+    harness.fetch.results = [pending(INDEX_OPERATION)]
+    request = {"operation": INDEX_OPERATION, "watch_id": "requested"}
+    harness.notifier.on_watch_message(pubsub_message(request, "m-0"))
+    fetched, tasks = len(harness.fetch.calls), list(harness.schedule.tasks)
+
+    assert harness.notifier.on_audit_message(pubsub_message(forged, "m-1")) is None
+    assert harness.notifier.on_audit_message(pubsub_message(last_of(forged), "m-2")) is None
+
+    assert len(harness.fetch.calls) == fetched, "no watch of its own: nothing fetched"
+    assert harness.schedule.tasks == tasks and harness.schedule.ran == [], "no fast path run"
+    assert harness.publish.messages == []
+    assert all("not one of the Cloud Audit Logs" in r for r in ignored_reasons(event_log))
+    assert len(ignored_reasons(event_log)) == 2
 
 
 def test_an_api_not_allowed_is_ignored(harness: Harness, event_log: EventLog) -> None:

@@ -1,5 +1,10 @@
 """Cloud Audit Log entries of long-running operations, as a Logging sink publishes them.
 
+Only entries of the Cloud Audit Logs are read: ``logName`` must be exactly one of their names
+(:data:`AUDIT_LOG_NAME`). Anyone allowed ``logging.logEntries.create`` can write an
+AuditLog-shaped entry to a log of their own, and the sink's ``logName:"cloudaudit.googleapis.com"``
+filter (a substring match) lets such a log through; it must not start watches.
+
 Google APIs write, for a long-running method, usually two audit entries: one when the operation
 starts (``operation.first: true``) and one when it ends (``operation.last: true``). A Logging sink
 to Pub/Sub publishes each ``LogEntry`` as JSON message data. :func:`parse_entry` reads one into an
@@ -56,6 +61,15 @@ from opwatch.contracts import (
 from opwatch.wire import parse_rfc3339
 
 AUDIT_LOG_TYPE: Final = "type.googleapis.com/google.cloud.audit.AuditLog"
+# The names of the audit logs, from "Log name" in
+# https://cloud.google.com/logging/docs/audit/understanding-audit-logs:
+# {projects/PROJECT_ID, folders/FOLDER_ID, billingAccounts/BILLING_ACCOUNT_ID,
+# organizations/ORGANIZATION_ID}/logs/cloudaudit.googleapis.com%2F{activity, data_access,
+# system_event, policy}: Admin Activity, Data Access, System Event and Policy Denied.
+AUDIT_LOG_NAME: Final = re.compile(
+    r"^(?:projects|folders|billingAccounts|organizations)/[A-Za-z0-9][A-Za-z0-9.:_-]*"
+    r"/logs/cloudaudit\.googleapis\.com%2F(?:activity|data_access|system_event|policy)$"
+)
 # Cloud Logging refuses entries over 256 KB; a sink cannot publish a larger one, so anything far
 # above that is not from a sink and is not read.
 MAX_ENTRY_BYTES: Final = 1024 * 1024
@@ -124,9 +138,9 @@ def parse_entry(data: bytes) -> AuditEntry | Ignored:
     """Read one LogEntry, as a Logging sink publishes it to Pub/Sub.
 
     Returns:
-        The entry, or :class:`Ignored` for anything else: not JSON, not an object, not an audit
-        entry, not about an operation, neither its first nor its last entry, a failed call, or
-        no valid operation name anywhere. Never raises.
+        The entry, or :class:`Ignored` for anything else: not JSON, not an object, not from an
+        audit log, not an audit entry, not about an operation, neither its first nor its last
+        entry, a failed call, or no valid operation name anywhere. Never raises.
     """
     if len(data) > MAX_ENTRY_BYTES:
         return Ignored(f"the entry is {len(data)} bytes; a sink publishes at most 256 KB")
@@ -142,6 +156,9 @@ def parse_entry(data: bytes) -> AuditEntry | Ignored:
 
 
 def _read(entry: Mapping[str, Any]) -> AuditEntry | Ignored:
+    log_name = entry.get("logName")
+    if not isinstance(log_name, str) or not AUDIT_LOG_NAME.match(log_name):
+        return Ignored(f"logName {_shown(log_name)} is not one of the Cloud Audit Logs")
     operation = entry.get("operation")
     if not isinstance(operation, dict):
         return Ignored("the entry has no operation: it is not about a long-running operation")
