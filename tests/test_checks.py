@@ -79,6 +79,15 @@ def test_reusing_a_watch_id_never_meets_an_earlier_watchs_names() -> None:
     assert first.watch_key != other_watch.watch_key
 
 
+def test_the_last_error_travels_only_while_there_is_one() -> None:
+    """A watch meeting errors carries the last one to its next check (``opwatch status`` shows
+    it); every other body is byte for byte what earlier releases wrote and read."""
+    failing = replace(PROGRESS, last_error="HTTP 409: Unable to queue the operation")
+    state = checks.decode(checks.encode(REQUEST, failing, T0, CHAIN).body)
+    assert state.progress == failing
+    assert "last_error" not in json.loads(body())["progress"]
+
+
 def test_version_1_bodies_left_in_a_queue_go_on_after_an_upgrade() -> None:
     legacy = json.loads(body())
     del legacy["chain"], legacy["seq"], legacy["progress"]["parks"]
@@ -114,6 +123,8 @@ def test_version_1_bodies_left_in_a_queue_go_on_after_an_upgrade() -> None:
         body(opwatch_check=1.0),
         body(endpoint="https://evil.example"),
         body(progress__deadline="later"),
+        body(progress__last_error=409),
+        body(progress__last_error="x" * 301),
         body(request__labels={"a": "\ud800"}),
     ],
 )

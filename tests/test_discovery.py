@@ -199,13 +199,45 @@ def ignored_reasons(event_log: EventLog) -> list[str]:
     return [line["reason"] for line in event_log.lines if line["event"] == Event.AUDIT_IGNORED]
 
 
+SPLITS = {
+    "spanner": [load(f"audit-spanner-create-instance-first-split-{i}.json") for i in (0, 1)],
+    "index": [load(f"audit-cloudaicompanion-create-index-first-split-{i}.json") for i in (0, 1)],
+}
+
+
+@pytest.mark.parametrize("sample", sorted(SPLITS))
+@pytest.mark.parametrize("order", [(0, 1), (1, 0)])
+def test_a_split_entry_starts_one_watch_and_its_end_runs_the_fast_path_once(
+    harness: Harness, event_log: EventLog, sample: str, order: tuple[int, int]
+) -> None:
+    """Each part of a split entry is its own LogEntry, published as its own message
+    (https://cloud.google.com/logging/docs/audit/split-logs). One part acts: one look at the
+    operation (main looked once per part), one watch; the end's parts run its look once (main
+    ran it once per part: the duplicate runs of issue 15, §4)."""
+    parts = SPLITS[sample]
+    operation = parts[0]["operation"]["id"] if sample == "spanner" else INDEX_OPERATION
+    harness.fetch.results = [pending(operation)]
+
+    for index in order:
+        harness.notifier.on_audit_message(pubsub_message(parts[index], f"m-{index}"))
+    for index in order:
+        harness.notifier.on_audit_message(pubsub_message(last_of(parts[index]), f"e-{index}"))
+
+    [request] = harness.fetch.calls
+    assert request.operation == operation
+    assert len(harness.schedule.tasks) == 1
+    assert len(harness.schedule.ran) == 1
+    assert Event.CHECK_DUPLICATE not in event_log.events
+    assert not any("no operation name like" in reason for reason in ignored_reasons(event_log))
+
+
 @pytest.mark.parametrize(
     ("message", "says"),
     [
         ({"messageId": "m-1"}, "no data"),
         ({"data": "%%%", "messageId": "m-1"}, "not base64"),
         (pubsub_message(None, raw=b"{not json"), "not JSON"),
-        (pubsub_message({"textPayload": "hello"}), "no operation"),
+        (pubsub_message({"textPayload": "hello"}), "not one of the Cloud Audit Logs"),
         (pubsub_message(load("audit-gke-delete-cluster-last.json")), "no operation name"),
     ],
 )
@@ -217,6 +249,47 @@ def test_odd_messages_are_logged_and_acknowledged_without_a_notification(
     assert says in reason
     assert harness.fetch.calls == [] and harness.publish.messages == []
     assert harness.schedule.tasks == []
+
+
+# Each contains "cloudaudit.googleapis.com", so the sink's logName:"cloudaudit.googleapis.com"
+# filter (":" is a substring match in the query language) let them all through.
+LOOK_ALIKE_LOGS = [
+    "projects/example-project/logs/cloudaudit.googleapis.com",
+    "projects/example-project/logs/cloudaudit.googleapis.com%2Factivity-copy",
+    "projects/example-project/logs/my-cloudaudit.googleapis.com%2Factivity",
+    "projects/example-project/logs/cloudaudit.googleapis.com%2Fdata_access%2Fx",
+    "projects/example-project/logs/cloudaudit.googleapis.com%2factivity",
+    "projects/example-project/logs/cloudaudit.googleapis.com/activity",
+    "projects/example-project/logs/fake/cloudaudit.googleapis.com%2Factivity",
+    "cloudaudit.googleapis.com%2Factivity",
+]
+
+
+@pytest.mark.parametrize("log_name", LOOK_ALIKE_LOGS)
+def test_an_audit_shaped_entry_in_a_user_written_log_starts_nothing(
+    harness: Harness, event_log: EventLog, log_name: str
+) -> None:
+    """Issue 15, section 5. Cloud Audit Logs are exactly
+    ``{projects,folders,billingAccounts,organizations}/ID/logs/cloudaudit.googleapis.com%2F``
+    ``{activity,data_access,system_event,policy}`` ("Log name",
+    https://cloud.google.com/logging/docs/audit/understanding-audit-logs); any holder of
+    ``logging.logEntries.create`` can write an AuditLog-shaped payload to a log of their own
+    (entries.write reference). Whether Logging refuses a user's write to the audit logs' own
+    names was not confirmed here: this closes the look-alike names."""
+    forged = {**INDEX, "logName": log_name}
+    harness.fetch.results = [pending(INDEX_OPERATION)]
+    request = {"operation": INDEX_OPERATION, "watch_id": "requested"}
+    harness.notifier.on_watch_message(pubsub_message(request, "m-0"))
+    fetched, tasks = len(harness.fetch.calls), list(harness.schedule.tasks)
+
+    assert harness.notifier.on_audit_message(pubsub_message(forged, "m-1")) is None
+    assert harness.notifier.on_audit_message(pubsub_message(last_of(forged), "m-2")) is None
+
+    assert len(harness.fetch.calls) == fetched, "no watch of its own: nothing fetched"
+    assert harness.schedule.tasks == tasks and harness.schedule.ran == [], "no fast path run"
+    assert harness.publish.messages == []
+    assert all("not one of the Cloud Audit Logs" in r for r in ignored_reasons(event_log))
+    assert len(ignored_reasons(event_log)) == 2
 
 
 def test_an_api_not_allowed_is_ignored(harness: Harness, event_log: EventLog) -> None:

@@ -14,6 +14,7 @@ import pytest
 
 from opwatch_local.simulator import (
     MAX_SLOW_SECONDS,
+    Busy,
     Fault,
     FaultKind,
     Simulator,
@@ -185,6 +186,36 @@ def test_server_error_faults(
     assert body["error"]["status"] == grpc_status  # type: ignore[index]
     # The script is used up: the next GET gets the operation.
     assert client.get_operation(name)[0] == 200
+
+
+@pytest.mark.parametrize(
+    ("busy", "phrase"),
+    [
+        (Busy.QUEUE, "Unable to queue the operation"),
+        (Busy.UNREADY, "parent resource not in ready state"),
+    ],
+)
+def test_a_busy_operation_answers_409_for_a_while(
+    client: SimulatorClient, server: SimulatorServer, clock: FakeClock, busy: Busy, phrase: str
+) -> None:
+    """The two 409s the google provider retries on cloudaicompanion's operation GET
+    (google/services/gemini/gemini_operation.go; phrases from
+    google/transport/error_retry_predicates.go)."""
+    name = client.create_operation(duration=60, busy_for=30, busy=busy)
+    code, _, body = raw_get(server, f"/v1/{name}")
+    assert code == 409
+    assert body["error"]["status"] == "ABORTED"  # type: ignore[index]
+    assert phrase in body["error"]["message"]  # type: ignore[index]
+    clock.advance(30)
+    assert client.get_operation(name)[0] == 200
+    assert client.stats(name).statuses == (409, 200)
+
+
+def test_busy_knobs_are_checked(client: SimulatorClient) -> None:
+    with pytest.raises(SimulatorError, match="busy must be one of"):
+        client.create_operation(busy="tired")
+    with pytest.raises(SimulatorError, match="negative"):
+        client.create_operation(busy_for=-1)
 
 
 def test_429_with_retry_after_header(client: SimulatorClient, server: SimulatorServer) -> None:

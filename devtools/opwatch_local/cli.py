@@ -56,7 +56,7 @@ from opwatch_local.audit_log import DEFAULT_METHOD, AuditOptions
 from opwatch_local.demo import run_demo
 from opwatch_local.procs import ProcessError, sigterm_as_exit
 from opwatch_local.pubsub import PulledMessage, publish_json, pubsub_clients, pull_messages
-from opwatch_local.simulator import SimulatorClient, SimulatorError
+from opwatch_local.simulator import Busy, SimulatorClient, SimulatorError
 from opwatch_local.stack import LocalStack
 from opwatch_local.stack_config import Ports, StackConfig, StackError
 
@@ -229,6 +229,19 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--error", type=_arg(parse_error), metavar="CODE:MESSAGE")
     sim.add_argument("--response", type=_arg(_json_object), metavar="JSON")
     sim.add_argument("--appear-after", type=duration, default=Decimal(0), metavar="DURATION")
+    sim.add_argument(
+        "--busy-for",
+        type=duration,
+        default=Decimal(0),
+        metavar="DURATION",
+        help="answer a 409 to every GET for this long, as Gemini for Google Cloud does",
+    )
+    sim.add_argument(
+        "--busy",
+        choices=[kind.value for kind in Busy],
+        default=Busy.QUEUE.value,
+        help="which 409 (default: %(default)s)",
+    )
     sim.add_argument("--name", help="full operation name (default: generated)")
     sim.add_argument("--simulator-url", help="default: $OPWATCH_SIMULATOR_URL")
     audit = sim.add_argument_group(
@@ -424,6 +437,8 @@ def cmd_simulate(args: argparse.Namespace, env: Mapping[str, str]) -> int:
             response=args.response,
             error=args.error,
             appear_after=float(args.appear_after),
+            busy_for=float(args.busy_for),
+            busy=args.busy,
             audit=AuditOptions(
                 latency=float(args.audit_latency),
                 loss=args.audit_loss,

@@ -8,7 +8,8 @@ functions get ``OPERATIONS_API_ENDPOINT=http://127.0.0.1:PORT`` instead, and thi
     ``statusMessage``, ``requestedCancellation``, ``apiVersion``, and ``endTime`` once finished),
     ``done``, and ``response`` or ``error`` once finished. Unknown names (and names created with
     ``appear_after`` before they appear) answer Google's error shape:
-    ``{"error": {"code": 404, "message": ..., "status": "NOT_FOUND"}}``.
+    ``{"error": {"code": 404, "message": ..., "status": "NOT_FOUND"}}``. An operation created
+    with ``busy_for`` answers 409 for that long, as Gemini for Google Cloud does (:class:`Busy`).
 
 Control API (JSON over HTTP, wrapped by :class:`SimulatorClient`):
 
@@ -72,6 +73,7 @@ from opwatch_local.audit_log import AuditOptions, AuditWriter
 __all__ = [
     "DEFAULT_PORT",
     "MAX_SLOW_SECONDS",
+    "Busy",
     "Fault",
     "FaultKind",
     "GetRecord",
@@ -97,6 +99,25 @@ Sleep = Callable[[float], None]
 
 class SimulatorError(ValueError):
     """A control request the simulator refuses (answered as HTTP 400 by the server)."""
+
+
+class Busy(enum.StrEnum):
+    """The 409 answers of cloudaicompanion that the google provider retries, even on the
+    operation GET (``google/services/gemini/gemini_operation.go``). Only the phrase the
+    provider matches (``google/transport/error_retry_predicates.go``) is known; the rest of each
+    message here is made up around it.
+    """
+
+    QUEUE = "unable-to-queue"  # IsRepositoryGroupQueueError
+    UNREADY = "parent-not-ready"  # IsCodeRepositoryIndexUnreadyError
+
+    def reply(self) -> Reply:
+        message = {
+            Busy.QUEUE: "Unable to queue the operation: other operations are enqueued on "
+            "this resource.",
+            Busy.UNREADY: "The request cannot be served: parent resource not in ready state.",
+        }[self]
+        return Reply(409, google_error(409, "ABORTED", message))
 
 
 class FaultKind(enum.StrEnum):
@@ -242,6 +263,8 @@ class _Operation:
     response: dict[str, Any] | None
     error: dict[str, Any] | None
     metadata: dict[str, Any]
+    busy_for: float = 0.0
+    busy: Busy = Busy.QUEUE
 
 
 @dataclass
@@ -315,6 +338,8 @@ class Simulator:
         api_version: str = "v1",
         metadata: Mapping[str, Any] | None = None,
         audit: AuditOptions | Mapping[str, Any] | None = None,
+        busy_for: float = 0.0,
+        busy: Busy | str = Busy.QUEUE,
     ) -> dict[str, Any]:
         """Create an operation that finishes ``duration`` seconds from now.
 
@@ -329,6 +354,9 @@ class Simulator:
             metadata: Extra metadata fields, merged over the defaults.
             audit: Publish its first audit entry now and its last when it ends (see
                 :class:`~opwatch_local.audit_log.AuditOptions`); needs an audit writer.
+            busy_for: Seconds from creation during which GET answers the 409 ``busy`` (once
+                the operation is visible; it may end after the operation did).
+            busy: Which 409 (:class:`Busy`).
 
         Returns:
             ``{"name": ..., "operation": <current Operation JSON or None if not yet visible>}``.
@@ -336,8 +364,13 @@ class Simulator:
         Raises:
             SimulatorError: Negative times, a malformed error, or a name already in use.
         """
-        if duration < 0 or appear_after < 0:
-            raise SimulatorError("duration and appear_after must not be negative")
+        if duration < 0 or appear_after < 0 or busy_for < 0:
+            raise SimulatorError("duration, appear_after and busy_for must not be negative")
+        try:
+            busy = Busy(busy)
+        except ValueError:
+            kinds = ", ".join(kind.value for kind in Busy)
+            raise SimulatorError(f"busy must be one of {kinds}, not {busy!r}") from None
         if audit is not None:
             if self.audit is None:
                 raise SimulatorError("no audit topic: start the simulator with --audit-topic")
@@ -378,6 +411,8 @@ class Simulator:
                 response=dict(response) if response is not None else None,
                 error=dict(error) if error is not None else None,
                 metadata=meta,
+                busy_for=busy_for,
+                busy=busy,
             )
             created = {"name": name, "operation": self._render(self._operations[name], now)}
         if isinstance(audit, AuditOptions) and self.audit is not None:
@@ -499,8 +534,10 @@ class Simulator:
     def _operation_reply(self, name: str, now: float) -> Reply:
         op = self._operations.get(name)
         body = self._render(op, now) if op else None
-        if body is None:
+        if op is None or body is None:
             return Reply(404, google_error(404, "NOT_FOUND", f"Operation {name} not found."))
+        if now < op.created + op.busy_for:
+            return op.busy.reply()
         return Reply(200, body)
 
     @staticmethod
@@ -667,12 +704,14 @@ def _create_kwargs(body: Mapping[str, Any]) -> dict[str, Any]:
         "api_version",
         "metadata",
         "audit",
+        "busy_for",
+        "busy",
     }
     unknown = set(body) - allowed
     if unknown:
         raise SimulatorError(f"unknown fields {sorted(unknown)}")
     kwargs = dict(body)
-    for key in ("duration", "appear_after"):
+    for key in ("duration", "appear_after", "busy_for"):
         if key in kwargs:
             kwargs[key] = float(kwargs[key])
     return kwargs
@@ -810,6 +849,8 @@ class SimulatorClient:
         api_version: str = "v1",
         metadata: Mapping[str, Any] | None = None,
         audit: AuditOptions | None = None,
+        busy_for: float = 0.0,
+        busy: Busy | str = Busy.QUEUE,
     ) -> str:
         """Create an operation (see :meth:`Simulator.create_operation`) and return its name."""
         body: dict[str, Any] = {
@@ -817,6 +858,8 @@ class SimulatorClient:
             "appear_after": appear_after,
             "verb": verb,
             "api_version": api_version,
+            "busy_for": busy_for,
+            "busy": str(busy),
         }
         optional = {
             "name": name,

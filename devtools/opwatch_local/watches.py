@@ -25,7 +25,7 @@ from opwatch.registry import CancelResult, PendingCheck, Registry
 from opwatch.settings import Settings
 from opwatch.wire import rfc3339
 
-COLUMNS = ("watch_id", "operation", "labels", "polls", "age", "next_check", "state")
+COLUMNS = ("watch_id", "operation", "labels", "polls", "age", "next_check", "state", "last_error")
 # The CLI creates cancel tasks only; the functions' own settings are not needed for that.
 _UNUSED_TOPIC = "projects/operator/topics/unused"
 _UNUSED_QUEUE = "projects/operator/locations/unused/queues/unused"
@@ -95,6 +95,7 @@ def rows(found: Iterable[PendingCheck], now: datetime) -> list[dict[str, Any]]:
                     "age": None,
                     "next_check": rfc3339(when) if when else None,
                     "state": f"unreadable: {check.problem[:80]}",
+                    "last_error": None,
                     "task": check.task.task_id,
                 }
             )
@@ -110,6 +111,9 @@ def rows(found: Iterable[PendingCheck], now: datetime) -> list[dict[str, Any]]:
                 "age": round((now - started).total_seconds(), 1),
                 "next_check": rfc3339(when) if when else None,
                 "state": _state(check),
+                # Set while the watch keeps meeting errors (a 409 "unable to queue the
+                # operation", a 503, ...): the watch goes on, and this says why it is slow.
+                "last_error": state.progress.last_error,
                 "task": check.task.task_id,
             }
         )
@@ -139,6 +143,7 @@ def table(found: Sequence[Mapping[str, Any]]) -> str:
                 age,
                 str(row["next_check"] or ""),
                 str(row["state"]),
+                str(row["last_error"] or ""),
             ]
         )
     widths = [max(len(line[i]) for line in lines) for i in range(len(COLUMNS))]

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from opwatch.contracts import MAX_REASON_CHARS, WatchRequest, loads_strict
-from opwatch.core import Progress
+from opwatch.core import MAX_LAST_ERROR_CHARS, Progress
 from opwatch.errors import InvalidCheckBody, Violation
 from opwatch.wire import rfc3339
 
@@ -40,6 +40,8 @@ _BODY_FIELDS_BY_VERSION: Final = {
     VERSION: _BODY_FIELDS,
 }
 _LEGACY_PROGRESS_FIELDS: Final = _PROGRESS_FIELDS - {"parks"}
+# Written only while the watch meets errors, so other bodies stay as they were.
+_OPTIONAL_PROGRESS_FIELDS: Final = frozenset({"last_error"})
 _KEY_CHARS: Final = 16
 # The chain of every watch started from an audit entry: its watch id is derived from the
 # operation, so a duplicated entry, or a second discovery, meets the same task names.
@@ -238,6 +240,8 @@ def _encode(
             "parks": progress.parks,
         },
     }
+    if progress.last_error is not None:
+        body["progress"]["last_error"] = progress.last_error[:MAX_LAST_ERROR_CHARS]
     if step is not Step.LOOK:
         body["step"] = {"kind": step.value, "reason": reason[:MAX_REASON_CHARS]}
         if step is Step.FINISHED and attempt is not None:
@@ -296,9 +300,12 @@ def read(data: object) -> CheckState:
     if not isinstance(request, dict) or not isinstance(request.get("watch_id"), str):
         raise _invalid("request", "missing, not an object, or without a watch_id")
     progress_fields = _LEGACY_PROGRESS_FIELDS if legacy else _PROGRESS_FIELDS
-    if not isinstance(progress, dict) or set(progress) != progress_fields:
+    if (
+        not isinstance(progress, dict)
+        or set(progress) - _OPTIONAL_PROGRESS_FIELDS != progress_fields
+    ):
         fields = ", ".join(sorted(progress_fields))
-        raise _invalid("progress", f"must be an object with exactly {fields}")
+        raise _invalid("progress", f"must be an object with exactly {fields} (last_error optional)")
     started = progress.get("started")
     polls, errors, seen = (
         progress.get("polls"),
@@ -325,7 +332,16 @@ def read(data: object) -> CheckState:
         raise _invalid("seq", "must be an integer no smaller than progress.polls")
     if version == SEQLESS_VERSION and step is Step.CANCEL:
         polls -= 1  # a version 2 cancel counted the look it prevented
-    progress_read = Progress(started_at.astimezone(UTC), polls, errors, seen, parks)
+    last_error = progress.get("last_error")
+    if last_error is not None and (
+        not isinstance(last_error, str) or len(last_error) > MAX_LAST_ERROR_CHARS
+    ):
+        raise _invalid(
+            "progress.last_error", f"must be a string of {MAX_LAST_ERROR_CHARS} characters at most"
+        )
+    progress_read = Progress(
+        started_at.astimezone(UTC), polls, errors, seen, parks, last_error
+    )
     return CheckState(request, progress_read, chain, seq, step, reason, attempt)
 
 
