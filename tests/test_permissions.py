@@ -29,7 +29,7 @@ from opwatch.identities import IDENTITIES, OPERATOR, RUNTIME, Identity, declared
 from opwatch.permissions import calls
 
 from .conftest import load
-from .test_infra import Config, expr, members_of, module
+from .test_infra import ROOT, Config, expr, members_of, module
 
 pytestmark = pytest.mark.infra
 
@@ -236,3 +236,25 @@ def test_every_adapter_method_that_calls_google_says_what_it_needs(cls: type) ->
         source = inspect.getsource(function)
         if re.search(r"self\._(client|session)\.get\(\)\.\w+\(", source):
             assert declared(function), f"{cls.__name__}.{name} calls Google and declares nothing"
+
+
+def contract_rows() -> list[str]:
+    rows = {
+        f"| {identity.name} | `{call.method}` | `{call.permission}` | "
+        f"{', '.join(identity.resources[call.resource])} |"
+        for identity in IDENTITIES
+        for call in identity.calls
+    }
+    return sorted(rows, key=lambda row: [IDENTITY_ORDER.index(row.split(" | ")[0][2:]), row])
+
+
+IDENTITY_ORDER = [identity.name for identity in IDENTITIES]
+
+
+def test_the_readme_table_is_the_contract() -> None:
+    readme = (ROOT / "README.md").read_text()
+    table = readme.split("<!-- permission-contract: kept true by tests/test_permissions.py -->\n")[
+        1
+    ]
+    rows = table.split("<!-- /permission-contract -->")[0].strip().splitlines()[2:]  # header
+    assert rows == contract_rows(), "\n".join(["README's table should be:", *contract_rows()])
