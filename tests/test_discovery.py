@@ -226,7 +226,7 @@ def test_a_split_entry_starts_one_watch_and_its_end_runs_the_fast_path_once(
     [request] = harness.fetch.calls
     assert request.operation == operation
     assert len(harness.schedule.tasks) == 1
-    assert len(harness.schedule.ran) == 1
+    assert len(harness.schedule.deleted) == 1, "one look brought forward, once"
     assert Event.CHECK_DUPLICATE not in event_log.events
     assert not any("no operation name like" in reason for reason in ignored_reasons(event_log))
 
@@ -286,7 +286,7 @@ def test_an_audit_shaped_entry_in_a_user_written_log_starts_nothing(
     assert harness.notifier.on_audit_message(pubsub_message(last_of(forged), "m-2")) is None
 
     assert len(harness.fetch.calls) == fetched, "no watch of its own: nothing fetched"
-    assert harness.schedule.tasks == tasks and harness.schedule.ran == [], "no fast path run"
+    assert harness.schedule.tasks == tasks and harness.schedule.deleted == [], "no fast path"
     assert harness.publish.messages == []
     assert all("not one of the Cloud Audit Logs" in r for r in ignored_reasons(event_log))
     assert len(ignored_reasons(event_log)) == 2

@@ -339,9 +339,7 @@ def read(data: object) -> CheckState:
         raise _invalid(
             "progress.last_error", f"must be a string of {MAX_LAST_ERROR_CHARS} characters at most"
         )
-    progress_read = Progress(
-        started_at.astimezone(UTC), polls, errors, seen, parks, last_error
-    )
+    progress_read = Progress(started_at.astimezone(UTC), polls, errors, seen, parks, last_error)
     return CheckState(request, progress_read, chain, seq, step, reason, attempt)
 
 
