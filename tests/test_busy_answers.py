@@ -185,3 +185,12 @@ def test_the_phrase_may_be_in_the_details_as_in_the_body_the_provider_reads() ->
     decision = decide(REQUEST, Progress(started=T0, polls=1), failed, T0)
     assert not hasattr(decision, "outcome")
     assert decision.progress.last_error == "HTTP 409: Conflict"
+
+
+def test_the_last_error_is_one_short_line() -> None:
+    """``opwatch status`` prints it in a table row: no line breaks, at most 300 characters."""
+    failed = http_error(409, 10, "Unable to queue the operation:\n\t" + "x" * 400)
+    decision = decide(REQUEST, Progress(started=T0, polls=1), failed, T0)
+    last = decision.progress.last_error
+    assert last is not None and last.startswith("HTTP 409: Unable to queue the operation: xx")
+    assert len(last) == 300

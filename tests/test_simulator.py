@@ -9,6 +9,7 @@ from __future__ import annotations
 import http.client
 import json
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -404,3 +405,108 @@ def test_simulator_core_without_http(clock: FakeClock) -> None:
     clock.advance(1)
     assert sim.handle_get(f"/v1/{name}", authorization=True).body["done"] is True
     assert sim.stats(name).authorization == (False, True)
+
+
+# --- operations.list -----------------------------------------------------------------------------
+# Gemini for Google Cloud's REST reference, projects.locations.operations.list:
+# GET /v1/{name=projects/*/locations/*}/operations with filter, pageSize, pageToken; the answer
+# {"operations": [...], "nextPageToken": ...}; returnPartialSuccess "not by default supported and
+# will result in an UNIMPLEMENTED error if set"
+# (https://cloud.google.com/gemini/docs/api/reference/rest/v1/projects.locations.operations/list,
+# and ListOperationsRequest in google/longrunning/operations.proto). Paging as AIP-158
+# (https://google.aip.dev/158): fewer than pageSize may come back, a missing token ends the list,
+# every other parameter must match the call that gave the token. Filters as AIP-160
+# (https://google.aip.dev/160): `done = false`.
+
+PARENT = "projects/p/locations/us-central1"
+
+
+def list_all(client: SimulatorClient, parent: str = PARENT, **kwargs: Any) -> list[list[str]]:
+    """Every page's operation names, following nextPageToken to the end."""
+    pages, token = [], None
+    while True:
+        status, body = client.list_operations(parent, page_token=token, **kwargs)
+        assert status == 200, body
+        pages.append([op["name"] for op in body.get("operations", [])])
+        token = body.get("nextPageToken")
+        if not token:
+            return pages
+
+
+def test_list_pages_through_the_parents_operations_in_creation_order(
+    client: SimulatorClient,
+) -> None:
+    mine = [client.create_operation(f"{PARENT}/operations/op-{i}") for i in range(5)]
+    client.create_operation("projects/p/locations/europe-west1/operations/elsewhere")
+    client.create_operation(f"{PARENT}/operations/later", appear_after=60)  # not visible yet
+
+    assert list_all(client, page_size=2) == [mine[:2], mine[2:4], mine[4:]]
+    assert list_all(client) == [mine]
+    assert client.stats(mine[0]).gets == 0, "a list is not a GET of each operation"
+    assert [(r["page_size"], r["returned"]) for r in client.lists()[:3]] == [
+        (2, 2),
+        (2, 2),
+        (2, 1),
+    ]
+
+
+def test_list_with_done_false_leaves_out_the_finished_ones(
+    client: SimulatorClient, clock: FakeClock
+) -> None:
+    finished = client.create_operation(f"{PARENT}/operations/finished", duration=0)
+    soon = client.create_operation(f"{PARENT}/operations/soon", duration=30)
+    late = client.create_operation(f"{PARENT}/operations/late", duration=3600)
+
+    assert list_all(client, filter="done=false") == [[soon, late]]
+    assert list_all(client, filter="done = true") == [[finished]]
+    clock.advance(30)
+    assert list_all(client, filter="done=false", page_size=1) == [[late]]
+
+
+def test_an_empty_list_is_an_empty_object(client: SimulatorClient) -> None:
+    assert client.list_operations(PARENT) == (200, {})
+
+
+def test_the_default_page_size_and_the_maximum(client: SimulatorClient) -> None:
+    names = [client.create_operation(f"{PARENT}/operations/op-{i:03d}") for i in range(51)]
+    assert list_all(client) == [names[:50], names[50:]]
+    assert list_all(client, page_size=5000) == [names]  # coerced to 1000, not refused
+
+
+@pytest.mark.parametrize(
+    ("query", "status", "says"),
+    [
+        ("pageSize=-1", 400, "negative"),
+        ("pageSize=many", 400, "pageSize"),
+        ("filter=name%3Dop-1", 400, "unsupported filter"),
+        ("pageToken=garbage", 400, "invalid pageToken"),
+        ("returnPartialSuccess=true", 501, "UNIMPLEMENTED"),
+    ],
+)
+def test_list_refuses_what_the_reference_does_not_allow(
+    server: SimulatorServer, client: SimulatorClient, query: str, status: int, says: str
+) -> None:
+    client.create_operation(f"{PARENT}/operations/op-1")
+    code, _, body = raw_get(server, f"/v1/{PARENT}/operations?{query}")
+    assert code == status
+    assert says in json.dumps(body)
+
+
+def test_a_page_token_only_continues_the_call_that_gave_it(client: SimulatorClient) -> None:
+    for i in range(3):
+        client.create_operation(f"{PARENT}/operations/op-{i}")
+    _, first = client.list_operations(PARENT, page_size=1)
+    token = first["nextPageToken"]
+    assert client.list_operations(PARENT, page_size=1, page_token=token)[0] == 200
+    assert client.list_operations(PARENT, filter="done=false", page_token=token)[0] == 400
+    client.reset()
+    assert client.list_operations(PARENT, page_token=token)[0] == 400
+
+
+def test_an_api_without_list_filters_refuses_done_false(clock: FakeClock) -> None:
+    """For APIs that take no filter the sweep lists everything (issue 18, section 3)."""
+    simulator = Simulator(clock=clock, list_filters=False)
+    simulator.create_operation(f"{PARENT}/operations/op-1")
+    assert simulator.handle_list(f"/v1/{PARENT}/operations?filter=done%3Dfalse").status == 400
+    reply = simulator.handle_list(f"/v1/{PARENT}/operations")
+    assert [op["name"] for op in reply.body["operations"]] == [f"{PARENT}/operations/op-1"]

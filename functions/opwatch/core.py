@@ -264,7 +264,7 @@ def _operation_age(operation: dict[str, Any] | None, now: datetime, elapsed: flo
 
 def describe_failure(result: FetchFailed) -> str:
     """One line for a failed fetch: ``HTTP 409: {message}``, or the message if nothing answered."""
-    message = str(result.error.get("message", ""))
+    message = " ".join(str(result.error.get("message", "")).split())  # one line, for a table
     if result.http_status is not None and not message.startswith(f"HTTP {result.http_status}"):
         message = f"HTTP {result.http_status}: {message}"
     return message[:MAX_LAST_ERROR_CHARS]
