@@ -395,3 +395,21 @@ variable "operator_cancel_permissions" {
     error_message = "operator_cancel_permissions entries must be *.operations.cancel permissions, like cloudaicompanion.operations.cancel."
   }
 }
+
+# --- Sweep ---
+
+variable "sweep" {
+  type = object({
+    # projects/P/locations/L, or API=projects/P/locations/L for an API other than Gemini's.
+    parents  = optional(list(string), [])
+    schedule = optional(string, "*/10 * * * *")
+  })
+  description = "Sweep (opt-in): every schedule (cron, UTC), list the operations of each parent (projects/P/locations/L, optionally prefixed API=; the API must be in allowed_apis) and watch each pending one that no discovered watch covers: operations whose audit entry was lost, methods that write none, operations older than discovery. Empty parents: nothing is created."
+  default     = {}
+  nullable    = false
+
+  validation {
+    condition     = alltrue([for p in var.sweep.parents : can(regex("^([a-z0-9.-]+=)?projects/[a-z0-9-]{1,63}/locations/[a-z0-9-]{1,63}$", p))])
+    error_message = "sweep.parents must be projects/PROJECT/locations/LOCATION, optionally prefixed with API= (e.g. cloudaicompanion.googleapis.com=projects/p/locations/global)."
+  }
+}

@@ -39,7 +39,7 @@ from opwatch.adapters import (
     default_session,
     default_tasks_client,
 )
-from opwatch.contracts import WatchRequest
+from opwatch.contracts import DEFAULT_API, WatchRequest
 from opwatch.core import Fetched, FetchFailed, Progress
 from opwatch.errors import QueueUnavailable, QuotaExhausted
 from opwatch.notification import Notification
@@ -311,6 +311,29 @@ def test_the_local_endpoint_gets_no_credentials(
     [seen] = loopback_operations.seen
     assert seen["path"] == f"/v1/{OPERATION}"
     assert "authorization" not in seen
+
+
+def test_a_page_of_operations_is_listed_with_its_token_and_filter(
+    settings: Settings, loopback_operations: LoopbackServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ListOperations over REST: ``GET /v1/{name=projects/*/locations/*}/operations`` with
+    ``filter``, ``pageToken`` as query parameters (cloudaicompanion's REST reference,
+    projects.locations.operations.list); empty ones are left out."""
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    local = replace(settings, operations_endpoint=loopback_operations.url, fetch_timeout=5.0)
+    fetcher = OperationFetcher(local)
+    parent = "projects/p/locations/us-central1"
+
+    first = fetcher.list_page(DEFAULT_API, "v1", parent, "", "done=false")
+    fetcher.list_page(DEFAULT_API, "v1", parent, "t 2", "")
+
+    assert isinstance(first, Fetched)
+    paths = [seen["path"] for seen in loopback_operations.seen]
+    assert paths == [
+        f"/v1/{parent}/operations?filter=done%3Dfalse",
+        f"/v1/{parent}/operations?pageToken=t+2",
+    ]
 
 
 # --- CloudTasksQueue ---------------------------------------------------------------------------

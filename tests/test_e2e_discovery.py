@@ -138,3 +138,34 @@ def test_end_entries_delivered_twice_back_to_back_give_one_notification_per_watc
     counts = {w: len(inbox.of(w)) for w in watch_ids}
     assert counts == dict.fromkeys(watch_ids, 1)
     assert all(inbox.of(w)[0].outcome == "SUCCEEDED" for w in watch_ids)
+
+
+def test_opwatch_sweep_watches_what_no_audit_entry_announced(
+    local_stack: LocalStack, inbox: Inbox, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Operations that wrote no audit entry (lost, a method the audit-logging page does not
+    list, or started before discovery): `opwatch sweep` lists the parent's operations on the
+    simulator (ListOperations, done=false, every page), starts one discovered watch per pending
+    one, and a second sweep starts none. Each ends in one notification; the done one gets
+    none."""
+    from opwatch_local.cli import main
+
+    sim = local_stack.simulator()
+    parent = "projects/opwatch-sweep/locations/us-central1"
+    names = [sim.create_operation(f"{parent}/operations/sweep-{i}", duration=4) for i in range(3)]
+    sim.create_operation(f"{parent}/operations/sweep-done", duration=0)
+    env = local_stack.env()
+    argv = ["sweep", "--parent", parent, "--json"]
+
+    assert main(argv, env) == 0
+    [first] = json.loads(capsys.readouterr().out)
+    assert (first["listed"], first["pending"], first["started"]) == (3, 3, 3)
+    assert main(argv, env) == 0
+    [again] = json.loads(capsys.readouterr().out)
+    assert (again["already_watched"], again["started"]) == (3, 0)
+
+    discovered = [discovered_watch_id(DEFAULT_API, name) for name in names]
+    assert inbox.wait_all(discovered, timeout=60) == set()
+    assert [len(inbox.settle(w, 0.5)) for w in discovered] == [1, 1, 1]
+    assert all(inbox.of(w)[0].outcome == "SUCCEEDED" for w in discovered)
+    assert inbox.of(discovered_watch_id(DEFAULT_API, f"{parent}/operations/sweep-done")) == []

@@ -49,7 +49,10 @@ from google.auth.exceptions import GoogleAuthError
 from google.cloud import pubsub_v1  # type: ignore[attr-defined,import-untyped,unused-ignore]
 
 from opwatch.adapters import default_session
+from opwatch.contracts import DEFAULT_API
+from opwatch.errors import ConfigurationError
 from opwatch.registry import Registry
+from opwatch.sweep import Parent
 from opwatch.wire import format_duration
 from opwatch_local import watches
 from opwatch_local.audit_log import DEFAULT_METHOD, AuditOptions
@@ -336,6 +339,21 @@ def build_parser() -> argparse.ArgumentParser:
     cancel.add_argument("--queue", help=queue_help)
     cancel.set_defaults(func=cmd_cancel)
 
+    swept = commands.add_parser(
+        "sweep",
+        help="watch the pending operations of a parent that no watch covers yet",
+        description="List the operations of PARENT (projects/P/locations/L) on API, every page, "
+        "and start the discovered watch of each pending one that has none: the code path of "
+        "the scheduled sweep (on_sweep), against whatever the environment points at. Its "
+        "first looks run as the functions' would: OPWATCH_TASKS_QUEUE, OPWATCH_CHECK_URL, "
+        "OPWATCH_RESULTS_TOPIC, and in production OPWATCH_TASKS_INVOKER_SA.",
+    )
+    swept.add_argument("--parent", required=True, metavar="projects/P/locations/L")
+    swept.add_argument("--api", default=DEFAULT_API, metavar="HOST")
+    swept.add_argument("--queue", help=queue_help)
+    swept.add_argument("--json", action="store_true")
+    swept.set_defaults(func=cmd_sweep)
+
     demo = commands.add_parser(
         "demo",
         help="every outcome on a private local stack, with a live timeline",
@@ -588,6 +606,31 @@ def cmd_cancel(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     else:
         print(f"{args.watch_id}: no pending check: finished, cancelled, or never started")
     return 1
+
+
+def cmd_sweep(args: argparse.Namespace, env: Mapping[str, str]) -> int:
+    queue = _setting(args.queue, env, "OPWATCH_TASKS_QUEUE", "pass --queue or export it")
+    results_topic = _setting(
+        None, env, "OPWATCH_RESULTS_TOPIC", "export the topic notifications go to"
+    )
+    try:
+        parent = Parent.parse(f"{args.api}={args.parent}", DEFAULT_API)
+    except ConfigurationError as exc:
+        raise CliError(str(exc)) from exc
+    notifier, fetcher = watches.sweeper(env, queue, results_topic, args.api)
+    results, failed = notifier.sweep_all([parent], fetcher.list_page)
+    if args.json:
+        print(json.dumps(results, indent=2))
+    for result in results:
+        if "error" in result:
+            print(f"{result['parent']}: {result['error']}", file=sys.stderr)
+        elif not args.json:
+            print(
+                f"{result['parent']} on {result['api']}: {result['listed']} listed, "
+                f"{result['pending']} pending, {result['already_watched']} already watched, "
+                f"{result['started']} watches started"
+            )
+    return 1 if failed else 0
 
 
 def _cancel_operations(operations: set[tuple[str, str, str]], env: Mapping[str, str]) -> int:

@@ -13,15 +13,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 from opwatch import checks
-from opwatch.adapters import CloudTasksQueue
+from opwatch.adapters import CloudTasksQueue, NotificationPublisher, OperationFetcher
 from opwatch.checks import Step
 from opwatch.contracts import CancelRequest
 from opwatch.registry import CancelResult, PendingCheck, Registry
+from opwatch.service import Notifier
 from opwatch.settings import Settings
 from opwatch.wire import rfc3339
 
@@ -76,6 +77,27 @@ def operator_settings(env: Mapping[str, str], queue: str = _UNUSED_QUEUE) -> Set
         tasks_emulator_host=get("CLOUD_TASKS_EMULATOR_HOST"),
         operations_endpoint=get("OPWATCH_OPERATIONS_ENDPOINT"),
     )
+
+
+def sweeper(
+    env: Mapping[str, str], queue: str, results_topic: str, api: str
+) -> tuple[Notifier, OperationFetcher]:
+    """What ``opwatch sweep`` runs: the functions' notifier over the real adapters, allowed to
+    watch ``api`` and to publish to ``results_topic`` (an operation done by its first look)."""
+    settings = replace(
+        operator_settings(env, queue),
+        results_topic=results_topic,
+        allowed_apis=frozenset({api}),
+        allowed_notify_topics=frozenset({results_topic}),
+    )
+    fetcher = OperationFetcher(settings)
+    notifier = Notifier(
+        settings,
+        fetch=fetcher,
+        queue=CloudTasksQueue(settings),
+        publish=NotificationPublisher(),
+    )
+    return notifier, fetcher
 
 
 def rows(found: Iterable[PendingCheck], now: datetime) -> list[dict[str, Any]]:

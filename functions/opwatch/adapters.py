@@ -126,10 +126,29 @@ class OperationFetcher:
     # extra_operation_permissions (infra/variables.tf).
     @calls("google.longrunning.Operations.GetOperation", project=("{service}.operations.get",))
     def __call__(self, request: WatchRequest) -> FetchResult:
-        url = self.url(request)
+        return self._get(self.url(request), request.api)
+
+    # ListOperations: cloudaicompanion's projects.locations.operations.list "requires
+    # cloudaicompanion.operations.list" on the parent.
+    @calls("google.longrunning.Operations.ListOperations", project=("{service}.operations.list",))
+    def list_page(
+        self, api: str, api_version: str, parent: str, page_token: str, filter_: str
+    ) -> FetchResult:
+        """One page of ``parent``'s operations: a ListOperationsResponse as :class:`Fetched`.
+
+        ``parent`` was validated by the caller (``projects/P/locations/L``); the API is one of
+        the allowlisted ones, so the token goes where a fetch would send it.
+        """
+        base = self._endpoint or f"https://{api}"
+        params = {"pageToken": page_token, "filter": filter_}
+        query = {key: value for key, value in params.items() if value}
+        return self._get(f"{base}/{api_version}/{parent}/operations", api, query)
+
+    def _get(self, url: str, api: str, params: dict[str, str] | None = None) -> FetchResult:
         try:
             with self._session.get().get(
                 url,
+                params=params,
                 timeout=self._timeout,
                 allow_redirects=False,
                 headers={"Accept": "application/json"},
@@ -137,10 +156,10 @@ class OperationFetcher:
             ) as response:
                 body = _read_capped(response, MAX_OPERATION_BYTES)
         except requests.Timeout:
-            message = f"no answer from {request.api} within {self._timeout:g}s"
+            message = f"no answer from {api} within {self._timeout:g}s"
             return FetchFailed(None, make_status(code_pb2.DEADLINE_EXCEEDED, message))
         except requests.RequestException as error:
-            message = f"could not reach {request.api}: {type(error).__name__}"
+            message = f"could not reach {api}: {type(error).__name__}"
             return FetchFailed(None, make_status(code_pb2.UNAVAILABLE, message))
         except (auth_exceptions.RefreshError, auth_exceptions.TransportError) as error:
             # The metadata server or token endpoint hiccuped: worth another look later.
@@ -149,15 +168,13 @@ class OperationFetcher:
         status = response.status_code
         if body is None:
             # No retry can shrink it: a permanent failure, reported with the status as answered.
-            message = (
-                f"{request.api} answered more than {MAX_OPERATION_BYTES} bytes for one operation"
-            )
+            message = f"{api} answered more than {MAX_OPERATION_BYTES} bytes for one operation"
             return FetchFailed(status, make_status(code_pb2.RESOURCE_EXHAUSTED, message))
         if 200 <= status < 300:
             operation = _json_object(body)
             if operation is not None:
                 return Fetched(operation)
-            message = f"{request.api} answered HTTP {status} without an Operation object"
+            message = f"{api} answered HTTP {status} without an Operation object"
             return FetchFailed(None, make_status(code_pb2.UNAVAILABLE, message))
         return FetchFailed(
             status,

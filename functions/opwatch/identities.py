@@ -96,6 +96,14 @@ PUSH: Final = Identity(
     MappingProxyType({"service": ("watch service", "audit service")}),
 )
 
+# The sweep's Cloud Scheduler job calls on_sweep with an OIDC token of this account
+# (https://cloud.google.com/scheduler/docs/http-target-auth).
+SWEEPER: Final = Identity(
+    "sweeper",
+    (Call(_INVOKE, "run.routes.invoke", "service"),),
+    MappingProxyType({"service": ("sweep service",)}),
+)
+
 # A sink's writer identity publishes each routed entry
 # (https://cloud.google.com/logging/docs/export/configure_export_v2#dest-auth).
 SINK_WRITER: Final = Identity(
@@ -129,4 +137,12 @@ PUBSUB_AGENT: Final = Identity(
     ),
 )
 
-IDENTITIES: Final = (RUNTIME, OPERATOR, TASKS_INVOKER, PUSH, SINK_WRITER, PUBSUB_AGENT)
+IDENTITIES: Final = (
+    RUNTIME,
+    OPERATOR,
+    TASKS_INVOKER,
+    PUSH,
+    SWEEPER,
+    SINK_WRITER,
+    PUBSUB_AGENT,
+)

@@ -167,6 +167,14 @@ class Registry:
         found = select(self.queue.list_tasks(), watch_id=watch_id, operation_key=operation_key)
         return [check for check in found if check.step is not Step.FINISHED]
 
+    def discovered_operations(self) -> set[str]:
+        """The operation keys whose discovered watch has a step pending (one scan)."""
+        return {
+            check.name.operation_key
+            for check in self.pending()
+            if check.name.chain == checks.DISCOVERED_CHAIN
+        }
+
     def cancel(self, watch_id: str, reason: str) -> CancelResult:
         """Cancel every chain of ``watch_id`` still in flight.
 

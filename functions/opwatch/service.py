@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Protocol
@@ -28,6 +28,7 @@ from typing import Any, Final, Protocol
 from google.rpc import code_pb2
 
 from opwatch import audit, checks, notification, registry
+from opwatch import sweep as sweeping
 from opwatch.checks import Step
 from opwatch.contracts import (
     CancelRequest,
@@ -403,7 +404,6 @@ class Notifier:
         Returns:
             The outcome published, or None (a check was scheduled, or nothing was to be done).
         """
-        started = self.clock()
         message_id = str(message.get("messageId") or message.get("message_id") or "")
         try:
             entry = audit.parse_entry(decode_pubsub_data(message))
@@ -418,38 +418,96 @@ class Notifier:
             return None
         if not entry.first:
             return self._on_operation_ended(entry)
-        watch_id = audit.discovered_watch_id(entry.api, entry.operation)
-        raw: dict[str, Any] = {
-            "operation": entry.operation,
-            "api": entry.api,
-            "watch_id": watch_id,
-            "labels": audit.discovery_labels(entry, self.settings.discovery_include_caller),
-        }
+        labels = audit.discovery_labels(entry, self.settings.discovery_include_caller)
+        found = {"method": entry.method, "name_source": entry.name_source, "message_id": message_id}
         try:
-            request = validate_watch_request(
-                raw,
-                default_watch_id=watch_id,
-                allowed_apis=self.settings.allowed_apis,
-                allowed_notify_topics=self.settings.allowed_notify_topics,
-            )
+            return self.discover(entry.api, entry.operation, labels, found)
         except InvalidWatchRequest as error:  # pragma: no cover - parse_entry admits none
             self._ignore_audit(str(error), message_id, operation=entry.operation)
             return None
-        log.info(
-            "discovered %s in an audit entry (%s)",
-            request.operation,
-            entry.method,
-            extra={
-                "fields": {
-                    "event": Event.WATCH_DISCOVERED,
-                    **_watch_fields(request),
-                    "method": entry.method,
-                    "name_source": entry.name_source,
-                    "message_id": message_id,
-                }
-            },
+
+    def discover(
+        self, api: str, operation: str, labels: Mapping[str, str], found: Mapping[str, Any]
+    ) -> Outcome | None:
+        """Start the discovered watch of an operation nobody asked to watch (README, "Discovery").
+
+        Its watch id is derived from the API and the operation, on the fixed
+        :data:`checks.DISCOVERED_CHAIN`: whoever discovers it again (a duplicated audit entry,
+        the sweep) meets the same task names, so it stays one watch.
+
+        Args:
+            api: the operation's API host.
+            operation: its full name.
+            labels: the watch's labels.
+            found: how it was found, for the log line (``method``, ``source``, ...).
+
+        Raises:
+            InvalidWatchRequest: the name or labels are not a valid watch (the caller ignores).
+        """
+        watch_id = audit.discovered_watch_id(api, operation)
+        raw = {"operation": operation, "api": api, "watch_id": watch_id, "labels": dict(labels)}
+        request = validate_watch_request(
+            raw,
+            default_watch_id=watch_id,
+            allowed_apis=self.settings.allowed_apis,
+            allowed_notify_topics=self.settings.allowed_notify_topics,
         )
-        return self._look(request, Progress(started=started), checks.DISCOVERED_CHAIN)
+        log.info(
+            "discovered %s (%s)",
+            request.operation,
+            found.get("method") or found.get("source"),
+            extra={"fields": {"event": Event.WATCH_DISCOVERED, **_watch_fields(request), **found}},
+        )
+        return self._look(request, Progress(started=self.clock()), checks.DISCOVERED_CHAIN)
+
+    def sweep_all(
+        self, parents: Iterable[sweeping.Parent], list_page: sweeping.ListPage
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """Sweep each parent (one failing does not stop the others); what each found or why it
+        failed, and whether any failed."""
+        results, failed = [], False
+        for parent in parents:
+            try:
+                results.append(self.sweep(parent, list_page).to_json())
+            except sweeping.SweepFailed as error:
+                log.error(
+                    "%s",
+                    error,
+                    extra={
+                        "fields": {
+                            "event": Event.SWEEP_FAILED,
+                            "reason": str(error),
+                            "parent": parent.name,
+                            "api": parent.api,
+                        }
+                    },
+                )
+                results.append({"parent": parent.name, "api": parent.api, "error": str(error)})
+                failed = True
+        return results, failed
+
+    def sweep(self, parent: sweeping.Parent, list_page: sweeping.ListPage) -> sweeping.SweepResult:
+        """Watch the pending operations of ``parent`` that no discovered watch covers yet.
+
+        See :mod:`opwatch.sweep`. One queue scan finds the operations already watched.
+
+        Raises:
+            SweepFailed: the API did not list them; nothing was started from that parent.
+        """
+        watched = Registry(self.queue, self.clock).discovered_operations
+        result = sweeping.sweep(
+            parent, list_page=list_page, watched=watched, discover=self.discover
+        )
+        log.info(
+            "swept %s on %s: %d pending, %d already watched, %d watches started",
+            parent.name,
+            parent.api,
+            result.pending,
+            result.already_watched,
+            result.started,
+            extra={"fields": {"event": Event.SWEEP_DONE, **result.to_json()}},
+        )
+        return result
 
     def _on_operation_ended(self, entry: audit.AuditEntry) -> Outcome | None:
         """The last audit entry of an operation: bring every pending look of it forward to now.
