@@ -43,6 +43,17 @@ variable "enable_apis" {
   default     = true
 }
 
+variable "source_dir" {
+  type        = string
+  description = "Folder whose contents are deployed as the functions' source (main.py, requirements.txt, the opwatch package). null: the repository's functions/ next to this module."
+  default     = null
+
+  validation {
+    condition     = var.source_dir == null || try(length(trimspace(var.source_dir)) > 0, false)
+    error_message = "source_dir must be a folder path, or null for the repository's functions/."
+  }
+}
+
 variable "runtime" {
   type        = string
   description = "Python runtime of the functions."

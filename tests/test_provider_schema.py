@@ -50,6 +50,7 @@ INFRA = ROOT / "infra"
 MODULE_DIRS = {
     "infra": INFRA,
     "example": INFRA / "examples" / "minimal",
+    "two_instances": INFRA / "examples" / "two_instances",
     "chat_notifier": ROOT / "examples" / "chat_notifier",
 }
 WHEELS = ROOT / ".cache" / "terraform-providers"
