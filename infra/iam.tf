@@ -70,7 +70,7 @@ resource "google_pubsub_topic_iam_member" "runtime_parks_checks" {
 # Same list as ALLOWED_NOTIFY_TOPICS: a topic the code may publish to is one it is allowed to.
 # Topics in other projects need the deployer to hold setIamPolicy there.
 resource "google_pubsub_topic_iam_member" "runtime_publishes_notify" {
-  for_each = toset(var.allowed_notify_topics)
+  for_each = var.allowed_notify_topics
 
   topic  = each.value
   role   = "roles/pubsub.publisher"

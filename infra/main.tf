@@ -23,7 +23,7 @@ locals {
     CHECK_URL             = local.check_url
     TASKS_INVOKER_SA      = google_service_account.tasks_invoker.email
     ALLOWED_APIS          = join(",", var.allowed_apis)
-    ALLOWED_NOTIFY_TOPICS = join(",", var.allowed_notify_topics)
+    ALLOWED_NOTIFY_TOPICS = join(",", values(var.allowed_notify_topics))
     FETCH_TIMEOUT         = tostring(var.fetch_timeout_seconds)
     LOG_LEVEL             = var.log_level
     # Where a watch goes when Cloud Tasks itself cannot take its next check (pubsub.tf).

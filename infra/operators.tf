@@ -27,7 +27,7 @@ resource "google_project_iam_custom_role" "operator" {
 }
 
 resource "google_cloud_tasks_queue_iam_member" "operators" {
-  for_each = toset(var.operators)
+  for_each = var.operators
   project  = var.project_id
   location = google_cloud_tasks_queue.checks.location
   name     = google_cloud_tasks_queue.checks.name
@@ -55,7 +55,7 @@ resource "google_project_iam_custom_role" "operator_cancels_operations" {
 }
 
 resource "google_project_iam_member" "operators_cancel_operations" {
-  for_each = local.operators_cancel_operations ? toset(var.operators) : toset([])
+  for_each = local.operators_cancel_operations ? var.operators : {}
   project  = var.project_id
   role     = google_project_iam_custom_role.operator_cancels_operations[0].name
   member   = each.value
@@ -66,7 +66,7 @@ resource "google_project_iam_member" "operators_cancel_operations" {
 # A cancel task carries the invoker's OIDC token, like every check task: creating one needs
 # iam.serviceAccounts.actAs on that account (CreateTask reference).
 resource "google_service_account_iam_member" "operators_act_as_invoker" {
-  for_each           = toset(var.operators)
+  for_each           = var.operators
   service_account_id = google_service_account.tasks_invoker.name
   role               = "roles/iam.serviceAccountUser"
   member             = each.value
@@ -74,7 +74,7 @@ resource "google_service_account_iam_member" "operators_act_as_invoker" {
 
 # The other way to cancel: a {"cancel": ID} message on the watch topic.
 resource "google_pubsub_topic_iam_member" "operators_publish_cancels" {
-  for_each = toset(var.operators)
+  for_each = var.operators
   project  = var.project_id
   topic    = google_pubsub_topic.watch_requests.name
   role     = "roles/pubsub.publisher"

@@ -153,13 +153,14 @@ variable "extra_operation_permissions" {
 }
 
 variable "allowed_notify_topics" {
-  type        = list(string)
-  description = "Extra topics (projects/P/topics/T) a watch may name as notify_topic (ALLOWED_NOTIFY_TOPICS). The runtime account gets publisher on each; the results topic is always allowed."
-  default     = []
+  type        = map(string)
+  description = "Extra topics (projects/P/topics/T) a watch may name as notify_topic (ALLOWED_NOTIFY_TOPICS), keyed by names you choose: the keys, not the topic ids, identify the grants, so topics created in the same apply can be passed. The runtime account gets publisher on each; the results topic is always allowed."
+  default     = {}
+  nullable    = false
 
   validation {
-    condition     = alltrue([for t in var.allowed_notify_topics : can(regex("^projects/[a-z][a-z0-9-]{4,28}[a-z0-9]/topics/[a-zA-Z][a-zA-Z0-9._~+%-]{2,254}$", t))])
-    error_message = "allowed_notify_topics entries must be full topic paths: projects/PROJECT/topics/TOPIC."
+    condition     = alltrue([for t in values(var.allowed_notify_topics) : can(regex("^projects/[a-z][a-z0-9-]{4,28}[a-z0-9]/topics/[a-zA-Z][a-zA-Z0-9._~+%-]{2,254}$", t))])
+    error_message = "allowed_notify_topics values must be full topic paths: projects/PROJECT/topics/TOPIC."
   }
 }
 
@@ -386,13 +387,14 @@ variable "failed_outcomes_alert" {
 # --- Operators ---
 
 variable "operators" {
-  type        = list(string)
-  description = "IAM members (user:, group:, serviceAccount:) who may list, inspect and cancel watches with the opwatch CLI, or publish cancel requests. Empty: no operator role is created."
-  default     = []
+  type        = map(string)
+  description = "IAM members (user:, group:, serviceAccount:) who may list, inspect and cancel watches with the opwatch CLI, or publish cancel requests, keyed by names you choose (so a service account created in the same apply can be passed), e.g. { oncall = \"group:oncall@example.com\" }. Empty: no operator role is created."
+  default     = {}
+  nullable    = false
 
   validation {
-    condition     = alltrue([for m in var.operators : can(regex("^(user|group|serviceAccount|domain):.+$", m))])
-    error_message = "operators entries must be IAM members like user:alice@example.com or group:ops@example.com."
+    condition     = alltrue([for m in values(var.operators) : can(regex("^(user|group|serviceAccount|domain):.+$", m))])
+    error_message = "operators values must be IAM members like user:alice@example.com or group:ops@example.com."
   }
 }
 

@@ -839,7 +839,28 @@ def test_runtime_may_do_what_its_configuration_asks_and_nothing_more(tf: Config)
     assert grants_to(tf, "runtime") == expected
     notify = tf.resource("google_pubsub_topic_iam_member", "runtime_publishes_notify")
     assert "var.allowed_notify_topics" in expr(notify["for_each"])
-    assert env["ALLOWED_NOTIFY_TOPICS"] == 'join(",", var.allowed_notify_topics)'
+    assert env["ALLOWED_NOTIFY_TOPICS"] == 'join(",", values(var.allowed_notify_topics))'
+
+
+def test_for_each_keys_are_names_the_caller_chooses(tf: Config) -> None:
+    """for_each over toset(var.list) keys each instance on the values, which must be known at
+    plan: a topic id or service account created in the same apply fails the plan ("Invalid
+    for_each argument", Terraform language docs, "The for_each Meta-Argument"). Variables fed to
+    for_each are maps keyed by names the caller chooses, as terraform-google-pubsub keys its
+    subscriptions."""
+    fed: set[str] = set()
+    for (rtype, name), body in tf.resources.items():
+        if "for_each" not in body:
+            continue
+        each = expr(body["for_each"])
+        assert not re.search(r"toset\(var\.", each), f"{rtype}.{name}: for_each = {each}"
+        fed |= set(re.findall(r"\bvar\.(\w+)", each))
+    assert {"allowed_notify_topics", "operators"} <= fed
+    for variable in fed:
+        if tf.variables[variable]["type"] == "bool":
+            continue  # a condition (enable_apis ? ... : ...), not the collection
+        assert tf.variables[variable]["type"].startswith("${map("), variable
+        assert tf.variables[variable]["default"] == {}, variable
 
 
 # The Cloud Tasks methods the functions call on the check queue, each with the permissions its
