@@ -38,7 +38,7 @@ resource "google_project_iam_custom_role" "operations_reader" {
   role_id     = "${replace(var.name_prefix, "-", "_")}_operationsReader"
   title       = "opwatch operations reader"
   description = "Read long-running operations of the APIs opwatch may watch."
-  permissions = distinct(concat(["cloudaicompanion.operations.get"], var.extra_operation_permissions))
+  permissions = local.operations_get_permissions
 
   # IAM and Resource Manager must be enabled first; nothing else here refers to them.
   depends_on = [google_project_service.enabled]

@@ -35,12 +35,12 @@ resource "google_cloud_tasks_queue_iam_member" "operators" {
   member   = each.value
 }
 
-# operator_cancel_permissions (empty by default) lets `opwatch cancel --cancel-operation` also
-# cancel the operation itself. Those permissions act on the watched API's operations
-# (projects/P/locations/L/operations/...), which a grant on the queue does not reach, so they
-# are a role of their own, granted on the project.
+# operators_may_cancel_operations (false by default) lets `opwatch cancel --cancel-operation`
+# also cancel the operation itself, with each watched API's operations_cancel_permission. Those
+# act on the watched API's operations (projects/P/locations/L/operations/...), which a grant on
+# the queue does not reach, so they are a role of their own, granted on the project.
 locals {
-  operators_cancel_operations = local.operators_enabled && length(var.operator_cancel_permissions) > 0
+  operators_cancel_operations = local.operators_enabled && var.operators_may_cancel_operations && length(local.operations_cancel_permissions) > 0
 }
 
 resource "google_project_iam_custom_role" "operator_cancels_operations" {
@@ -49,7 +49,7 @@ resource "google_project_iam_custom_role" "operator_cancels_operations" {
   role_id     = "${replace(var.name_prefix, "-", "_")}_operationsCanceller"
   title       = "opwatch operator: cancel operations"
   description = "Cancel long-running operations of the APIs opwatch watches (opwatch cancel --cancel-operation)."
-  permissions = var.operator_cancel_permissions
+  permissions = local.operations_cancel_permissions
 
   depends_on = [google_project_service.enabled]
 }

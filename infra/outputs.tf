@@ -140,3 +140,8 @@ output "audit_subscription_id" {
   description = "Push subscription that delivers audit entries to on_audit_entry (null unless discovery.enabled)."
   value       = try(google_pubsub_subscription.audit_push[0].id, null)
 }
+
+output "apis_to_enable" {
+  description = "Every API this deployment needs on in the project: the module's own and the watched ones. With enable_apis = false, enable these yourself before applying."
+  value       = local.services
+}

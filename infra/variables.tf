@@ -129,26 +129,39 @@ variable "check_function" {
 
 # --- Configuration contract of the functions (see README, "Configuration") ---
 
-variable "allowed_apis" {
-  type        = list(string)
-  description = "API hosts a watch may name (ALLOWED_APIS). The functions send their ADC token there, so only Google API hosts are accepted."
-  default     = ["cloudaicompanion.googleapis.com"]
-
-  validation {
-    condition     = length(var.allowed_apis) > 0 && alltrue([for h in var.allowed_apis : can(regex("^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*\\.googleapis\\.com$", h))])
-    error_message = "allowed_apis must be a non-empty list of hosts ending in .googleapis.com (no scheme, no path)."
+variable "watched_apis" {
+  type = map(object({
+    # The permission that reads this API's operations (GetOperation), granted to the runtime.
+    operations_get_permission = string
+    # With discovery on, this API's audit end entries reach opwatch, so its watches poll only
+    # as a safety net (EVENT_DRIVEN_APIS). Only for APIs whose methods are in discovery.methods.
+    event_driven = optional(bool, false)
+    # The permission that cancels its operations, granted to operators only when
+    # operators_may_cancel_operations is true (opwatch cancel --cancel-operation).
+    operations_cancel_permission = optional(string)
+  }))
+  description = "The APIs whose operations opwatch may watch, keyed by API host (ALLOWED_APIS): the one place for each API's permissions and whether its ends arrive from audit logs. The functions send their ADC token to these hosts, so only Google API hosts are accepted. Each is enabled with the module's APIs unless enable_apis = false (output apis_to_enable)."
+  default = {
+    "cloudaicompanion.googleapis.com" = {
+      operations_get_permission    = "cloudaicompanion.operations.get"
+      event_driven                 = true
+      operations_cancel_permission = "cloudaicompanion.operations.cancel"
+    }
   }
-}
-
-variable "extra_operation_permissions" {
-  type        = list(string)
-  description = "Permissions to read operations of APIs other than Gemini Code Assist, e.g. [\"run.operations.get\"], added to the runtime's custom role. Match them to allowed_apis."
-  default     = []
+  nullable = false
 
   validation {
-    # Read-only operation permissions only: the custom role must not grow into a write role.
-    condition     = alltrue([for p in var.extra_operation_permissions : can(regex("^[a-z][a-zA-Z0-9]*\\.[a-zA-Z]*[oO]perations\\.get$", p))])
-    error_message = "extra_operation_permissions may only hold <service>.<...operations>.get permissions."
+    condition     = length(var.watched_apis) > 0 && alltrue([for h in keys(var.watched_apis) : can(regex("^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*\\.googleapis\\.com$", h))])
+    error_message = "watched_apis must have at least one key, each a host ending in .googleapis.com (no scheme, no path)."
+  }
+  validation {
+    # Read-only operation permissions only: the runtime's role must not grow into a write role.
+    condition     = alltrue([for a in values(var.watched_apis) : can(regex("^[a-z][a-zA-Z0-9]*\\.[a-zA-Z]*[oO]perations\\.get$", a.operations_get_permission))])
+    error_message = "watched_apis[*].operations_get_permission must be a <service>.<...operations>.get permission."
+  }
+  validation {
+    condition     = alltrue([for a in values(var.watched_apis) : a.operations_cancel_permission == null || can(regex("^[a-z][a-zA-Z0-9]*\\.[a-zA-Z]*[oO]perations\\.cancel$", coalesce(a.operations_cancel_permission, "-")))])
+    error_message = "watched_apis[*].operations_cancel_permission must be null or a <service>.<...operations>.cancel permission."
   }
 }
 
@@ -202,10 +215,8 @@ variable "discovery" {
       "google.cloud.cloudaicompanion.v1.CodeRepositoryIndexManagementService.DeleteRepositoryGroup",
     ])
     include_caller = optional(bool, false)
-    # APIs whose end entries the sink routes: their watches poll only as a safety net.
-    event_driven_apis = optional(list(string), ["cloudaicompanion.googleapis.com"])
   })
-  description = "Discovery (opt-in): watch every operation the listed long-running methods start, whoever started them (Terraform, the console, gcloud), from their audit log entries. methods are full method names (protoPayload.methodName); their services must be in allowed_apis. include_caller adds the caller's email as a label (personal data: off by default). event_driven_apis (in allowed_apis; the functions refuse to start otherwise) poll only as a safety net, since their operations' ends arrive as events."
+  description = "Discovery (opt-in): watch every operation the listed long-running methods start, whoever started them (Terraform, the console, gcloud), from their audit log entries. methods are full method names (protoPayload.methodName); their services must be keys of watched_apis. include_caller adds the caller's email as a label (personal data: off by default). Which APIs' watches then poll only as a safety net is watched_apis[*].event_driven."
   default     = {}
 
   validation {
@@ -398,13 +409,9 @@ variable "operators" {
   }
 }
 
-variable "operator_cancel_permissions" {
-  type        = list(string)
-  description = "Permissions that let operators cancel the operations themselves (opwatch cancel --cancel-operation), e.g. [\"cloudaicompanion.operations.cancel\"]. Empty: operators cancel watches, never operations."
-  default     = []
-
-  validation {
-    condition     = alltrue([for p in var.operator_cancel_permissions : can(regex("^[a-z0-9]+\\.operations\\.cancel$", p))])
-    error_message = "operator_cancel_permissions entries must be *.operations.cancel permissions, like cloudaicompanion.operations.cancel."
-  }
+variable "operators_may_cancel_operations" {
+  type        = bool
+  description = "Whether operators may also cancel the watched operations themselves (opwatch cancel --cancel-operation): grants them each watched API's operations_cancel_permission on the project. false: operators cancel watches, never operations."
+  default     = false
+  nullable    = false
 }

@@ -325,7 +325,7 @@ def test_every_variable_has_type_and_description(directory: Path) -> None:
 
 
 # Variables that carry no constraint worth stating (free-form by nature).
-UNCONSTRAINED = {"labels", "enable_apis"}
+UNCONSTRAINED = {"labels", "enable_apis", "operators_may_cancel_operations"}
 
 
 def test_every_constrained_variable_is_validated(tf: Config) -> None:
@@ -386,15 +386,19 @@ def apis_needed(rtype: str) -> set[str]:
 
 
 def test_every_api_the_module_uses_is_enabled(tf: Config) -> None:
-    services = set(tf.locals["services"])
+    module_services = set(tf.locals["module_services"])
     used = [t for (t, _) in tf.resources if t != "google_project_service"]
     used += [t for (t, _) in tf.data if t != "archive_file"]
-    for rtype in used:
-        for api in apis_needed(rtype):
-            assert f"{api}.googleapis.com" in services, f"{rtype} needs {api}.googleapis.com"
-    # Eventarc is not used (the watch function is fed by our own push subscription), and the
-    # watched API must be on for its operations to exist at all.
-    assert "cloudaicompanion.googleapis.com" in services
+    needed = {f"{api}.googleapis.com" for rtype in used for api in apis_needed(rtype)}
+    # Exactly what the resources need: Eventarc is not used (the watch function is fed by our
+    # own push subscription), so it is not switched on.
+    assert module_services == needed
+    # The watched APIs must be on for their operations to exist at all; the list is an output
+    # for callers who enable APIs themselves.
+    assert expr(tf.locals["services"]) == (
+        "sort(distinct(concat(local.module_services, keys(var.watched_apis))))"
+    )
+    assert expr(tf.outputs["apis_to_enable"]["value"]) == "local.services"
     enabled = tf.resource("google_project_service", "enabled")
     assert "local.services" in expr(enabled["for_each"])
     # Tearing opwatch down must not switch off APIs other workloads use.
@@ -902,12 +906,44 @@ def test_the_runtime_holds_exactly_what_its_queue_calls_need_on_that_queue_only(
 
 def test_custom_role_reads_operations_only(tf: Config) -> None:
     role = tf.resource("google_project_iam_custom_role", "operations_reader")
-    permissions = expr(role["permissions"])
-    assert '"cloudaicompanion.operations.get"' in permissions
-    assert "var.extra_operation_permissions" in permissions
-    assert not re.search(r"\.(create|update|delete|cancel|setIamPolicy)\b", permissions)
-    (rule,) = tf.variables["extra_operation_permissions"]["validation"]
-    assert str(rule["condition"]).endswith('perations\\\\.get$", p))])}')
+    assert expr(role["permissions"]) == "local.operations_get_permissions"
+    assert "api.operations_get_permission" in tf.locals["operations_get_permissions"]
+    default = tf.variables["watched_apis"]["default"]
+    assert default["cloudaicompanion.googleapis.com"]["operations_get_permission"] == (
+        "cloudaicompanion.operations.get"
+    )
+    rules = [str(r["condition"]) for r in tf.variables["watched_apis"]["validation"]]
+    assert any("a.operations_get_permission" in r and 'perations\\\\.get$"' in r for r in rules)
+
+
+# The variables that used to describe one watched API in four places, which had to agree.
+SPLIT_API_VARIABLES = (
+    "allowed_apis",
+    "extra_operation_permissions",
+    "operator_cancel_permissions",
+)
+
+
+def test_each_watched_api_is_described_in_one_place(tf: Config) -> None:
+    """Issue 20: allowed_apis, extra_operation_permissions, discovery.event_driven_apis and
+    operator_cancel_permissions had to agree, and a bad combination deployed, after which
+    every function refused to start (EVENT_DRIVEN_APIS outside ALLOWED_APIS). Everything per
+    API now derives from var.watched_apis, keyed by host, so EVENT_DRIVEN_APIS is a subset of
+    ALLOWED_APIS by construction."""
+    for name in SPLIT_API_VARIABLES:
+        assert name not in tf.variables, name
+    assert "event_driven_apis" not in tf.variables["discovery"]["type"]
+    env = function_env(tf)
+    assert env["ALLOWED_APIS"] == 'join(",", local.allowed_apis)'
+    assert env["EVENT_DRIVEN_APIS"] == (
+        'var.discovery.enabled ? join(",", local.event_driven_apis) : ""'
+    )
+    assert expr(tf.locals["allowed_apis"]) == "sort(keys(var.watched_apis))"
+    event_driven = expr(tf.locals["event_driven_apis"])
+    assert event_driven == "sort([for host, api in var.watched_apis : host if api.event_driven])"
+    assert "var.watched_apis" in tf.locals["operations_cancel_permissions"]
+    assert tf.variables["watched_apis"]["nullable"] is False
+    assert "cloudaicompanion" not in str(tf.locals["module_services"])
 
 
 def test_caller_accounts_can_only_invoke_their_function(tf: Config) -> None:
@@ -1234,18 +1270,19 @@ def test_operators_get_exactly_what_the_cli_uses_and_only_if_named(tf: Config) -
     # Cancelling operations themselves only when the variable grants it, and nothing else: a
     # role of its own on the project, where the watched API's operations live.
     cancels = tf.resource("google_project_iam_custom_role", "operator_cancels_operations")
-    assert expr(cancels["permissions"]) == "var.operator_cancel_permissions"
+    assert expr(cancels["permissions"]) == "local.operations_cancel_permissions"
     assert "operators_cancel_operations" in expr(cancels["count"])
     condition = tf.locals["operators_cancel_operations"]
     assert "local.operators_enabled" in condition
-    assert "length(var.operator_cancel_permissions) > 0" in condition
+    assert "var.operators_may_cancel_operations" in condition
+    assert "length(local.operations_cancel_permissions) > 0" in condition
     on_project = tf.resource("google_project_iam_member", "operators_cancel_operations")
     assert expr(on_project["role"]) == (
         "google_project_iam_custom_role.operator_cancels_operations[0].name"
     )
-    (rule,) = tf.variables["operator_cancel_permissions"]["validation"]
-    assert "operations" in str(rule["condition"]) and "cancel$" in str(rule["condition"])
-    assert tf.variables["operator_cancel_permissions"]["default"] == []
+    rules = [str(r["condition"]) for r in tf.variables["watched_apis"]["validation"]]
+    assert any("operations_cancel_permission" in r and "cancel$" in r for r in rules)
+    assert tf.variables["operators_may_cancel_operations"]["default"] is False
     act_as = tf.resource("google_service_account_iam_member", "operators_act_as_invoker")
     assert "tasks_invoker" in expr(act_as["service_account_id"])
     assert expr(act_as["role"]).strip('"') == "roles/iam.serviceAccountUser"
