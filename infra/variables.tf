@@ -10,7 +10,7 @@ variable "project_id" {
 
 variable "region" {
   type        = string
-  description = "Region of the functions, the Tasks queue and the source bucket. The check function's URL (CHECK_URL) is derived from it."
+  description = "Region of the functions, the Tasks queue and the source bucket. The check function's URL (CHECK_URL) is derived from it. Stateful: changing it replaces the queue, and every pending watch (each is a task on it) is dropped without a notification; the plan refuses unless replace_queue = true."
   default     = "us-central1"
 
   validation {
@@ -21,7 +21,7 @@ variable "region" {
 
 variable "name_prefix" {
   type        = string
-  description = "Prefix of every resource name. Short, because service account IDs are limited to 30 characters."
+  description = "Prefix of every resource name. Short, because service account IDs are limited to 30 characters. Stateful: changing it replaces the queue (and everything else), and every pending watch is dropped without a notification; the plan refuses unless replace_queue = true."
   default     = "opwatch"
 
   validation {
@@ -29,6 +29,13 @@ variable "name_prefix" {
     condition     = can(regex("^[a-z][a-z0-9-]{2,18}[a-z0-9]$", var.name_prefix))
     error_message = "name_prefix must be 4-20 chars: lowercase letters, digits and hyphens, starting with a letter."
   }
+}
+
+variable "replace_queue" {
+  type        = bool
+  description = "Set to true, for one apply, to let a change of region or name_prefix replace the check queue. The queue holds every pending watch (one task each): replacing it drops them all, and nobody is notified. false: such a change fails the plan (a precondition on the queue)."
+  default     = false
+  nullable    = false
 }
 
 variable "labels" {

@@ -325,7 +325,7 @@ def test_every_variable_has_type_and_description(directory: Path) -> None:
 
 
 # Variables that carry no constraint worth stating (free-form by nature).
-UNCONSTRAINED = {"labels", "enable_apis", "operators_may_cancel_operations"}
+UNCONSTRAINED = {"labels", "enable_apis", "operators_may_cancel_operations", "replace_queue"}
 
 
 def test_every_constrained_variable_is_validated(tf: Config) -> None:
@@ -375,8 +375,11 @@ APIS_BY_TYPE = {
     "google_project_service_identity": {"pubsub"},
     # Local to Terraform: no API.
     "time_": set(),
+    "terraform_data": set(),
 }
-REFERENCE = re.compile(r"\b(data\.)?((?:google|archive|time)_[a-z0-9_]+)\.([a-z0-9_]+)")
+REFERENCE = re.compile(
+    r"\b(data\.)?((?:google|archive|time)_[a-z0-9_]+|terraform_data)\.([a-z0-9_]+)"
+)
 
 
 def apis_needed(rtype: str) -> set[str]:
@@ -430,7 +433,7 @@ def test_every_resource_waits_for_the_apis(tf: Config) -> None:
         return any(waits(d, path | {node}) for d in deps - path if d != node)
 
     for node in graph:
-        if node.startswith(("google_project_service.", "data.archive_file.")):
+        if node.startswith(("google_project_service.", "data.archive_file.", "terraform_data.")):
             continue
         assert waits(node), f"{node} does not wait for google_project_service.enabled"
 
@@ -967,6 +970,31 @@ def test_caller_accounts_can_only_invoke_their_function(tf: Config) -> None:
 # --- queue, alerts and outputs ----------------------------------------------------------------
 
 
+def test_a_change_that_replaces_the_queue_is_refused_unless_asked(tf: Config) -> None:
+    """Issue 20: changing region or name_prefix replaces the queue (its name and location are
+    immutable: google_cloud_tasks_queue forces a new resource on both) and drops every pending
+    watch. A terraform_data remembers the values of the first apply (ignore_changes on input),
+    and a precondition on the queue refuses a change unless replace_queue is set."""
+    memory = tf.resource("terraform_data", "queue_identity")
+    assert memory["input"] == {"region": "${var.region}", "name_prefix": "${var.name_prefix}"}
+    assert memory["lifecycle"][0]["ignore_changes"] == ["input"]
+    remembered = "{region = var.region, name_prefix = var.name_prefix}"
+    assert expr(memory["triggers_replace"]) == f"var.replace_queue ? {remembered} : null"
+    queue = tf.resource("google_cloud_tasks_queue", "checks")
+    (lifecycle,) = queue["lifecycle"]
+    (pre,) = lifecycle["precondition"]
+    assert expr(pre["condition"]) == (
+        f"var.replace_queue || terraform_data.queue_identity.output == {remembered}"
+    )
+    assert "drops every pending watch" in pre["error_message"]
+    assert tf.variables["replace_queue"]["default"] is False
+    for name in ("region", "name_prefix"):
+        description = tf.variables[name]["description"]
+        assert "Stateful" in description and "replace_queue" in description, name
+    assert expr(queue["name"]).endswith('-checks"') or "var.name_prefix" in queue["name"]
+    assert expr(queue["location"]) == "var.region"
+
+
 def test_queue_is_rate_limited_by_variables(tf: Config) -> None:
     # The queue is what protects the operations API's read quota (README, Capacity).
     limits = block(tf.resource("google_cloud_tasks_queue", "checks"), "rate_limits")
@@ -1040,6 +1068,38 @@ def test_every_output_is_described(tf: Config) -> None:
         assert len(str(body.get("description", ""))) >= 10, name
 
 
+def test_outputs_a_caller_chains_on_exist(tf: Config) -> None:
+    """Issue 20 §3: function and Cloud Run service names, the audit function's URI, the roles,
+    and the environment the CLI needs, whose names are the ones the CLI reads."""
+    for name in (
+        "function_names",
+        "cloud_run_service_names",
+        "audit_function_uri",
+        "operator_role_id",
+        "tasks_worker_role_id",
+        "apis_to_enable",
+        "cli_environment",
+    ):
+        assert name in tf.outputs, name
+    entry_points = set(FUNCTIONS.values())
+    assert set(tf.outputs["function_names"]["value"]) == entry_points
+    assert set(tf.outputs["cloud_run_service_names"]["value"]) == entry_points
+    for value in tf.outputs["cloud_run_service_names"]["value"].values():
+        assert 'regex("[^/]+$"' in value, "the short name, as the logs label it"
+    cli = (ROOT / "devtools" / "opwatch_local" / "cli.py").read_text()
+    environment = tf.outputs["cli_environment"]["value"]
+    assert set(environment) == {
+        "OPWATCH_WATCH_TOPIC",
+        "OPWATCH_TASKS_QUEUE",
+        "OPWATCH_CHECK_URL",
+        "OPWATCH_TASKS_INVOKER_SA",
+    }
+    for name in environment:
+        assert name in cli, f"the CLI does not read {name}"
+    assert expr(environment["OPWATCH_CHECK_URL"]) == function_env(tf)["CHECK_URL"]
+    assert expr(environment["OPWATCH_TASKS_QUEUE"]) == function_env(tf)["TASKS_QUEUE"]
+
+
 def test_outputs_the_readme_uses_exist(tf: Config) -> None:
     used = set(re.findall(r"terraform output -raw (\w+)", README.read_text()))
     assert used, "the README's Deploy section uses terraform outputs"
@@ -1069,6 +1129,7 @@ DEPLOYER_ROLES = {
     "google_monitoring_alert_policy": "Monitoring AlertPolicy Editor",
     "google_monitoring_dashboard": "Monitoring Dashboard Configuration Editor",
     "time_": "",
+    "terraform_data": "",
 }
 
 
