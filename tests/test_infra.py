@@ -1144,6 +1144,67 @@ def test_the_readme_names_a_role_for_every_resource_the_deployer_creates(tf: Con
     assert "monitoring.dashboards.create" in section
 
 
+# --- infra/README.md: the module's inputs and outputs ----------------------------------------
+
+MODULE_README = INFRA / "README.md"
+TABLES_BEGIN = (
+    "<!-- BEGIN TABLES: rendered from variables.tf and outputs.tf by tests/test_infra.py -->"
+)
+TABLES_END = "<!-- END TABLES -->"
+
+
+def _cell(text: str) -> str:
+    return " ".join(str(text).split()).replace("|", "\\|")
+
+
+def _type_of(body: Body) -> str:
+    text = expr(body["type"])
+    text = re.sub(r"\s+", " ", text)
+    return text if len(text) <= 40 else text.split("(", 1)[0] + "({...})"
+
+
+def _default_of(body: Body) -> str:
+    if "default" not in body:
+        return "**required**"
+    value = body["default"]
+    if value is None:
+        return "`null`"
+    rendered = json.dumps(value) if not isinstance(value, str) else f'"{value}"'
+    return f"`{rendered}`" if len(rendered) <= 40 else "see `variables.tf`"
+
+
+def render_module_tables(tf: Config) -> str:
+    """The inputs and outputs tables of infra/README.md, rendered from the module itself.
+
+    To refresh them, print this and paste it between the markers:
+    ``.venv/bin/python -c "from tests.test_infra import *; print(render_module_tables(module()))"``
+    """
+    lines = ["## Inputs", "", "| name | type | default | description |", "|---|---|---|---|"]
+    for name, body in tf.variables.items():
+        row = [f"`{name}`", f"`{_type_of(body)}`", _default_of(body), _cell(body["description"])]
+        lines.append("| " + " | ".join(row) + " |")
+    lines += ["", "## Outputs", "", "| name | description |", "|---|---|"]
+    for name, body in tf.outputs.items():
+        lines.append(f"| `{name}` | {_cell(body['description'])} |")
+    return "\n".join(lines)
+
+
+def test_the_module_readme_tables_are_the_module(tf: Config) -> None:
+    """Issue 20 §3: infra/README.md tables every input (type, default, description) and output,
+    in the order of variables.tf and outputs.tf; a change to either file changes them."""
+    text = MODULE_README.read_text()
+    assert text.count(TABLES_BEGIN) == 1 and text.count(TABLES_END) == 1
+    tables = text.split(TABLES_BEGIN)[1].split(TABLES_END)[0].strip()
+    assert tables == render_module_tables(tf), (
+        "infra/README.md is out of date; render it with render_module_tables (docstring)"
+    )
+
+
+def test_every_example_has_a_readme() -> None:
+    for directory in (EXAMPLE, TWO_INSTANCES, CHAT_EXAMPLE):
+        assert (directory / "README.md").is_file(), f"{directory} has no README.md"
+
+
 # --- what the README says ---------------------------------------------------------------------
 
 
