@@ -57,6 +57,11 @@ resource "google_logging_project_sink" "audit" {
   # be the older shared cloud-logs@system.gserviceaccount.com.) The API returns it as
   # writer_identity when the sink is created, so it exists before the grant below.
   unique_writer_identity = true
+
+  # Route nothing before something reads it: Pub/Sub keeps a message only for the subscriptions
+  # that exist when it is published, so entries routed before the push subscription existed
+  # would be lost.
+  depends_on = [google_pubsub_subscription.audit_push]
 }
 
 # The sink writes as its writer identity, which may publish to the audit topic and nothing else.

@@ -1538,6 +1538,15 @@ def test_the_sinks_writer_is_documented_as_the_shared_logging_agent(tf: Config) 
     assert "Logging service agent" in output and "shared" in output
 
 
+def test_the_sink_routes_nothing_before_its_subscription_exists(tf: Config) -> None:
+    """Pub/Sub: "Only messages published to the topic after the subscription is created are
+    available to subscriber clients" (subscription overview,
+    https://cloud.google.com/pubsub/docs/subscription-overview): entries routed during the first
+    apply, before the push subscription existed, were lost (issue 20 §3)."""
+    sink = tf.resource("google_logging_project_sink", "audit")
+    assert "google_pubsub_subscription.audit_push" in [expr(d) for d in sink["depends_on"]]
+
+
 def test_the_sinks_writer_may_publish_to_the_audit_topic_only(tf: Config) -> None:
     writer = "google_logging_project_sink.audit[0].writer_identity"
     grants = [(rtype, body) for rtype, _, body in members_of(tf) if expr(body["member"]) == writer]
