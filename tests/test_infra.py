@@ -1350,6 +1350,49 @@ def test_plan_is_saved_and_apply_is_gated(build: Body) -> None:
             assert "terraform apply" not in script(s)
 
 
+def test_apply_needs_cloud_builds_own_approval(build: Body) -> None:
+    """Issue 20 §4: _APPLY is a substitution, which anyone who can submit a build sets. Cloud
+    Build can hold a trigger's builds until an approver approves them ("Gate builds on
+    approval", https://cloud.google.com/build/docs/securing-builds/gate-builds-on-approval);
+    the approval step reads this build's approval.state (BuildApproval) and refuses to go on
+    to apply unless it is APPROVED."""
+    ids = [s.get("id") for s in build["steps"]]
+    assert ids.index("plan") < ids.index("approval") < ids.index("apply")
+    assert step(build, "apply")["waitFor"] == ["approval"]
+    approval = step(build, "approval")
+    assert approval["name"].startswith("gcr.io/google.com/cloudsdktool/google-cloud-cli:")
+    text = script(approval)
+    assert 'gcloud builds describe "$BUILD_ID"' in text and "approval.state" in text
+    assert '[ "$$state" != "APPROVED" ]' in text and "exit 1" in text
+    header = CLOUDBUILD.read_text().split("\nsubstitutions:")[0]
+    assert "--require-approval" in header and "roles/cloudbuild.builds.approver" in header
+
+
+def test_pull_request_plans_run_read_only(build: Body) -> None:
+    """A pull request's code runs in its build: it plans as a plan-only account (documented on
+    top) and takes no state lock, which would be a write to the state bucket."""
+    plan = script(step(build, "plan"))
+    assert re.search(r'if \[ "\$\{_APPLY\}" = "true" \]; then\s+set -- "\$\$@" -lock-timeout', plan)
+    assert "-lock=false" in plan
+    header = CLOUDBUILD.read_text().split("\nsubstitutions:")[0]
+    for role in ("roles/viewer", "roles/iam.securityReviewer", "roles/storage.objectViewer"):
+        assert role in header, role
+
+
+def test_fmt_checks_every_terraform_root(build: Body) -> None:
+    fmt = step(build, "fmt")
+    checked = [ROOT / a for a in fmt["args"] if not a.startswith("-") and a != "fmt"]
+    assert "-recursive" in fmt["args"]
+    roots = {
+        p.parent
+        for p in ROOT.rglob("*.tf")
+        if not any(part.startswith(".") for part in p.relative_to(ROOT).parts)
+    }
+    assert roots, "no Terraform roots found"
+    for root in roots:
+        assert any(root == c or c in root.parents for c in checked), f"fmt skips {root}"
+
+
 def test_substitutions_are_declared_documented_and_escaped(build: Body) -> None:
     declared = set(build["substitutions"])
     assert {"_TF_STATE_BUCKET", "_TF_STATE_PREFIX", "_REGION", "_APPLY"} <= declared
