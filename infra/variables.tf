@@ -209,10 +209,11 @@ variable "log_level" {
 variable "discovery" {
   type = object({
     enabled = optional(bool, false)
-    # Gemini for Google Cloud audit logging (https://cloud.google.com/gemini/docs/audit-logging):
-    # the code-repository-index methods are ADMIN_WRITE long-running methods (Admin Activity
-    # logs, always written); the repository-group methods are DATA_WRITE (written only when Data
-    # Access audit logs are enabled for cloudaicompanion.googleapis.com).
+    # Gemini for Google Cloud audit logging (https://cloud.google.com/gemini/docs/audit-logging)
+    # lists these long-running methods: the code-repository-index ones are ADMIN_WRITE (Admin
+    # Activity logs, always written); the repository-group and TopicService ones are DATA_WRITE
+    # (written only when Data Access audit logs are on for cloudaicompanion.googleapis.com:
+    # data_write_audit_logs below).
     methods = optional(list(string), [
       "google.cloud.cloudaicompanion.v1.CodeRepositoryIndexManagementService.CreateCodeRepositoryIndex",
       "google.cloud.cloudaicompanion.v1.CodeRepositoryIndexManagementService.UpdateCodeRepositoryIndex",
@@ -220,10 +221,17 @@ variable "discovery" {
       "google.cloud.cloudaicompanion.v1.CodeRepositoryIndexManagementService.CreateRepositoryGroup",
       "google.cloud.cloudaicompanion.v1.CodeRepositoryIndexManagementService.UpdateRepositoryGroup",
       "google.cloud.cloudaicompanion.v1.CodeRepositoryIndexManagementService.DeleteRepositoryGroup",
+      "google.cloud.cloudaicompanion.v1.TopicService.CreateTopic",
+      "google.cloud.cloudaicompanion.v1.TopicService.UpdateTopic",
+      "google.cloud.cloudaicompanion.v1.TopicService.DeleteTopic",
     ])
     include_caller = optional(bool, false)
+    # Turn on DATA_WRITE Data Access audit logs for cloudaicompanion.googleapis.com, without
+    # which the repository-group and TopicService methods write no entry and are never
+    # discovered. Off by default: they are billed as Cloud Logging ingestion (README, Discovery).
+    data_write_audit_logs = optional(bool, false)
   })
-  description = "Discovery (opt-in): watch every operation the listed long-running methods start, whoever started them (Terraform, the console, gcloud), from their audit log entries. methods are full method names (protoPayload.methodName); their services must be keys of watched_apis. include_caller adds the caller's email as a label (personal data: off by default). Which APIs' watches then poll only as a safety net is watched_apis[*].event_driven."
+  description = "Discovery (opt-in): watch every operation the listed long-running methods start, whoever started them (Terraform, the console, gcloud), from their audit log entries. methods are full method names (protoPayload.methodName); their services must be keys of watched_apis. include_caller adds the caller's email as a label (personal data: off by default). data_write_audit_logs turns on the DATA_WRITE Data Access audit logs of cloudaicompanion.googleapis.com, which the repository-group and TopicService methods need to be logged at all (billed as Logging ingestion; off by default). Which APIs' watches then poll only as a safety net is watched_apis[*].event_driven."
   default     = {}
 
   validation {

@@ -1495,11 +1495,45 @@ def test_the_default_methods_are_the_gemini_index_and_repository_group_methods(
     )
     assert found, "discovery.methods has a default list"
     methods = set(re.findall(r'"([^"]+)"', found.group(1)))
+    # Every long-running method on Gemini for Google Cloud's audit-logging page
+    # (https://cloud.google.com/gemini/docs/audit-logging), TopicService's included (issue 18 §2).
     assert methods == {
         f"{INDEX_SERVICE}.{verb}{kind}"
         for verb in ("Create", "Update", "Delete")
         for kind in ("CodeRepositoryIndex", "RepositoryGroup")
+    } | {
+        f"google.cloud.cloudaicompanion.v1.TopicService.{verb}Topic"
+        for verb in ("Create", "Update", "Delete")
     }
+
+
+# DATA_WRITE methods among the defaults (audit-logging page, "Permission type"): logged only with
+# Data Access audit logs on for the service.
+DATA_WRITE_METHODS = {
+    f"{INDEX_SERVICE}.{verb}RepositoryGroup" for verb in ("Create", "Update", "Delete")
+} | {
+    f"google.cloud.cloudaicompanion.v1.TopicService.{verb}Topic"
+    for verb in ("Create", "Update", "Delete")
+}
+
+
+def test_data_write_audit_logs_are_an_opt_in_switch_for_what_needs_them(tf: Config) -> None:
+    """Issue 18 §2: the repository-group and TopicService methods are DATA_WRITE, written only
+    with Data Access audit logs on. discovery.data_write_audit_logs (off by default) turns on
+    exactly DATA_WRITE for cloudaicompanion.googleapis.com; DATA_READ (every completion and
+    chat) stays off. The README names the methods that need it and what it costs."""
+    assert "data_write_audit_logs = optional(bool, false)" in tf.variables["discovery"]["type"]
+    config = tf.resource("google_project_iam_audit_config", "cloudaicompanion_data_write")
+    assert expr(config["count"]) == (
+        "var.discovery.enabled && var.discovery.data_write_audit_logs ? 1 : 0"
+    )
+    assert config["service"] == "cloudaicompanion.googleapis.com"
+    assert [c["log_type"] for c in config["audit_log_config"]] == ["DATA_WRITE"]
+    assert "DATA_READ" not in json.dumps(config)
+    discovery = readme_text().split("## Discovery")[1].split("\n## ")[0]
+    assert "data_write_audit_logs" in discovery and "Cloud Logging" in discovery
+    for method in DATA_WRITE_METHODS:
+        assert method.rsplit(".", 1)[1] in discovery, method
 
 
 def test_the_sink_selects_first_and_last_entries_of_every_configured_method(tf: Config) -> None:
