@@ -57,6 +57,11 @@ resource "google_logging_project_sink" "audit" {
   # be the older shared cloud-logs@system.gserviceaccount.com.) The API returns it as
   # writer_identity when the sink is created, so it exists before the grant below.
   unique_writer_identity = true
+
+  # Route nothing before something reads it: Pub/Sub keeps a message only for the subscriptions
+  # that exist when it is published, so entries routed before the push subscription existed
+  # would be lost.
+  depends_on = [google_pubsub_subscription.audit_push]
 }
 
 # The sink writes as its writer identity, which may publish to the audit topic and nothing else.
@@ -177,4 +182,25 @@ resource "google_pubsub_subscription_iam_member" "audit_dead_letter_source_subsc
   subscription = google_pubsub_subscription.audit_push[0].name
   role         = "roles/pubsub.subscriber"
   member       = local.pubsub_service_agent
+}
+
+# Data Access audit logs, DATA_WRITE only, for Gemini for Google Cloud (opt-in,
+# var.discovery.data_write_audit_logs). The repository-group and TopicService methods are
+# DATA_WRITE: without this they write no audit entry, and discovery never sees them. DATA_READ
+# (every code completion, chat and read, the bulk of the volume) stays off. The entries are
+# billed as Cloud Logging ingestion beyond the free allotment (Cloud Logging pricing); one is
+# written per such call, not per read. This resource is authoritative for the service's audit
+# configuration: it replaces any other audit config of cloudaicompanion.googleapis.com made
+# outside this module (exempted members, DATA_READ), so leave it off if one exists.
+resource "google_project_iam_audit_config" "cloudaicompanion_data_write" {
+  count = var.discovery.enabled && var.discovery.data_write_audit_logs ? 1 : 0
+
+  project = var.project_id
+  service = "cloudaicompanion.googleapis.com"
+
+  audit_log_config {
+    log_type = "DATA_WRITE"
+  }
+
+  depends_on = [google_project_service.enabled]
 }

@@ -1,8 +1,19 @@
-# Source of the three functions: main.py, requirements.txt and the opwatch package.
+locals {
+  # By default the repository's functions/ next to this module: a module source such as
+  # "git::https://...//infra" fetches the whole repository, so ../functions is there.
+  source_dir = coalesce(var.source_dir, "${path.module}/../functions")
+}
+
+# Source of the three functions: main.py, requirements.txt and the opwatch package. One archive
+# per module instance: the file is named after the instance's project and name_prefix (the pair
+# that names its bucket, unique), so instances side by side (for_each, or two module blocks)
+# never write the same file during a plan. It is written during plan into the root module's
+# directory and read at apply: apply a saved plan in the checkout that made it (Cloud Build
+# runs both in one workspace).
 data "archive_file" "source" {
   type        = "zip"
-  source_dir  = "${path.module}/../functions"
-  output_path = "${path.module}/.build/functions-source.zip"
+  source_dir  = local.source_dir
+  output_path = "${path.root}/.terraform/opwatch-build/${var.project_id}-${var.name_prefix}-functions.zip"
   # Fixed mode so the hash depends on content only, not on the machine that zips.
   output_file_mode = "0644"
   excludes = [

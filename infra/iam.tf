@@ -39,10 +39,7 @@ resource "google_project_iam_custom_role" "operations_reader" {
   role_id     = "${replace(var.name_prefix, "-", "_")}_operationsReader"
   title       = "opwatch operations reader"
   description = "Read long-running operations of the APIs opwatch may watch."
-  permissions = distinct(concat(
-    ["cloudaicompanion.operations.get", "cloudaicompanion.operations.list"],
-    var.extra_operation_permissions,
-  ))
+  permissions = local.operations_read_permissions
 
   # IAM and Resource Manager must be enabled first; nothing else here refers to them.
   depends_on = [google_project_service.enabled]
@@ -74,7 +71,7 @@ resource "google_pubsub_topic_iam_member" "runtime_parks_checks" {
 # Same list as ALLOWED_NOTIFY_TOPICS: a topic the code may publish to is one it is allowed to.
 # Topics in other projects need the deployer to hold setIamPolicy there.
 resource "google_pubsub_topic_iam_member" "runtime_publishes_notify" {
-  for_each = toset(var.allowed_notify_topics)
+  for_each = var.allowed_notify_topics
 
   topic  = each.value
   role   = "roles/pubsub.publisher"

@@ -1,6 +1,18 @@
 locals {
   labels = merge({ app = "opwatch" }, var.labels)
 
+  # Everything per watched API comes from var.watched_apis, so the lists below cannot disagree
+  # (a bad combination used to deploy and then make every function refuse to start).
+  allowed_apis               = sort(keys(var.watched_apis))
+  operations_get_permissions = sort(distinct([for api in values(var.watched_apis) : api.operations_get_permission]))
+  # The sweep lists a parent's operations: each get permission's list permission beside it.
+  operations_read_permissions = sort(concat(
+    local.operations_get_permissions,
+    [for p in local.operations_get_permissions : replace(p, "/\\.get$/", ".list")],
+  ))
+  event_driven_apis             = sort([for host, api in var.watched_apis : host if api.event_driven])
+  operations_cancel_permissions = sort(distinct([for api in values(var.watched_apis) : api.operations_cancel_permission if api.operations_cancel_permission != null]))
+
   watch_function_name = "${var.name_prefix}-on-watch-request"
   check_function_name = "${var.name_prefix}-on-check"
 
@@ -22,8 +34,8 @@ locals {
     TASKS_QUEUE           = google_cloud_tasks_queue.checks.id
     CHECK_URL             = local.check_url
     TASKS_INVOKER_SA      = google_service_account.tasks_invoker.email
-    ALLOWED_APIS          = join(",", var.allowed_apis)
-    ALLOWED_NOTIFY_TOPICS = join(",", var.allowed_notify_topics)
+    ALLOWED_APIS          = join(",", local.allowed_apis)
+    ALLOWED_NOTIFY_TOPICS = join(",", values(var.allowed_notify_topics))
     FETCH_TIMEOUT         = tostring(var.fetch_timeout_seconds)
     LOG_LEVEL             = var.log_level
     # Where a watch goes when Cloud Tasks itself cannot take its next check (pubsub.tf).
@@ -35,22 +47,20 @@ locals {
     DISPATCH_DEADLINE = tostring(var.check_function.timeout_seconds)
     # Whether a watch discovered in the audit logs is labelled with the caller's email.
     DISCOVERY_INCLUDE_CALLER = tostring(var.discovery.include_caller)
-    EVENT_DRIVEN_APIS        = var.discovery.enabled ? join(",", var.discovery.event_driven_apis) : ""
+    EVENT_DRIVEN_APIS        = var.discovery.enabled ? join(",", local.event_driven_apis) : ""
   }
 
-  # Eventarc is not used by this module (see pubsub.tf) but is listed by the deployment
-  # issue; enabling it costs nothing and keeps an event_trigger variant possible.
-  # storage: the function source bucket. cloudresourcemanager: data.google_project and the
-  # project IAM member. logging, monitoring: the log-based metric and the alert policies.
-  services = [
+  # The APIs the module's own resources are created through (tests/test_infra.py derives the
+  # list from the resource types). storage: the function source bucket. cloudresourcemanager:
+  # data.google_project and the project IAM members. logging, monitoring: the log-based
+  # metrics and the alert policies. No Eventarc: nothing here uses it (see pubsub.tf).
+  module_services = [
     "artifactregistry.googleapis.com",
-    "cloudaicompanion.googleapis.com",
     "cloudbuild.googleapis.com",
     "cloudfunctions.googleapis.com",
     "cloudresourcemanager.googleapis.com",
     "cloudscheduler.googleapis.com",
     "cloudtasks.googleapis.com",
-    "eventarc.googleapis.com",
     "iam.googleapis.com",
     "logging.googleapis.com",
     "monitoring.googleapis.com",
@@ -58,6 +68,8 @@ locals {
     "run.googleapis.com",
     "storage.googleapis.com",
   ]
+  # Plus the watched APIs: their operations exist only while they are on.
+  services = sort(distinct(concat(local.module_services, keys(var.watched_apis))))
 }
 
 data "google_project" "this" {

@@ -27,7 +27,7 @@ resource "google_project_iam_custom_role" "operator" {
 }
 
 resource "google_cloud_tasks_queue_iam_member" "operators" {
-  for_each = toset(var.operators)
+  for_each = var.operators
   project  = var.project_id
   location = google_cloud_tasks_queue.checks.location
   name     = google_cloud_tasks_queue.checks.name
@@ -35,12 +35,12 @@ resource "google_cloud_tasks_queue_iam_member" "operators" {
   member   = each.value
 }
 
-# operator_cancel_permissions (empty by default) lets `opwatch cancel --cancel-operation` also
-# cancel the operation itself. Those permissions act on the watched API's operations
-# (projects/P/locations/L/operations/...), which a grant on the queue does not reach, so they
-# are a role of their own, granted on the project.
+# operators_may_cancel_operations (false by default) lets `opwatch cancel --cancel-operation`
+# also cancel the operation itself, with each watched API's operations_cancel_permission. Those
+# act on the watched API's operations (projects/P/locations/L/operations/...), which a grant on
+# the queue does not reach, so they are a role of their own, granted on the project.
 locals {
-  operators_cancel_operations = local.operators_enabled && length(var.operator_cancel_permissions) > 0
+  operators_cancel_operations = local.operators_enabled && var.operators_may_cancel_operations && length(local.operations_cancel_permissions) > 0
 }
 
 resource "google_project_iam_custom_role" "operator_cancels_operations" {
@@ -49,13 +49,13 @@ resource "google_project_iam_custom_role" "operator_cancels_operations" {
   role_id     = "${replace(var.name_prefix, "-", "_")}_operationsCanceller"
   title       = "opwatch operator: cancel operations"
   description = "Cancel long-running operations of the APIs opwatch watches (opwatch cancel --cancel-operation)."
-  permissions = var.operator_cancel_permissions
+  permissions = local.operations_cancel_permissions
 
   depends_on = [google_project_service.enabled]
 }
 
 resource "google_project_iam_member" "operators_cancel_operations" {
-  for_each = local.operators_cancel_operations ? toset(var.operators) : toset([])
+  for_each = local.operators_cancel_operations ? var.operators : {}
   project  = var.project_id
   role     = google_project_iam_custom_role.operator_cancels_operations[0].name
   member   = each.value
@@ -66,7 +66,7 @@ resource "google_project_iam_member" "operators_cancel_operations" {
 # A cancel task carries the invoker's OIDC token, like every check task: creating one needs
 # iam.serviceAccounts.actAs on that account (CreateTask reference).
 resource "google_service_account_iam_member" "operators_act_as_invoker" {
-  for_each           = toset(var.operators)
+  for_each           = var.operators
   service_account_id = google_service_account.tasks_invoker.name
   role               = "roles/iam.serviceAccountUser"
   member             = each.value
@@ -74,7 +74,7 @@ resource "google_service_account_iam_member" "operators_act_as_invoker" {
 
 # The other way to cancel: a {"cancel": ID} message on the watch topic.
 resource "google_pubsub_topic_iam_member" "operators_publish_cancels" {
-  for_each = toset(var.operators)
+  for_each = var.operators
   project  = var.project_id
   topic    = google_pubsub_topic.watch_requests.name
   role     = "roles/pubsub.publisher"

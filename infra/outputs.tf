@@ -140,3 +140,53 @@ output "audit_subscription_id" {
   description = "Push subscription that delivers audit entries to on_audit_entry (null unless discovery.enabled)."
   value       = try(google_pubsub_subscription.audit_push[0].id, null)
 }
+
+output "apis_to_enable" {
+  description = "Every API this deployment needs on in the project: the module's own and the watched ones. With enable_apis = false, enable these yourself before applying."
+  value       = local.services
+}
+
+output "function_names" {
+  description = "Names of the Cloud Functions (2nd gen), by entry point (audit: null unless discovery.enabled; sweep: null unless sweep.parents is set)."
+  value = {
+    on_watch_request = google_cloudfunctions2_function.watch.name
+    on_check         = google_cloudfunctions2_function.check.name
+    on_audit_entry   = try(google_cloudfunctions2_function.audit[0].name, null)
+    on_sweep         = try(google_cloudfunctions2_function.sweep[0].name, null)
+  }
+}
+
+output "cloud_run_service_names" {
+  description = "Short names of the Cloud Run services behind the functions, by entry point (the resource.labels.service_name of their logs; audit: null unless discovery.enabled; sweep: null unless sweep.parents is set)."
+  value = {
+    on_watch_request = regex("[^/]+$", google_cloudfunctions2_function.watch.service_config[0].service)
+    on_check         = regex("[^/]+$", google_cloudfunctions2_function.check.service_config[0].service)
+    on_audit_entry   = try(regex("[^/]+$", google_cloudfunctions2_function.audit[0].service_config[0].service), null)
+    on_sweep         = try(regex("[^/]+$", google_cloudfunctions2_function.sweep[0].service_config[0].service), null)
+  }
+}
+
+output "audit_function_uri" {
+  description = "Cloud Run URI of on_audit_entry (push endpoint base and OIDC audience of the audit subscription; null unless discovery.enabled)."
+  value       = try(google_cloudfunctions2_function.audit[0].service_config[0].uri, null)
+}
+
+output "tasks_worker_role_id" {
+  description = "Custom role the runtime account holds on the check queue (create, get, list, delete tasks; get the queue)."
+  value       = google_project_iam_custom_role.tasks_worker.name
+}
+
+output "operator_role_id" {
+  description = "Custom role the operators hold on the check queue (null unless operators is set)."
+  value       = try(google_project_iam_custom_role.operator[0].name, null)
+}
+
+output "cli_environment" {
+  description = "The environment the opwatch CLI needs against this deployment (export each, or pass the matching flags): where to publish watches, the queue to list, status and cancel, and what a cancel task targets."
+  value = {
+    OPWATCH_WATCH_TOPIC      = google_pubsub_topic.watch_requests.id
+    OPWATCH_TASKS_QUEUE      = google_cloud_tasks_queue.checks.id
+    OPWATCH_CHECK_URL        = local.check_url
+    OPWATCH_TASKS_INVOKER_SA = google_service_account.tasks_invoker.email
+  }
+}

@@ -10,7 +10,7 @@ variable "project_id" {
 
 variable "region" {
   type        = string
-  description = "Region of the functions, the Tasks queue and the source bucket. The check function's URL (CHECK_URL) is derived from it."
+  description = "Region of the functions, the Tasks queue and the source bucket. The check function's URL (CHECK_URL) is derived from it. Stateful: changing it replaces the queue, and every pending watch (each is a task on it) is dropped without a notification; the plan refuses unless replace_queue = true."
   default     = "us-central1"
 
   validation {
@@ -21,7 +21,7 @@ variable "region" {
 
 variable "name_prefix" {
   type        = string
-  description = "Prefix of every resource name. Short, because service account IDs are limited to 30 characters."
+  description = "Prefix of every resource name. Short, because service account IDs are limited to 30 characters. Stateful: changing it replaces the queue (and everything else), and every pending watch is dropped without a notification; the plan refuses unless replace_queue = true."
   default     = "opwatch"
 
   validation {
@@ -29,6 +29,13 @@ variable "name_prefix" {
     condition     = can(regex("^[a-z][a-z0-9-]{2,18}[a-z0-9]$", var.name_prefix))
     error_message = "name_prefix must be 4-20 chars: lowercase letters, digits and hyphens, starting with a letter."
   }
+}
+
+variable "replace_queue" {
+  type        = bool
+  description = "Set to true, for one apply, to let a change of region or name_prefix replace the check queue. The queue holds every pending watch (one task each): replacing it drops them all, and nobody is notified. false: such a change fails the plan (a precondition on the queue)."
+  default     = false
+  nullable    = false
 }
 
 variable "labels" {
@@ -41,6 +48,17 @@ variable "enable_apis" {
   type        = bool
   description = "Enable the Google APIs opwatch needs. Set false when a project factory manages services."
   default     = true
+}
+
+variable "source_dir" {
+  type        = string
+  description = "Folder whose contents are deployed as the functions' source (main.py, requirements.txt, the opwatch package). null: the repository's functions/ next to this module."
+  default     = null
+
+  validation {
+    condition     = var.source_dir == null || try(length(trimspace(var.source_dir)) > 0, false)
+    error_message = "source_dir must be a folder path, or null for the repository's functions/."
+  }
 }
 
 variable "runtime" {
@@ -118,37 +136,51 @@ variable "check_function" {
 
 # --- Configuration contract of the functions (see README, "Configuration") ---
 
-variable "allowed_apis" {
-  type        = list(string)
-  description = "API hosts a watch may name (ALLOWED_APIS). The functions send their ADC token there, so only Google API hosts are accepted."
-  default     = ["cloudaicompanion.googleapis.com"]
-
-  validation {
-    condition     = length(var.allowed_apis) > 0 && alltrue([for h in var.allowed_apis : can(regex("^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*\\.googleapis\\.com$", h))])
-    error_message = "allowed_apis must be a non-empty list of hosts ending in .googleapis.com (no scheme, no path)."
+variable "watched_apis" {
+  type = map(object({
+    # The permission that reads this API's operations (GetOperation), granted to the runtime.
+    operations_get_permission = string
+    # With discovery on, this API's audit end entries reach opwatch, so its watches poll only
+    # as a safety net (EVENT_DRIVEN_APIS). Only for APIs whose methods are in discovery.methods.
+    event_driven = optional(bool, false)
+    # The permission that cancels its operations, granted to operators only when
+    # operators_may_cancel_operations is true (opwatch cancel --cancel-operation).
+    operations_cancel_permission = optional(string)
+  }))
+  description = "The APIs whose operations opwatch may watch, keyed by API host (ALLOWED_APIS): the one place for each API's permissions and whether its ends arrive from audit logs. The functions send their ADC token to these hosts, so only Google API hosts are accepted. Each is enabled with the module's APIs unless enable_apis = false (output apis_to_enable)."
+  default = {
+    "cloudaicompanion.googleapis.com" = {
+      operations_get_permission    = "cloudaicompanion.operations.get"
+      event_driven                 = true
+      operations_cancel_permission = "cloudaicompanion.operations.cancel"
+    }
   }
-}
-
-variable "extra_operation_permissions" {
-  type        = list(string)
-  description = "Permissions to read operations of APIs other than Gemini Code Assist, e.g. [\"run.operations.get\"], added to the runtime's custom role. Match them to allowed_apis."
-  default     = []
+  nullable = false
 
   validation {
-    # Read-only operation permissions only: the custom role must not grow into a write role.
-    condition     = alltrue([for p in var.extra_operation_permissions : can(regex("^[a-z][a-zA-Z0-9]*\\.[a-zA-Z]*[oO]perations\\.get$", p))])
-    error_message = "extra_operation_permissions may only hold <service>.<...operations>.get permissions."
+    condition     = length(var.watched_apis) > 0 && alltrue([for h in keys(var.watched_apis) : can(regex("^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*\\.googleapis\\.com$", h))])
+    error_message = "watched_apis must have at least one key, each a host ending in .googleapis.com (no scheme, no path)."
+  }
+  validation {
+    # Read-only operation permissions only: the runtime's role must not grow into a write role.
+    condition     = alltrue([for a in values(var.watched_apis) : can(regex("^[a-z][a-zA-Z0-9]*\\.[a-zA-Z]*[oO]perations\\.get$", a.operations_get_permission))])
+    error_message = "watched_apis[*].operations_get_permission must be a <service>.<...operations>.get permission."
+  }
+  validation {
+    condition     = alltrue([for a in values(var.watched_apis) : a.operations_cancel_permission == null || can(regex("^[a-z][a-zA-Z0-9]*\\.[a-zA-Z]*[oO]perations\\.cancel$", coalesce(a.operations_cancel_permission, "-")))])
+    error_message = "watched_apis[*].operations_cancel_permission must be null or a <service>.<...operations>.cancel permission."
   }
 }
 
 variable "allowed_notify_topics" {
-  type        = list(string)
-  description = "Extra topics (projects/P/topics/T) a watch may name as notify_topic (ALLOWED_NOTIFY_TOPICS). The runtime account gets publisher on each; the results topic is always allowed."
-  default     = []
+  type        = map(string)
+  description = "Extra topics (projects/P/topics/T) a watch may name as notify_topic (ALLOWED_NOTIFY_TOPICS), keyed by names you choose: the keys, not the topic ids, identify the grants, so topics created in the same apply can be passed. The runtime account gets publisher on each; the results topic is always allowed."
+  default     = {}
+  nullable    = false
 
   validation {
-    condition     = alltrue([for t in var.allowed_notify_topics : can(regex("^projects/[a-z][a-z0-9-]{4,28}[a-z0-9]/topics/[a-zA-Z][a-zA-Z0-9._~+%-]{2,254}$", t))])
-    error_message = "allowed_notify_topics entries must be full topic paths: projects/PROJECT/topics/TOPIC."
+    condition     = alltrue([for t in values(var.allowed_notify_topics) : can(regex("^projects/[a-z][a-z0-9-]{4,28}[a-z0-9]/topics/[a-zA-Z][a-zA-Z0-9._~+%-]{2,254}$", t))])
+    error_message = "allowed_notify_topics values must be full topic paths: projects/PROJECT/topics/TOPIC."
   }
 }
 
@@ -177,10 +209,11 @@ variable "log_level" {
 variable "discovery" {
   type = object({
     enabled = optional(bool, false)
-    # Gemini for Google Cloud audit logging (https://cloud.google.com/gemini/docs/audit-logging):
-    # the code-repository-index methods are ADMIN_WRITE long-running methods (Admin Activity
-    # logs, always written); the repository-group methods are DATA_WRITE (written only when Data
-    # Access audit logs are enabled for cloudaicompanion.googleapis.com).
+    # Gemini for Google Cloud audit logging (https://cloud.google.com/gemini/docs/audit-logging)
+    # lists these long-running methods: the code-repository-index ones are ADMIN_WRITE (Admin
+    # Activity logs, always written); the repository-group and TopicService ones are DATA_WRITE
+    # (written only when Data Access audit logs are on for cloudaicompanion.googleapis.com:
+    # data_write_audit_logs below).
     methods = optional(list(string), [
       "google.cloud.cloudaicompanion.v1.CodeRepositoryIndexManagementService.CreateCodeRepositoryIndex",
       "google.cloud.cloudaicompanion.v1.CodeRepositoryIndexManagementService.UpdateCodeRepositoryIndex",
@@ -188,12 +221,17 @@ variable "discovery" {
       "google.cloud.cloudaicompanion.v1.CodeRepositoryIndexManagementService.CreateRepositoryGroup",
       "google.cloud.cloudaicompanion.v1.CodeRepositoryIndexManagementService.UpdateRepositoryGroup",
       "google.cloud.cloudaicompanion.v1.CodeRepositoryIndexManagementService.DeleteRepositoryGroup",
+      "google.cloud.cloudaicompanion.v1.TopicService.CreateTopic",
+      "google.cloud.cloudaicompanion.v1.TopicService.UpdateTopic",
+      "google.cloud.cloudaicompanion.v1.TopicService.DeleteTopic",
     ])
     include_caller = optional(bool, false)
-    # APIs whose end entries the sink routes: their watches poll only as a safety net.
-    event_driven_apis = optional(list(string), ["cloudaicompanion.googleapis.com"])
+    # Turn on DATA_WRITE Data Access audit logs for cloudaicompanion.googleapis.com, without
+    # which the repository-group and TopicService methods write no entry and are never
+    # discovered. Off by default: they are billed as Cloud Logging ingestion (README, Discovery).
+    data_write_audit_logs = optional(bool, false)
   })
-  description = "Discovery (opt-in): watch every operation the listed long-running methods start, whoever started them (Terraform, the console, gcloud), from their audit log entries. methods are full method names (protoPayload.methodName); their services must be in allowed_apis. include_caller adds the caller's email as a label (personal data: off by default). event_driven_apis (in allowed_apis; the functions refuse to start otherwise) poll only as a safety net, since their operations' ends arrive as events."
+  description = "Discovery (opt-in): watch every operation the listed long-running methods start, whoever started them (Terraform, the console, gcloud), from their audit log entries. methods are full method names (protoPayload.methodName); their services must be keys of watched_apis. include_caller adds the caller's email as a label (personal data: off by default). data_write_audit_logs turns on the DATA_WRITE Data Access audit logs of cloudaicompanion.googleapis.com, which the repository-group and TopicService methods need to be logged at all (billed as Logging ingestion; off by default). Which APIs' watches then poll only as a safety net is watched_apis[*].event_driven."
   default     = {}
 
   validation {
@@ -375,25 +413,22 @@ variable "failed_outcomes_alert" {
 # --- Operators ---
 
 variable "operators" {
-  type        = list(string)
-  description = "IAM members (user:, group:, serviceAccount:) who may list, inspect and cancel watches with the opwatch CLI, or publish cancel requests. Empty: no operator role is created."
-  default     = []
+  type        = map(string)
+  description = "IAM members (user:, group:, serviceAccount:) who may list, inspect and cancel watches with the opwatch CLI, or publish cancel requests, keyed by names you choose (so a service account created in the same apply can be passed), e.g. { oncall = \"group:oncall@example.com\" }. Empty: no operator role is created."
+  default     = {}
+  nullable    = false
 
   validation {
-    condition     = alltrue([for m in var.operators : can(regex("^(user|group|serviceAccount|domain):.+$", m))])
-    error_message = "operators entries must be IAM members like user:alice@example.com or group:ops@example.com."
+    condition     = alltrue([for m in values(var.operators) : can(regex("^(user|group|serviceAccount|domain):.+$", m))])
+    error_message = "operators values must be IAM members like user:alice@example.com or group:ops@example.com."
   }
 }
 
-variable "operator_cancel_permissions" {
-  type        = list(string)
-  description = "Permissions that let operators cancel the operations themselves (opwatch cancel --cancel-operation), e.g. [\"cloudaicompanion.operations.cancel\"]. Empty: operators cancel watches, never operations."
-  default     = []
-
-  validation {
-    condition     = alltrue([for p in var.operator_cancel_permissions : can(regex("^[a-z0-9]+\\.operations\\.cancel$", p))])
-    error_message = "operator_cancel_permissions entries must be *.operations.cancel permissions, like cloudaicompanion.operations.cancel."
-  }
+variable "operators_may_cancel_operations" {
+  type        = bool
+  description = "Whether operators may also cancel the watched operations themselves (opwatch cancel --cancel-operation): grants them each watched API's operations_cancel_permission on the project. false: operators cancel watches, never operations."
+  default     = false
+  nullable    = false
 }
 
 # --- Sweep ---

@@ -31,6 +31,7 @@ pytestmark = pytest.mark.infra
 ROOT = Path(__file__).resolve().parents[1]
 INFRA = ROOT / "infra"
 EXAMPLE = INFRA / "examples" / "minimal"
+TWO_INSTANCES = INFRA / "examples" / "two_instances"
 # Examples outside the module (examples/<name>/), held to the same static checks.
 EXAMPLES = ROOT / "examples"
 CHAT_EXAMPLE = EXAMPLES / "chat_notifier"
@@ -208,7 +209,7 @@ def test_checkov_finds_no_failed_checks(tmp_path: Path) -> None:
             "terraform",
             "--skip-download",
             "--compact",
-            "--quiet",
+            # Not --quiet: the skipped checks are read below.
             "-o",
             "json",
         ],
@@ -230,8 +231,15 @@ def test_checkov_finds_no_failed_checks(tmp_path: Path) -> None:
     summary = reports[0]["summary"]
     assert summary["parsing_errors"] == 0
     assert summary["resource_count"] >= 20, "checkov did not see the module's resources"
-    # Every suppression is used (none is stale) and none hides more than it says.
-    assert summary["skipped"] == len(skip_comments())
+    # Every suppression is used (none is stale) and none hides more than it says. checkov sees
+    # the module through each module call of the examples (two_instances expands it twice), so
+    # a suppression counts once per resource, whichever instance reported it.
+    skipped = {
+        (c["check_id"], re.sub(r"^(module\.\w+(\[[^\]]*\])?\.)+", "", c["resource"]))
+        for r in reports
+        for c in r.get("results", {}).get("skipped_checks", [])
+    }
+    assert len(skipped) == len(skip_comments()), sorted(skipped)
     assert result.returncode == 0
 
 
@@ -304,7 +312,9 @@ def test_module_configures_no_provider_or_backend(tf: Config) -> None:
 
 
 @pytest.mark.parametrize(
-    "directory", [INFRA, EXAMPLE, CHAT_EXAMPLE], ids=["infra", "example", "chat_notifier"]
+    "directory",
+    [INFRA, EXAMPLE, TWO_INSTANCES, CHAT_EXAMPLE],
+    ids=["infra", "example", "two_instances", "chat_notifier"],
 )
 def test_every_variable_has_type_and_description(directory: Path) -> None:
     variables = Config(directory).variables
@@ -315,7 +325,7 @@ def test_every_variable_has_type_and_description(directory: Path) -> None:
 
 
 # Variables that carry no constraint worth stating (free-form by nature).
-UNCONSTRAINED = {"labels", "enable_apis"}
+UNCONSTRAINED = {"labels", "enable_apis", "operators_may_cancel_operations", "replace_queue"}
 
 
 def test_every_constrained_variable_is_validated(tf: Config) -> None:
@@ -366,8 +376,11 @@ APIS_BY_TYPE = {
     "google_project_service_identity": {"pubsub"},
     # Local to Terraform: no API.
     "time_": set(),
+    "terraform_data": set(),
 }
-REFERENCE = re.compile(r"\b(data\.)?((?:google|archive|time)_[a-z0-9_]+)\.([a-z0-9_]+)")
+REFERENCE = re.compile(
+    r"\b(data\.)?((?:google|archive|time)_[a-z0-9_]+|terraform_data)\.([a-z0-9_]+)"
+)
 
 
 def apis_needed(rtype: str) -> set[str]:
@@ -377,15 +390,19 @@ def apis_needed(rtype: str) -> set[str]:
 
 
 def test_every_api_the_module_uses_is_enabled(tf: Config) -> None:
-    services = set(tf.locals["services"])
+    module_services = set(tf.locals["module_services"])
     used = [t for (t, _) in tf.resources if t != "google_project_service"]
     used += [t for (t, _) in tf.data if t != "archive_file"]
-    for rtype in used:
-        for api in apis_needed(rtype):
-            assert f"{api}.googleapis.com" in services, f"{rtype} needs {api}.googleapis.com"
-    # Eventarc is not used (the watch function is fed by our own push subscription), and the
-    # watched API must be on for its operations to exist at all.
-    assert "cloudaicompanion.googleapis.com" in services
+    needed = {f"{api}.googleapis.com" for rtype in used for api in apis_needed(rtype)}
+    # Exactly what the resources need: Eventarc is not used (the watch function is fed by our
+    # own push subscription), so it is not switched on.
+    assert module_services == needed
+    # The watched APIs must be on for their operations to exist at all; the list is an output
+    # for callers who enable APIs themselves.
+    assert expr(tf.locals["services"]) == (
+        "sort(distinct(concat(local.module_services, keys(var.watched_apis))))"
+    )
+    assert expr(tf.outputs["apis_to_enable"]["value"]) == "local.services"
     enabled = tf.resource("google_project_service", "enabled")
     assert "local.services" in expr(enabled["for_each"])
     # Tearing opwatch down must not switch off APIs other workloads use.
@@ -417,7 +434,7 @@ def test_every_resource_waits_for_the_apis(tf: Config) -> None:
         return any(waits(d, path | {node}) for d in deps - path if d != node)
 
     for node in graph:
-        if node.startswith(("google_project_service.", "data.archive_file.")):
+        if node.startswith(("google_project_service.", "data.archive_file.", "terraform_data.")):
             continue
         assert waits(node), f"{node} does not wait for google_project_service.enabled"
 
@@ -444,7 +461,9 @@ def test_function_runs_an_entry_point_of_the_zipped_code(
     assert build["entry_point"] == entry_point
     assert re.search(rf"^def {entry_point}\(", (ROOT / "functions" / "main.py").read_text(), re.M)
     archive = tf.data[("archive_file", "source")]
-    assert archive["source_dir"] == "${path.module}/../functions"
+    assert expr(archive["source_dir"]) == "local.source_dir"
+    assert tf.locals["source_dir"] == '${coalesce(var.source_dir, "${path.module}/../functions")}'
+    assert tf.variables["source_dir"]["default"] is None
     storage = block(block(build, "source"), "storage_source")
     assert expr(storage["object"]) == "google_storage_bucket_object.source.name"
 
@@ -456,6 +475,37 @@ def test_source_object_name_changes_with_the_code(tf: Config) -> None:
     obj = tf.resource("google_storage_bucket_object", "source")
     assert "data.archive_file.source.output_md5" in obj["name"]
     assert expr(obj["source"]) == "data.archive_file.source.output_path"
+
+
+def archive_path(tf: Config, project_id: str, name_prefix: str) -> str:
+    template = tf.data[("archive_file", "source")]["output_path"]
+    assert template.count("${") == 3, template
+    return (
+        template.replace("${path.root}", "ROOT")
+        .replace("${var.project_id}", project_id)
+        .replace("${var.name_prefix}", name_prefix)
+    )
+
+
+def test_each_instance_writes_its_own_archive(tf: Config) -> None:
+    """Issue 20: a fixed .build/functions-source.zip is written by every instance during plan.
+    The archive is named after (project_id, name_prefix), the pair that names the instance's
+    bucket (globally unique), and lives in the root module's .terraform/ (git-ignored), not
+    inside a fetched module's directory."""
+    template = tf.data[("archive_file", "source")]["output_path"]
+    assert template.startswith("${path.root}/.terraform/")
+    assert "${var.project_id}" in template and "${var.name_prefix}" in template
+    bucket = tf.resource("google_storage_bucket", "source")["name"]
+    assert "${var.project_id}" in bucket and "${var.name_prefix}" in bucket
+    example = Config(TWO_INSTANCES)
+    (call,) = example.modules.values()
+    assert expr(call["for_each"]) == "var.instances"
+    assert expr(call["name_prefix"]) == "each.value.name_prefix"
+    instances = example.variables["instances"]["default"]
+    paths = {archive_path(tf, "p", i["name_prefix"]) for i in instances.values()}
+    assert len(instances) == 2 and len(paths) == 2
+    (rule,) = example.variables["instances"]["validation"]
+    assert "distinct" in rule["condition"]
 
 
 def test_source_bucket_is_private(tf: Config) -> None:
@@ -802,7 +852,28 @@ def test_runtime_may_do_what_its_configuration_asks_and_nothing_more(tf: Config)
     assert grants_to(tf, "runtime") == expected
     notify = tf.resource("google_pubsub_topic_iam_member", "runtime_publishes_notify")
     assert "var.allowed_notify_topics" in expr(notify["for_each"])
-    assert env["ALLOWED_NOTIFY_TOPICS"] == 'join(",", var.allowed_notify_topics)'
+    assert env["ALLOWED_NOTIFY_TOPICS"] == 'join(",", values(var.allowed_notify_topics))'
+
+
+def test_for_each_keys_are_names_the_caller_chooses(tf: Config) -> None:
+    """for_each over toset(var.list) keys each instance on the values, which must be known at
+    plan: a topic id or service account created in the same apply fails the plan ("Invalid
+    for_each argument", Terraform language docs, "The for_each Meta-Argument"). Variables fed to
+    for_each are maps keyed by names the caller chooses, as terraform-google-pubsub keys its
+    subscriptions."""
+    fed: set[str] = set()
+    for (rtype, name), body in tf.resources.items():
+        if "for_each" not in body:
+            continue
+        each = expr(body["for_each"])
+        assert not re.search(r"toset\(var\.", each), f"{rtype}.{name}: for_each = {each}"
+        fed |= set(re.findall(r"\bvar\.(\w+)", each))
+    assert {"allowed_notify_topics", "operators"} <= fed
+    for variable in fed:
+        if tf.variables[variable]["type"] == "bool":
+            continue  # a condition (enable_apis ? ... : ...), not the collection
+        assert tf.variables[variable]["type"].startswith("${map("), variable
+        assert tf.variables[variable]["default"] == {}, variable
 
 
 # The Cloud Tasks methods the functions call on the check queue, each with the permissions its
@@ -844,12 +915,47 @@ def test_the_runtime_holds_exactly_what_its_queue_calls_need_on_that_queue_only(
 
 def test_custom_role_reads_operations_only(tf: Config) -> None:
     role = tf.resource("google_project_iam_custom_role", "operations_reader")
-    permissions = expr(role["permissions"])
-    assert '"cloudaicompanion.operations.get"' in permissions
-    assert "var.extra_operation_permissions" in permissions
-    assert not re.search(r"\.(create|update|delete|cancel|setIamPolicy)\b", permissions)
-    (rule,) = tf.variables["extra_operation_permissions"]["validation"]
-    assert str(rule["condition"]).endswith('perations\\\\.get$", p))])}')
+    assert expr(role["permissions"]) == "local.operations_read_permissions"
+    assert "api.operations_get_permission" in tf.locals["operations_get_permissions"]
+    # Get, and the sweep's list: the same permission with .list for .get, nothing else.
+    read = str(tf.locals["operations_read_permissions"])
+    assert "local.operations_get_permissions" in read and '".list"' in read
+    default = tf.variables["watched_apis"]["default"]
+    assert default["cloudaicompanion.googleapis.com"]["operations_get_permission"] == (
+        "cloudaicompanion.operations.get"
+    )
+    rules = [str(r["condition"]) for r in tf.variables["watched_apis"]["validation"]]
+    assert any("a.operations_get_permission" in r and 'perations\\\\.get$"' in r for r in rules)
+
+
+# The variables that used to describe one watched API in four places, which had to agree.
+SPLIT_API_VARIABLES = (
+    "allowed_apis",
+    "extra_operation_permissions",
+    "operator_cancel_permissions",
+)
+
+
+def test_each_watched_api_is_described_in_one_place(tf: Config) -> None:
+    """Issue 20: allowed_apis, extra_operation_permissions, discovery.event_driven_apis and
+    operator_cancel_permissions had to agree, and a bad combination deployed, after which
+    every function refused to start (EVENT_DRIVEN_APIS outside ALLOWED_APIS). Everything per
+    API now derives from var.watched_apis, keyed by host, so EVENT_DRIVEN_APIS is a subset of
+    ALLOWED_APIS by construction."""
+    for name in SPLIT_API_VARIABLES:
+        assert name not in tf.variables, name
+    assert "event_driven_apis" not in tf.variables["discovery"]["type"]
+    env = function_env(tf)
+    assert env["ALLOWED_APIS"] == 'join(",", local.allowed_apis)'
+    assert env["EVENT_DRIVEN_APIS"] == (
+        'var.discovery.enabled ? join(",", local.event_driven_apis) : ""'
+    )
+    assert expr(tf.locals["allowed_apis"]) == "sort(keys(var.watched_apis))"
+    event_driven = expr(tf.locals["event_driven_apis"])
+    assert event_driven == "sort([for host, api in var.watched_apis : host if api.event_driven])"
+    assert "var.watched_apis" in tf.locals["operations_cancel_permissions"]
+    assert tf.variables["watched_apis"]["nullable"] is False
+    assert "cloudaicompanion" not in str(tf.locals["module_services"])
 
 
 def test_caller_accounts_can_only_invoke_their_function(tf: Config) -> None:
@@ -871,6 +977,31 @@ def test_caller_accounts_can_only_invoke_their_function(tf: Config) -> None:
 
 
 # --- queue, alerts and outputs ----------------------------------------------------------------
+
+
+def test_a_change_that_replaces_the_queue_is_refused_unless_asked(tf: Config) -> None:
+    """Issue 20: changing region or name_prefix replaces the queue (its name and location are
+    immutable: google_cloud_tasks_queue forces a new resource on both) and drops every pending
+    watch. A terraform_data remembers the values of the first apply (ignore_changes on input),
+    and a precondition on the queue refuses a change unless replace_queue is set."""
+    memory = tf.resource("terraform_data", "queue_identity")
+    assert memory["input"] == {"region": "${var.region}", "name_prefix": "${var.name_prefix}"}
+    assert memory["lifecycle"][0]["ignore_changes"] == ["input"]
+    remembered = "{region = var.region, name_prefix = var.name_prefix}"
+    assert expr(memory["triggers_replace"]) == f"var.replace_queue ? {remembered} : null"
+    queue = tf.resource("google_cloud_tasks_queue", "checks")
+    (lifecycle,) = queue["lifecycle"]
+    (pre,) = lifecycle["precondition"]
+    assert expr(pre["condition"]) == (
+        f"var.replace_queue || terraform_data.queue_identity.output == {remembered}"
+    )
+    assert "drops every pending watch" in pre["error_message"]
+    assert tf.variables["replace_queue"]["default"] is False
+    for name in ("region", "name_prefix"):
+        description = tf.variables[name]["description"]
+        assert "Stateful" in description and "replace_queue" in description, name
+    assert expr(queue["name"]).endswith('-checks"') or "var.name_prefix" in queue["name"]
+    assert expr(queue["location"]) == "var.region"
 
 
 def test_queue_is_rate_limited_by_variables(tf: Config) -> None:
@@ -946,6 +1077,38 @@ def test_every_output_is_described(tf: Config) -> None:
         assert len(str(body.get("description", ""))) >= 10, name
 
 
+def test_outputs_a_caller_chains_on_exist(tf: Config) -> None:
+    """Issue 20 §3: function and Cloud Run service names, the audit function's URI, the roles,
+    and the environment the CLI needs, whose names are the ones the CLI reads."""
+    for name in (
+        "function_names",
+        "cloud_run_service_names",
+        "audit_function_uri",
+        "operator_role_id",
+        "tasks_worker_role_id",
+        "apis_to_enable",
+        "cli_environment",
+    ):
+        assert name in tf.outputs, name
+    entry_points = set(FUNCTIONS.values())
+    assert set(tf.outputs["function_names"]["value"]) == entry_points
+    assert set(tf.outputs["cloud_run_service_names"]["value"]) == entry_points
+    for value in tf.outputs["cloud_run_service_names"]["value"].values():
+        assert 'regex("[^/]+$"' in value, "the short name, as the logs label it"
+    cli = (ROOT / "devtools" / "opwatch_local" / "cli.py").read_text()
+    environment = tf.outputs["cli_environment"]["value"]
+    assert set(environment) == {
+        "OPWATCH_WATCH_TOPIC",
+        "OPWATCH_TASKS_QUEUE",
+        "OPWATCH_CHECK_URL",
+        "OPWATCH_TASKS_INVOKER_SA",
+    }
+    for name in environment:
+        assert name in cli, f"the CLI does not read {name}"
+    assert expr(environment["OPWATCH_CHECK_URL"]) == function_env(tf)["CHECK_URL"]
+    assert expr(environment["OPWATCH_TASKS_QUEUE"]) == function_env(tf)["TASKS_QUEUE"]
+
+
 def test_outputs_the_readme_uses_exist(tf: Config) -> None:
     used = set(re.findall(r"terraform output -raw (\w+)", README.read_text()))
     assert used, "the README's Deploy section uses terraform outputs"
@@ -976,6 +1139,7 @@ DEPLOYER_ROLES = {
     "google_monitoring_alert_policy": "Monitoring AlertPolicy Editor",
     "google_monitoring_dashboard": "Monitoring Dashboard Configuration Editor",
     "time_": "",
+    "terraform_data": "",
 }
 
 
@@ -988,6 +1152,67 @@ def test_the_readme_names_a_role_for_every_resource_the_deployer_creates(tf: Con
         role = DEPLOYER_ROLES[max(prefixes, key=len)]
         assert role in section, f"README Prerequisites: {rtype} needs {role}"
     assert "monitoring.dashboards.create" in section
+
+
+# --- infra/README.md: the module's inputs and outputs ----------------------------------------
+
+MODULE_README = INFRA / "README.md"
+TABLES_BEGIN = (
+    "<!-- BEGIN TABLES: rendered from variables.tf and outputs.tf by tests/test_infra.py -->"
+)
+TABLES_END = "<!-- END TABLES -->"
+
+
+def _cell(text: str) -> str:
+    return " ".join(str(text).split()).replace("|", "\\|")
+
+
+def _type_of(body: Body) -> str:
+    text = expr(body["type"])
+    text = re.sub(r"\s+", " ", text)
+    return text if len(text) <= 40 else text.split("(", 1)[0] + "({...})"
+
+
+def _default_of(body: Body) -> str:
+    if "default" not in body:
+        return "**required**"
+    value = body["default"]
+    if value is None:
+        return "`null`"
+    rendered = json.dumps(value) if not isinstance(value, str) else f'"{value}"'
+    return f"`{rendered}`" if len(rendered) <= 40 else "see `variables.tf`"
+
+
+def render_module_tables(tf: Config) -> str:
+    """The inputs and outputs tables of infra/README.md, rendered from the module itself.
+
+    To refresh them, print this and paste it between the markers:
+    ``.venv/bin/python -c "from tests.test_infra import *; print(render_module_tables(module()))"``
+    """
+    lines = ["## Inputs", "", "| name | type | default | description |", "|---|---|---|---|"]
+    for name, body in tf.variables.items():
+        row = [f"`{name}`", f"`{_type_of(body)}`", _default_of(body), _cell(body["description"])]
+        lines.append("| " + " | ".join(row) + " |")
+    lines += ["", "## Outputs", "", "| name | description |", "|---|---|"]
+    for name, body in tf.outputs.items():
+        lines.append(f"| `{name}` | {_cell(body['description'])} |")
+    return "\n".join(lines)
+
+
+def test_the_module_readme_tables_are_the_module(tf: Config) -> None:
+    """Issue 20 §3: infra/README.md tables every input (type, default, description) and output,
+    in the order of variables.tf and outputs.tf; a change to either file changes them."""
+    text = MODULE_README.read_text()
+    assert text.count(TABLES_BEGIN) == 1 and text.count(TABLES_END) == 1
+    tables = text.split(TABLES_BEGIN)[1].split(TABLES_END)[0].strip()
+    assert tables == render_module_tables(tf), (
+        "infra/README.md is out of date; render it with render_module_tables (docstring)"
+    )
+
+
+def test_every_example_has_a_readme() -> None:
+    for directory in (EXAMPLE, TWO_INSTANCES, CHAT_EXAMPLE):
+        assert (directory / "README.md").is_file(), f"{directory} has no README.md"
 
 
 # --- what the README says ---------------------------------------------------------------------
@@ -1135,6 +1360,49 @@ def test_plan_is_saved_and_apply_is_gated(build: Body) -> None:
             assert "terraform apply" not in script(s)
 
 
+def test_apply_needs_cloud_builds_own_approval(build: Body) -> None:
+    """Issue 20 §4: _APPLY is a substitution, which anyone who can submit a build sets. Cloud
+    Build can hold a trigger's builds until an approver approves them ("Gate builds on
+    approval", https://cloud.google.com/build/docs/securing-builds/gate-builds-on-approval);
+    the approval step reads this build's approval.state (BuildApproval) and refuses to go on
+    to apply unless it is APPROVED."""
+    ids = [s.get("id") for s in build["steps"]]
+    assert ids.index("plan") < ids.index("approval") < ids.index("apply")
+    assert step(build, "apply")["waitFor"] == ["approval"]
+    approval = step(build, "approval")
+    assert approval["name"].startswith("gcr.io/google.com/cloudsdktool/google-cloud-cli:")
+    text = script(approval)
+    assert 'gcloud builds describe "$BUILD_ID"' in text and "approval.state" in text
+    assert '[ "$$state" != "APPROVED" ]' in text and "exit 1" in text
+    header = CLOUDBUILD.read_text().split("\nsubstitutions:")[0]
+    assert "--require-approval" in header and "roles/cloudbuild.builds.approver" in header
+
+
+def test_pull_request_plans_run_read_only(build: Body) -> None:
+    """A pull request's code runs in its build: it plans as a plan-only account (documented on
+    top) and takes no state lock, which would be a write to the state bucket."""
+    plan = script(step(build, "plan"))
+    assert re.search(r'if \[ "\$\{_APPLY\}" = "true" \]; then\s+set -- "\$\$@" -lock-timeout', plan)
+    assert "-lock=false" in plan
+    header = CLOUDBUILD.read_text().split("\nsubstitutions:")[0]
+    for role in ("roles/viewer", "roles/iam.securityReviewer", "roles/storage.objectViewer"):
+        assert role in header, role
+
+
+def test_fmt_checks_every_terraform_root(build: Body) -> None:
+    fmt = step(build, "fmt")
+    checked = [ROOT / a for a in fmt["args"] if not a.startswith("-") and a != "fmt"]
+    assert "-recursive" in fmt["args"]
+    roots = {
+        p.parent
+        for p in ROOT.rglob("*.tf")
+        if not any(part.startswith(".") for part in p.relative_to(ROOT).parts)
+    }
+    assert roots, "no Terraform roots found"
+    for root in roots:
+        assert any(root == c or c in root.parents for c in checked), f"fmt skips {root}"
+
+
 def test_substitutions_are_declared_documented_and_escaped(build: Body) -> None:
     declared = set(build["substitutions"])
     assert {"_TF_STATE_BUCKET", "_TF_STATE_PREFIX", "_REGION", "_APPLY"} <= declared
@@ -1177,18 +1445,19 @@ def test_operators_get_exactly_what_the_cli_uses_and_only_if_named(tf: Config) -
     # Cancelling operations themselves only when the variable grants it, and nothing else: a
     # role of its own on the project, where the watched API's operations live.
     cancels = tf.resource("google_project_iam_custom_role", "operator_cancels_operations")
-    assert expr(cancels["permissions"]) == "var.operator_cancel_permissions"
+    assert expr(cancels["permissions"]) == "local.operations_cancel_permissions"
     assert "operators_cancel_operations" in expr(cancels["count"])
     condition = tf.locals["operators_cancel_operations"]
     assert "local.operators_enabled" in condition
-    assert "length(var.operator_cancel_permissions) > 0" in condition
+    assert "var.operators_may_cancel_operations" in condition
+    assert "length(local.operations_cancel_permissions) > 0" in condition
     on_project = tf.resource("google_project_iam_member", "operators_cancel_operations")
     assert expr(on_project["role"]) == (
         "google_project_iam_custom_role.operator_cancels_operations[0].name"
     )
-    (rule,) = tf.variables["operator_cancel_permissions"]["validation"]
-    assert "operations" in str(rule["condition"]) and "cancel$" in str(rule["condition"])
-    assert tf.variables["operator_cancel_permissions"]["default"] == []
+    rules = [str(r["condition"]) for r in tf.variables["watched_apis"]["validation"]]
+    assert any("operations_cancel_permission" in r and "cancel$" in r for r in rules)
+    assert tf.variables["operators_may_cancel_operations"]["default"] is False
     act_as = tf.resource("google_service_account_iam_member", "operators_act_as_invoker")
     assert "tasks_invoker" in expr(act_as["service_account_id"])
     assert expr(act_as["role"]).strip('"') == "roles/iam.serviceAccountUser"
@@ -1236,11 +1505,45 @@ def test_the_default_methods_are_the_gemini_index_and_repository_group_methods(
     )
     assert found, "discovery.methods has a default list"
     methods = set(re.findall(r'"([^"]+)"', found.group(1)))
+    # Every long-running method on Gemini for Google Cloud's audit-logging page
+    # (https://cloud.google.com/gemini/docs/audit-logging), TopicService's included (issue 18 §2).
     assert methods == {
         f"{INDEX_SERVICE}.{verb}{kind}"
         for verb in ("Create", "Update", "Delete")
         for kind in ("CodeRepositoryIndex", "RepositoryGroup")
+    } | {
+        f"google.cloud.cloudaicompanion.v1.TopicService.{verb}Topic"
+        for verb in ("Create", "Update", "Delete")
     }
+
+
+# DATA_WRITE methods among the defaults (audit-logging page, "Permission type"): logged only with
+# Data Access audit logs on for the service.
+DATA_WRITE_METHODS = {
+    f"{INDEX_SERVICE}.{verb}RepositoryGroup" for verb in ("Create", "Update", "Delete")
+} | {
+    f"google.cloud.cloudaicompanion.v1.TopicService.{verb}Topic"
+    for verb in ("Create", "Update", "Delete")
+}
+
+
+def test_data_write_audit_logs_are_an_opt_in_switch_for_what_needs_them(tf: Config) -> None:
+    """Issue 18 §2: the repository-group and TopicService methods are DATA_WRITE, written only
+    with Data Access audit logs on. discovery.data_write_audit_logs (off by default) turns on
+    exactly DATA_WRITE for cloudaicompanion.googleapis.com; DATA_READ (every completion and
+    chat) stays off. The README names the methods that need it and what it costs."""
+    assert "data_write_audit_logs = optional(bool, false)" in tf.variables["discovery"]["type"]
+    config = tf.resource("google_project_iam_audit_config", "cloudaicompanion_data_write")
+    assert expr(config["count"]) == (
+        "var.discovery.enabled && var.discovery.data_write_audit_logs ? 1 : 0"
+    )
+    assert config["service"] == "cloudaicompanion.googleapis.com"
+    assert [c["log_type"] for c in config["audit_log_config"]] == ["DATA_WRITE"]
+    assert "DATA_READ" not in json.dumps(config)
+    discovery = readme_text().split("## Discovery")[1].split("\n## ")[0]
+    assert "data_write_audit_logs" in discovery and "Cloud Logging" in discovery
+    for method in DATA_WRITE_METHODS:
+        assert method.rsplit(".", 1)[1] in discovery, method
 
 
 def test_the_sink_selects_first_and_last_entries_of_every_configured_method(tf: Config) -> None:
@@ -1320,6 +1623,15 @@ def test_the_sinks_writer_is_documented_as_the_shared_logging_agent(tf: Config) 
     assert not re.search(r"(sink's own|its own writer identity|of this sink's own)", text)
     output = tf.outputs["audit_sink_writer_identity"]["description"]
     assert "Logging service agent" in output and "shared" in output
+
+
+def test_the_sink_routes_nothing_before_its_subscription_exists(tf: Config) -> None:
+    """Pub/Sub: "Only messages published to the topic after the subscription is created are
+    available to subscriber clients" (subscription overview,
+    https://cloud.google.com/pubsub/docs/subscription-overview): entries routed during the first
+    apply, before the push subscription existed, were lost (issue 20 §3)."""
+    sink = tf.resource("google_logging_project_sink", "audit")
+    assert "google_pubsub_subscription.audit_push" in [expr(d) for d in sink["depends_on"]]
 
 
 def test_the_sinks_writer_may_publish_to_the_audit_topic_only(tf: Config) -> None:

@@ -671,16 +671,25 @@ def test_dashboard_is_valid_against_the_schema() -> None:
     jsonschema.Draft202012Validator(schema()).validate(dashboard())
 
 
+def test_zero_tile_positions_are_left_out() -> None:
+    """The Monitoring API returns a dashboard without its zero xPos/yPos (proto3 defaults), and
+    the provider then shows a diff on every plan (hashicorp/terraform-provider-google issue
+    16173, open): the template writes no zero position, and at least one tile sits at 0 so the
+    check means something."""
+    tiles = dashboard()["mosaicLayout"]["tiles"]
+    for tile in tiles:
+        for key in ("xPos", "yPos"):
+            assert tile.get(key) != 0, f"{tile['widget']['title']}: {key} = 0 is written"
+    assert any("xPos" not in tile and "yPos" not in tile for tile in tiles)
+
+
 def test_tiles_fit_the_grid_and_do_not_overlap() -> None:
     layout = dashboard()["mosaicLayout"]
     taken: set[tuple[int, int]] = set()
     for tile in layout["tiles"]:
-        assert tile["xPos"] + tile["width"] <= layout["columns"], tile["widget"]["title"]
-        cells = {
-            (tile["xPos"] + dx, tile["yPos"] + dy)
-            for dx in range(tile["width"])
-            for dy in range(tile["height"])
-        }
+        x, y = tile.get("xPos", 0), tile.get("yPos", 0)
+        assert x + tile["width"] <= layout["columns"], tile["widget"]["title"]
+        cells = {(x + dx, y + dy) for dx in range(tile["width"]) for dy in range(tile["height"])}
         assert not cells & taken, f"{tile['widget']['title']} overlaps another tile"
         taken |= cells
 

@@ -117,15 +117,41 @@ def permissions_of(tf: Config, role: str) -> frozenset[str]:
     if custom is None:
         assert role in PREDEFINED, f"{role}: add its permissions, from its role page, to the data"
         return frozenset(PREDEFINED[role])
-    listed = tf.resource("google_project_iam_custom_role", custom.group(1))["permissions"]
-    # Literal permissions only: the variables that add more are empty by default.
-    return frozenset(re.findall(r"[a-z][a-zA-Z]*(?:\.[a-zA-Z]+){2}", str(listed)))
+    listed = expr(tf.resource("google_project_iam_custom_role", custom.group(1))["permissions"])
+    return frozenset(expand(tf, listed))
+
+
+def expand(tf: Config, expression: str) -> set[str]:
+    """The permissions an expression of infra/ gives with the variables' defaults: literals,
+    and the locals derived from ``watched_apis`` (its get permissions; the list permission of
+    each, where the local makes it; its cancel permissions)."""
+    local = re.fullmatch(r"local\.(\w+)", expression)
+    if local is None:
+        return set(re.findall(r"[a-z][a-zA-Z]*(?:\.[a-zA-Z]+){2}", expression))
+    text = str(tf.locals[local.group(1)])
+    apis = tf.variables["watched_apis"]["default"].values()
+    found = set()
+    if "operations_get_permission" in text:
+        found = {api["operations_get_permission"] for api in apis}
+    if "local.operations_get_permissions" in text:
+        gets = expand(tf, "local.operations_get_permissions")
+        found = gets | (
+            {p.removesuffix(".get") + ".list" for p in gets} if '".list"' in text else set()
+        )
+    if "operations_cancel_permission" in text:
+        found = {
+            api["operations_cancel_permission"]
+            for api in apis
+            if api.get("operations_cancel_permission")
+        }
+    assert found, f"local.{local.group(1)}: teach expand() what it grants"
+    return found
 
 
 def grants(tf: Config) -> list[Grant]:
-    """Every binding, but those of a role whose permissions all come from a variable that is
-    empty by default (``operator_cancel_permissions``: a caller's own, for an optional call)."""
-    found = [
+    """Every binding of the fullest deployment: every opt-in on (discovery, the sweep,
+    operators who may cancel operations), so each binding is checked against its calls."""
+    return [
         Grant(
             f"{rtype}.{name}",
             identity_of(name, body),
@@ -134,7 +160,6 @@ def grants(tf: Config) -> list[Grant]:
         )
         for rtype, name, body in members_of(tf)
     ]
-    return [grant for grant in found if grant.permissions]
 
 
 def needs(identity: Identity) -> set[tuple[str, str, str]]:
@@ -272,3 +297,10 @@ def test_the_readme_table_is_the_contract() -> None:
     ]
     rows = table.split("<!-- /permission-contract -->")[0].strip().splitlines()[2:]  # header
     assert rows == contract_rows(), "\n".join(["README's table should be:", *contract_rows()])
+
+
+def test_the_cli_s_own_cancel_call_is_the_operator_s_in_the_contract() -> None:
+    """The CLI is not deployed, so the contract writes its cancel call out: the two agree."""
+    from opwatch_local.watches import cancel_operation
+
+    assert set(declared(cancel_operation)) <= set(OPERATOR.calls)

@@ -50,6 +50,7 @@ INFRA = ROOT / "infra"
 MODULE_DIRS = {
     "infra": INFRA,
     "example": INFRA / "examples" / "minimal",
+    "two_instances": INFRA / "examples" / "two_instances",
     "chat_notifier": ROOT / "examples" / "chat_notifier",
 }
 WHEELS = ROOT / ".cache" / "terraform-providers"
@@ -77,6 +78,10 @@ PROVIDERS = {
 }
 # Which end of every provider's range a check reads: 0 the oldest release, -1 the newest.
 ENDS = {"oldest": 0, "newest": -1}
+
+# Resource types built into Terraform (the terraform.io/builtin/terraform provider, no schema
+# wheel): their arguments, from the language docs ("The terraform_data Managed Resource Type").
+BUILTIN = {"terraform_data": {"input", "triggers_replace"}}
 
 # Terraform's own meta-arguments (language docs, "Meta-Arguments"); lifecycle's content is core's.
 META_ARGUMENTS = {"count", "for_each", "depends_on", "provider"}
@@ -284,6 +289,13 @@ def check_document(doc: Body, source: str, end: int = 0) -> list[str]:
             for rtype, named in _keys(group):
                 for name, body in _keys(named):
                     where = f"{source}: {'data.' if kind == 'data' else ''}{rtype}.{name}"
+                    if kind == "resource" and rtype in BUILTIN:
+                        problems += [
+                            f"{where}.{key}: unsupported argument or block {key!r}"
+                            for key, _ in _keys(body)
+                            if key not in BUILTIN[rtype] | META_ARGUMENTS | META_BLOCKS[kind]
+                        ]
+                        continue
                     provider = provider_of(rtype, body)
                     if provider not in PROVIDERS:
                         problems.append(f"{where}: no schema for provider {provider!r}")
@@ -345,7 +357,17 @@ def test_every_block_was_checked() -> None:
     blocks = real_blocks()
     # The check is only as good as its coverage: every provider in use has a schema here.
     assert len(blocks) >= 25
-    assert {provider_of(rtype, body) for _, rtype, _, body in blocks} <= set(PROVIDERS)
+    used = {provider_of(rtype, body) for _, rtype, _, body in blocks if rtype not in BUILTIN}
+    assert used <= set(PROVIDERS)
+
+
+def test_builtin_terraform_data_is_checked_too() -> None:
+    body = _real("terraform_data", "queue_identity")
+    assert _check("terraform_data", body) == []
+    body["triggers"] = "x"
+    assert _check("terraform_data", body) == [
+        "mutant: terraform_data.x.triggers: unsupported argument or block 'triggers'"
+    ]
 
 
 def test_the_beta_resource_is_checked_against_google_beta() -> None:

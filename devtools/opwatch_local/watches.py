@@ -21,6 +21,7 @@ from opwatch import checks
 from opwatch.adapters import CloudTasksQueue, NotificationPublisher, OperationFetcher
 from opwatch.checks import Step
 from opwatch.contracts import CancelRequest
+from opwatch.permissions import calls
 from opwatch.registry import CancelResult, PendingCheck, Registry
 from opwatch.service import Notifier
 from opwatch.settings import Settings
@@ -213,6 +214,7 @@ def operations_of(registry: Registry, watch_id: str) -> set[tuple[str, str, str]
     return found
 
 
+@calls("google.longrunning.Operations.CancelOperation", project=("{service}.operations.cancel",))
 def cancel_operation(
     session: Any, endpoint: str | None, api: str, version: str, operation: str
 ) -> str:

@@ -16,6 +16,7 @@ data "archive_file" "source" {
   output_file_mode = "0644"
   excludes = [
     "*.tf",
+    "README.md",
     ".build/**",
     ".terraform/**",
     "**/__pycache__/**",

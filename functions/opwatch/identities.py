@@ -63,8 +63,15 @@ RUNTIME: Final = Identity(
 )
 
 # `opwatch list`, `status` and `cancel` (devtools/opwatch_local/watches.py) over the same queue
-# adapter: a scan, and a cancel's CreateTask and DeleteTask; and a cancel message on the watch
-# topic (README, "Watches in flight"), published with gcloud or a client library.
+# adapter: a scan, and a cancel's CreateTask and DeleteTask; a cancel message on the watch
+# topic (README, "Watches in flight"), published with gcloud or a client library; and, with
+# `--cancel-operation` (Terraform: operators_may_cancel_operations), the operation's own
+# cancel, which watches.cancel_operation declares (the CLI is not deployed, so it is written
+# here; tests/test_permissions.py holds the two equal).
+CANCEL_OPERATION: Final = Call(
+    "google.longrunning.Operations.CancelOperation", "{service}.operations.cancel", "project"
+)
+
 OPERATOR: Final = Identity(
     "operator",
     (
@@ -74,9 +81,15 @@ OPERATOR: Final = Identity(
             CloudTasksQueue.delete,
         ),
         *declared(NotificationPublisher),
+        CANCEL_OPERATION,
     ),
     MappingProxyType(
-        {"queue": ("queue",), "invoker": ("invoker account",), "topic": ("watch topic",)}
+        {
+            "queue": ("queue",),
+            "invoker": ("invoker account",),
+            "topic": ("watch topic",),
+            "project": ("project",),
+        }
     ),
 )
 
