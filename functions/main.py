@@ -5,6 +5,8 @@
 - ``on_check``: HTTP function, called by Cloud Tasks with the body of a check task.
 - ``on_audit_entry``: HTTP function behind a Pub/Sub push subscription on the audit topic, fed
   by a Logging sink (discovery, opt-in: README, "Discovery").
+- ``on_sweep``: HTTP function a scheduler calls with the parents to sweep (README, "Discovery":
+  the sweep finds pending operations no audit entry announced).
 
 Configuration is read here, once, when the instance starts: a missing setting stops it with a
 message naming the variable (see the README's configuration table).
@@ -12,6 +14,7 @@ message naming the variable (see the README's configuration table).
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 from typing import Any
@@ -19,19 +22,21 @@ from typing import Any
 import flask
 import functions_framework
 
-from opwatch import checks, logs
+from opwatch import checks, logs, sweep
 from opwatch.adapters import CloudTasksQueue, NotificationPublisher, OperationFetcher
+from opwatch.contracts import DEFAULT_API
 from opwatch.core import Outcome
-from opwatch.errors import InvalidCheckBody
+from opwatch.errors import ConfigurationError, InvalidCheckBody
 from opwatch.logs import Event
 from opwatch.service import Notifier
 from opwatch.settings import Settings
 
 SETTINGS = Settings.from_env(os.environ)
 log = logs.configure(SETTINGS.log_level)
+FETCHER = OperationFetcher(SETTINGS)
 NOTIFIER = Notifier(
     SETTINGS,
-    fetch=OperationFetcher(SETTINGS),
+    fetch=FETCHER,
     queue=CloudTasksQueue(SETTINGS),
     publish=NotificationPublisher(),
 )
@@ -113,3 +118,28 @@ def on_check(request: flask.Request) -> tuple[str, int]:
     retries = request.headers.get("X-CloudTasks-TaskRetryCount", "0")
     outcome = NOTIFIER.on_check(state, retries=int(retries) if retries.isdigit() else 0)
     return (outcome.value if outcome else "", 200)
+
+
+@functions_framework.http
+def on_sweep(request: flask.Request) -> tuple[str, int]:
+    """Sweep the parents a scheduler names: ``{"parents": ["[API=]projects/P/locations/L"]}``.
+
+    Answers 200 with what each sweep found and did; 400 (nothing swept) for a body that names no
+    valid parent of an allowed API: a scheduler's retry cannot fix that; 500 when a parent could
+    not be listed, after sweeping the others, so the scheduler tries again.
+    """
+    body = request.get_json(force=True, silent=True, cache=False)
+    raw = body.get("parents") if isinstance(body, dict) else None
+    try:
+        if not isinstance(raw, list) or not raw or not all(isinstance(p, str) for p in raw):
+            raise ConfigurationError('expected {"parents": ["[API=]projects/P/locations/L", ...]}')
+        parents = [sweep.Parent.parse(text, DEFAULT_API) for text in raw]
+        for parent in parents:
+            if parent.api not in SETTINGS.allowed_apis:
+                raise ConfigurationError(f"{parent.api} is not in ALLOWED_APIS")
+    except ConfigurationError as error:
+        fields = {"event": Event.SWEEP_FAILED, "reason": str(error)}
+        log.warning("refused a sweep: %s", error, extra={"fields": fields})
+        return (f"{error}\n", 400)
+    results, failed = NOTIFIER.sweep_all(parents, FETCHER.list_page)
+    return (json.dumps(results) + "\n", 500 if failed else 200)

@@ -32,13 +32,14 @@ resource "google_service_account" "push" {
 
 # --- runtime ---
 
-# Read-only access to long-running operations; nothing else in any API.
+# Read-only access to long-running operations (get one; list a parent's, for the sweep);
+# nothing else in any API.
 resource "google_project_iam_custom_role" "operations_reader" {
   project     = var.project_id
   role_id     = "${replace(var.name_prefix, "-", "_")}_operationsReader"
   title       = "opwatch operations reader"
   description = "Read long-running operations of the APIs opwatch may watch."
-  permissions = local.operations_get_permissions
+  permissions = local.operations_read_permissions
 
   # IAM and Resource Manager must be enabled first; nothing else here refers to them.
   depends_on = [google_project_service.enabled]

@@ -4,7 +4,7 @@ locals {
   # Everything per watched API comes from var.watched_apis, so the lists below cannot disagree
   # (a bad combination used to deploy and then make every function refuse to start).
   allowed_apis                  = sort(keys(var.watched_apis))
-  operations_get_permissions    = sort(distinct([for api in values(var.watched_apis) : api.operations_get_permission]))
+  operations_read_permissions   = sort(distinct(compact(flatten([for api in values(var.watched_apis) : [api.operations_get_permission, api.operations_list_permission]]))))
   event_driven_apis             = sort([for host, api in var.watched_apis : host if api.event_driven])
   operations_cancel_permissions = sort(distinct([for api in values(var.watched_apis) : api.operations_cancel_permission if api.operations_cancel_permission != null]))
 
@@ -54,6 +54,7 @@ locals {
     "cloudbuild.googleapis.com",
     "cloudfunctions.googleapis.com",
     "cloudresourcemanager.googleapis.com",
+    "cloudscheduler.googleapis.com",
     "cloudtasks.googleapis.com",
     "iam.googleapis.com",
     "logging.googleapis.com",

@@ -9,7 +9,7 @@
 
 locals {
   # The entries the three functions write: gen2 functions run as Cloud Run services of their name.
-  opwatch_logs = "resource.type=\"cloud_run_revision\" AND resource.labels.service_name=(\"${local.watch_function_name}\" OR \"${local.check_function_name}\" OR \"${local.audit_function_name}\")"
+  opwatch_logs = "resource.type=\"cloud_run_revision\" AND resource.labels.service_name=(\"${local.watch_function_name}\" OR \"${local.check_function_name}\" OR \"${local.audit_function_name}\" OR \"${local.sweep_function_name}\")"
 
   # Every look at an operation ends in exactly one of these lines: scheduled again (pending,
   # after a transient error, or found already scheduled) or finished.

@@ -147,20 +147,22 @@ output "apis_to_enable" {
 }
 
 output "function_names" {
-  description = "Names of the Cloud Functions (2nd gen), by entry point (audit: null unless discovery.enabled)."
+  description = "Names of the Cloud Functions (2nd gen), by entry point (audit: null unless discovery.enabled; sweep: null unless sweep.parents is set)."
   value = {
     on_watch_request = google_cloudfunctions2_function.watch.name
     on_check         = google_cloudfunctions2_function.check.name
     on_audit_entry   = try(google_cloudfunctions2_function.audit[0].name, null)
+    on_sweep         = try(google_cloudfunctions2_function.sweep[0].name, null)
   }
 }
 
 output "cloud_run_service_names" {
-  description = "Short names of the Cloud Run services behind the functions, by entry point (the resource.labels.service_name of their logs; audit: null unless discovery.enabled)."
+  description = "Short names of the Cloud Run services behind the functions, by entry point (the resource.labels.service_name of their logs; audit and sweep: null unless enabled)."
   value = {
     on_watch_request = regex("[^/]+$", google_cloudfunctions2_function.watch.service_config[0].service)
     on_check         = regex("[^/]+$", google_cloudfunctions2_function.check.service_config[0].service)
     on_audit_entry   = try(regex("[^/]+$", google_cloudfunctions2_function.audit[0].service_config[0].service), null)
+    on_sweep         = try(regex("[^/]+$", google_cloudfunctions2_function.sweep[0].service_config[0].service), null)
   }
 }
 

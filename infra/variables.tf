@@ -140,6 +140,8 @@ variable "watched_apis" {
   type = map(object({
     # The permission that reads this API's operations (GetOperation), granted to the runtime.
     operations_get_permission = string
+    # The permission that lists them (ListOperations), granted to the runtime for the sweep.
+    operations_list_permission = optional(string)
     # With discovery on, this API's audit end entries reach opwatch, so its watches poll only
     # as a safety net (EVENT_DRIVEN_APIS). Only for APIs whose methods are in discovery.methods.
     event_driven = optional(bool, false)
@@ -151,6 +153,7 @@ variable "watched_apis" {
   default = {
     "cloudaicompanion.googleapis.com" = {
       operations_get_permission    = "cloudaicompanion.operations.get"
+      operations_list_permission   = "cloudaicompanion.operations.list"
       event_driven                 = true
       operations_cancel_permission = "cloudaicompanion.operations.cancel"
     }
@@ -165,6 +168,10 @@ variable "watched_apis" {
     # Read-only operation permissions only: the runtime's role must not grow into a write role.
     condition     = alltrue([for a in values(var.watched_apis) : can(regex("^[a-z][a-zA-Z0-9]*\\.[a-zA-Z]*[oO]perations\\.get$", a.operations_get_permission))])
     error_message = "watched_apis[*].operations_get_permission must be a <service>.<...operations>.get permission."
+  }
+  validation {
+    condition     = alltrue([for a in values(var.watched_apis) : a.operations_list_permission == null || can(regex("^[a-z][a-zA-Z0-9]*\\.[a-zA-Z]*[oO]perations\\.list$", coalesce(a.operations_list_permission, "-")))])
+    error_message = "watched_apis[*].operations_list_permission must be null or a <service>.<...operations>.list permission."
   }
   validation {
     condition     = alltrue([for a in values(var.watched_apis) : a.operations_cancel_permission == null || can(regex("^[a-z][a-zA-Z0-9]*\\.[a-zA-Z]*[oO]perations\\.cancel$", coalesce(a.operations_cancel_permission, "-")))])
@@ -429,4 +436,22 @@ variable "operators_may_cancel_operations" {
   description = "Whether operators may also cancel the watched operations themselves (opwatch cancel --cancel-operation): grants them each watched API's operations_cancel_permission on the project. false: operators cancel watches, never operations."
   default     = false
   nullable    = false
+}
+
+# --- Sweep ---
+
+variable "sweep" {
+  type = object({
+    # projects/P/locations/L, or API=projects/P/locations/L for an API other than Gemini's.
+    parents  = optional(list(string), [])
+    schedule = optional(string, "*/10 * * * *")
+  })
+  description = "Sweep (opt-in): every schedule (cron, UTC), list the operations of each parent (projects/P/locations/L, optionally prefixed API=; the API must be a key of watched_apis, with its operations_list_permission) and watch each pending one that no discovered watch covers: operations whose audit entry was lost, methods that write none, operations older than discovery. Empty parents: nothing is created."
+  default     = {}
+  nullable    = false
+
+  validation {
+    condition     = alltrue([for p in var.sweep.parents : can(regex("^([a-z0-9.-]+=)?projects/[a-z0-9-]{1,63}/locations/[a-z0-9-]{1,63}$", p))])
+    error_message = "sweep.parents must be projects/PROJECT/locations/LOCATION, optionally prefixed with API= (e.g. cloudaicompanion.googleapis.com=projects/p/locations/global)."
+  }
 }

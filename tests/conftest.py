@@ -74,13 +74,16 @@ class FakeFetch:
 @dataclass
 class FakeQueue:
     """Plays the Cloud Tasks queue: pending tasks in ``tasks``; like Cloud Tasks, a name once
-    used stays taken (ALREADY_EXISTS), even after its task ran or was deleted."""
+    used stays taken (ALREADY_EXISTS), even after its task ran or was deleted. A task whose id
+    is in ``in_flight`` is listed as dispatched and not answered yet."""
 
     tasks: list[checks.CheckTask] = field(default_factory=list)
     fail_with: Exception | None = None
+    list_fails_with: Exception | None = None
     names: set[str] = field(default_factory=set)
-    ran: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
+    in_flight: set[str] = field(default_factory=set)
+    created: list[str] = field(default_factory=list)
 
     def create(self, task: checks.CheckTask) -> bool:
         if self.fail_with is not None:
@@ -89,14 +92,19 @@ class FakeQueue:
             return False
         self.names.add(task.task_id)
         self.tasks.append(task)
+        self.created.append(task.task_id)
         return True
 
     def _find(self, task_id: str) -> checks.CheckTask | None:
         return next((task for task in self.tasks if task.task_id == task_id), None)
 
+    def _queued(self, task: checks.CheckTask) -> QueuedTask:
+        running = task.task_id in self.in_flight
+        return QueuedTask(task.task_id, task.body, task.when, dispatch_count=int(running))
+
     def get(self, task_id: str) -> QueuedTask | None:
         task = self._find(task_id)
-        return QueuedTask(task.task_id, task.body, task.when) if task else None
+        return self._queued(task) if task else None
 
     def delete(self, task_id: str) -> bool:
         task = self._find(task_id)
@@ -106,12 +114,10 @@ class FakeQueue:
         self.deleted.append(task_id)
         return True
 
-    def run(self, task_id: str) -> bool:
-        self.ran.append(task_id)
-        return self._find(task_id) is not None
-
     def list_tasks(self) -> list[QueuedTask]:
-        return [QueuedTask(task.task_id, task.body, task.when) for task in self.tasks]
+        if self.list_fails_with is not None:
+            raise self.list_fails_with
+        return [self._queued(task) for task in self.tasks]
 
 
 @dataclass
@@ -186,7 +192,11 @@ class Harness:
             task = self.schedule.tasks[0]
             assert task.when >= self.clock.now, "a check was scheduled in the past"
             self.clock.now = task.when
-            self.notifier.on_check(checks.decode(task.body))
+            self.schedule.in_flight.add(task.task_id)
+            try:
+                self.notifier.on_check(checks.decode(task.body), retries=0)
+            finally:
+                self.schedule.in_flight.discard(task.task_id)
             if task in self.schedule.tasks:
                 self.schedule.tasks.remove(task)
             delivered += 1

@@ -39,8 +39,9 @@ from opwatch.adapters import (
     default_session,
     default_tasks_client,
 )
-from opwatch.contracts import WatchRequest
+from opwatch.contracts import DEFAULT_API, WatchRequest
 from opwatch.core import Fetched, FetchFailed, Progress
+from opwatch.errors import QueueUnavailable, QuotaExhausted
 from opwatch.notification import Notification
 from opwatch.settings import Settings
 from opwatch.status import retry_info_delay
@@ -312,6 +313,29 @@ def test_the_local_endpoint_gets_no_credentials(
     assert "authorization" not in seen
 
 
+def test_a_page_of_operations_is_listed_with_its_token_and_filter(
+    settings: Settings, loopback_operations: LoopbackServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ListOperations over REST: ``GET /v1/{name=projects/*/locations/*}/operations`` with
+    ``filter``, ``pageToken`` as query parameters (cloudaicompanion's REST reference,
+    projects.locations.operations.list); empty ones are left out."""
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    local = replace(settings, operations_endpoint=loopback_operations.url, fetch_timeout=5.0)
+    fetcher = OperationFetcher(local)
+    parent = "projects/p/locations/us-central1"
+
+    first = fetcher.list_page(DEFAULT_API, "v1", parent, "", "done=false")
+    fetcher.list_page(DEFAULT_API, "v1", parent, "t 2", "")
+
+    assert isinstance(first, Fetched)
+    paths = [seen["path"] for seen in loopback_operations.seen]
+    assert paths == [
+        f"/v1/{parent}/operations?filter=done%3Dfalse",
+        f"/v1/{parent}/operations?pageToken=t+2",
+    ]
+
+
 # --- CloudTasksQueue ---------------------------------------------------------------------------
 
 
@@ -422,6 +446,81 @@ def test_the_tasks_client_is_built_once_on_first_use(settings: Settings) -> None
 
     assert len(built) == 1
     assert len(client.calls) == 3
+
+
+@dataclass
+class RefusingTasksClient:
+    """Answers each Cloud Tasks method with the exception ``refusals`` gives it (or a default
+    answer), and records which methods were called."""
+
+    refusals: dict[str, Exception] = field(default_factory=dict)
+    called: list[str] = field(default_factory=list)
+
+    def _answer(self, method: str) -> Any:
+        self.called.append(method)
+        if method in self.refusals:
+            raise self.refusals[method]
+        return tasks_v2.ListTasksResponse() if method == "list_tasks" else tasks_v2.Queue()
+
+    def __getattr__(self, method: str) -> Any:
+        return lambda **_: self._answer(method)
+
+
+def refusing(settings: Settings, **refusals: Exception) -> tuple[CloudTasksQueue, Any]:
+    client = RefusingTasksClient(refusals)
+    return CloudTasksQueue(settings, client_factory=lambda: client), client
+
+
+QUOTA = api_exceptions.ResourceExhausted("Quota exceeded for quota metric 'List requests'")
+
+
+@pytest.mark.parametrize(
+    ("method", "call"),
+    [
+        ("create_task", lambda queue: queue.create(check_task())),
+        ("get_task", lambda queue: queue.get("t")),
+        ("delete_task", lambda queue: queue.delete("t")),
+        ("list_tasks", lambda queue: list(queue.list_tasks())),
+    ],
+)
+def test_a_spent_quota_is_quota_exhausted(settings: Settings, method: str, call: Any) -> None:
+    """RESOURCE_EXHAUSTED is how Cloud Tasks refuses past a per-minute quota
+    (https://cloud.google.com/tasks/docs/quotas): the fast path tells it from a failure."""
+    queue, _ = refusing(settings, **{method: QUOTA})
+    with pytest.raises(QuotaExhausted, match="Quota exceeded"):
+        call(queue)
+
+
+def test_a_missing_task_in_a_queue_that_is_there_is_none(settings: Settings) -> None:
+    queue, client = refusing(settings, get_task=api_exceptions.NotFound("no such task"))
+    assert queue.get("t") is None
+    assert client.called == ["get_task", "get_queue"]
+
+
+@pytest.mark.parametrize(
+    ("method", "call"),
+    [
+        ("get_task", lambda queue: queue.get("t")),
+        ("create_task", lambda queue: queue.create(check_task())),
+        ("list_tasks", lambda queue: list(queue.list_tasks())),
+    ],
+)
+def test_a_missing_queue_is_never_read_as_a_missing_task(
+    settings: Settings, method: str, call: Any
+) -> None:
+    """A queue idle for 30 days goes inactive, and while it re-activates some calls may answer
+    NOT_FOUND (https://cloud.google.com/tasks/docs/reference/rest/v2/projects.locations.queues#state):
+    a finishing look that met its claim's name must not conclude the claim is gone (and publish
+    nothing); it fails, and Cloud Tasks tries it again."""
+    missing = api_exceptions.NotFound("Requested entity was not found.")
+    queue, _ = refusing(settings, **{method: missing, "get_queue": missing})
+    with pytest.raises(QueueUnavailable):
+        call(queue)
+
+
+def test_a_deleted_task_that_is_gone_is_false(settings: Settings) -> None:
+    queue, _ = refusing(settings, delete_task=api_exceptions.NotFound("gone"))
+    assert queue.delete("t") is False
 
 
 # --- NotificationPublisher -------------------------------------------------------------------

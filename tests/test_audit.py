@@ -17,7 +17,17 @@ shortened, with people and projects replaced by ``example`` values. Where they c
 - ``audit-cloudaicompanion-create-index-first.json``: constructed, not captured. No real
   cloudaicompanion entry was found; it has the shape of the others, with the name only in
   ``protoPayload.response.name`` (the placement the issue names for some APIs, also not seen in
-  a captured sample), so that path has a fixture too.
+  a captured sample), so that path has a fixture too;
+- ``audit-*-first-split-0.json`` and ``-split-1.json``: constructed, not captured (no split
+  audit entry was found in public material), by splitting the two samples above in two the way
+  the "Split audit log entries" page says Logging does
+  (https://cloud.google.com/logging/docs/audit/split-logs): every field but ``protoPayload``
+  copied into each part, ``split.index`` appended to ``insertId``, every ``protoPayload`` field
+  copied too except ``metadata``, ``request`` and ``response``, whose contents are spread over
+  the parts. The Spanner one names the operation in ``operation.id`` (so in both parts) and
+  leaves ``split.index`` 0 out, as proto3 JSON drops zero values; the cloudaicompanion one has
+  the name only in the second part's ``response``. ``LogSplit`` fields as in the LogEntry
+  reference (https://cloud.google.com/logging/docs/reference/v2/rest/v2/LogEntry#LogSplit).
 
 The Gemini for Google Cloud audit-logging page
 (https://cloud.google.com/gemini/docs/audit-logging) lists the
@@ -50,6 +60,9 @@ INDEX_METHOD = (
 )
 
 
+ACTIVITY_LOG = "projects/p/logs/cloudaudit.googleapis.com%2Factivity"
+
+
 def entry_bytes(value: Any) -> bytes:
     return json.dumps(value).encode()
 
@@ -57,6 +70,7 @@ def entry_bytes(value: Any) -> bytes:
 def minimal(**changes: Any) -> dict[str, Any]:
     """The smallest entry opwatch acts on; ``changes`` replace top-level fields."""
     entry: dict[str, Any] = {
+        "logName": ACTIVITY_LOG,
         "operation": {
             "id": "projects/p/locations/l/operations/op-1",
             "producer": "x.googleapis.com",
@@ -141,6 +155,8 @@ def test_a_name_only_in_the_response_is_found_there() -> None:
         "audit-cloudfunctions-update-function-first.json",
         "audit-gke-delete-cluster-first.json",
         "audit-cloudaicompanion-create-index-first.json",
+        "audit-spanner-create-instance-first-split-0.json",
+        "audit-cloudaicompanion-create-index-first-split-1.json",
     ],
 )
 def test_every_sample_makes_a_valid_watch_request(name: str) -> None:
@@ -158,6 +174,102 @@ def test_every_sample_makes_a_valid_watch_request(name: str) -> None:
         allowed_notify_topics=set(),
     )
     assert request.labels["caller"] == entry.caller
+
+
+# --- which log ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "parent",
+    [
+        "projects/example-project",
+        "projects/example.com:proj",
+        "folders/123456789012",
+        "organizations/987654321",
+        "billingAccounts/012345-6789AB-CDEF01",
+    ],
+)
+@pytest.mark.parametrize("log_id", ["activity", "data_access", "system_event", "policy"])
+def test_every_cloud_audit_logs_name_is_read(parent: str, log_id: str) -> None:
+    """The audit log names of "Log name" in
+    https://cloud.google.com/logging/docs/audit/understanding-audit-logs (Admin Activity,
+    Data Access, System Event, Policy Denied; for projects, folders, billing accounts and
+    organizations)."""
+    log_name = f"{parent}/logs/cloudaudit.googleapis.com%2F{log_id}"
+    assert parsed(minimal(logName=log_name)).operation == "projects/p/locations/l/operations/op-1"
+
+
+@pytest.mark.parametrize("log_name", [None, 7, "", "projects/p/logs/syslog"])
+def test_an_entry_from_no_audit_log_is_ignored(log_name: Any) -> None:
+    entry = minimal(logName=log_name)
+    assert "not one of the Cloud Audit Logs" in ignored(entry)
+    del entry["logName"]
+    assert "not one of the Cloud Audit Logs" in ignored(entry)
+
+
+# --- split entries ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("whole", "acting", "other"),
+    [
+        ("audit-spanner-create-instance-first.json", 0, 1),
+        ("audit-cloudaicompanion-create-index-first.json", 1, 0),
+    ],
+)
+def test_one_part_of_a_split_entry_acts_and_reads_as_the_whole_entry(
+    whole: str, acting: int, other: int
+) -> None:
+    """split-logs page: "All fields except the protoPayload field are duplicated into each
+    split entry"; metadata, request and response may be spread over the parts."""
+    stem = whole.removesuffix(".json")
+    assert parsed(load(f"{stem}-split-{acting}.json")) == parsed(load(whole))
+    reason = ignored(load(f"{stem}-split-{other}.json"))
+    assert f"part {other + 1} of 2 of split entry" in reason
+    assert "malformed" not in reason and "no operation name like" not in reason
+
+
+def split_of(entry: dict[str, Any], index: int | None, total: int = 3) -> dict[str, Any]:
+    split: dict[str, Any] = {"uid": "u-1", "totalSplits": total}
+    if index is not None:
+        split["index"] = index
+    return {**entry, "split": split}
+
+
+def test_a_name_cut_in_pieces_is_never_acted_on() -> None:
+    """The split-logs page: a string field of ``response`` "can be split across multiple
+    entries". A piece that still looks like a name must not start a watch of that name."""
+    entry = minimal()
+    entry["operation"]["id"] = "operation-1234"
+    whole = "projects/p/locations/l/operations/operation-1234"
+    entry["protoPayload"]["response"] = {"name": whole[:-2]}
+    assert "may be a piece of a longer one" in ignored(split_of(entry, 0))
+    entry["protoPayload"]["response"] = {"name": whole}
+    assert parsed(split_of(entry, 2)).operation == whole
+    del entry["operation"]["id"]
+    assert "may be a piece of a longer one" in ignored(split_of(entry, 2))
+
+
+def test_a_split_into_one_part_is_a_whole_entry() -> None:
+    entry = minimal()
+    assert parsed(split_of(entry, None, total=1)) == parsed(entry)
+
+
+@pytest.mark.parametrize(
+    "split",
+    [
+        "u-1",
+        {"index": 0, "totalSplits": 2},
+        {"uid": "", "index": 0, "totalSplits": 2},
+        {"uid": "u-1", "index": 2, "totalSplits": 2},
+        {"uid": "u-1", "index": -1, "totalSplits": 2},
+        {"uid": "u-1", "index": True, "totalSplits": 2},
+        {"uid": "u-1", "index": 0},
+        {"uid": "u-1", "index": 0, "totalSplits": "2"},
+    ],
+)
+def test_a_split_that_is_not_a_logsplit_is_ignored(split: Any) -> None:
+    assert "not a LogSplit" in ignored({**minimal(), "split": split})
 
 
 # --- which name wins --------------------------------------------------------------------------

@@ -79,9 +79,18 @@ def test_reusing_a_watch_id_never_meets_an_earlier_watchs_names() -> None:
     assert first.watch_key != other_watch.watch_key
 
 
+def test_the_last_error_travels_only_while_there_is_one() -> None:
+    """A watch meeting errors carries the last one to its next check (``opwatch status`` shows
+    it); every other body is byte for byte what earlier releases wrote and read."""
+    failing = replace(PROGRESS, last_error="HTTP 409: Unable to queue the operation")
+    state = checks.decode(checks.encode(REQUEST, failing, T0, CHAIN).body)
+    assert state.progress == failing
+    assert "last_error" not in json.loads(body())["progress"]
+
+
 def test_version_1_bodies_left_in_a_queue_go_on_after_an_upgrade() -> None:
     legacy = json.loads(body())
-    del legacy["chain"], legacy["progress"]["parks"]
+    del legacy["chain"], legacy["seq"], legacy["progress"]["parks"]
     legacy["opwatch_check"] = 1
     state = checks.decode(json.dumps(legacy).encode())
     assert state.chain == checks.LEGACY_CHAIN
@@ -114,9 +123,50 @@ def test_version_1_bodies_left_in_a_queue_go_on_after_an_upgrade() -> None:
         body(opwatch_check=1.0),
         body(endpoint="https://evil.example"),
         body(progress__deadline="later"),
+        body(progress__last_error=409),
+        body(progress__last_error="x" * 301),
         body(request__labels={"a": "\ud800"}),
     ],
 )
 def test_foreign_or_tampered_bodies_are_refused(raw: bytes) -> None:
     with pytest.raises(InvalidCheckBody):
         checks.decode(raw)
+
+
+def test_version_2_bodies_left_in_a_queue_go_on_after_an_upgrade() -> None:
+    """Version 2 named a step by its polls (no seq), and its cancels counted the look they
+    prevented among the polls: read as what they meant."""
+    look = json.loads(body())
+    del look["seq"]
+    look["opwatch_check"] = 2
+    state = checks.decode(json.dumps(look).encode())
+    assert (state.seq, state.progress) == (PROGRESS.polls, PROGRESS)
+    cancel = {**look, "step": {"kind": "cancel", "reason": "by hand"}}
+    state = checks.decode(json.dumps(cancel).encode())
+    assert (state.step, state.seq, state.progress.polls) == (checks.Step.CANCEL, 3, 2)
+
+
+def test_a_step_taken_without_a_look_runs_ahead_of_the_polls() -> None:
+    """The fast path takes a chain's next step without looking: the step's place (which names
+    the task) grows, the polls a subscriber is told of do not."""
+    state = checks.decode(body())
+    brought = checks.successor(state, T0, checks.Step.LOOK)
+    again = checks.decode(brought.body)
+    assert (again.seq, again.progress.polls) == (state.seq + 1, state.progress.polls)
+    assert checks.TaskName.parse(brought.task_id).seq == state.seq + 1  # type: ignore[union-attr]
+    with pytest.raises(InvalidCheckBody, match="seq"):
+        checks.decode(body(seq=PROGRESS.polls - 1))
+
+
+def test_a_claim_says_which_dispatch_made_it() -> None:
+    claim = checks.successor(checks.decode(body()), T0, checks.Step.FINISHED, attempt=(1, 4))
+    assert checks.decode(claim.body).attempt == (1, 4)
+    for bad in ([1], [1, -1], "1,4", [True, 2]):
+        tampered = json.loads(claim.body)
+        tampered["step"]["attempt"] = bad
+        with pytest.raises(InvalidCheckBody, match="step"):
+            checks.decode(json.dumps(tampered).encode())
+    look = json.loads(body())
+    look["step"] = {"kind": "look", "reason": "", "attempt": [0, 0]}
+    with pytest.raises(InvalidCheckBody, match="step"):
+        checks.decode(json.dumps(look).encode())

@@ -201,6 +201,18 @@ def test_simulate_creates_the_operation(capsys: pytest.CaptureFixture[str]) -> N
     assert reply.body["error"] == {"code": 9, "message": "index build failed"}
 
 
+def test_simulate_can_make_the_operation_answer_gemini_s_busy_409(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with SimulatorServer() as server:
+        argv = ["simulate", "--busy-for", "1h", "--busy", "parent-not-ready"]
+        code = main(argv, {"OPWATCH_SIMULATOR_URL": server.url})
+        reply = server.simulator.handle_get(f"/v1/{capsys.readouterr().out.strip()}")
+    assert code == 0
+    assert reply.status == 409
+    assert "parent resource not in ready state" in reply.body["error"]["message"]
+
+
 def test_simulate_reports_a_simulator_refusal(capsys: pytest.CaptureFixture[str]) -> None:
     with SimulatorServer() as server:
         argv = ["simulate", "--name", "_sim/bad"]

@@ -15,6 +15,7 @@ import pytest
 
 from opwatch import checks
 from opwatch.audit import discovered_watch_id
+from opwatch.errors import QuotaExhausted
 from opwatch.logs import Event
 from opwatch.service import Notifier
 
@@ -108,11 +109,11 @@ def test_the_caller_is_a_label_only_when_the_setting_allows(harness: Harness) ->
     assert harness.fetch.calls[0].labels["caller"] == "dana@example.com"
 
 
-def test_a_last_entry_runs_every_pending_check_of_the_operation_now(
+def test_a_last_entry_brings_every_pending_look_of_the_operation_forward(
     harness: Harness, event_log: EventLog
 ) -> None:
-    """Discovered and requested watches of one operation: the end entry runs each one's
-    pending look at once (Cloud Tasks RunTask); the look publishes, once, on its chain."""
+    """Discovered and requested watches of one operation: the end entry brings each one's
+    pending look forward to now (a new step, never RunTask); it publishes, once, on its chain."""
     harness.fetch.results = [pending(INDEX_OPERATION)]
     harness.notifier.on_audit_message(pubsub_message(INDEX, "m-1"))
     request = {"operation": INDEX_OPERATION, "watch_id": "requested"}
@@ -124,12 +125,57 @@ def test_a_last_entry_runs_every_pending_check_of_the_operation_now(
     assert harness.notifier.on_audit_message(pubsub_message(last_of(INDEX))) is None
 
     assert len(harness.fetch.calls) == 3, "the entry itself fetches nothing"
-    ran = [pending_looks[task_id] for task_id in harness.schedule.ran]
-    assert sorted(checks.decode(t.body).watch_id for t in ran) == sorted(
+    brought = [pending_looks[task_id] for task_id in harness.schedule.deleted]
+    assert sorted(checks.decode(t.body).watch_id for t in brought) == sorted(
         [INDEX_WATCH_ID, "requested"]
     )
+    due_now = [t for t in harness.schedule.tasks if t.when == harness.clock.now]
+    assert len(due_now) == 2
     [line] = [line for line in event_log.lines if line["event"] == Event.AUDIT_OPERATION_ENDED]
     assert (line["operation"], line["checks_run"]) == (INDEX_OPERATION, 2)
+
+
+def test_a_duplicated_last_entry_gives_one_notification_per_watch(harness: Harness) -> None:
+    """Sinks deliver at least once (https://cloud.google.com/logging/docs/export/pubsub): the
+    same end entry twice, back to back, brings each look forward once, and each watch ends in
+    one notification."""
+    harness.fetch.results = [pending(INDEX_OPERATION)]
+    harness.notifier.on_audit_message(pubsub_message(INDEX, "m-1"))
+    harness.notifier.on_watch_message(
+        pubsub_message({"operation": INDEX_OPERATION, "watch_id": "requested"}, "m-2")
+    )
+    harness.fetch.results = [succeeded(INDEX_OPERATION)]
+    for _ in range(2):
+        harness.notifier.on_audit_message(pubsub_message(last_of(INDEX), "m-3"))
+    harness.run_checks()
+    received = sorted((n["watch_id"], n["outcome"]) for n in harness.publish.received)
+    assert received == sorted([(INDEX_WATCH_ID, "SUCCEEDED"), ("requested", "SUCCEEDED")])
+
+
+@pytest.mark.parametrize("refused", ["ListTasks", "CreateTask"])
+def test_a_quota_on_the_fast_path_is_acknowledged_and_the_watch_goes_on_polling(
+    harness: Harness, event_log: EventLog, refused: str
+) -> None:
+    """Cloud Tasks' List quota (600 a minute for a region) or any other answering
+    RESOURCE_EXHAUSTED (https://cloud.google.com/tasks/docs/quotas) must not dead-letter an end
+    entry: it is acknowledged, and the watch ends by its own polling."""
+    harness.fetch.results = [pending(INDEX_OPERATION)]
+    harness.notifier.on_audit_message(pubsub_message(INDEX, "m-1"))
+    [look] = harness.schedule.tasks
+    quota = QuotaExhausted(f"{refused}: Quota exceeded")
+    if refused == "ListTasks":
+        harness.schedule.list_fails_with = quota
+    else:
+        harness.schedule.fail_with = quota
+    assert harness.notifier.on_audit_message(pubsub_message(last_of(INDEX), "m-2")) is None
+    assert harness.schedule.tasks == [look]
+    assert Event.AUDIT_QUOTA_EXHAUSTED in [line["event"] for line in event_log.lines]
+    harness.schedule.list_fails_with = harness.schedule.fail_with = None
+    harness.fetch.results = [succeeded(INDEX_OPERATION)]
+    harness.run_checks()
+    assert [(n["watch_id"], n["outcome"]) for n in harness.publish.received] == [
+        (INDEX_WATCH_ID, "SUCCEEDED")
+    ]
 
 
 def test_a_last_entry_for_an_operation_nobody_watches_runs_nothing(
@@ -137,7 +183,7 @@ def test_a_last_entry_for_an_operation_nobody_watches_runs_nothing(
 ) -> None:
     assert harness.notifier.on_audit_message(pubsub_message(last_of(INDEX))) is None
     assert harness.fetch.calls == [] and harness.publish.messages == []
-    assert harness.schedule.ran == []
+    assert harness.schedule.created == []
     assert event_log.lines[-1]["checks_run"] == 0
 
 
@@ -153,13 +199,45 @@ def ignored_reasons(event_log: EventLog) -> list[str]:
     return [line["reason"] for line in event_log.lines if line["event"] == Event.AUDIT_IGNORED]
 
 
+SPLITS = {
+    "spanner": [load(f"audit-spanner-create-instance-first-split-{i}.json") for i in (0, 1)],
+    "index": [load(f"audit-cloudaicompanion-create-index-first-split-{i}.json") for i in (0, 1)],
+}
+
+
+@pytest.mark.parametrize("sample", sorted(SPLITS))
+@pytest.mark.parametrize("order", [(0, 1), (1, 0)])
+def test_a_split_entry_starts_one_watch_and_its_end_runs_the_fast_path_once(
+    harness: Harness, event_log: EventLog, sample: str, order: tuple[int, int]
+) -> None:
+    """Each part of a split entry is its own LogEntry, published as its own message
+    (https://cloud.google.com/logging/docs/audit/split-logs). One part acts: one look at the
+    operation (main looked once per part), one watch; the end's parts run its look once (main
+    ran it once per part: the duplicate runs of issue 15, §4)."""
+    parts = SPLITS[sample]
+    operation = parts[0]["operation"]["id"] if sample == "spanner" else INDEX_OPERATION
+    harness.fetch.results = [pending(operation)]
+
+    for index in order:
+        harness.notifier.on_audit_message(pubsub_message(parts[index], f"m-{index}"))
+    for index in order:
+        harness.notifier.on_audit_message(pubsub_message(last_of(parts[index]), f"e-{index}"))
+
+    [request] = harness.fetch.calls
+    assert request.operation == operation
+    assert len(harness.schedule.tasks) == 1
+    assert len(harness.schedule.deleted) == 1, "one look brought forward, once"
+    assert Event.CHECK_DUPLICATE not in event_log.events
+    assert not any("no operation name like" in reason for reason in ignored_reasons(event_log))
+
+
 @pytest.mark.parametrize(
     ("message", "says"),
     [
         ({"messageId": "m-1"}, "no data"),
         ({"data": "%%%", "messageId": "m-1"}, "not base64"),
         (pubsub_message(None, raw=b"{not json"), "not JSON"),
-        (pubsub_message({"textPayload": "hello"}), "no operation"),
+        (pubsub_message({"textPayload": "hello"}), "not one of the Cloud Audit Logs"),
         (pubsub_message(load("audit-gke-delete-cluster-last.json")), "no operation name"),
     ],
 )
@@ -171,6 +249,47 @@ def test_odd_messages_are_logged_and_acknowledged_without_a_notification(
     assert says in reason
     assert harness.fetch.calls == [] and harness.publish.messages == []
     assert harness.schedule.tasks == []
+
+
+# Each contains "cloudaudit.googleapis.com", so the sink's logName:"cloudaudit.googleapis.com"
+# filter (":" is a substring match in the query language) let them all through.
+LOOK_ALIKE_LOGS = [
+    "projects/example-project/logs/cloudaudit.googleapis.com",
+    "projects/example-project/logs/cloudaudit.googleapis.com%2Factivity-copy",
+    "projects/example-project/logs/my-cloudaudit.googleapis.com%2Factivity",
+    "projects/example-project/logs/cloudaudit.googleapis.com%2Fdata_access%2Fx",
+    "projects/example-project/logs/cloudaudit.googleapis.com%2factivity",
+    "projects/example-project/logs/cloudaudit.googleapis.com/activity",
+    "projects/example-project/logs/fake/cloudaudit.googleapis.com%2Factivity",
+    "cloudaudit.googleapis.com%2Factivity",
+]
+
+
+@pytest.mark.parametrize("log_name", LOOK_ALIKE_LOGS)
+def test_an_audit_shaped_entry_in_a_user_written_log_starts_nothing(
+    harness: Harness, event_log: EventLog, log_name: str
+) -> None:
+    """Issue 15, section 5. Cloud Audit Logs are exactly
+    ``{projects,folders,billingAccounts,organizations}/ID/logs/cloudaudit.googleapis.com%2F``
+    ``{activity,data_access,system_event,policy}`` ("Log name",
+    https://cloud.google.com/logging/docs/audit/understanding-audit-logs); any holder of
+    ``logging.logEntries.create`` can write an AuditLog-shaped payload to a log of their own
+    (entries.write reference). Whether Logging refuses a user's write to the audit logs' own
+    names was not confirmed here: this closes the look-alike names."""
+    forged = {**INDEX, "logName": log_name}
+    harness.fetch.results = [pending(INDEX_OPERATION)]
+    request = {"operation": INDEX_OPERATION, "watch_id": "requested"}
+    harness.notifier.on_watch_message(pubsub_message(request, "m-0"))
+    fetched, tasks = len(harness.fetch.calls), list(harness.schedule.tasks)
+
+    assert harness.notifier.on_audit_message(pubsub_message(forged, "m-1")) is None
+    assert harness.notifier.on_audit_message(pubsub_message(last_of(forged), "m-2")) is None
+
+    assert len(harness.fetch.calls) == fetched, "no watch of its own: nothing fetched"
+    assert harness.schedule.tasks == tasks and harness.schedule.deleted == [], "no fast path"
+    assert harness.publish.messages == []
+    assert all("not one of the Cloud Audit Logs" in r for r in ignored_reasons(event_log))
+    assert len(ignored_reasons(event_log)) == 2
 
 
 def test_an_api_not_allowed_is_ignored(harness: Harness, event_log: EventLog) -> None:

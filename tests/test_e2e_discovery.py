@@ -86,12 +86,12 @@ def test_a_malformed_entry_is_acknowledged_without_a_notification(
     assert local_stack.process("audit").alive()
 
 
-def test_the_end_entry_runs_every_pending_check_of_the_operation_at_once(
+def test_the_end_entry_brings_every_pending_look_of_the_operation_forward(
     local_stack: LocalStack, inbox: Inbox
 ) -> None:
     """A requested watch that would not look again for 10 minutes, and the watch discovered
-    for the same operation, both end within about a second of the end entry: the fast path ran
-    each one's pending check (RunTask); each publishes once, on its own chain."""
+    for the same operation, both end within about a second of the end entry: the fast path brought
+    each one's pending look forward (no RunTask); each publishes once, on its own chain."""
     sim = local_stack.simulator()
     name = sim.create_operation(duration=6, audit=AuditOptions(latency=0.3, duplicates=1.0))
     request = {
@@ -113,3 +113,59 @@ def test_the_end_entry_runs_every_pending_check_of_the_operation_at_once(
     assert requested.data["polls"] == 2, "its first look, then the look the end entry ran"
     assert len(inbox.settle("e2e-fast-requested", 2.0)) == 1
     assert len(inbox.settle(discovered, 0.1)) == 1
+
+
+def test_end_entries_delivered_twice_back_to_back_give_one_notification_per_watch(
+    local_stack: LocalStack, inbox: Inbox
+) -> None:
+    """Sinks deliver at least once (https://cloud.google.com/logging/docs/export/pubsub): every
+    entry here arrives twice with no gap, so two fast paths of one operation run at once, each
+    scanning the same pending looks. Each watch, requested or discovered, ends in exactly one
+    notification: the look is brought forward once, and a finishing look that meets a twin's
+    claim publishes nothing."""
+    sim = local_stack.simulator()
+    twice = AuditOptions(latency=0.3, duplicates=1.0, duplicate_gap=0.0)
+    watch_ids = []
+    for i in range(8):
+        name = sim.create_operation(duration=3 + i % 3, audit=twice)
+        requested = f"e2e-twice-{i}"
+        local_stack.publish_watch_request(
+            {"operation": name, "watch_id": requested, "polling": {"initial_delay": "600s"}}
+        )
+        watch_ids += [requested, discovered_watch_id(DEFAULT_API, name)]
+    assert inbox.wait_all(watch_ids, timeout=90) == set()
+    inbox.settle(watch_ids[-1], 3.0)  # bounded: any second copy would have come by now
+    counts = {w: len(inbox.of(w)) for w in watch_ids}
+    assert counts == dict.fromkeys(watch_ids, 1)
+    assert all(inbox.of(w)[0].outcome == "SUCCEEDED" for w in watch_ids)
+
+
+def test_opwatch_sweep_watches_what_no_audit_entry_announced(
+    local_stack: LocalStack, inbox: Inbox, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Operations that wrote no audit entry (lost, a method the audit-logging page does not
+    list, or started before discovery): `opwatch sweep` lists the parent's operations on the
+    simulator (ListOperations, done=false, every page), starts one discovered watch per pending
+    one, and a second sweep starts none. Each ends in one notification; the done one gets
+    none."""
+    from opwatch_local.cli import main
+
+    sim = local_stack.simulator()
+    parent = "projects/opwatch-sweep/locations/us-central1"
+    names = [sim.create_operation(f"{parent}/operations/sweep-{i}", duration=4) for i in range(3)]
+    sim.create_operation(f"{parent}/operations/sweep-done", duration=0)
+    env = local_stack.env()
+    argv = ["sweep", "--parent", parent, "--json"]
+
+    assert main(argv, env) == 0
+    [first] = json.loads(capsys.readouterr().out)
+    assert (first["listed"], first["pending"], first["started"]) == (3, 3, 3)
+    assert main(argv, env) == 0
+    [again] = json.loads(capsys.readouterr().out)
+    assert (again["already_watched"], again["started"]) == (3, 0)
+
+    discovered = [discovered_watch_id(DEFAULT_API, name) for name in names]
+    assert inbox.wait_all(discovered, timeout=60) == set()
+    assert [len(inbox.settle(w, 0.5)) for w in discovered] == [1, 1, 1]
+    assert all(inbox.of(w)[0].outcome == "SUCCEEDED" for w in discovered)
+    assert inbox.of(discovered_watch_id(DEFAULT_API, f"{parent}/operations/sweep-done")) == []

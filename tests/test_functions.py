@@ -26,7 +26,7 @@ from werkzeug.test import TestResponse
 
 from opwatch import checks
 from opwatch.contracts import WatchRequest
-from opwatch.core import Progress
+from opwatch.core import FetchFailed, Progress
 from opwatch.errors import ConfigurationError
 from opwatch.logs import LOGGER_NAME
 from opwatch.service import Notifier
@@ -501,3 +501,75 @@ def test_a_request_that_is_not_a_push_is_refused_by_on_audit_entry(
     response = audit_deployment.watch.post(AUDIT_PATH, data=b"hello")
     assert response.status_code == 400
     assert audit_deployment.publish.messages == []
+
+
+# --- on_sweep ---------------------------------------------------------------------------------
+
+
+@dataclass
+class SweepDeployment:
+    client: FlaskClient
+    schedule: FakeQueue
+    pages: dict[str, Any]
+
+
+@pytest.fixture
+def sweeping(environment: None, load_function: LoadFunction) -> SweepDeployment:
+    """on_sweep as served, its notifier on the fakes and its lister answering ``pages`` by
+    parent (a parent missing from it answers 503)."""
+    app, module = load_function("on_sweep")
+    schedule, fetch = FakeQueue(), FakeFetch([Fetched({"name": "x", "done": False})])
+    module.NOTIFIER = Notifier(
+        module.SETTINGS, fetch=fetch, queue=schedule, publish=RecordingPublish(), clock=Clock()
+    )
+    pages: dict[str, Any] = {}
+
+    class Lister:
+        def list_page(self, api: str, version: str, parent: str, token: str, f: str) -> Any:
+            if parent in pages:
+                return Fetched(pages[parent])
+            return FetchFailed(503, {"code": 14, "message": "unavailable", "details": []})
+
+    module.FETCHER = Lister()
+    return SweepDeployment(app.test_client(), schedule, pages)
+
+
+def test_a_sweep_watches_the_pending_operations_of_each_parent(
+    sweeping: SweepDeployment,
+) -> None:
+    parent = "projects/p/locations/global"
+    sweeping.pages[parent] = {"operations": [{"name": f"{parent}/operations/o1", "done": False}]}
+    response = sweeping.client.post("/", json={"parents": [parent]})
+    assert response.status_code == 200
+    [result] = json.loads(response.get_data())
+    assert (result["parent"], result["pending"], result["started"]) == (parent, 1, 1)
+    assert len(sweeping.schedule.tasks) == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        ({}, "expected"),
+        ({"parents": []}, "expected"),
+        ({"parents": [7]}, "expected"),
+        ({"parents": ["projects/p"]}, "projects/PROJECT/locations/LOCATION"),
+        ({"parents": ["container.googleapis.com=projects/p/locations/l"]}, "ALLOWED_APIS"),
+    ],
+)
+def test_a_sweep_naming_no_valid_parent_is_refused_without_a_retry_loop(
+    sweeping: SweepDeployment, body: dict[str, Any], says: str
+) -> None:
+    response = sweeping.client.post("/", json=body)
+    assert response.status_code == 400 and says in response.get_data(as_text=True)
+    assert sweeping.schedule.tasks == []
+
+
+def test_a_parent_that_cannot_be_listed_answers_500_after_the_others(
+    sweeping: SweepDeployment,
+) -> None:
+    good = "projects/p/locations/global"
+    sweeping.pages[good] = {}
+    response = sweeping.client.post("/", json={"parents": ["projects/q/locations/l", good]})
+    assert response.status_code == 500
+    failed, swept = json.loads(response.get_data())
+    assert "unavailable" in failed["error"] and swept["parent"] == good

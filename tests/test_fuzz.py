@@ -778,6 +778,7 @@ TAMPERINGS = [
     "seen",
     "version",
     "chain",
+    "seq",
     "parks",
     "watch_id",
     "truncated",
@@ -831,7 +832,13 @@ def test_tampered_check_bodies_are_refused_without_fetching(
         progress["seen"] = data.draw(st.sampled_from([0, 1, "true", None, []]))
     elif tampering == "version":
         body["opwatch_check"] = data.draw(
-            st.sampled_from([0, 3, "1", True, None, 1.5]) | st.integers(3, 2**40)
+            st.sampled_from([0, checks.VERSION + 1, "1", True, None, 1.5])
+            | st.integers(checks.VERSION + 1, 2**40)
+        )
+    elif tampering == "seq":
+        # Below the polls a step could not be: each look is a step, some steps are no look.
+        body["seq"] = data.draw(
+            st.integers(-(2**64), polls - 1) | st.sampled_from([1.5, "3", True, None, [1]])
         )
     elif tampering == "chain":
         body["chain"] = data.draw(

@@ -362,6 +362,7 @@ def test_example_uses_the_module_with_all_required_inputs(tf: Config) -> None:
 APIS_BY_TYPE = {
     "google_pubsub_": {"pubsub"},
     "google_cloud_tasks_": {"cloudtasks"},
+    "google_cloud_scheduler_": {"cloudscheduler"},
     "google_cloudfunctions2_": {"cloudfunctions", "run", "cloudbuild", "artifactregistry"},
     "google_cloud_run_": {"run"},
     "google_storage_": {"storage"},
@@ -440,7 +441,12 @@ def test_every_resource_waits_for_the_apis(tf: Config) -> None:
 
 # --- functions --------------------------------------------------------------------------------
 
-FUNCTIONS = {"check": "on_check", "watch": "on_watch_request", "audit": "on_audit_entry"}
+FUNCTIONS = {
+    "check": "on_check",
+    "watch": "on_watch_request",
+    "audit": "on_audit_entry",
+    "sweep": "on_sweep",
+}
 
 
 def function_env(tf: Config) -> dict[str, str]:
@@ -909,8 +915,9 @@ def test_the_runtime_holds_exactly_what_its_queue_calls_need_on_that_queue_only(
 
 def test_custom_role_reads_operations_only(tf: Config) -> None:
     role = tf.resource("google_project_iam_custom_role", "operations_reader")
-    assert expr(role["permissions"]) == "local.operations_get_permissions"
-    assert "api.operations_get_permission" in tf.locals["operations_get_permissions"]
+    assert expr(role["permissions"]) == "local.operations_read_permissions"
+    for field in ("api.operations_get_permission", "api.operations_list_permission"):
+        assert field in tf.locals["operations_read_permissions"]
     default = tf.variables["watched_apis"]["default"]
     assert default["cloudaicompanion.googleapis.com"]["operations_get_permission"] == (
         "cloudaicompanion.operations.get"
@@ -1120,6 +1127,7 @@ DEPLOYER_ROLES = {
     "google_project_iam_": "Project IAM Admin",
     "google_pubsub_": "Pub/Sub Admin",
     "google_cloud_tasks_": "Cloud Tasks Admin",
+    "google_cloud_scheduler_": "Cloud Scheduler Admin",
     "google_cloudfunctions2_": "Cloud Functions Admin",
     "google_cloud_run_": "Cloud Run Admin",
     "google_service_account_iam_": "Service Account Admin",
@@ -1221,7 +1229,7 @@ def test_the_readme_names_every_function_and_its_kind() -> None:
     assert set(entry_points) == set(FUNCTIONS.values())
     text = readme_text()
     section = text.split("## How it works")[1].split("## ")[0]
-    assert len(entry_points) == 3 and "Three functions" in section
+    assert len(entry_points) == 4 and "Four functions" in section
     for name, kind in entry_points.items():
         label = {"http": "HTTP function", "cloud_event": "CloudEvent function"}[kind]
         assert re.search(rf"\*\*`{name}`\*\* \({label}\b", section), f"{name}: {label}"

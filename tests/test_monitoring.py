@@ -32,8 +32,10 @@ import functions_framework
 import jsonschema
 import pytest
 
-from opwatch import checks
-from opwatch.core import FetchFailed, Outcome
+from opwatch import checks, sweep
+from opwatch.contracts import DEFAULT_API
+from opwatch.core import FetchFailed, FetchResult, Outcome
+from opwatch.errors import QuotaExhausted
 from opwatch.logs import LOGGER_NAME, Event, JsonFormatter
 from opwatch.service import PARKED_ATTRIBUTE, PARKED_VALUE, Notifier
 from opwatch.settings import Settings
@@ -65,6 +67,7 @@ NAME_PREFIX = "opwatch"  # var.name_prefix's default
 WATCH_SERVICE = f"{NAME_PREFIX}-on-watch-request"
 CHECK_SERVICE = f"{NAME_PREFIX}-on-check"
 AUDIT_SERVICE = f"{NAME_PREFIX}-on-audit-entry"
+SWEEP_SERVICE = f"{NAME_PREFIX}-on-sweep"
 
 # metric resource name -> the events it counts (everything else must not be selected).
 EXPECTED: dict[str, set[str]] = {
@@ -225,6 +228,23 @@ def _drive_notifier(capture: Capture, settings: Settings) -> None:
         notifier.on_audit_message(pubsub_message(first, "a-1"))
         notifier.on_audit_message(pubsub_message(last, "a-2"))
         notifier.on_audit_message(pubsub_message({"not": "an entry"}, "a-3"))
+        # Cloud Tasks refuses the fast path for quota: logged, acknowledged, the watch polls on.
+        schedule.list_fails_with = QuotaExhausted("ListTasks: Quota exceeded")
+        notifier.on_audit_message(pubsub_message(last, "a-4"))
+
+    # The sweep: one parent listed (a pending operation gets its discovered watch), one not.
+    parent = sweep.Parent(DEFAULT_API, "projects/p/locations/us-central1")
+    listed = {"operations": [{"name": f"{parent.name}/operations/swept", "done": False}]}
+
+    def list_page(api: str, version: str, name: str, token: str, filter_: str) -> FetchResult:
+        if name == parent.name:
+            return Fetched(listed)
+        return FetchFailed(503, make_status(14, "the API is unavailable"))
+
+    notifier, _ = _notifier(settings, FakeFetch([pending()]), FakeQueue(), RecordingPublish())
+    unlisted = sweep.Parent(DEFAULT_API, "projects/q/locations/us-central1")
+    with capture.serving(SWEEP_SERVICE):
+        notifier.sweep_all([parent, unlisted], list_page)
 
     # An invalid request.
     notifier, _ = _notifier(settings, FakeFetch([pending()]), FakeQueue(), RecordingPublish())
@@ -380,7 +400,7 @@ def test_every_event_of_the_vocabulary_was_captured(entries: list[dict[str, Any]
     transient = [e["jsonPayload"] for e in entries if event(e) == "check.transient_error"]
     assert {line["http_status"] for line in transient} == {503, None}
     services = {e["resource"]["labels"]["service_name"] for e in entries}
-    assert services == {WATCH_SERVICE, CHECK_SERVICE, AUDIT_SERVICE}
+    assert services == {WATCH_SERVICE, CHECK_SERVICE, AUDIT_SERVICE, SWEEP_SERVICE}
 
 
 def test_the_metrics_select_the_names_of_infra_functions() -> None:
@@ -388,6 +408,7 @@ def test_the_metrics_select_the_names_of_infra_functions() -> None:
     assert resolve("${local.watch_function_name}") == WATCH_SERVICE
     assert resolve("${local.check_function_name}") == CHECK_SERVICE
     assert resolve("${local.audit_function_name}") == AUDIT_SERVICE
+    assert resolve("${local.sweep_function_name}") == SWEEP_SERVICE
 
 
 # --- each metric against the lines -------------------------------------------------------------

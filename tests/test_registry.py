@@ -1,4 +1,4 @@
-"""The queue as the registry: list, cancel and run the watches in flight, with no store.
+"""The queue as the registry: list, cancel and bring forward the watches in flight, no store.
 
 Cloud Tasks refuses a second task of a name (ALREADY_EXISTS), even after the first ran or was
 deleted (CreateTask reference,
@@ -21,6 +21,7 @@ from opwatch import checks, registry
 from opwatch.checks import Step
 from opwatch.contracts import CancelRequest
 from opwatch.core import FetchResult
+from opwatch.errors import QuotaExhausted
 from opwatch.registry import QueuedTask, Registry
 from opwatch.service import Notifier
 from opwatch.settings import Settings
@@ -200,19 +201,77 @@ def test_cancel_scans_again_when_a_check_took_the_next_step_meanwhile(harness: H
 
     harness.schedule.list_tasks = list_once_stale  # type: ignore[method-assign]
     result = registry_of(harness).cancel("w-1", "")
-    assert [name.polls for name in result.cancelled] == [3]
+    assert [name.seq for name in result.cancelled] == [3]
     harness.run_checks()
     assert outcomes(harness) == [("w-1", "CANCELLED")]
 
 
-def test_run_now_runs_every_pending_look_of_an_operation(harness: Harness) -> None:
+KEY = checks.operation_key("cloudaicompanion.googleapis.com", OPERATION)
+
+
+def test_advance_brings_every_pending_look_of_an_operation_forward(harness: Harness) -> None:
+    """The fast path takes each chain's next step with a look due now, as a cancel takes it,
+    and drops the pending look: a CreateTask and a DeleteTask, never RunTask, whose quota is
+    60 a minute "meant for manual debugging" (https://cloud.google.com/tasks/docs/quotas)."""
     harness.fetch.results = [pending()]
     start(harness, "w-1", "m-1")
     start(harness, "w-2", "m-2")
-    key = checks.operation_key("cloudaicompanion.googleapis.com", OPERATION)
-    ran = registry_of(harness).run_now(key)
-    assert sorted(check.state.watch_id for check in ran if check.state) == ["w-1", "w-2"]
-    assert harness.schedule.ran == [task.task_id for task in harness.schedule.tasks]
+    harness.clock.advance(1)
+    before = {task.task_id: task for task in harness.schedule.tasks}
+    assert all(task.when > harness.clock.now for task in before.values())
+
+    assert registry_of(harness).advance(KEY) == registry.Advanced(advanced=2)
+
+    assert sorted(harness.schedule.deleted) == sorted(before)
+    brought = harness.schedule.tasks
+    assert [task.when for task in brought] == [harness.clock.now] * 2
+    for task in brought:
+        state = checks.decode(task.body)
+        assert (state.step, state.seq, state.progress.polls) == (Step.LOOK, 2, 1)
+    harness.fetch.results, harness.fetch.calls = [succeeded()], []
+    harness.run_checks()
+    assert sorted(outcomes(harness)) == [("w-1", "SUCCEEDED"), ("w-2", "SUCCEEDED")]
+    # One look each, and the subscriber hears of one, not two: taking a step is no look.
+    assert len(harness.fetch.calls) == 2
+    assert {n["polls"] for n in harness.publish.received} == {2}
+
+
+def test_advance_leaves_a_look_in_flight_alone(harness: Harness) -> None:
+    """A look already dispatched and not answered yet will see the end itself."""
+    harness.fetch.results = [pending()]
+    start(harness)
+    [look] = harness.schedule.tasks
+    harness.schedule.in_flight.add(look.task_id)
+    assert registry_of(harness).advance(KEY) == registry.Advanced(in_flight=1)
+    assert harness.schedule.tasks == [look] and harness.schedule.deleted == []
+
+
+def test_two_advances_of_one_look_bring_it_forward_once(harness: Harness) -> None:
+    """A duplicated end entry (sinks deliver at least once) scans twice, back to back, and both
+    scans see the same pending look: the second meets the name the first took."""
+    harness.fetch.results = [pending()]
+    start(harness)
+    stale = harness.schedule.list_tasks()
+    first = registry_of(harness).advance(KEY)
+    harness.schedule.list_tasks = lambda: stale  # type: ignore[method-assign]
+    second = registry_of(harness).advance(KEY)
+    assert (first, second) == (registry.Advanced(advanced=1), registry.Advanced(taken=1))
+    assert len(harness.schedule.tasks) == 1
+
+
+def test_advance_leaves_finished_and_cancelled_chains_alone(harness: Harness) -> None:
+    harness.fetch.results = [pending()]
+    start(harness, "w-1", "m-1")
+    start(harness, "w-2", "m-2")
+    harness.notifier.cancel(CancelRequest("w-2"))
+    claim = checks.successor(
+        checks.decode(harness.schedule.tasks[0].body), harness.clock.now, Step.FINISHED
+    )
+    harness.schedule.create(claim)
+    harness.schedule.tasks.append(checks.CheckTask("not-opwatch", b"", harness.clock.now))
+    created = list(harness.schedule.created)
+    assert registry_of(harness).advance(KEY) == registry.Advanced()
+    assert harness.schedule.created == created
 
 
 def test_a_finished_claim_does_nothing_when_it_runs(harness: Harness) -> None:
@@ -293,7 +352,7 @@ def test_the_furthest_step_of_a_chain_decides(harness: Harness) -> None:
     harness.notifier.on_check(checks.decode(first.body))  # step 2 created; step 1 still listed
     earlier, later = registry.select(harness.schedule.list_tasks(), watch_id="w-1")
     [latest] = registry.latest_by_chain([later, earlier]).values()
-    assert latest.name.polls == 2
+    assert latest.name.seq == 2
 
 
 def test_a_cancel_that_keeps_losing_the_race_gives_up_after_a_few_scans(
@@ -314,12 +373,24 @@ def test_a_cancel_that_keeps_losing_the_race_gives_up_after_a_few_scans(
     assert result.cancelled == () and len(scans) == registry.MAX_CANCEL_ROUNDS
 
 
-def test_run_now_skips_a_look_that_is_gone(harness: Harness) -> None:
+def test_advance_stops_at_a_quota_and_leaves_the_rest_polling(harness: Harness) -> None:
     harness.fetch.results = [pending()]
-    start(harness)
-    harness.schedule.run = lambda task_id: False  # type: ignore[method-assign]
-    key = checks.operation_key("cloudaicompanion.googleapis.com", OPERATION)
-    assert registry_of(harness).run_now(key) == []
+    start(harness, "w-1", "m-1")
+    start(harness, "w-2", "m-2")
+    real_create, allowed = harness.schedule.create, [1]
+
+    def one_then_quota(task: checks.CheckTask) -> bool:
+        if not allowed:
+            raise QuotaExhausted("CreateTask: quota exceeded")
+        allowed.pop()
+        return real_create(task)
+
+    harness.schedule.create = one_then_quota  # type: ignore[method-assign]
+    with pytest.raises(QuotaExhausted):
+        registry_of(harness).advance(KEY)
+    # One chain was brought forward, the other still has its pending look: each has one step.
+    chains = {checks.TaskName.parse(t.task_id).chain for t in harness.schedule.tasks}  # type: ignore[union-attr]
+    assert len(harness.schedule.tasks) == len(chains) == 2
 
 
 def test_a_task_is_in_flight_between_a_dispatch_and_its_answer() -> None:

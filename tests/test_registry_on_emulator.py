@@ -1,5 +1,5 @@
 """The registry over the real adapter and the Cloud Tasks emulator (with the launcher's
-GetTask, DeleteTask, paged ListTasks and RunTask, see test_tasks_emulator.py)."""
+GetTask, DeleteTask, paged ListTasks and GetQueue, see test_tasks_emulator.py)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from opwatch.adapters import CloudTasksQueue
 from opwatch.checks import Step
 from opwatch.contracts import WatchRequest
 from opwatch.core import Progress
+from opwatch.errors import QueueUnavailable
 from opwatch.registry import Registry
 from opwatch.settings import Settings
 
@@ -56,10 +57,24 @@ def test_list_get_delete_on_the_queue(client: tasks_v2.CloudTasksClient, target:
     assert queue.delete(tasks[2].task_id)
     assert queue.get(tasks[2].task_id) is None
     assert not queue.delete(tasks[2].task_id)
-    assert not queue.run(tasks[2].task_id)
 
 
-def test_cancel_and_run_now_over_the_emulator(
+def test_a_queue_that_is_not_there_is_never_a_missing_task(
+    client: tasks_v2.CloudTasksClient,  # noqa: F811
+    target: Target,  # noqa: F811
+) -> None:
+    """GetTask and GetQueue both NOT_FOUND: the queue is missing (or re-activating, Queue state
+    reference), so the adapter raises rather than answer "no such task"."""
+    settings = Settings(
+        results_topic="projects/p/topics/results",
+        tasks_queue=new_queue(client) + "-never-created",
+        check_url=target.url,
+    )
+    with pytest.raises(QueueUnavailable):
+        CloudTasksQueue(settings, client_factory=lambda: client).get("t-1")
+
+
+def test_cancel_and_advance_over_the_emulator(
     client: tasks_v2.CloudTasksClient,  # noqa: F811
     target: Target,  # noqa: F811
 ) -> None:
@@ -70,17 +85,22 @@ def test_cancel_and_run_now_over_the_emulator(
 
     result = registry.cancel("stop", "done with it")
     [name] = result.cancelled
-    assert name.polls == 4
+    assert name.seq == 4
     target.wait_for(1)
     [(_, _, body)] = target.seen
     state = checks.decode(body)
     assert (state.step, state.reason, state.watch_id) == (Step.CANCEL, "done with it", "stop")
 
     key = checks.operation_key("cloudaicompanion.googleapis.com", OPERATION)
-    [ran] = registry.run_now(key)
-    assert ran.state is not None and ran.state.watch_id == "keep"
+    assert registry.advance(key).advanced == 1
     target.wait_for(2)
-    assert checks.decode(target.seen[1][2]).watch_id == "keep"
+    brought = checks.decode(target.seen[1][2])
+    assert (brought.watch_id, brought.step, brought.seq, brought.progress.polls) == (
+        "keep",
+        Step.LOOK,
+        3,
+        2,
+    )
     assert registry.pending() == []
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -9,6 +10,7 @@ from google.api_core import exceptions
 
 from opwatch import checks
 from opwatch.core import Fetched, FetchFailed, Outcome
+from opwatch.notification import Notification
 from opwatch.status import make_status
 
 from .conftest import (
@@ -281,3 +283,79 @@ def test_the_finished_line_carries_the_detection_lag_when_the_operation_says_its
     finished = [line for line in event_log.lines if line["event"] == "watch.finished"]
     assert finished[0]["detection_lag_seconds"] == 2.5
     assert "detection_lag_seconds" not in finished[1]
+
+
+# --- one writer per step: a finishing look's claim ------------------------------------------
+
+
+def finishing_look(harness: Harness) -> checks.CheckState:
+    """A watch whose one pending look will see the operation done."""
+    harness.fetch.results = [pending()]
+    watch(harness, watch_id="w-1")
+    [task] = harness.schedule.tasks
+    harness.fetch.results = [succeeded()]
+    return checks.decode(task.body)
+
+
+def test_twin_dispatches_of_one_look_publish_once(harness: Harness) -> None:
+    """Cloud Tasks executes "more than 99.999 % of tasks" once
+    (https://cloud.google.com/tasks/docs/common-pitfalls#duplicate_execution), so two dispatches
+    of one look at the same attempt can both see ``done``: the second meets the first's claim,
+    which says the same attempt, so it is a twin's, not its own earlier try: it publishes
+    nothing. On main before the claims said their attempt, both published."""
+    state = finishing_look(harness)
+    twin_outcomes: list[Outcome | None] = []
+
+    def twin_runs_while_the_first_publishes(message: Notification) -> None:
+        if not twin_outcomes:
+            twin_outcomes.append(twin.on_check(state, retries=0))
+        harness.publish(message)
+
+    twin = harness.notifier
+    first = replace(harness.notifier, publish=twin_runs_while_the_first_publishes)
+    assert first.on_check(state, retries=0) is Outcome.SUCCEEDED
+    assert twin_outcomes == [None]
+    assert [n["outcome"] for n in harness.publish.received] == ["SUCCEEDED"]
+
+
+def test_a_retry_after_a_failed_publish_knows_its_own_claim(harness: Harness) -> None:
+    """The claim stays when the publish fails; Cloud Tasks retries the look (its
+    X-CloudTasks-TaskRetryCount one higher), which meets that claim and publishes."""
+    state = finishing_look(harness)
+    harness.publish.fail_with = exceptions.ServiceUnavailable("pubsub unavailable")
+    with pytest.raises(exceptions.ServiceUnavailable):
+        harness.notifier.on_check(state, retries=0)
+    harness.publish.fail_with = None
+    assert harness.notifier.on_check(state, retries=1) is Outcome.SUCCEEDED
+    assert [n["outcome"] for n in harness.publish.received] == ["SUCCEEDED"]
+
+
+def test_a_parked_rerun_after_a_failed_publish_knows_its_own_claim(harness: Harness) -> None:
+    """A look that claimed on the queue's last attempts, failed to publish and was parked runs
+    again as a new task (retries from 0): parked later, it is a later dispatch of that look."""
+    state = finishing_look(harness)
+    harness.publish.fail_with = exceptions.ServiceUnavailable("pubsub unavailable")
+    with pytest.raises(exceptions.ServiceUnavailable):
+        harness.notifier.on_check(state, retries=3)
+    harness.publish.fail_with = None
+    parked = checks.CheckState(
+        state.request,
+        replace(state.progress, parks=1),
+        state.chain,
+        state.seq,
+    )
+    assert harness.notifier.on_check(parked, retries=0) is Outcome.SUCCEEDED
+    assert len(harness.publish.received) == 1
+
+
+def test_a_look_brought_forward_publishes_and_the_one_it_replaced_does_not(
+    harness: Harness,
+) -> None:
+    """The fast path took the look's next step while the look ran: the look meets a look, not
+    a claim, and leaves the watch to it."""
+    state = finishing_look(harness)
+    brought = checks.successor(state, harness.clock.now, checks.Step.LOOK)
+    assert harness.schedule.create(brought)
+    assert harness.notifier.on_check(state, retries=0) is None
+    assert harness.notifier.on_check(checks.decode(brought.body), retries=0) is Outcome.SUCCEEDED
+    assert len(harness.publish.received) == 1

@@ -9,11 +9,13 @@ from __future__ import annotations
 import http.client
 import json
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from opwatch_local.simulator import (
     MAX_SLOW_SECONDS,
+    Busy,
     Fault,
     FaultKind,
     Simulator,
@@ -185,6 +187,36 @@ def test_server_error_faults(
     assert body["error"]["status"] == grpc_status  # type: ignore[index]
     # The script is used up: the next GET gets the operation.
     assert client.get_operation(name)[0] == 200
+
+
+@pytest.mark.parametrize(
+    ("busy", "phrase"),
+    [
+        (Busy.QUEUE, "Unable to queue the operation"),
+        (Busy.UNREADY, "parent resource not in ready state"),
+    ],
+)
+def test_a_busy_operation_answers_409_for_a_while(
+    client: SimulatorClient, server: SimulatorServer, clock: FakeClock, busy: Busy, phrase: str
+) -> None:
+    """The two 409s the google provider retries on cloudaicompanion's operation GET
+    (google/services/gemini/gemini_operation.go; phrases from
+    google/transport/error_retry_predicates.go)."""
+    name = client.create_operation(duration=60, busy_for=30, busy=busy)
+    code, _, body = raw_get(server, f"/v1/{name}")
+    assert code == 409
+    assert body["error"]["status"] == "ABORTED"  # type: ignore[index]
+    assert phrase in body["error"]["message"]  # type: ignore[index]
+    clock.advance(30)
+    assert client.get_operation(name)[0] == 200
+    assert client.stats(name).statuses == (409, 200)
+
+
+def test_busy_knobs_are_checked(client: SimulatorClient) -> None:
+    with pytest.raises(SimulatorError, match="busy must be one of"):
+        client.create_operation(busy="tired")
+    with pytest.raises(SimulatorError, match="negative"):
+        client.create_operation(busy_for=-1)
 
 
 def test_429_with_retry_after_header(client: SimulatorClient, server: SimulatorServer) -> None:
@@ -373,3 +405,108 @@ def test_simulator_core_without_http(clock: FakeClock) -> None:
     clock.advance(1)
     assert sim.handle_get(f"/v1/{name}", authorization=True).body["done"] is True
     assert sim.stats(name).authorization == (False, True)
+
+
+# --- operations.list -----------------------------------------------------------------------------
+# Gemini for Google Cloud's REST reference, projects.locations.operations.list:
+# GET /v1/{name=projects/*/locations/*}/operations with filter, pageSize, pageToken; the answer
+# {"operations": [...], "nextPageToken": ...}; returnPartialSuccess "not by default supported and
+# will result in an UNIMPLEMENTED error if set"
+# (https://cloud.google.com/gemini/docs/api/reference/rest/v1/projects.locations.operations/list,
+# and ListOperationsRequest in google/longrunning/operations.proto). Paging as AIP-158
+# (https://google.aip.dev/158): fewer than pageSize may come back, a missing token ends the list,
+# every other parameter must match the call that gave the token. Filters as AIP-160
+# (https://google.aip.dev/160): `done = false`.
+
+PARENT = "projects/p/locations/us-central1"
+
+
+def list_all(client: SimulatorClient, parent: str = PARENT, **kwargs: Any) -> list[list[str]]:
+    """Every page's operation names, following nextPageToken to the end."""
+    pages, token = [], None
+    while True:
+        status, body = client.list_operations(parent, page_token=token, **kwargs)
+        assert status == 200, body
+        pages.append([op["name"] for op in body.get("operations", [])])
+        token = body.get("nextPageToken")
+        if not token:
+            return pages
+
+
+def test_list_pages_through_the_parents_operations_in_creation_order(
+    client: SimulatorClient,
+) -> None:
+    mine = [client.create_operation(f"{PARENT}/operations/op-{i}") for i in range(5)]
+    client.create_operation("projects/p/locations/europe-west1/operations/elsewhere")
+    client.create_operation(f"{PARENT}/operations/later", appear_after=60)  # not visible yet
+
+    assert list_all(client, page_size=2) == [mine[:2], mine[2:4], mine[4:]]
+    assert list_all(client) == [mine]
+    assert client.stats(mine[0]).gets == 0, "a list is not a GET of each operation"
+    assert [(r["page_size"], r["returned"]) for r in client.lists()[:3]] == [
+        (2, 2),
+        (2, 2),
+        (2, 1),
+    ]
+
+
+def test_list_with_done_false_leaves_out_the_finished_ones(
+    client: SimulatorClient, clock: FakeClock
+) -> None:
+    finished = client.create_operation(f"{PARENT}/operations/finished", duration=0)
+    soon = client.create_operation(f"{PARENT}/operations/soon", duration=30)
+    late = client.create_operation(f"{PARENT}/operations/late", duration=3600)
+
+    assert list_all(client, filter="done=false") == [[soon, late]]
+    assert list_all(client, filter="done = true") == [[finished]]
+    clock.advance(30)
+    assert list_all(client, filter="done=false", page_size=1) == [[late]]
+
+
+def test_an_empty_list_is_an_empty_object(client: SimulatorClient) -> None:
+    assert client.list_operations(PARENT) == (200, {})
+
+
+def test_the_default_page_size_and_the_maximum(client: SimulatorClient) -> None:
+    names = [client.create_operation(f"{PARENT}/operations/op-{i:03d}") for i in range(51)]
+    assert list_all(client) == [names[:50], names[50:]]
+    assert list_all(client, page_size=5000) == [names]  # coerced to 1000, not refused
+
+
+@pytest.mark.parametrize(
+    ("query", "status", "says"),
+    [
+        ("pageSize=-1", 400, "negative"),
+        ("pageSize=many", 400, "pageSize"),
+        ("filter=name%3Dop-1", 400, "unsupported filter"),
+        ("pageToken=garbage", 400, "invalid pageToken"),
+        ("returnPartialSuccess=true", 501, "UNIMPLEMENTED"),
+    ],
+)
+def test_list_refuses_what_the_reference_does_not_allow(
+    server: SimulatorServer, client: SimulatorClient, query: str, status: int, says: str
+) -> None:
+    client.create_operation(f"{PARENT}/operations/op-1")
+    code, _, body = raw_get(server, f"/v1/{PARENT}/operations?{query}")
+    assert code == status
+    assert says in json.dumps(body)
+
+
+def test_a_page_token_only_continues_the_call_that_gave_it(client: SimulatorClient) -> None:
+    for i in range(3):
+        client.create_operation(f"{PARENT}/operations/op-{i}")
+    _, first = client.list_operations(PARENT, page_size=1)
+    token = first["nextPageToken"]
+    assert client.list_operations(PARENT, page_size=1, page_token=token)[0] == 200
+    assert client.list_operations(PARENT, filter="done=false", page_token=token)[0] == 400
+    client.reset()
+    assert client.list_operations(PARENT, page_token=token)[0] == 400
+
+
+def test_an_api_without_list_filters_refuses_done_false(clock: FakeClock) -> None:
+    """For APIs that take no filter the sweep lists everything (issue 18, section 3)."""
+    simulator = Simulator(clock=clock, list_filters=False)
+    simulator.create_operation(f"{PARENT}/operations/op-1")
+    assert simulator.handle_list(f"/v1/{PARENT}/operations?filter=done%3Dfalse").status == 400
+    reply = simulator.handle_list(f"/v1/{PARENT}/operations")
+    assert [op["name"] for op in reply.body["operations"]] == [f"{PARENT}/operations/op-1"]

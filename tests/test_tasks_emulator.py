@@ -19,7 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from google.api_core.exceptions import AlreadyExists, InvalidArgument, NotFound
+from google.api_core.exceptions import (
+    AlreadyExists,
+    InvalidArgument,
+    NotFound,
+    ResourceExhausted,
+)
 from google.cloud import tasks_v2
 
 from opwatch_local.procs import ProcessSpec, Supervisor, free_port, tcp_ready, wait_until
@@ -35,8 +40,9 @@ BASIC, FULL = tasks_v2.Task.View.BASIC, tasks_v2.Task.View.FULL
 _queue_ids = itertools.count(1)
 
 
-@pytest.fixture(scope="module")
-def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tasks_v2.CloudTasksClient]:
+def emulator(
+    tmp_path_factory: pytest.TempPathFactory, *flags: str
+) -> Iterator[tasks_v2.CloudTasksClient]:
     python = StackConfig.tasks_python
     if not Path(python).is_file():
         pytest.skip(f"{python} is missing; run ./run setup")
@@ -50,6 +56,7 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tasks_v2.CloudT
             f"--queue={PARENT}/queues/default",
             f"--max-retries={MAX_RETRIES}",
             "--dispatch-timeout=10",
+            *flags,
         ],
         ready=tcp_ready(port),
         ready_timeout=20,
@@ -58,6 +65,16 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tasks_v2.CloudT
     with Supervisor(tmp_path_factory.mktemp("tasks-emulator")) as sup:
         sup.start(spec)
         yield tasks_client(f"127.0.0.1:{port}")
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tasks_v2.CloudTasksClient]:
+    yield from emulator(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def small_quotas(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tasks_v2.CloudTasksClient]:
+    yield from emulator(tmp_path_factory, "--list-quota-per-minute=3", "--run-quota-per-minute=2")
 
 
 @dataclass
@@ -466,3 +483,50 @@ def test_queue_keeps_dispatching_when_tasks_vanish_under_its_thread(
     wait_until(lambda: all(gone(client, n) for n in names), 10, describe="all settled")
     create(client, queue, "race-after", target.url)
     wait_until(lambda: "race-after" in target.names(), 5, describe="the queue still dispatches")
+
+
+# --- quotas (https://cloud.google.com/tasks/docs/quotas) ----------------------------------------
+
+
+def test_list_requests_past_the_quota_are_resource_exhausted(
+    small_quotas: tasks_v2.CloudTasksClient,
+) -> None:
+    """The quotas page: "List requests (ListTasks, ListQueues, ListLocations)" share one
+    per-minute quota (600 by default; 3 here): the next list of either kind is refused."""
+    queue = new_queue(small_quotas)
+    small_quotas.list_tasks(parent=queue)
+    small_quotas.list_queues(parent=PARENT)
+    small_quotas.list_tasks(parent=queue)
+    for refused in (
+        lambda: small_quotas.list_tasks(parent=queue),
+        lambda: small_quotas.list_queues(parent=PARENT),
+    ):
+        with pytest.raises(ResourceExhausted, match="List requests"):
+            refused()
+    # Other methods are not List requests: creating and reading a task still works.
+    name = create(small_quotas, queue, "t-1", "http://127.0.0.1:9/", schedule=in_an_hour()).name
+    assert get(small_quotas, name).name == name
+
+
+def test_force_runs_past_their_quota_are_resource_exhausted(
+    small_quotas: tasks_v2.CloudTasksClient, target: Target
+) -> None:
+    """The quotas page: RunTask ("force run") 60 a minute (2 here), "meant for manual
+    debugging"."""
+    queue = new_queue(small_quotas)
+    names = [
+        create(small_quotas, queue, f"t-{n}", target.url, schedule=in_an_hour()).name
+        for n in range(3)
+    ]
+    small_quotas.run_task(name=names[0])
+    small_quotas.run_task(name=names[1])
+    with pytest.raises(ResourceExhausted, match="Force run"):
+        small_quotas.run_task(name=names[2])
+
+
+def test_get_queue_of_an_unknown_queue_is_not_found(client: tasks_v2.CloudTasksClient) -> None:
+    """GetQueue answers NOT_FOUND for a queue that is not there (projects.locations.queues/get):
+    how the adapter tells a missing queue from a missing task."""
+    assert client.get_queue(name=new_queue(client)).name
+    with pytest.raises(NotFound):
+        client.get_queue(name=f"{PARENT}/queues/never-created")

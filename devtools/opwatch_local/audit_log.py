@@ -59,6 +59,8 @@ class AuditOptions:
         latency: seconds from the event to the entry's delivery on the topic.
         loss: probability that an entry is never delivered.
         duplicates: probability that an entry is delivered twice.
+        duplicate_gap: seconds between the two copies of a duplicated entry (0: back to back,
+            as a sink's retry can deliver them).
         name_in: where the operation's full name is (``operation`` or ``response``).
         api, method, caller: ``serviceName``, ``methodName``, ``principalEmail``.
         seed: seed of this operation's loss and duplication draws.
@@ -67,6 +69,7 @@ class AuditOptions:
     latency: float = 0.0
     loss: float = 0.0
     duplicates: float = 0.0
+    duplicate_gap: float = DUPLICATE_GAP
     name_in: NameIn = "operation"
     api: str = DEFAULT_API
     method: str = DEFAULT_METHOD
@@ -76,6 +79,8 @@ class AuditOptions:
     def __post_init__(self) -> None:
         if self.latency < 0 or not 0 <= self.loss <= 1 or not 0 <= self.duplicates <= 1:
             raise ValueError("latency must be >= 0, loss and duplicates within 0..1")
+        if self.duplicate_gap < 0:
+            raise ValueError("duplicate_gap must be >= 0")
         if self.name_in not in ("operation", "response"):
             raise ValueError(f"name_in must be operation or response, not {self.name_in!r}")
 
@@ -86,7 +91,7 @@ class AuditOptions:
         if unknown:
             raise ValueError(f"unknown audit fields {sorted(unknown)}")
         values = dict(raw)
-        for key in ("latency", "loss", "duplicates"):
+        for key in ("latency", "loss", "duplicates", "duplicate_gap"):
             if key in values:
                 values[key] = float(values[key])
         return cls(**values)
@@ -113,7 +118,7 @@ def delivery_plan(options: AuditOptions, rng: random.Random) -> tuple[float, ...
     if rng.random() < options.loss:
         return ()
     if rng.random() < options.duplicates:
-        return (options.latency, options.latency + DUPLICATE_GAP)
+        return (options.latency, options.latency + options.duplicate_gap)
     return (options.latency,)
 
 

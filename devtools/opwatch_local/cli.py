@@ -49,14 +49,17 @@ from google.auth.exceptions import GoogleAuthError
 from google.cloud import pubsub_v1  # type: ignore[attr-defined,import-untyped,unused-ignore]
 
 from opwatch.adapters import default_session
+from opwatch.contracts import DEFAULT_API
+from opwatch.errors import ConfigurationError
 from opwatch.registry import Registry
+from opwatch.sweep import Parent
 from opwatch.wire import format_duration
 from opwatch_local import watches
 from opwatch_local.audit_log import DEFAULT_METHOD, AuditOptions
 from opwatch_local.demo import run_demo
 from opwatch_local.procs import ProcessError, sigterm_as_exit
 from opwatch_local.pubsub import PulledMessage, publish_json, pubsub_clients, pull_messages
-from opwatch_local.simulator import SimulatorClient, SimulatorError
+from opwatch_local.simulator import Busy, SimulatorClient, SimulatorError
 from opwatch_local.stack import LocalStack
 from opwatch_local.stack_config import Ports, StackConfig, StackError
 
@@ -229,6 +232,19 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--error", type=_arg(parse_error), metavar="CODE:MESSAGE")
     sim.add_argument("--response", type=_arg(_json_object), metavar="JSON")
     sim.add_argument("--appear-after", type=duration, default=Decimal(0), metavar="DURATION")
+    sim.add_argument(
+        "--busy-for",
+        type=duration,
+        default=Decimal(0),
+        metavar="DURATION",
+        help="answer a 409 to every GET for this long, as Gemini for Google Cloud does",
+    )
+    sim.add_argument(
+        "--busy",
+        choices=[kind.value for kind in Busy],
+        default=Busy.QUEUE.value,
+        help="which 409 (default: %(default)s)",
+    )
     sim.add_argument("--name", help="full operation name (default: generated)")
     sim.add_argument("--simulator-url", help="default: $OPWATCH_SIMULATOR_URL")
     audit = sim.add_argument_group(
@@ -322,6 +338,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cancel.add_argument("--queue", help=queue_help)
     cancel.set_defaults(func=cmd_cancel)
+
+    swept = commands.add_parser(
+        "sweep",
+        help="watch the pending operations of a parent that no watch covers yet",
+        description="List the operations of PARENT (projects/P/locations/L) on API, every page, "
+        "and start the discovered watch of each pending one that has none: the code path of "
+        "the scheduled sweep (on_sweep), against whatever the environment points at. Its "
+        "first looks run as the functions' would: OPWATCH_TASKS_QUEUE, OPWATCH_CHECK_URL, "
+        "OPWATCH_RESULTS_TOPIC, and in production OPWATCH_TASKS_INVOKER_SA.",
+    )
+    swept.add_argument("--parent", required=True, metavar="projects/P/locations/L")
+    swept.add_argument("--api", default=DEFAULT_API, metavar="HOST")
+    swept.add_argument("--queue", help=queue_help)
+    swept.add_argument("--json", action="store_true")
+    swept.set_defaults(func=cmd_sweep)
 
     demo = commands.add_parser(
         "demo",
@@ -424,6 +455,8 @@ def cmd_simulate(args: argparse.Namespace, env: Mapping[str, str]) -> int:
             response=args.response,
             error=args.error,
             appear_after=float(args.appear_after),
+            busy_for=float(args.busy_for),
+            busy=args.busy,
             audit=AuditOptions(
                 latency=float(args.audit_latency),
                 loss=args.audit_loss,
@@ -573,6 +606,31 @@ def cmd_cancel(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     else:
         print(f"{args.watch_id}: no pending check: finished, cancelled, or never started")
     return 1
+
+
+def cmd_sweep(args: argparse.Namespace, env: Mapping[str, str]) -> int:
+    queue = _setting(args.queue, env, "OPWATCH_TASKS_QUEUE", "pass --queue or export it")
+    results_topic = _setting(
+        None, env, "OPWATCH_RESULTS_TOPIC", "export the topic notifications go to"
+    )
+    try:
+        parent = Parent.parse(f"{args.api}={args.parent}", DEFAULT_API)
+    except ConfigurationError as exc:
+        raise CliError(str(exc)) from exc
+    notifier, fetcher = watches.sweeper(env, queue, results_topic, args.api)
+    results, failed = notifier.sweep_all([parent], fetcher.list_page)
+    if args.json:
+        print(json.dumps(results, indent=2))
+    for result in results:
+        if "error" in result:
+            print(f"{result['parent']}: {result['error']}", file=sys.stderr)
+        elif not args.json:
+            print(
+                f"{result['parent']} on {result['api']}: {result['listed']} listed, "
+                f"{result['pending']} pending, {result['already_watched']} already watched, "
+                f"{result['started']} watches started"
+            )
+    return 1 if failed else 0
 
 
 def _cancel_operations(operations: set[tuple[str, str, str]], env: Mapping[str, str]) -> int:

@@ -8,7 +8,19 @@ functions get ``OPERATIONS_API_ENDPOINT=http://127.0.0.1:PORT`` instead, and thi
     ``statusMessage``, ``requestedCancellation``, ``apiVersion``, and ``endTime`` once finished),
     ``done``, and ``response`` or ``error`` once finished. Unknown names (and names created with
     ``appear_after`` before they appear) answer Google's error shape:
-    ``{"error": {"code": 404, "message": ..., "status": "NOT_FOUND"}}``.
+    ``{"error": {"code": 404, "message": ..., "status": "NOT_FOUND"}}``. An operation created
+    with ``busy_for`` answers 409 for that long, as Gemini for Google Cloud does (:class:`Busy`).
+
+``GET /{version}/{parent}/operations[?filter=…&pageSize=…&pageToken=…]``
+    google.longrunning ListOperations (:meth:`Simulator.handle_list`): the visible operations
+    directly under ``parent``, in creation order, as ``{"operations": [...], "nextPageToken":
+    ...}`` (empty fields left out, as proto3 JSON does). ``filter`` may be ``done=false`` or
+    ``done=true`` (AIP-160 spelling; anything else is 400, and a simulator made with
+    ``list_filters=False`` refuses every filter, like an API that takes none); ``pageSize`` 0 or
+    absent means :data:`DEFAULT_PAGE_SIZE`, above :data:`MAX_PAGE_SIZE` is coerced down,
+    negative is 400 (AIP-158); a ``pageToken`` is opaque and only valid with the parent and
+    filter of the call that gave it; ``returnPartialSuccess=true`` is 501 UNIMPLEMENTED, as the
+    field's reference says unless an API documents otherwise.
 
 Control API (JSON over HTTP, wrapped by :class:`SimulatorClient`):
 
@@ -17,6 +29,7 @@ Control API (JSON over HTTP, wrapped by :class:`SimulatorClient`):
 ``POST /_sim/faults``            set faults for a name (see :meth:`Simulator.set_faults`)
 ``GET /_sim/stats?name=NAME``    polls of one name: count, times, statuses, auth presence
 ``GET /_sim/requests``           every operation GET seen, in order
+``GET /_sim/lists``              every ListOperations call seen, in order
 ``POST /_sim/reset``             forget operations, faults and records
 ``GET /_sim/audit``              every audit entry written (delays of its copies; none: lost)
 
@@ -44,12 +57,16 @@ Run standalone: ``python -m opwatch_local.simulator --port 8090``.
 from __future__ import annotations
 
 import argparse
+import base64
+import binascii
 import contextlib
 import dataclasses
 import enum
+import hashlib
 import itertools
 import json
 import random
+import re
 import signal
 import socket
 import struct
@@ -70,11 +87,15 @@ from opwatch.wire import format_duration, rfc3339
 from opwatch_local.audit_log import AuditOptions, AuditWriter
 
 __all__ = [
+    "DEFAULT_PAGE_SIZE",
     "DEFAULT_PORT",
+    "MAX_PAGE_SIZE",
     "MAX_SLOW_SECONDS",
+    "Busy",
     "Fault",
     "FaultKind",
     "GetRecord",
+    "ListRecord",
     "OperationStats",
     "Reply",
     "Simulator",
@@ -85,6 +106,11 @@ __all__ = [
 ]
 
 DEFAULT_PORT = 8090
+# ListOperations page sizes (AIP-158 suggests a default and a maximum; Google's longrunning
+# reference gives neither for these APIs).
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 1000
+_DONE_FILTER = re.compile(r"^\s*done\s*=\s*(true|false)\s*$")
 # A slow fault must never hang a test run: longer sleeps are refused when the fault is set.
 MAX_SLOW_SECONDS = 60.0
 DEFAULT_PARENT = "projects/opwatch-local/locations/us-central1"
@@ -97,6 +123,25 @@ Sleep = Callable[[float], None]
 
 class SimulatorError(ValueError):
     """A control request the simulator refuses (answered as HTTP 400 by the server)."""
+
+
+class Busy(enum.StrEnum):
+    """The 409 answers of cloudaicompanion that the google provider retries, even on the
+    operation GET (``google/services/gemini/gemini_operation.go``). Only the phrase the
+    provider matches (``google/transport/error_retry_predicates.go``) is known; the rest of each
+    message here is made up around it.
+    """
+
+    QUEUE = "unable-to-queue"  # IsRepositoryGroupQueueError
+    UNREADY = "parent-not-ready"  # IsCodeRepositoryIndexUnreadyError
+
+    def reply(self) -> Reply:
+        message = {
+            Busy.QUEUE: "Unable to queue the operation: other operations are enqueued on "
+            "this resource.",
+            Busy.UNREADY: "The request cannot be served: parent resource not in ready state.",
+        }[self]
+        return Reply(409, google_error(409, "ABORTED", message))
 
 
 class FaultKind(enum.StrEnum):
@@ -191,6 +236,22 @@ class GetRecord:
 
 
 @dataclass(frozen=True)
+class ListRecord:
+    """One ListOperations call, as recorded."""
+
+    parent: str
+    filter: str
+    page_size: int | None
+    page_token: str
+    time: float
+    status: int
+    returned: int
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
 class OperationStats:
     """The polls of one operation name.
 
@@ -242,6 +303,8 @@ class _Operation:
     response: dict[str, Any] | None
     error: dict[str, Any] | None
     metadata: dict[str, Any]
+    busy_for: float = 0.0
+    busy: Busy = Busy.QUEUE
 
 
 @dataclass
@@ -288,8 +351,10 @@ class Simulator:
         seed: int = 0,
         parent: str = DEFAULT_PARENT,
         audit: AuditWriter | None = None,
+        list_filters: bool = True,
     ) -> None:
         self._clock = clock
+        self._list_filters = list_filters
         #: Publishes audit entries of operations created with ``audit`` options (None: off).
         self.audit = audit
         self._seed = seed
@@ -299,6 +364,7 @@ class Simulator:
         self._operations: dict[str, _Operation] = {}
         self._faults: dict[str, _FaultPlan] = {}
         self._records: list[GetRecord] = []
+        self._lists: list[ListRecord] = []
 
     # --- control ---------------------------------------------------------------------------------
 
@@ -315,6 +381,8 @@ class Simulator:
         api_version: str = "v1",
         metadata: Mapping[str, Any] | None = None,
         audit: AuditOptions | Mapping[str, Any] | None = None,
+        busy_for: float = 0.0,
+        busy: Busy | str = Busy.QUEUE,
     ) -> dict[str, Any]:
         """Create an operation that finishes ``duration`` seconds from now.
 
@@ -329,6 +397,9 @@ class Simulator:
             metadata: Extra metadata fields, merged over the defaults.
             audit: Publish its first audit entry now and its last when it ends (see
                 :class:`~opwatch_local.audit_log.AuditOptions`); needs an audit writer.
+            busy_for: Seconds from creation during which GET answers the 409 ``busy`` (once
+                the operation is visible; it may end after the operation did).
+            busy: Which 409 (:class:`Busy`).
 
         Returns:
             ``{"name": ..., "operation": <current Operation JSON or None if not yet visible>}``.
@@ -336,8 +407,13 @@ class Simulator:
         Raises:
             SimulatorError: Negative times, a malformed error, or a name already in use.
         """
-        if duration < 0 or appear_after < 0:
-            raise SimulatorError("duration and appear_after must not be negative")
+        if duration < 0 or appear_after < 0 or busy_for < 0:
+            raise SimulatorError("duration, appear_after and busy_for must not be negative")
+        try:
+            busy = Busy(busy)
+        except ValueError:
+            kinds = ", ".join(kind.value for kind in Busy)
+            raise SimulatorError(f"busy must be one of {kinds}, not {busy!r}") from None
         if audit is not None:
             if self.audit is None:
                 raise SimulatorError("no audit topic: start the simulator with --audit-topic")
@@ -378,6 +454,8 @@ class Simulator:
                 response=dict(response) if response is not None else None,
                 error=dict(error) if error is not None else None,
                 metadata=meta,
+                busy_for=busy_for,
+                busy=busy,
             )
             created = {"name": name, "operation": self._render(self._operations[name], now)}
         if isinstance(audit, AuditOptions) and self.audit is not None:
@@ -457,12 +535,18 @@ class Simulator:
         with self._lock:
             return list(self._records)
 
+    def lists(self) -> list[ListRecord]:
+        """Every ListOperations call seen, in arrival order."""
+        with self._lock:
+            return list(self._lists)
+
     def reset(self) -> None:
         """Forget operations, faults and records."""
         with self._lock:
             self._operations.clear()
             self._faults.clear()
             self._records.clear()
+            self._lists.clear()
 
     # --- the data plane --------------------------------------------------------------------------
 
@@ -496,11 +580,87 @@ class Simulator:
             )
         return reply
 
+    def handle_list(self, path: str) -> Reply:
+        """Answer ``GET /{version}/{parent}/operations?...`` (google.longrunning
+        ListOperations; see the module docstring) and record it."""
+        parsed = urllib.parse.urlsplit(path)
+        _version, _, rest = parsed.path.strip("/").partition("/")
+        parent = urllib.parse.unquote(rest).strip("/").removesuffix("/operations").strip("/")
+        query = urllib.parse.parse_qs(parsed.query, keep_blank_values=True)
+
+        def arg(key: str) -> str:
+            return query.get(key, [""])[-1]
+
+        text, token = arg("filter"), arg("pageToken")
+        size: int | None = None
+        with self._lock:
+            now = self._clock()
+            try:
+                size = int(arg("pageSize") or 0)
+                reply = self._list_reply(parent, text, size, token, arg("returnPartialSuccess"))
+            except ValueError:
+                reply = Reply(400, google_error(400, "INVALID_ARGUMENT", "pageSize: not an int"))
+            self._lists.append(
+                ListRecord(
+                    parent=parent,
+                    filter=text,
+                    page_size=size,
+                    page_token=token,
+                    time=now,
+                    status=reply.status,
+                    returned=len(reply.body.get("operations", ())),
+                )
+            )
+        return reply
+
+    def _list_reply(self, parent: str, text: str, size: int, token: str, partial: str) -> Reply:
+        def invalid(message: str) -> Reply:
+            return Reply(400, google_error(400, "INVALID_ARGUMENT", message))
+
+        if partial.lower() == "true":
+            return Reply(
+                501, google_error(501, "UNIMPLEMENTED", "returnPartialSuccess is not supported")
+            )
+        done: bool | None = None
+        if text:
+            match = _DONE_FILTER.match(text) if self._list_filters else None
+            if match is None:
+                return invalid(f"unsupported filter {text!r}")
+            done = match.group(1) == "true"
+        if size < 0:
+            return invalid("pageSize must not be negative")
+        size = min(size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+        query = hashlib.sha256(f"{parent}\n{text}".encode()).hexdigest()[:16]
+        after = _read_page_token(token, query) if token else ""
+        if after is None:
+            return invalid("invalid pageToken: not from a call with this parent and filter")
+        now = self._clock()
+        names = list(self._operations)
+        if after and after not in self._operations:
+            return invalid("invalid pageToken: its position is gone")
+        start = names.index(after) + 1 if after else 0
+        found: list[dict[str, Any]] = []
+        for name in names[start:]:
+            if name.rsplit("/operations/", 1)[0] != parent:
+                continue
+            body = self._render(self._operations[name], now)
+            if body is None or (done is not None and body["done"] is not done):
+                continue
+            if len(found) == size:
+                return Reply(
+                    200,
+                    {"operations": found, "nextPageToken": _page_token(found[-1]["name"], query)},
+                )
+            found.append(body)
+        return Reply(200, {"operations": found} if found else {})
+
     def _operation_reply(self, name: str, now: float) -> Reply:
         op = self._operations.get(name)
         body = self._render(op, now) if op else None
-        if body is None:
+        if op is None or body is None:
             return Reply(404, google_error(404, "NOT_FOUND", f"Operation {name} not found."))
+        if now < op.created + op.busy_for:
+            return op.busy.reply()
         return Reply(200, body)
 
     @staticmethod
@@ -552,6 +712,24 @@ class Simulator:
         return body
 
 
+def _page_token(after: str, query: str) -> str:
+    raw = json.dumps({"after": after, "query": query}).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _read_page_token(token: str, query: str) -> str | None:
+    """The name a page token continues after, or None if it is not one for ``query``."""
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        value = json.loads(raw)
+    except (binascii.Error, ValueError):
+        return None
+    if not isinstance(value, dict) or value.get("query") != query:
+        return None
+    after = value.get("after")
+    return after if isinstance(after, str) and after else None
+
+
 def _as_fault(raw: Fault | Mapping[str, Any] | str) -> Fault:
     return raw if isinstance(raw, Fault) else Fault.from_json(raw)
 
@@ -577,7 +755,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._control("GET", url)
             return
         sim = self.server.simulator
-        reply = sim.handle_get(self.path, authorization="Authorization" in self.headers)
+        if url.path.rstrip("/").endswith("/operations"):
+            reply = sim.handle_list(self.path)
+        else:
+            reply = sim.handle_get(self.path, authorization="Authorization" in self.headers)
         if reply.delay:
             self.server.sleep(reply.delay)
         if reply.reset:
@@ -628,6 +809,8 @@ class _Handler(BaseHTTPRequestHandler):
                     self._send(200, {"deliveries": [d.to_json() for d in deliveries]})
                 case "GET", "/_sim/requests":
                     self._send(200, {"requests": [r.to_json() for r in sim.records()]})
+                case "GET", "/_sim/lists":
+                    self._send(200, {"lists": [r.to_json() for r in sim.lists()]})
                 case "POST", "/_sim/reset":
                     sim.reset()
                     self._send(200, {"ok": True})
@@ -667,12 +850,14 @@ def _create_kwargs(body: Mapping[str, Any]) -> dict[str, Any]:
         "api_version",
         "metadata",
         "audit",
+        "busy_for",
+        "busy",
     }
     unknown = set(body) - allowed
     if unknown:
         raise SimulatorError(f"unknown fields {sorted(unknown)}")
     kwargs = dict(body)
-    for key in ("duration", "appear_after"):
+    for key in ("duration", "appear_after", "busy_for"):
         if key in kwargs:
             kwargs[key] = float(kwargs[key])
     return kwargs
@@ -810,6 +995,8 @@ class SimulatorClient:
         api_version: str = "v1",
         metadata: Mapping[str, Any] | None = None,
         audit: AuditOptions | None = None,
+        busy_for: float = 0.0,
+        busy: Busy | str = Busy.QUEUE,
     ) -> str:
         """Create an operation (see :meth:`Simulator.create_operation`) and return its name."""
         body: dict[str, Any] = {
@@ -817,6 +1004,8 @@ class SimulatorClient:
             "appear_after": appear_after,
             "verb": verb,
             "api_version": api_version,
+            "busy_for": busy_for,
+            "busy": str(busy),
         }
         optional = {
             "name": name,
@@ -862,6 +1051,30 @@ class SimulatorClient:
     def reset(self) -> None:
         """Forget operations, faults and records."""
         self._call("POST", "/_sim/reset", {})
+
+    def list_operations(
+        self,
+        parent: str,
+        *,
+        filter: str | None = None,
+        page_size: int | None = None,
+        page_token: str | None = None,
+        version: str = "v1",
+    ) -> tuple[int, dict[str, Any]]:
+        """One ListOperations page, as an API client would ask; (HTTP status, JSON body)."""
+        params = {"filter": filter, "pageSize": page_size, "pageToken": page_token}
+        query = urllib.parse.urlencode({k: v for k, v in params.items() if v is not None})
+        url = f"{self.base_url}/{version}/{parent}/operations" + (f"?{query}" if query else "")
+        try:
+            with urllib.request.urlopen(url, timeout=self.timeout) as resp:
+                return resp.status, json.loads(resp.read() or b"{}")
+        except urllib.error.HTTPError as exc:
+            with exc:
+                return exc.code, json.loads(exc.read() or b"{}")
+
+    def lists(self) -> list[dict[str, Any]]:
+        """Every ListOperations call the simulator saw, in order."""
+        return list(self._call("GET", "/_sim/lists")["lists"])
 
     def audit_deliveries(self) -> list[dict[str, Any]]:
         """Every audit entry the simulator wrote: operation, kind, delays of its copies."""

@@ -59,9 +59,16 @@ opwatch. It changes the emulator's behaviour **at runtime only, never by editing
    - Dispatch is as the emulator's: one task at a time per queue thread, due when
      ``schedule_time`` has passed, success = HTTP 2xx, dropped after ``--max-retries`` retries.
 
+5. **Quotas as documented** (Cloud Tasks quotas page, https://cloud.google.com/tasks/docs/quotas):
+   "List requests (ListTasks, ListQueues, ListLocations)" 600 a minute, and RunTask ("force
+   run") 60 a minute, each answered ``RESOURCE_EXHAUSTED`` past its limit, in a sliding window
+   (``--list-quota-per-minute``, ``--run-quota-per-minute``, ``--quota-window`` make them small
+   for tests). A design that leans on those calls fails here first, as it would in production.
+   GetQueue of an unknown queue answers ``NOT_FOUND`` (the emulator: ``UNKNOWN``).
+
 ``--max-retries`` is passed through so a failing task is not retried every 0.1 s forever.
 
-Not like the real service even so: no rate limits or RetryConfig backoff, no dispatch deadline
+Not like the real service even so: no queue rate limits or RetryConfig backoff, no dispatch deadline
 per task (patch 3 bounds every attempt alike), page tokens do not expire after 2 hours, names
 stay reserved for the emulator's lifetime (not ~1 hour), and no OIDC ``Authorization`` header.
 """
@@ -84,11 +91,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 __all__ = [
+    "DOCUMENTED_QUOTAS",
     "MAX_PAGE_SIZE",
+    "Quota",
     "decode_page_token",
     "encode_page_token",
     "install_dedup",
     "install_loopback_bind",
+    "install_quotas",
     "install_task_api",
     "main",
     "page_bounds",
@@ -527,6 +537,77 @@ def install_task_api(log: Callable[[str], None]) -> None:
     log("tasks emulator: GetTask, DeleteTask, paged ListTasks, RunTask and views enabled")
 
 
+# Requests a minute, by quota, and the methods that count against it (quotas page).
+DOCUMENTED_QUOTAS: dict[str, int] = {"List requests": 600, "Force run requests": 60}
+_QUOTA_METHODS: dict[str, tuple[str, ...]] = {
+    "List requests": ("ListTasks", "ListQueues", "ListLocations"),
+    "Force run requests": ("RunTask",),
+}
+
+
+class Quota:
+    """At most ``limit`` calls in any ``window`` seconds; ``clock`` is injectable for tests."""
+
+    def __init__(
+        self, name: str, limit: int, window: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.name, self.limit, self.window, self._clock = name, limit, window, clock
+        self._calls: list[float] = []
+        self._lock = threading.Lock()
+
+    def take(self) -> bool:
+        """Count one call: False (and not counted) if the limit is reached."""
+        with self._lock:
+            now = self._clock()
+            self._calls = [t for t in self._calls if t > now - self.window]
+            if len(self._calls) >= self.limit:
+                return False
+            self._calls.append(now)
+            return True
+
+    def refusal(self) -> str:
+        return (
+            f"Quota exceeded for quota metric '{self.name}' and limit '{self.name} per minute' "
+            "of service 'cloudtasks.googleapis.com'"
+        )
+
+
+def install_quotas(limits: dict[str, int], window: float, log: Callable[[str], None]) -> None:
+    """Refuse, with RESOURCE_EXHAUSTED, the calls past each quota (patch 5).
+
+    Wraps whatever servicer ``server.Greeter`` is at call time (so call it last).
+    """
+    import grpc
+    from gcloud_tasks_emulator import server as emulator
+
+    quotas = {name: Quota(name, limit, window) for name, limit in limits.items()}
+    base = emulator.Greeter
+
+    def limited(method: str, quota: Quota) -> Callable[..., Any]:
+        inner = getattr(base, method)
+
+        def call(self: Any, request: Any, context: Any) -> Any:
+            if not quota.take():
+                context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, quota.refusal())
+            return inner(self, request, context)
+
+        return call
+
+    def get_queue(self: Any, request: Any, context: Any) -> Any:
+        if request.name not in self._state.queue_names():
+            context.abort(grpc.StatusCode.NOT_FOUND, "Requested entity was not found.")
+        return base.GetQueue(self, request, context)
+
+    methods: dict[str, Any] = {"GetQueue": get_queue}
+    for name, quota in quotas.items():
+        for method in _QUOTA_METHODS[name]:
+            if hasattr(base, method):  # the emulator has no ListLocations
+                methods[method] = limited(method, quota)
+    emulator.Greeter = type("QuotaServicer", (base,), methods)
+    described = ", ".join(f"{q.name} {q.limit} per {window:g}s" for q in quotas.values())
+    log(f"tasks emulator: quotas enforced: {described}")
+
+
 def _epoch(ts: Any) -> float:
     return float(ts.seconds + ts.nanos / 1e9)
 
@@ -544,6 +625,15 @@ def _parse(argv: Sequence[str]) -> argparse.Namespace:
     )
     parser.add_argument("--max-retries", type=int, default=5)
     parser.add_argument("--dispatch-timeout", type=float, default=600.0)
+    parser.add_argument(
+        "--list-quota-per-minute", type=int, default=DOCUMENTED_QUOTAS["List requests"]
+    )
+    parser.add_argument(
+        "--run-quota-per-minute", type=int, default=DOCUMENTED_QUOTAS["Force run requests"]
+    )
+    parser.add_argument(
+        "--quota-window", type=float, default=60.0, help="seconds a quota counts over (tests)"
+    )
     parser.add_argument("--quiet", action="store_true")
     return parser.parse_args(argv)
 
@@ -560,6 +650,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     install_loopback_bind(args.host, log)
     install_dedup(log)
     install_task_api(log)
+    limits = {
+        "List requests": args.list_quota_per_minute,
+        "Force run requests": args.run_quota_per_minute,
+    }
+    install_quotas(limits, args.quota_window, log)
     socket.setdefaulttimeout(args.dispatch_timeout)
 
     from gcloud_tasks_emulator.__main__ import (  # type: ignore[import-not-found]

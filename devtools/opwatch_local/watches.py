@@ -13,19 +13,20 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 from opwatch import checks
-from opwatch.adapters import CloudTasksQueue
+from opwatch.adapters import CloudTasksQueue, NotificationPublisher, OperationFetcher
 from opwatch.checks import Step
 from opwatch.contracts import CancelRequest
 from opwatch.registry import CancelResult, PendingCheck, Registry
+from opwatch.service import Notifier
 from opwatch.settings import Settings
 from opwatch.wire import rfc3339
 
-COLUMNS = ("watch_id", "operation", "labels", "polls", "age", "next_check", "state")
+COLUMNS = ("watch_id", "operation", "labels", "polls", "age", "next_check", "state", "last_error")
 # The CLI creates cancel tasks only; the functions' own settings are not needed for that.
 _UNUSED_TOPIC = "projects/operator/topics/unused"
 _UNUSED_QUEUE = "projects/operator/locations/unused/queues/unused"
@@ -78,9 +79,30 @@ def operator_settings(env: Mapping[str, str], queue: str = _UNUSED_QUEUE) -> Set
     )
 
 
+def sweeper(
+    env: Mapping[str, str], queue: str, results_topic: str, api: str
+) -> tuple[Notifier, OperationFetcher]:
+    """What ``opwatch sweep`` runs: the functions' notifier over the real adapters, allowed to
+    watch ``api`` and to publish to ``results_topic`` (an operation done by its first look)."""
+    settings = replace(
+        operator_settings(env, queue),
+        results_topic=results_topic,
+        allowed_apis=frozenset({api}),
+        allowed_notify_topics=frozenset({results_topic}),
+    )
+    fetcher = OperationFetcher(settings)
+    notifier = Notifier(
+        settings,
+        fetch=fetcher,
+        queue=CloudTasksQueue(settings),
+        publish=NotificationPublisher(),
+    )
+    return notifier, fetcher
+
+
 def rows(found: Iterable[PendingCheck], now: datetime) -> list[dict[str, Any]]:
     """One row per watch in flight (finished watches' held steps left out)."""
-    out = []
+    out: list[dict[str, Any]] = []
     for check in found:
         if check.step is Step.FINISHED:
             continue
@@ -91,26 +113,29 @@ def rows(found: Iterable[PendingCheck], now: datetime) -> list[dict[str, Any]]:
                     "watch_id": "?",
                     "operation": "?",
                     "labels": {},
-                    "polls": check.name.polls,
+                    "polls": None,  # unknown: the body says it, and it is unreadable
                     "age": None,
                     "next_check": rfc3339(when) if when else None,
                     "state": f"unreadable: {check.problem[:80]}",
+                    "last_error": None,
                     "task": check.task.task_id,
                 }
             )
             continue
         state, request = check.state, check.state.request
         started = state.progress.started
-        looks = state.progress.polls - (1 if state.step is Step.CANCEL else 0)
         out.append(
             {
                 "watch_id": state.watch_id,
                 "operation": request.get("operation"),
                 "labels": request.get("labels") or {},
-                "polls": looks,
+                "polls": state.progress.polls,
                 "age": round((now - started).total_seconds(), 1),
                 "next_check": rfc3339(when) if when else None,
                 "state": _state(check),
+                # Set while the watch keeps meeting errors (a 409 "unable to queue the
+                # operation", a 503, ...): the watch goes on, and this says why it is slow.
+                "last_error": state.progress.last_error,
                 "task": check.task.task_id,
             }
         )
@@ -140,6 +165,7 @@ def table(found: Sequence[Mapping[str, Any]]) -> str:
                 age,
                 str(row["next_check"] or ""),
                 str(row["state"]),
+                str(row["last_error"] or ""),
             ]
         )
     widths = [max(len(line[i]) for line in lines) for i in range(len(COLUMNS))]

@@ -7,6 +7,7 @@ serves requests on several threads.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import threading
@@ -22,7 +23,9 @@ from opwatch import registry
 from opwatch.checks import CheckTask
 from opwatch.contracts import WatchRequest
 from opwatch.core import Fetched, FetchFailed, FetchResult
+from opwatch.errors import QueueUnavailable, QuotaExhausted
 from opwatch.notification import Notification
+from opwatch.permissions import calls
 from opwatch.registry import QueuedTask
 from opwatch.settings import Settings
 from opwatch.status import make_status, status_from_http_error
@@ -118,11 +121,34 @@ class OperationFetcher:
         base = self._endpoint or f"https://{request.api}"
         return f"{base}/{request.api_version}/{request.operation}"
 
+    # The GET of google.longrunning.Operations; cloudaicompanion's reference: projects.locations.
+    # operations.get, "requires cloudaicompanion.operations.get". Other APIs' are given with
+    # extra_operation_permissions (infra/variables.tf).
+    @calls("google.longrunning.Operations.GetOperation", project=("{service}.operations.get",))
     def __call__(self, request: WatchRequest) -> FetchResult:
-        url = self.url(request)
+        return self._get(self.url(request), request.api)
+
+    # ListOperations: cloudaicompanion's projects.locations.operations.list "requires
+    # cloudaicompanion.operations.list" on the parent.
+    @calls("google.longrunning.Operations.ListOperations", project=("{service}.operations.list",))
+    def list_page(
+        self, api: str, api_version: str, parent: str, page_token: str, filter_: str
+    ) -> FetchResult:
+        """One page of ``parent``'s operations: a ListOperationsResponse as :class:`Fetched`.
+
+        ``parent`` was validated by the caller (``projects/P/locations/L``); the API is one of
+        the allowlisted ones, so the token goes where a fetch would send it.
+        """
+        base = self._endpoint or f"https://{api}"
+        params = {"pageToken": page_token, "filter": filter_}
+        query = {key: value for key, value in params.items() if value}
+        return self._get(f"{base}/{api_version}/{parent}/operations", api, query)
+
+    def _get(self, url: str, api: str, params: dict[str, str] | None = None) -> FetchResult:
         try:
             with self._session.get().get(
                 url,
+                params=params,
                 timeout=self._timeout,
                 allow_redirects=False,
                 headers={"Accept": "application/json"},
@@ -130,10 +156,10 @@ class OperationFetcher:
             ) as response:
                 body = _read_capped(response, MAX_OPERATION_BYTES)
         except requests.Timeout:
-            message = f"no answer from {request.api} within {self._timeout:g}s"
+            message = f"no answer from {api} within {self._timeout:g}s"
             return FetchFailed(None, make_status(code_pb2.DEADLINE_EXCEEDED, message))
         except requests.RequestException as error:
-            message = f"could not reach {request.api}: {type(error).__name__}"
+            message = f"could not reach {api}: {type(error).__name__}"
             return FetchFailed(None, make_status(code_pb2.UNAVAILABLE, message))
         except (auth_exceptions.RefreshError, auth_exceptions.TransportError) as error:
             # The metadata server or token endpoint hiccuped: worth another look later.
@@ -142,15 +168,13 @@ class OperationFetcher:
         status = response.status_code
         if body is None:
             # No retry can shrink it: a permanent failure, reported with the status as answered.
-            message = (
-                f"{request.api} answered more than {MAX_OPERATION_BYTES} bytes for one operation"
-            )
+            message = f"{api} answered more than {MAX_OPERATION_BYTES} bytes for one operation"
             return FetchFailed(status, make_status(code_pb2.RESOURCE_EXHAUSTED, message))
         if 200 <= status < 300:
             operation = _json_object(body)
             if operation is not None:
                 return Fetched(operation)
-            message = f"{request.api} answered HTTP {status} without an Operation object"
+            message = f"{api} answered HTTP {status} without an Operation object"
             return FetchFailed(None, make_status(code_pb2.UNAVAILABLE, message))
         return FetchFailed(
             status,
@@ -180,7 +204,7 @@ def _json_object(body: bytes) -> dict[str, Any] | None:
 
 class CloudTasksQueue:
     """The check queue: creates check tasks (typed requests, OIDC token, deterministic names),
-    and lists, reads, deletes and runs them for the registry (``registry.py``)."""
+    and lists, reads and deletes them for the registry (``registry.py``)."""
 
     def __init__(self, settings: Settings, client_factory: Callable[[], Any] | None = None) -> None:
         self._settings = settings
@@ -215,53 +239,80 @@ class CloudTasksQueue:
             ),
         )
 
+    # Permissions: the Cloud Tasks access-control reference, by method; a FULL response_view
+    # also needs cloudtasks.tasks.fullView. A task with an OIDC token needs actAs on its account.
+    @calls(
+        "google.cloud.tasks.v2.CloudTasks.CreateTask",
+        queue=("cloudtasks.tasks.create",),
+        invoker=("iam.serviceAccounts.actAs",),
+    )
     def create(self, task: CheckTask) -> bool:
         # Loaded with tasks_v2 on first use: a watch that never schedules never pays for grpc.
         from google.api_core import exceptions as api_exceptions
 
-        try:
-            self._client.get().create_task(request=self.build(task), timeout=RPC_TIMEOUT)
-        except api_exceptions.AlreadyExists:
-            # That step is taken: a redelivered input already created it, or a cancel did.
-            return False
+        with _refusals("CreateTask"):
+            try:
+                self._client.get().create_task(request=self.build(task), timeout=RPC_TIMEOUT)
+            except api_exceptions.AlreadyExists:
+                # That step is taken: a redelivered input already created it, or another taker.
+                return False
+            except api_exceptions.NotFound as error:
+                raise QueueUnavailable(f"CreateTask: {error.message}") from error
         return True
 
     def _path(self, task_id: str) -> str:
         return f"{self._settings.tasks_queue}/tasks/{task_id}"
 
+    @calls(
+        "google.cloud.tasks.v2.CloudTasks.GetTask",
+        queue=("cloudtasks.tasks.get", "cloudtasks.tasks.fullView"),
+    )
     def get(self, task_id: str) -> QueuedTask | None:
+        """The task, or None if it is gone; a queue that is not there raises, so a missing
+        queue (re-activating after 30 days idle) is never read as a missing task."""
         from google.api_core import exceptions as api_exceptions
         from google.cloud import tasks_v2
 
         request = tasks_v2.GetTaskRequest(
             name=self._path(task_id), response_view=tasks_v2.Task.View.FULL
         )
-        try:
-            return _queued(self._client.get().get_task(request=request, timeout=RPC_TIMEOUT))
-        except api_exceptions.NotFound:
-            return None
+        with _refusals("GetTask"):
+            try:
+                return _queued(self._client.get().get_task(request=request, timeout=RPC_TIMEOUT))
+            except api_exceptions.NotFound:
+                pass
+            self._raise_if_queue_missing()
+        return None
 
+    @calls("google.cloud.tasks.v2.CloudTasks.GetQueue", queue=("cloudtasks.queues.get",))
+    def _raise_if_queue_missing(self) -> None:
+        from google.api_core import exceptions as api_exceptions
+
+        try:
+            self._client.get().get_queue(name=self._settings.tasks_queue, timeout=RPC_TIMEOUT)
+        except api_exceptions.NotFound as error:
+            raise QueueUnavailable(
+                f"GetTask and GetQueue answered NOT_FOUND for {self._settings.tasks_queue}: the "
+                "queue is missing or re-activating, so nothing is known about the task"
+            ) from error
+
+    @calls("google.cloud.tasks.v2.CloudTasks.DeleteTask", queue=("cloudtasks.tasks.delete",))
     def delete(self, task_id: str) -> bool:
         from google.api_core import exceptions as api_exceptions
 
-        try:
-            self._client.get().delete_task(name=self._path(task_id), timeout=RPC_TIMEOUT)
-        except api_exceptions.NotFound:
-            return False
+        with _refusals("DeleteTask"):
+            try:
+                self._client.get().delete_task(name=self._path(task_id), timeout=RPC_TIMEOUT)
+            except api_exceptions.NotFound:
+                return False
         return True
 
-    def run(self, task_id: str) -> bool:
-        from google.api_core import exceptions as api_exceptions
-        from google.cloud import tasks_v2
-
-        request = tasks_v2.RunTaskRequest(name=self._path(task_id))
-        try:
-            self._client.get().run_task(request=request, timeout=RPC_TIMEOUT)
-        except api_exceptions.NotFound:
-            return False
-        return True
-
+    @calls(
+        "google.cloud.tasks.v2.CloudTasks.ListTasks",
+        queue=("cloudtasks.tasks.list", "cloudtasks.tasks.fullView"),
+    )
     def list_tasks(self) -> Iterator[QueuedTask]:
+        from google.api_core import exceptions as api_exceptions
         from google.cloud import tasks_v2
 
         def page(token: str) -> tuple[list[QueuedTask], str]:
@@ -272,10 +323,25 @@ class CloudTasksQueue:
                 page_token=token,
             )
             # One page per call (not the pager), so the token and page size stay explicit.
-            response = self._client.get().list_tasks(request=request, timeout=RPC_TIMEOUT)
+            with _refusals("ListTasks"):
+                try:
+                    response = self._client.get().list_tasks(request=request, timeout=RPC_TIMEOUT)
+                except api_exceptions.NotFound as error:
+                    raise QueueUnavailable(f"ListTasks: {error.message}") from error
             return [_queued(task) for task in response.tasks], response.next_page_token
 
         return registry.pages(page)
+
+
+@contextlib.contextmanager
+def _refusals(method: str) -> Iterator[None]:
+    """Cloud Tasks' RESOURCE_EXHAUSTED (a per-minute quota, quotas page) as QuotaExhausted."""
+    from google.api_core import exceptions as api_exceptions
+
+    try:
+        yield
+    except api_exceptions.TooManyRequests as error:  # RESOURCE_EXHAUSTED over gRPC, 429 in REST
+        raise QuotaExhausted(f"{method}: {error.message}") from error
 
 
 def _queued(task: tasks_v2.Task) -> QueuedTask:
@@ -297,6 +363,7 @@ class NotificationPublisher:
     def __init__(self, client_factory: Callable[[], Any] | None = None) -> None:
         self._client = Lazy(client_factory or default_publisher_client)
 
+    @calls("google.pubsub.v1.Publisher.Publish", topic=("pubsub.topics.publish",))
     def __call__(self, message: Notification) -> None:
         future = self._client.get().publish(message.topic, message.data, **message.attributes)
         future.result(timeout=RPC_TIMEOUT)

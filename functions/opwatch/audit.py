@@ -1,5 +1,10 @@
 """Cloud Audit Log entries of long-running operations, as a Logging sink publishes them.
 
+Only entries of the Cloud Audit Logs are read: ``logName`` must be exactly one of their names
+(:data:`AUDIT_LOG_NAME`). Anyone allowed ``logging.logEntries.create`` can write an
+AuditLog-shaped entry to a log of their own, and the sink's ``logName:"cloudaudit.googleapis.com"``
+filter (a substring match) lets such a log through; it must not start watches.
+
 Google APIs write, for a long-running method, usually two audit entries: one when the operation
 starts (``operation.first: true``) and one when it ends (``operation.last: true``). A Logging sink
 to Pub/Sub publishes each ``LogEntry`` as JSON message data. :func:`parse_entry` reads one into an
@@ -18,6 +23,21 @@ Where the operation's name is, in real entries (samples in ``tests/data/audit-*.
 The first candidate that is a valid operation name (the watch request's own rule) wins. The entry
 is a hint, never the outcome: opwatch always GETs the operation itself.
 
+An entry over Logging's size limit is split into parts (``LogEntry.split``: ``uid``, ``index``,
+``totalSplits``; https://cloud.google.com/logging/docs/audit/split-logs): every field but
+``protoPayload`` is copied into each part, so is every ``protoPayload`` field except
+``metadata``, ``request`` and ``response``, whose contents are spread over the parts. Exactly one
+part of a split entry is acted on, so it starts one watch (and an end entry runs the fast path
+once):
+
+- a name in ``operation.id`` is in every part: the first part (``index`` 0) acts;
+- a name from ``response`` is in one part at most, and a string may itself be cut in pieces:
+  the part acts whose name is whole, i.e. ends in the bare id that ``operation.id`` repeats in
+  every part. A name that cannot be shown whole is not acted on: a watch of a cut name would end
+  NOT_FOUND.
+
+Every other part is ignored for that reason, not as malformed.
+
 Nothing here does I/O.
 """
 
@@ -28,7 +48,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, TypeGuard
 from urllib.parse import urlsplit
 
 from opwatch.contracts import (
@@ -41,6 +61,15 @@ from opwatch.contracts import (
 from opwatch.wire import parse_rfc3339
 
 AUDIT_LOG_TYPE: Final = "type.googleapis.com/google.cloud.audit.AuditLog"
+# The names of the audit logs, from "Log name" in
+# https://cloud.google.com/logging/docs/audit/understanding-audit-logs:
+# {projects/PROJECT_ID, folders/FOLDER_ID, billingAccounts/BILLING_ACCOUNT_ID,
+# organizations/ORGANIZATION_ID}/logs/cloudaudit.googleapis.com%2F{activity, data_access,
+# system_event, policy}: Admin Activity, Data Access, System Event and Policy Denied.
+AUDIT_LOG_NAME: Final = re.compile(
+    r"^(?:projects|folders|billingAccounts|organizations)/[A-Za-z0-9][A-Za-z0-9.:_-]*"
+    r"/logs/cloudaudit\.googleapis\.com%2F(?:activity|data_access|system_event|policy)$"
+)
 # Cloud Logging refuses entries over 256 KB; a sink cannot publish a larger one, so anything far
 # above that is not from a sink and is not read.
 MAX_ENTRY_BYTES: Final = 1024 * 1024
@@ -87,6 +116,18 @@ class AuditEntry:
 
 
 @dataclass(frozen=True)
+class SplitPart:
+    """Which part of a split entry this is (``LogEntry.split``); ``index`` counts from 0."""
+
+    uid: str
+    index: int
+    total: int
+
+    def __str__(self) -> str:
+        return f"part {self.index + 1} of {self.total} of split entry {_shown(self.uid)}"
+
+
+@dataclass(frozen=True)
 class Ignored:
     """An entry opwatch does not act on, and why (logged, then acknowledged)."""
 
@@ -97,9 +138,9 @@ def parse_entry(data: bytes) -> AuditEntry | Ignored:
     """Read one LogEntry, as a Logging sink publishes it to Pub/Sub.
 
     Returns:
-        The entry, or :class:`Ignored` for anything else: not JSON, not an object, not an audit
-        entry, not about an operation, neither its first nor its last entry, a failed call, or
-        no valid operation name anywhere. Never raises.
+        The entry, or :class:`Ignored` for anything else: not JSON, not an object, not from an
+        audit log, not an audit entry, not about an operation, neither its first nor its last
+        entry, a failed call, or no valid operation name anywhere. Never raises.
     """
     if len(data) > MAX_ENTRY_BYTES:
         return Ignored(f"the entry is {len(data)} bytes; a sink publishes at most 256 KB")
@@ -115,6 +156,9 @@ def parse_entry(data: bytes) -> AuditEntry | Ignored:
 
 
 def _read(entry: Mapping[str, Any]) -> AuditEntry | Ignored:
+    log_name = entry.get("logName")
+    if not isinstance(log_name, str) or not AUDIT_LOG_NAME.match(log_name):
+        return Ignored(f"logName {_shown(log_name)} is not one of the Cloud Audit Logs")
     operation = entry.get("operation")
     if not isinstance(operation, dict):
         return Ignored("the entry has no operation: it is not about a long-running operation")
@@ -139,10 +183,19 @@ def _read(entry: Mapping[str, Any]) -> AuditEntry | Ignored:
     if first and not last and code not in (None, 0):
         # The call itself failed: no operation was started.
         return Ignored(f"the call failed with status code {_shown(code)}: no operation started")
+    split = _split_part(entry.get("split"))
+    if isinstance(split, Ignored):
+        return split
     found = _operation_name(api, operation, payload)
     if isinstance(found, Ignored):
-        return found
+        return (
+            found
+            if split is None
+            else Ignored(f"{split} holds no operation name (another part may)")
+        )
     name, source = found
+    if split is not None and (refusal := _not_the_acting_part(split, name, source, operation)):
+        return Ignored(refusal)
     resource = payload.get("resourceName")
     authentication = payload.get("authenticationInfo")
     caller = authentication.get("principalEmail") if isinstance(authentication, dict) else None
@@ -179,6 +232,48 @@ def _operation_name(
         f"{_shown(operation.get('id'))}, protoPayload.response.name is "
         f"{_shown(response.get('name'))}"
     )
+
+
+def _split_part(value: object) -> SplitPart | Ignored | None:
+    """The entry's ``split``, or None when it is whole (no split, or a split into one part).
+
+    ``index`` 0 may be missing: proto3 JSON leaves out zero values.
+    """
+    if value is None:
+        return None
+    uid = value.get("uid") if isinstance(value, dict) else None
+    index = value.get("index", 0) if isinstance(value, dict) else None
+    total = value.get("totalSplits") if isinstance(value, dict) else None
+    if (
+        not isinstance(uid, str)
+        or not uid
+        or not _is_count(index)
+        or not _is_count(total)
+        or not index < total
+    ):
+        return Ignored("split is not a LogSplit with a uid and an index below totalSplits")
+    return SplitPart(uid, index, total) if total > 1 else None
+
+
+def _not_the_acting_part(
+    split: SplitPart, name: str, source: str, operation: Mapping[str, Any]
+) -> str | None:
+    """Why this part of a split entry is not the one acted on (None: it is)."""
+    if source == FROM_OPERATION_ID:
+        if split.index == 0:
+            return None
+        return f"{split}: operation.id names the operation in every part; the first part acts"
+    bare = operation.get("id")
+    if isinstance(bare, str) and bare and name.rsplit("/", 1)[-1] == bare:
+        return None
+    return (
+        f"{split}: the name in {source} does not end in operation.id "
+        f"({_shown(bare)}), so it may be a piece of a longer one"
+    )
+
+
+def _is_count(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def _self_link_name(api: str, link: object) -> str | None:

@@ -16,23 +16,32 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from opwatch.contracts import MAX_REASON_CHARS, WatchRequest, loads_strict
-from opwatch.core import Progress
+from opwatch.core import MAX_LAST_ERROR_CHARS, Progress
 from opwatch.errors import InvalidCheckBody, Violation
 from opwatch.wire import rfc3339
 
-VERSION: Final = 2
-# Version 1 bodies (no chain, no parks) may still sit in a queue after an upgrade; their watch
-# goes on under the chain id below rather than being dropped.
+VERSION: Final = 3
+# Bodies of earlier versions may still sit in a queue after an upgrade; their watch goes on
+# rather than being dropped. Version 1 had no chain (it goes on under the chain id below) and no
+# parks; versions 1 and 2 named a step by its poll count (no ``seq``), and a version 2 cancel
+# counted the look it prevented among its polls.
 LEGACY_VERSION: Final = 1
+SEQLESS_VERSION: Final = 2
 LEGACY_CHAIN: Final = "v1"
 # "The maximum task size is 100KB" (CreateTask reference). The watch-request limits keep every
 # body far below it (tests/test_sizes.py), leaving room for the name, URL and headers.
 MAX_TASK_BYTES: Final = 100 * 1024
 MAX_BODY_BYTES: Final = MAX_TASK_BYTES
-_BODY_FIELDS: Final = frozenset({"opwatch_check", "chain", "request", "progress"})
+_BODY_FIELDS: Final = frozenset({"opwatch_check", "chain", "seq", "request", "progress"})
 _PROGRESS_FIELDS: Final = frozenset({"started", "polls", "transient_errors", "seen", "parks"})
-_LEGACY_BODY_FIELDS: Final = _BODY_FIELDS - {"chain"}
+_BODY_FIELDS_BY_VERSION: Final = {
+    LEGACY_VERSION: _BODY_FIELDS - {"chain", "seq"},
+    SEQLESS_VERSION: _BODY_FIELDS - {"seq"},
+    VERSION: _BODY_FIELDS,
+}
 _LEGACY_PROGRESS_FIELDS: Final = _PROGRESS_FIELDS - {"parks"}
+# Written only while the watch meets errors, so other bodies stay as they were.
+_OPTIONAL_PROGRESS_FIELDS: Final = frozenset({"last_error"})
 _KEY_CHARS: Final = 16
 # The chain of every watch started from an audit entry: its watch id is derived from the
 # operation, so a duplicated entry, or a second discovery, meets the same task names.
@@ -57,8 +66,9 @@ class Step(enum.StrEnum):
     """What a task of a chain does when it runs.
 
     Each step of a chain has one name, and Cloud Tasks lets only one task hold it: whoever
-    creates step ``n + 1`` first (the next look, the claim of a finishing look, or a cancel)
-    decides how the watch goes on. That is what makes a cancel race-free without any store.
+    creates step ``n + 1`` first (the next look, the claim of a finishing look, a cancel, or the
+    audit fast path bringing the look forward) decides how the watch goes on. That is what makes
+    a cancel race-free without any store.
     """
 
     LOOK = "look"  # look at the operation again (the usual check)
@@ -66,15 +76,28 @@ class Step(enum.StrEnum):
     CANCEL = "cancel"  # the watch was cancelled: publish CANCELLED, without looking
 
 
+Attempt = tuple[int, int]
+"""Which dispatch of a step: (times it was parked, Cloud Tasks retries of that task)."""
+
+
 @dataclass(frozen=True)
 class CheckState:
-    """A decoded check body: the watch request (still to validate), its progress and chain."""
+    """A decoded check body: the watch request (still to validate), its progress and chain.
+
+    ``seq`` is the step's place in its chain (it names the task); it runs ahead of the polls
+    when a step was taken without a look (a look brought forward by the fast path).
+    ``attempt`` is, for a finished watch's claim, which dispatch of the look wrote it: its
+    parks and its Cloud Tasks retry count, in that order. A later dispatch of that look meeting
+    it is the same look retrying its publish; one at the same attempt is a twin.
+    """
 
     request: dict[str, Any]
     progress: Progress
     chain: str
+    seq: int
     step: Step = Step.LOOK
     reason: str = ""
+    attempt: Attempt | None = None
 
     @property
     def watch_id(self) -> str:
@@ -83,16 +106,17 @@ class CheckState:
 
 @dataclass(frozen=True)
 class TaskName:
-    """What a check task's id says: ``{operation key}-{watch key}-{chain}-{polls}[p{parks}]``.
+    """What a check task's id says: ``{operation key}-{watch key}-{chain}-{seq}[p{parks}]``.
 
     - the operation key (``sha256(api/operation)``) finds every pending check of an operation,
       whoever asked to watch it, by a scan of task names;
     - the watch key (``sha256(watch_id)``) finds the pending checks of a watch id;
     - the chain tells apart watches that share both (one per Pub/Sub message), so reusing a
       watch id never meets the reserved name of an earlier watch;
-    - polls make each step's name distinct, and the same on a redelivery: Cloud Tasks refuses a
-      second task of that name, so one chain stays one; ``p{parks}`` names a re-run of a step
-      set aside during an outage, whose next step is again plain ``polls + 1``.
+    - ``seq`` (the step's place in the chain) makes each step's name distinct, and the same on
+      a redelivery: Cloud Tasks refuses a second task of that name, so one chain stays one;
+      ``p{parks}`` names a re-run of a step set aside during an outage, whose next step is
+      again plain ``seq + 1``.
 
     Hashes lead, so names spread over Cloud Tasks' shards, and use only ``[a-z0-9-]``.
     """
@@ -100,12 +124,12 @@ class TaskName:
     operation_key: str
     watch_key: str
     chain: str
-    polls: int
+    seq: int
     parks: int = 0
 
     def __str__(self) -> str:
         suffix = f"p{self.parks}" if self.parks else ""
-        return f"{self.operation_key}-{self.watch_key}-{self.chain}-{self.polls}{suffix}"
+        return f"{self.operation_key}-{self.watch_key}-{self.chain}-{self.seq}{suffix}"
 
     @classmethod
     def parse(cls, task_id: str) -> TaskName | None:
@@ -113,8 +137,8 @@ class TaskName:
         match = _TASK_ID_RE.match(task_id.rsplit("/", 1)[-1])
         if match is None:
             return None
-        operation, watch, chain, polls, parks = match.groups()
-        return cls(operation, watch, chain, int(polls), int(parks or 0))
+        operation, watch, chain, seq, parks = match.groups()
+        return cls(operation, watch, chain, int(seq), int(parks or 0))
 
 
 _TASK_ID_RE: Final = re.compile(
@@ -142,42 +166,55 @@ def chain_for_message(message_id: str) -> str:
     return _key(f"message/{message_id}")[:12]
 
 
-def _name(api: str, operation: str, watch_id: str, progress: Progress, chain: str) -> TaskName:
-    return TaskName(
-        operation_key(api, operation), watch_key(watch_id), chain, progress.polls, progress.parks
-    )
-
-
 def encode(
     request: WatchRequest,
     progress: Progress,
     when: datetime,
     chain: str,
     *,
+    seq: int | None = None,
     step: Step = Step.LOOK,
     reason: str = "",
 ) -> CheckTask:
-    """The task that takes the step after ``progress`` of ``request``'s watch, at ``when``.
+    """The task that takes step ``seq`` of ``request``'s watch, at ``when``.
 
     Args:
         request: the watch.
-        progress: how far the watch got; its poll count names the task.
+        progress: how far the watch got.
         when: when Cloud Tasks should run it.
         chain: the watch's chain (see :class:`TaskName`).
+        seq: the step's place in the chain, which names the task; by default the poll count,
+            which it is in a chain that no step was taken in without a look.
         step: what the task does (a look, unless it holds a finished or cancelled watch's step).
         reason: why the watch was cancelled (``Step.CANCEL`` only).
     """
-    return _encode(request.to_json(), progress, when, chain, step, reason)
+    position = progress.polls if seq is None else seq
+    return _encode(request.to_json(), progress, when, chain, position, step, reason, None)
 
 
-def successor(state: CheckState, when: datetime, step: Step, reason: str = "") -> CheckTask:
+def successor(
+    state: CheckState,
+    when: datetime,
+    step: Step,
+    reason: str = "",
+    *,
+    attempt: Attempt | None = None,
+) -> CheckTask:
     """The task of the step after the one ``state`` was read from (same watch, same chain).
 
     Its name does not depend on how often ``state``'s step was parked: every re-run of step n
-    leads to the same step n + 1, so a cancel that holds it stops them all.
+    leads to the same step n + 1, so whoever holds it (a cancel, a claim, a look brought
+    forward) stops them all. The progress is carried over as it is: taking a step is no look.
+
+    Args:
+        state: the step taken from.
+        when: when the new task should run.
+        step: what it does.
+        reason: why the watch was cancelled (``Step.CANCEL`` only).
+        attempt: for a claim (``Step.FINISHED``), which dispatch of the look makes it.
     """
-    progress = replace(state.progress, polls=state.progress.polls + 1, parks=0)
-    return _encode(state.request, progress, when, state.chain, step, reason)
+    progress = replace(state.progress, parks=0)
+    return _encode(state.request, progress, when, state.chain, state.seq + 1, step, reason, attempt)
 
 
 def _encode(
@@ -185,12 +222,15 @@ def _encode(
     progress: Progress,
     when: datetime,
     chain: str,
+    seq: int,
     step: Step,
     reason: str,
+    attempt: Attempt | None,
 ) -> CheckTask:
     body: dict[str, Any] = {
         "opwatch_check": VERSION,
         "chain": chain,
+        "seq": seq,
         "request": request,
         "progress": {
             "started": rfc3339(progress.started),
@@ -200,12 +240,22 @@ def _encode(
             "parks": progress.parks,
         },
     }
+    if progress.last_error is not None:
+        body["progress"]["last_error"] = progress.last_error[:MAX_LAST_ERROR_CHARS]
     if step is not Step.LOOK:
         body["step"] = {"kind": step.value, "reason": reason[:MAX_REASON_CHARS]}
+        if step is Step.FINISHED and attempt is not None:
+            body["step"]["attempt"] = list(attempt)
     # UTF-8 rather than \u escapes: an emoji costs 4 bytes, not 12, against the task size.
     data = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
     api, operation = str(request.get("api")), str(request.get("operation"))
-    name = _name(api, operation, str(request["watch_id"]), progress, chain)
+    name = TaskName(
+        operation_key(api, operation),
+        watch_key(str(request["watch_id"])),
+        chain,
+        seq,
+        progress.parks,
+    )
     return CheckTask(task_id=str(name), body=data, when=when)
 
 
@@ -235,14 +285,14 @@ def read(data: object) -> CheckState:
     if (
         not isinstance(data, dict)
         or type(version) is not int
-        or version not in (LEGACY_VERSION, VERSION)
+        or version not in _BODY_FIELDS_BY_VERSION
     ):
         raise _invalid("opwatch_check", f"not an opwatch check body of version {VERSION}")
     legacy = version == LEGACY_VERSION
-    body_fields = _LEGACY_BODY_FIELDS if legacy else _BODY_FIELDS
+    body_fields = _BODY_FIELDS_BY_VERSION[version]
     if set(data) - {"step"} != body_fields or (legacy and "step" in data):
         raise _invalid("", f"an opwatch check body has exactly {', '.join(sorted(body_fields))}")
-    step, reason = _step(data.get("step", {"kind": Step.LOOK.value, "reason": ""}))
+    step, reason, attempt = _step(data.get("step", {"kind": Step.LOOK.value, "reason": ""}))
     request, progress = data.get("request"), data.get("progress")
     chain = LEGACY_CHAIN if legacy else data.get("chain")
     if not isinstance(chain, str) or not _CHAIN_RE.match(chain):
@@ -250,9 +300,12 @@ def read(data: object) -> CheckState:
     if not isinstance(request, dict) or not isinstance(request.get("watch_id"), str):
         raise _invalid("request", "missing, not an object, or without a watch_id")
     progress_fields = _LEGACY_PROGRESS_FIELDS if legacy else _PROGRESS_FIELDS
-    if not isinstance(progress, dict) or set(progress) != progress_fields:
+    if (
+        not isinstance(progress, dict)
+        or set(progress) - _OPTIONAL_PROGRESS_FIELDS != progress_fields
+    ):
         fields = ", ".join(sorted(progress_fields))
-        raise _invalid("progress", f"must be an object with exactly {fields}")
+        raise _invalid("progress", f"must be an object with exactly {fields} (last_error optional)")
     started = progress.get("started")
     polls, errors, seen = (
         progress.get("polls"),
@@ -274,23 +327,44 @@ def read(data: object) -> CheckState:
     parks = progress.get("parks", 0)
     if not isinstance(parks, int) or not _count(parks):
         raise _invalid("progress.parks", "must be a non-negative integer")
-    progress_read = Progress(started_at.astimezone(UTC), polls, errors, seen, parks)
-    return CheckState(request, progress_read, chain, step, reason)
+    seq = data.get("seq", polls)
+    if not isinstance(seq, int) or not _count(seq) or seq < polls:
+        raise _invalid("seq", "must be an integer no smaller than progress.polls")
+    if version == SEQLESS_VERSION and step is Step.CANCEL:
+        polls -= 1  # a version 2 cancel counted the look it prevented
+    last_error = progress.get("last_error")
+    if last_error is not None and (
+        not isinstance(last_error, str) or len(last_error) > MAX_LAST_ERROR_CHARS
+    ):
+        raise _invalid(
+            "progress.last_error", f"must be a string of {MAX_LAST_ERROR_CHARS} characters at most"
+        )
+    progress_read = Progress(started_at.astimezone(UTC), polls, errors, seen, parks, last_error)
+    return CheckState(request, progress_read, chain, seq, step, reason, attempt)
 
 
-def _step(value: object) -> tuple[Step, str]:
+def _step(value: object) -> tuple[Step, str, Attempt | None]:
     kind = value.get("kind") if isinstance(value, dict) else None
     reason = value.get("reason") if isinstance(value, dict) else None
+    attempt = value.get("attempt") if isinstance(value, dict) else None
+    keys = {"kind", "reason", "attempt"} if kind == Step.FINISHED.value else {"kind", "reason"}
     if (
         not isinstance(value, dict)
-        or set(value) != {"kind", "reason"}
+        or not {"kind", "reason"} <= set(value) <= keys
         or kind not in set(Step)
         or not isinstance(reason, str)
         or len(reason) > MAX_REASON_CHARS
+        or not (attempt is None or _attempt(attempt))
     ):
         kinds = ", ".join(step.value for step in Step)
-        raise _invalid("step", f"must be {{kind: {kinds}; reason: a string}}")
-    return Step(kind), reason
+        raise _invalid(
+            "step", f"must be {{kind: {kinds}; reason: a string; attempt: [parks, retries]}}"
+        )
+    return Step(kind), reason, (attempt[0], attempt[1]) if attempt is not None else None
+
+
+def _attempt(value: object) -> bool:
+    return isinstance(value, list) and len(value) == 2 and all(_count(v) for v in value)
 
 
 def _count(value: object) -> bool:

@@ -14,6 +14,9 @@ operation ``done`` + error      FAILED, with the operation's own error
 401 / 403                       PERMISSION_DENIED (403 for a rate limit is transient)
 408, 429, 500, 502-504,         transient: look again later with backoff, honouring
 timeouts, connection errors     Retry-After and RetryInfo
+an API's own "busy" answers     transient too (:data:`BUSY_ANSWERS`: cloudaicompanion's two
+                                409s, "unable to queue the operation" and "parent resource
+                                not in ready state")
 any other answer                FAILED, with the API's error
 still pending at the timeout    TIMED_OUT (the last operation seen is included)
 ==============================  ====================================================
@@ -22,8 +25,10 @@ still pending at the timeout    TIMED_OUT (the last operation seen is included)
 from __future__ import annotations
 
 import enum
+import json
 from dataclasses import dataclass, replace
 from datetime import datetime
+from types import MappingProxyType
 from typing import Any, Final
 
 from google.rpc import code_pb2
@@ -43,6 +48,49 @@ from opwatch.wire import format_duration, parse_rfc3339
 TRANSIENT_HTTP: Final = frozenset({408, 429, 500, 502, 503, 504})
 RATE_LIMIT_REASONS: Final = frozenset(
     {"RATE_LIMIT_EXCEEDED", "rateLimitExceeded", "userRateLimitExceeded"}
+)
+# How much of the last failed check a check task carries (``opwatch status`` shows it).
+MAX_LAST_ERROR_CHARS: Final = 300
+
+
+@dataclass(frozen=True)
+class BusyAnswer:
+    """An error answer by which an API means "busy now, ask again", not "this failed".
+
+    Attributes:
+        http_status: the HTTP status it comes with.
+        phrase: the text that tells it apart from other answers of that status.
+        ignore_case: whether ``phrase`` is matched without regard to case.
+    """
+
+    http_status: int
+    phrase: str
+    ignore_case: bool
+
+    def matches(self, result: FetchFailed) -> bool:
+        if result.http_status != self.http_status:
+            return False
+        # The google provider searches the whole response body; the Status keeps the body's
+        # message and details (or, for a body that is not JSON, its start in the message).
+        text = f"{result.error.get('message', '')} {json.dumps(result.error.get('details'))}"
+        if self.ignore_case:
+            return self.phrase.lower() in text.lower()
+        return self.phrase in text
+
+
+# Per API. The google provider retries these two 409s of Gemini for Google Cloud, on the
+# operation GET too (google/services/gemini/gemini_operation.go, QueryOp), with the match rules
+# of google/transport/error_retry_predicates.go: IsRepositoryGroupQueueError looks for "unable to
+# queue the operation" in the lower-cased body ("other enqueued operations" are in the way),
+# IsCodeRepositoryIndexUnreadyError for "parent resource not in ready state" as written (the
+# index is still being created). Either way the operation has not failed.
+BUSY_ANSWERS: Final = MappingProxyType(
+    {
+        "cloudaicompanion.googleapis.com": (
+            BusyAnswer(409, "unable to queue the operation", ignore_case=True),
+            BusyAnswer(409, "parent resource not in ready state", ignore_case=False),
+        ),
+    }
 )
 
 
@@ -69,6 +117,9 @@ class Progress:
         seen: whether the operation was ever found (a 404 after that means it is gone).
         parks: times the current step was set aside to wait out an outage (see the service);
             each re-run of a step is a task of its own, and the next step starts again at 0.
+        last_error: what the last look met if it failed and the watch goes on (``HTTP 409:
+            …``, at most :data:`MAX_LAST_ERROR_CHARS`), else None: what ``opwatch status``
+            shows of a watch that keeps meeting errors.
     """
 
     started: datetime
@@ -76,6 +127,7 @@ class Progress:
     transient_errors: int = 0
     seen: bool = False
     parks: int = 0
+    last_error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -159,14 +211,19 @@ def decide(
                 )
             return Finish(Outcome.SUCCEEDED, operation, None, progress)
         pending = operation
-        progress = replace(progress, transient_errors=0, seen=True)
+        progress = replace(progress, transient_errors=0, seen=True, last_error=None)
     elif result.http_status == 404:
         if progress.seen or elapsed >= profile.not_found_grace:
             return Finish(Outcome.NOT_FOUND, None, result.error, progress)
         last_error = result.error
-    elif _is_transient(result):
+        progress = replace(progress, last_error=describe_failure(result))
+    elif _is_transient(request.api, result):
         last_error = result.error
-        progress = replace(progress, transient_errors=progress.transient_errors + 1)
+        progress = replace(
+            progress,
+            transient_errors=progress.transient_errors + 1,
+            last_error=describe_failure(result),
+        )
         hints = [retry_after_delay(result.retry_after, now), retry_info_delay(result.error)]
         server_hint = max((hint for hint in hints if hint is not None), default=None)
     elif result.http_status in (401, 403):
@@ -205,8 +262,18 @@ def _operation_age(operation: dict[str, Any] | None, now: datetime, elapsed: flo
     return max(elapsed, (now - created).total_seconds())
 
 
-def _is_transient(result: FetchFailed) -> bool:
+def describe_failure(result: FetchFailed) -> str:
+    """One line for a failed fetch: ``HTTP 409: {message}``, or the message if nothing answered."""
+    message = " ".join(str(result.error.get("message", "")).split())  # one line, for a table
+    if result.http_status is not None and not message.startswith(f"HTTP {result.http_status}"):
+        message = f"HTTP {result.http_status}: {message}"
+    return message[:MAX_LAST_ERROR_CHARS]
+
+
+def _is_transient(api: str, result: FetchFailed) -> bool:
     if result.http_status is None or result.http_status in TRANSIENT_HTTP:
+        return True
+    if any(answer.matches(result) for answer in BUSY_ANSWERS.get(api, ())):
         return True
     # Some APIs signal a rate limit with 403 instead of 429.
     return result.http_status == 403 and (

@@ -2,9 +2,12 @@
 
     OpwatchError
     ├── ConfigurationError   a setting is missing or malformed: the function must not start
-    └── InvalidInput         input that no retry can fix: answer it, never raise it to the platform
-        ├── InvalidWatchRequest  a watch request broke the contract: the subscriber is told why
-        └── InvalidCheckBody     a check task body did not come from opwatch (or is corrupt)
+    ├── InvalidInput         input that no retry can fix: answer it, never raise it to the platform
+    │   ├── InvalidWatchRequest  a watch request broke the contract: the subscriber is told why
+    │   └── InvalidCheckBody     a check task body did not come from opwatch (or is corrupt)
+    └── QueueRefused         Cloud Tasks could not serve a call now: a retry later can
+        ├── QuotaExhausted       RESOURCE_EXHAUSTED: a per-minute quota is spent
+        └── QueueUnavailable     NOT_FOUND for the queue itself (re-activating after 30 days idle)
 
 Everything else that escapes a handler (Cloud Tasks or Pub/Sub refusing a call, a crash) is
 *meant* to fail the invocation, so that the platform redelivers and nothing is lost.
@@ -23,6 +26,19 @@ class OpwatchError(Exception):
 
 class ConfigurationError(OpwatchError):
     """The environment does not describe a usable deployment."""
+
+
+class QueueRefused(OpwatchError):
+    """Cloud Tasks refused a call for a reason that passes; raised like any failure, so the
+    platform delivers the input again, unless the caller has a better way (the fast path)."""
+
+
+class QuotaExhausted(QueueRefused):
+    """A Cloud Tasks quota is spent for this minute (RESOURCE_EXHAUSTED)."""
+
+
+class QueueUnavailable(QueueRefused):
+    """The queue itself answered NOT_FOUND: not a missing task, so no conclusion about one."""
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,9 @@ class Event(enum.StrEnum):
     AUDIT_IGNORED = "audit.ignored"  # an audit entry opwatch does not act on (reason); acked
     WATCH_DISCOVERED = "watch.discovered"  # an audit entry started a watch (or met its chain)
     AUDIT_OPERATION_ENDED = "audit.operation_ended"  # an audit entry said an operation ended
+    AUDIT_QUOTA_EXHAUSTED = "audit.quota_exhausted"  # Cloud Tasks refused the fast path: polling
+    SWEEP_DONE = "sweep.done"  # a parent's operations were listed; unwatched pending ones watched
+    SWEEP_FAILED = "sweep.failed"  # a sweep was refused (bad parents) or a parent not listed
 
 
 class JsonFormatter(logging.Formatter):

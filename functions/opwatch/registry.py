@@ -9,7 +9,11 @@ opwatch keeps no store: a watch that is not finished is exactly one pending task
   of the step after the pending one is created, as a cancel, then the pending look is deleted.
   A look already running meets that name when it tries to go on (its next look, or the claim
   it makes before publishing) and stops, so the watch ends once, CANCELLED;
-- **running a check now** (the audit-log fast path) is ``RunTask`` on the pending look.
+- **bringing a look forward** (the audit-log fast path) takes the next step the same way: a
+  look of the step after the pending one is created, scheduled now, then the pending look is
+  deleted. It is an ordinary CreateTask, dispatched within the queue's rate limits like every
+  check; ``RunTask`` is never called (its quota, 60 a minute, is "meant for manual debugging").
+  A look in flight is left alone: it is looking already.
 
 :class:`Registry` does this over an injected :class:`TaskQueue`; the adapter is in
 ``adapters.py``, and a fake in the tests.
@@ -64,10 +68,6 @@ class TaskQueue(Protocol):
 
     def delete(self, task_id: str) -> bool:
         """Delete the task: True, or False if it was already gone."""
-        ...
-
-    def run(self, task_id: str) -> bool:
-        """Dispatch the task now (RunTask): True, or False if it was already gone."""
         ...
 
 
@@ -145,8 +145,8 @@ def latest_by_chain(found: Iterable[PendingCheck]) -> dict[str, PendingCheck]:
     latest: dict[str, PendingCheck] = {}
     for check in found:
         current = latest.get(check.name.chain)
-        if current is None or (check.name.polls, check.name.parks) > (
-            current.name.polls,
+        if current is None or (check.name.seq, check.name.parks) > (
+            current.name.seq,
             current.name.parks,
         ):
             latest[check.name.chain] = check
@@ -155,7 +155,7 @@ def latest_by_chain(found: Iterable[PendingCheck]) -> dict[str, PendingCheck]:
 
 @dataclass(frozen=True)
 class Registry:
-    """Find, cancel and run watches in flight, over the queue."""
+    """Find, cancel and bring forward watches in flight, over the queue."""
 
     queue: TaskQueue
     clock: Callable[[], datetime]
@@ -166,6 +166,14 @@ class Registry:
         """The watches in flight (their pending look, or cancel not yet run)."""
         found = select(self.queue.list_tasks(), watch_id=watch_id, operation_key=operation_key)
         return [check for check in found if check.step is not Step.FINISHED]
+
+    def discovered_operations(self) -> set[str]:
+        """The operation keys whose discovered watch has a step pending (one scan)."""
+        return {
+            check.name.operation_key
+            for check in self.pending()
+            if check.name.chain == checks.DISCOVERED_CHAIN
+        }
 
     def cancel(self, watch_id: str, reason: str) -> CancelResult:
         """Cancel every chain of ``watch_id`` still in flight.
@@ -184,7 +192,7 @@ class Registry:
                 if check.step is Step.FINISHED:
                     finished += 1  # counted per scan: a later scan sees the same chains again
                     continue
-                outcome = self._cancel_chain(check, reason)
+                outcome = self._take_next(check, Step.CANCEL, reason)
                 if outcome is None:
                     raced = True
                 else:
@@ -194,10 +202,39 @@ class Registry:
                 return result
         return result
 
-    def _cancel_chain(self, check: PendingCheck, reason: str) -> TaskName | None:
-        """Take the step after ``check``; None if a check took it first (scan again)."""
+    def advance(self, operation_key: str) -> Advanced:
+        """Bring every pending look of an operation forward to now.
+
+        Each chain's furthest step is taken as a cancel takes it (:meth:`_take_next`), with a
+        look scheduled now: the look's own name claim keeps one writer, so two end entries of
+        one operation, racing, bring each look forward once. A look in flight, a finished
+        watch's claim and a cancel are left alone.
+
+        Raises:
+            QuotaExhausted: Cloud Tasks refused a call for quota; the looks not brought
+                forward by then go on polling.
+        """
+        result = Advanced()
+        found = select(self.queue.list_tasks(), operation_key=operation_key)
+        for check in latest_by_chain(found).values():
+            if check.state is None or check.step is not Step.LOOK:
+                continue
+            if check.task.in_flight:
+                result = replace(result, in_flight=result.in_flight + 1)
+                continue
+            if self._take_next(check, Step.LOOK) is None:
+                result = replace(result, taken=result.taken + 1)
+            else:
+                result = replace(result, advanced=result.advanced + 1)
+        return result
+
+    def _take_next(self, check: PendingCheck, step: Step, reason: str = "") -> TaskName | None:
+        """Take the step after ``check`` with a ``step`` task due now, and drop ``check``.
+
+        None if that step was taken first (by the check itself going on, or another taker).
+        """
         assert check.state is not None  # callers skip unreadable bodies
-        task = checks.successor(check.state, self.clock(), Step.CANCEL, reason)
+        task = checks.successor(check.state, self.clock(), step, reason)
         if not self.queue.create(task):
             return None
         # The pending look must not run now (if it is already running, it stops at the name).
@@ -206,13 +243,15 @@ class Registry:
         assert parsed is not None
         return parsed
 
-    def run_now(self, operation_key: str) -> list[PendingCheck]:
-        """Run every pending look of an operation now (RunTask); returns those it ran."""
-        ran = []
-        for check in self.pending(operation_key=operation_key):
-            if check.step is Step.LOOK and self.queue.run(check.task.task_id):
-                ran.append(check)
-        return ran
+
+@dataclass(frozen=True)
+class Advanced:
+    """What :meth:`Registry.advance` did, by chain: brought forward, left alone while in flight,
+    or found already taken by someone else."""
+
+    advanced: int = 0
+    in_flight: int = 0
+    taken: int = 0
 
 
 def pages(fetch_page: Callable[[str], tuple[list[QueuedTask], str]]) -> Iterator[QueuedTask]:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Protocol
@@ -28,6 +28,7 @@ from typing import Any, Final, Protocol
 from google.rpc import code_pb2
 
 from opwatch import audit, checks, notification, registry
+from opwatch import sweep as sweeping
 from opwatch.checks import Step
 from opwatch.contracts import (
     CancelRequest,
@@ -37,7 +38,7 @@ from opwatch.contracts import (
     validate_watch_request,
 )
 from opwatch.core import CheckAgain, FetchFailed, FetchResult, Finish, Outcome, Progress, decide
-from opwatch.errors import InvalidInput, InvalidWatchRequest
+from opwatch.errors import InvalidInput, InvalidWatchRequest, QuotaExhausted
 from opwatch.logs import LOGGER_NAME, Event
 from opwatch.notification import Notification
 from opwatch.registry import CancelResult, Registry, TaskQueue
@@ -118,14 +119,16 @@ class Notifier:
         )
         return self._look(request, Progress(started=started), checks.chain_for_message(message_id))
 
-    def on_check(self, state: checks.CheckState, *, retries: int = 0) -> Outcome | None:
+    def on_check(self, state: checks.CheckState, *, retries: int | None = None) -> Outcome | None:
         """Handle one check task whose body was decoded with :func:`checks.decode`.
 
         Args:
             state: the decoded body.
             retries: how often Cloud Tasks already retried this task (its
-                ``X-CloudTasks-TaskRetryCount``). On what may be the queue's last attempts, a
-                failure parks the watch rather than letting Cloud Tasks drop it.
+                ``X-CloudTasks-TaskRetryCount``); None when the check did not come from Cloud
+                Tasks (a parked watch back over Pub/Sub). On what may be the queue's last
+                attempts, a failure parks the watch rather than letting Cloud Tasks drop it;
+                a finishing look's claim records it, so a later attempt knows its own claim.
         """
         watch_id = state.watch_id
         if state.step is Step.FINISHED:
@@ -144,9 +147,10 @@ class Notifier:
         try:
             if state.step is Step.CANCEL:
                 return self._cancelled(request, state)
-            return self._look(request, state.progress, state.chain, state)
+            attempt = (state.progress.parks, retries) if retries is not None else None
+            return self._look(request, state.progress, state.chain, state, attempt)
         except Exception:
-            if not self.settings.on_last_attempts(retries):
+            if retries is None or not self.settings.on_last_attempts(retries):
                 raise
         self._park(request, state)
         return None
@@ -174,9 +178,7 @@ class Notifier:
         """A cancel holds this step: tell the subscriber, without looking at the operation."""
         reason = f": {state.reason}" if state.reason else ""
         error = make_status(code_pb2.CANCELLED, f"the watch was cancelled{reason}")
-        # The cancel holds the step of the look it prevented: one look fewer was made.
-        looks = replace(state.progress, polls=state.progress.polls - 1)
-        finish = Finish(Outcome.CANCELLED, None, error, looks)
+        finish = Finish(Outcome.CANCELLED, None, error, state.progress)
         return self._finish(request, finish, self.clock(), _watch_fields(request), None)
 
     def _look(
@@ -185,8 +187,10 @@ class Notifier:
         progress: Progress,
         chain: str,
         state: checks.CheckState | None = None,
+        attempt: checks.Attempt | None = None,
     ) -> Outcome | None:
-        """Fetch once and carry the decision out; ``state`` is the check's (None: first look)."""
+        """Fetch once and carry the decision out; ``state`` is the check's (None: first look),
+        ``attempt`` which dispatch of it this is (None: not known)."""
         result = self.fetch(request)
         now = self.clock()
         event_driven = request.api in self.settings.event_driven_apis
@@ -202,7 +206,8 @@ class Notifier:
             with _logged_failure("could not schedule the next check", fields):
                 # The next step's name is the same whether this step was parked or not.
                 following = replace(decision.progress, parks=0)
-                created = self.queue.create(checks.encode(request, following, when, chain))
+                seq = (state.seq if state is not None else 0) + 1
+                created = self.queue.create(checks.encode(request, following, when, chain, seq=seq))
             log.info(
                 "not done yet; next check in %.1fs%s",
                 decision.delay,
@@ -220,21 +225,34 @@ class Notifier:
         if state is not None:
             # Take the next step's name before telling anyone: if a cancel took it first, the
             # watch is cancelled, and its CANCELLED is the one notification.
-            claim = checks.successor(state, now + timedelta(seconds=CLAIM_HOLD), Step.FINISHED)
-            if not self._claim(claim, fields):
+            claim = checks.successor(
+                state, now + timedelta(seconds=CLAIM_HOLD), Step.FINISHED, attempt=attempt
+            )
+            if not self._claim(claim, attempt, fields):
                 return None
         return self._finish(request, decision, now, fields, claim)
 
-    def _claim(self, claim: checks.CheckTask, fields: Mapping[str, Any]) -> bool:
+    def _claim(
+        self, claim: checks.CheckTask, attempt: checks.Attempt | None, fields: Mapping[str, Any]
+    ) -> bool:
+        """Hold the watch's next step for this finishing look; False if someone else holds it.
+
+        The name is taken when an earlier attempt of this look claimed it and failed to
+        publish (publish now), or when another writer took the step: a cancel, a look the fast
+        path brought forward, or a twin dispatch of this very look (Cloud Tasks' rare duplicate
+        execution) at the same attempt. Those publish, or have, themselves.
+        """
         with _logged_failure("could not claim the watch's last step", fields):
             if self.queue.create(claim):
                 return True
             held = self.queue.get(claim.task_id)
         found = registry.read(held) if held is not None else None
-        if found is not None and found.step is Step.FINISHED:
-            return True  # this check's own claim: delivered again after a failed publish
+        state = found.state if found is not None else None
+        if state is not None and state.step is Step.FINISHED and _earlier(state.attempt, attempt):
+            return True  # this look's own claim: it runs again after a failed publish
         log.info(
-            "the watch was cancelled while this check ran; it publishes nothing",
+            "another step holds the watch's next step (%s); this check publishes nothing",
+            state.step.value if state is not None else "gone",
             extra={"fields": {**fields, "event": Event.CHECK_SUPERSEDED}},
         )
         return False
@@ -283,7 +301,13 @@ class Notifier:
         progress = replace(state.progress, parks=state.progress.parks + 1)
         when = self.clock() + timedelta(seconds=PARK_DELAY)
         task = checks.encode(
-            request, progress, when, state.chain, step=state.step, reason=state.reason
+            request,
+            progress,
+            when,
+            state.chain,
+            seq=state.seq,
+            step=state.step,
+            reason=state.reason,
         )
         fields = {**_watch_fields(request), "polls": progress.polls, "parks": progress.parks}
         with contextlib.suppress(Exception):
@@ -380,7 +404,6 @@ class Notifier:
         Returns:
             The outcome published, or None (a check was scheduled, or nothing was to be done).
         """
-        started = self.clock()
         message_id = str(message.get("messageId") or message.get("message_id") or "")
         try:
             entry = audit.parse_entry(decode_pubsub_data(message))
@@ -395,59 +418,130 @@ class Notifier:
             return None
         if not entry.first:
             return self._on_operation_ended(entry)
-        watch_id = audit.discovered_watch_id(entry.api, entry.operation)
-        raw: dict[str, Any] = {
-            "operation": entry.operation,
-            "api": entry.api,
-            "watch_id": watch_id,
-            "labels": audit.discovery_labels(entry, self.settings.discovery_include_caller),
-        }
+        labels = audit.discovery_labels(entry, self.settings.discovery_include_caller)
+        found = {"method": entry.method, "name_source": entry.name_source, "message_id": message_id}
         try:
-            request = validate_watch_request(
-                raw,
-                default_watch_id=watch_id,
-                allowed_apis=self.settings.allowed_apis,
-                allowed_notify_topics=self.settings.allowed_notify_topics,
-            )
+            return self.discover(entry.api, entry.operation, labels, found)
         except InvalidWatchRequest as error:  # pragma: no cover - parse_entry admits none
             self._ignore_audit(str(error), message_id, operation=entry.operation)
             return None
-        log.info(
-            "discovered %s in an audit entry (%s)",
-            request.operation,
-            entry.method,
-            extra={
-                "fields": {
-                    "event": Event.WATCH_DISCOVERED,
-                    **_watch_fields(request),
-                    "method": entry.method,
-                    "name_source": entry.name_source,
-                    "message_id": message_id,
-                }
-            },
+
+    def discover(
+        self, api: str, operation: str, labels: Mapping[str, str], found: Mapping[str, Any]
+    ) -> Outcome | None:
+        """Start the discovered watch of an operation nobody asked to watch (README, "Discovery").
+
+        Its watch id is derived from the API and the operation, on the fixed
+        :data:`checks.DISCOVERED_CHAIN`: whoever discovers it again (a duplicated audit entry,
+        the sweep) meets the same task names, so it stays one watch.
+
+        Args:
+            api: the operation's API host.
+            operation: its full name.
+            labels: the watch's labels.
+            found: how it was found, for the log line (``method``, ``source``, ...).
+
+        Raises:
+            InvalidWatchRequest: the name or labels are not a valid watch (the caller ignores).
+        """
+        watch_id = audit.discovered_watch_id(api, operation)
+        raw = {"operation": operation, "api": api, "watch_id": watch_id, "labels": dict(labels)}
+        request = validate_watch_request(
+            raw,
+            default_watch_id=watch_id,
+            allowed_apis=self.settings.allowed_apis,
+            allowed_notify_topics=self.settings.allowed_notify_topics,
         )
-        return self._look(request, Progress(started=started), checks.DISCOVERED_CHAIN)
+        log.info(
+            "discovered %s (%s)",
+            request.operation,
+            found.get("method") or found.get("source"),
+            extra={"fields": {"event": Event.WATCH_DISCOVERED, **_watch_fields(request), **found}},
+        )
+        return self._look(request, Progress(started=self.clock()), checks.DISCOVERED_CHAIN)
+
+    def sweep_all(
+        self, parents: Iterable[sweeping.Parent], list_page: sweeping.ListPage
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """Sweep each parent (one failing does not stop the others); what each found or why it
+        failed, and whether any failed."""
+        results, failed = [], False
+        for parent in parents:
+            try:
+                results.append(self.sweep(parent, list_page).to_json())
+            except sweeping.SweepFailed as error:
+                log.error(
+                    "%s",
+                    error,
+                    extra={
+                        "fields": {
+                            "event": Event.SWEEP_FAILED,
+                            "reason": str(error),
+                            "parent": parent.name,
+                            "api": parent.api,
+                        }
+                    },
+                )
+                results.append({"parent": parent.name, "api": parent.api, "error": str(error)})
+                failed = True
+        return results, failed
+
+    def sweep(self, parent: sweeping.Parent, list_page: sweeping.ListPage) -> sweeping.SweepResult:
+        """Watch the pending operations of ``parent`` that no discovered watch covers yet.
+
+        See :mod:`opwatch.sweep`. One queue scan finds the operations already watched.
+
+        Raises:
+            SweepFailed: the API did not list them; nothing was started from that parent.
+        """
+        watched = Registry(self.queue, self.clock).discovered_operations
+        result = sweeping.sweep(
+            parent, list_page=list_page, watched=watched, discover=self.discover
+        )
+        log.info(
+            "swept %s on %s: %d pending, %d already watched, %d watches started",
+            parent.name,
+            parent.api,
+            result.pending,
+            result.already_watched,
+            result.started,
+            extra={"fields": {"event": Event.SWEEP_DONE, **result.to_json()}},
+        )
+        return result
 
     def _on_operation_ended(self, entry: audit.AuditEntry) -> Outcome | None:
-        """The last audit entry of an operation: run every pending look of it now.
+        """The last audit entry of an operation: bring every pending look of it forward to now.
 
         The look, not the entry, decides the outcome (and publishes it, once, on its chain):
         the entry is only a hint that now is the time to look. Watches of the operation that
-        are not pending (finished, or not started yet) are left to their chains.
+        are not pending (finished, or not started yet) are left to their chains, and so is a
+        look in flight. When Cloud Tasks refuses for quota, the watches go on polling: an end
+        entry is a hint, never worth a redelivery or a dead letter.
         """
         key = checks.operation_key(entry.api, entry.operation)
-        ran = Registry(self.queue, self.clock).run_now(key)
+        fields = {"operation": entry.operation, "api": entry.api, "method": entry.method}
+        try:
+            advanced = Registry(self.queue, self.clock).advance(key)
+        except QuotaExhausted as error:
+            log.warning(
+                "an audit entry says %s ended, but Cloud Tasks refused for quota (%s); its "
+                "watches go on polling",
+                entry.operation,
+                error,
+                extra={"fields": {**fields, "event": Event.AUDIT_QUOTA_EXHAUSTED}},
+            )
+            return None
         log.info(
-            "an audit entry says %s ended: %d pending check(s) run now",
+            "an audit entry says %s ended: %d pending look(s) brought forward",
             entry.operation,
-            len(ran),
+            advanced.advanced,
             extra={
                 "fields": {
+                    **fields,
                     "event": Event.AUDIT_OPERATION_ENDED,
-                    "operation": entry.operation,
-                    "api": entry.api,
-                    "method": entry.method,
-                    "checks_run": len(ran),
+                    "checks_run": advanced.advanced,
+                    "in_flight": advanced.in_flight,
+                    "already_taken": advanced.taken,
                 }
             },
         )
@@ -480,6 +574,14 @@ def _logged_failure(what: str, fields: Mapping[str, Any]) -> Iterator[None]:
             extra={"fields": {**fields, "event": Event.DELIVERY_FAILED}},
         )
         raise
+
+
+def _earlier(claimed: checks.Attempt | None, attempt: checks.Attempt | None) -> bool:
+    """Whether a claim made at dispatch ``claimed`` is an earlier dispatch of the look now at
+    ``attempt`` (an earlier retry, or the step before it was parked). Unknown on either side
+    (a parked watch back over Pub/Sub, or a claim written before claims said their attempt)
+    counts as ours, as it always did."""
+    return claimed is None or attempt is None or claimed < attempt
 
 
 def _detection_lag(operation: Mapping[str, Any] | None, now: datetime) -> float | None:
