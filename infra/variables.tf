@@ -61,6 +61,32 @@ variable "source_dir" {
   }
 }
 
+variable "build_service_account" {
+  type        = string
+  description = "Service account the functions' builds run as (projects/P/serviceAccounts/EMAIL). null: Cloud Build's default, which in projects created since mid-2024 is the Compute Engine default account and may lack roles/cloudbuild.builds.builder (README, Prerequisites). The deployer needs iam.serviceAccounts.actAs on it."
+  default     = null
+
+  validation {
+    condition     = var.build_service_account == null || can(regex("^projects/[^/]+/serviceAccounts/[^/@]+@[^/]+$", coalesce(var.build_service_account, "-")))
+    error_message = "build_service_account must be null or projects/PROJECT/serviceAccounts/EMAIL."
+  }
+}
+
+variable "cmek" {
+  type = object({
+    # projects/P/locations/L/keyRings/R/cryptoKeys/K for every Pub/Sub topic of the module.
+    topics = optional(string)
+  })
+  description = "Customer-managed encryption key for the module's Pub/Sub topics (optional; null: Google-managed). The module grants nothing on the key: give roles/cloudkms.cryptoKeyEncrypterDecrypter on it to the Pub/Sub service agent (service-PROJECT_NUMBER@gcp-sa-pubsub.iam.gserviceaccount.com) before applying."
+  default     = {}
+  nullable    = false
+
+  validation {
+    condition     = alltrue([for k in [var.cmek.topics] : k == null || can(regex("^projects/[^/]+/locations/[^/]+/keyRings/[^/]+/cryptoKeys/[^/]+$", coalesce(k, "-")))])
+    error_message = "cmek keys must be null or projects/P/locations/L/keyRings/R/cryptoKeys/K."
+  }
+}
+
 variable "runtime" {
   type        = string
   description = "Python runtime of the functions."
