@@ -32,7 +32,8 @@ locals {
 
 resource "google_pubsub_topic" "audit" {
   count = local.discovery_count
-  #checkov:skip=CKV_GCP_83:Carries audit entries of the configured methods (operation names, resource names, and caller emails that opwatch drops unless include_caller); Google-managed encryption at rest like the audit logs themselves. Add kms_key_name if your policy requires CMEK.
+  #checkov:skip=CKV_GCP_83:Carries audit entries of the configured methods (operation names, resource names, and caller emails that opwatch drops unless include_caller); Google-managed encryption at rest like the audit logs themselves. Set cmek.topics if your policy requires CMEK.
+  kms_key_name = var.cmek.topics
 
   project                    = var.project_id
   name                       = "${var.name_prefix}-audit-entries"
@@ -91,6 +92,8 @@ resource "google_cloudfunctions2_function" "audit" {
   build_config {
     runtime     = var.runtime
     entry_point = "on_audit_entry"
+    # null: Cloud Build\'s default build account (README, Prerequisites).
+    service_account = var.build_service_account
 
     source {
       storage_source {

@@ -74,6 +74,8 @@ resource "google_cloudfunctions2_function" "check" {
   build_config {
     runtime     = var.runtime
     entry_point = "on_check"
+    # null: Cloud Build\'s default build account (README, Prerequisites).
+    service_account = var.build_service_account
 
     source {
       storage_source {
@@ -131,6 +133,8 @@ resource "google_cloudfunctions2_function" "watch" {
   build_config {
     runtime     = var.runtime
     entry_point = "on_watch_request"
+    # null: Cloud Build\'s default build account (README, Prerequisites).
+    service_account = var.build_service_account
 
     source {
       storage_source {

@@ -3,13 +3,8 @@ locals {
 
   # Everything per watched API comes from var.watched_apis, so the lists below cannot disagree
   # (a bad combination used to deploy and then make every function refuse to start).
-  allowed_apis               = sort(keys(var.watched_apis))
-  operations_get_permissions = sort(distinct([for api in values(var.watched_apis) : api.operations_get_permission]))
-  # The sweep lists a parent's operations: each get permission's list permission beside it.
-  operations_read_permissions = sort(concat(
-    local.operations_get_permissions,
-    [for p in local.operations_get_permissions : replace(p, "/\\.get$/", ".list")],
-  ))
+  allowed_apis                  = sort(keys(var.watched_apis))
+  operations_read_permissions   = sort(distinct(compact(flatten([for api in values(var.watched_apis) : [api.operations_get_permission, api.operations_list_permission]]))))
   event_driven_apis             = sort([for host, api in var.watched_apis : host if api.event_driven])
   operations_cancel_permissions = sort(distinct([for api in values(var.watched_apis) : api.operations_cancel_permission if api.operations_cancel_permission != null]))
 

@@ -22,7 +22,8 @@ locals {
 
 # Watch requests come in here; the only consumer is the push subscription below.
 resource "google_pubsub_topic" "watch_requests" {
-  #checkov:skip=CKV_GCP_83:Messages carry operation names and routing metadata, no customer data; Google-managed encryption at rest is enough. Add kms_key_name if your policy requires CMEK.
+  #checkov:skip=CKV_GCP_83:Messages carry operation names and routing metadata, no customer data; Google-managed encryption at rest is enough. Set cmek.topics if your policy requires CMEK.
+  kms_key_name               = var.cmek.topics
   project                    = var.project_id
   name                       = "${var.name_prefix}-watch-requests"
   labels                     = local.labels
@@ -33,10 +34,11 @@ resource "google_pubsub_topic" "watch_requests" {
 
 # Notifications for downstream subscribers, who create their own (filtered) subscriptions.
 resource "google_pubsub_topic" "results" {
-  #checkov:skip=CKV_GCP_83:Notifications embed the operation as the API returned it, encrypted at rest with Google-managed keys like the API that produced it. CMEK is a per-organisation policy: add kms_key_name (and the Pub/Sub agent on the key) if yours requires it.
-  project = var.project_id
-  name    = "${var.name_prefix}-results"
-  labels  = local.labels
+  #checkov:skip=CKV_GCP_83:Notifications embed the operation as the API returned it, encrypted at rest with Google-managed keys like the API that produced it. CMEK is a per-organisation policy: set cmek.topics (and grant the Pub/Sub agent on the key) if yours requires it.
+  kms_key_name = var.cmek.topics
+  project      = var.project_id
+  name         = "${var.name_prefix}-results"
+  labels       = local.labels
   # Retained on the topic so a subscriber that is created late, or seeks back, can replay.
   message_retention_duration = var.topic_message_retention_duration
 
@@ -45,7 +47,8 @@ resource "google_pubsub_topic" "results" {
 
 # Watch requests that failed watch_max_delivery_attempts times end up here.
 resource "google_pubsub_topic" "dead_letter" {
-  #checkov:skip=CKV_GCP_83:Holds copies of watch requests (operation names only); Google-managed encryption at rest is enough. Add kms_key_name if your policy requires CMEK.
+  #checkov:skip=CKV_GCP_83:Holds copies of watch requests (operation names only); Google-managed encryption at rest is enough. Set cmek.topics if your policy requires CMEK.
+  kms_key_name               = var.cmek.topics
   project                    = var.project_id
   name                       = "${var.name_prefix}-watch-dead-letter"
   labels                     = local.labels
@@ -148,7 +151,8 @@ locals {
 }
 
 resource "google_pubsub_topic" "parked" {
-  #checkov:skip=CKV_GCP_83:Holds watch requests and their polling progress (operation names, labels), no customer data; Google-managed encryption at rest is enough. Add kms_key_name if your policy requires CMEK.
+  #checkov:skip=CKV_GCP_83:Holds watch requests and their polling progress (operation names, labels), no customer data; Google-managed encryption at rest is enough. Set cmek.topics if your policy requires CMEK.
+  kms_key_name               = var.cmek.topics
   project                    = var.project_id
   name                       = "${var.name_prefix}-parked-checks"
   labels                     = local.labels

@@ -38,6 +38,8 @@ resource "google_cloudfunctions2_function" "sweep" {
   build_config {
     runtime     = var.runtime
     entry_point = "on_sweep"
+    # null: Cloud Build\'s default build account (README, Prerequisites).
+    service_account = var.build_service_account
 
     source {
       storage_source {

@@ -61,6 +61,32 @@ variable "source_dir" {
   }
 }
 
+variable "build_service_account" {
+  type        = string
+  description = "Service account the functions' builds run as (projects/P/serviceAccounts/EMAIL). null: Cloud Build's default, which in projects created since mid-2024 is the Compute Engine default account and may lack roles/cloudbuild.builds.builder (README, Prerequisites). The deployer needs iam.serviceAccounts.actAs on it."
+  default     = null
+
+  validation {
+    condition     = var.build_service_account == null || can(regex("^projects/[^/]+/serviceAccounts/[^/@]+@[^/]+$", coalesce(var.build_service_account, "-")))
+    error_message = "build_service_account must be null or projects/PROJECT/serviceAccounts/EMAIL."
+  }
+}
+
+variable "cmek" {
+  type = object({
+    # projects/P/locations/L/keyRings/R/cryptoKeys/K for every Pub/Sub topic of the module.
+    topics = optional(string)
+  })
+  description = "Customer-managed encryption key for the module's Pub/Sub topics (optional; null: Google-managed). The module grants nothing on the key: give roles/cloudkms.cryptoKeyEncrypterDecrypter on it to the Pub/Sub service agent (service-PROJECT_NUMBER@gcp-sa-pubsub.iam.gserviceaccount.com) before applying."
+  default     = {}
+  nullable    = false
+
+  validation {
+    condition     = alltrue([for k in [var.cmek.topics] : k == null || can(regex("^projects/[^/]+/locations/[^/]+/keyRings/[^/]+/cryptoKeys/[^/]+$", coalesce(k, "-")))])
+    error_message = "cmek keys must be null or projects/P/locations/L/keyRings/R/cryptoKeys/K."
+  }
+}
+
 variable "runtime" {
   type        = string
   description = "Python runtime of the functions."
@@ -140,6 +166,8 @@ variable "watched_apis" {
   type = map(object({
     # The permission that reads this API's operations (GetOperation), granted to the runtime.
     operations_get_permission = string
+    # The permission that lists them (ListOperations), granted to the runtime for the sweep.
+    operations_list_permission = optional(string)
     # With discovery on, this API's audit end entries reach opwatch, so its watches poll only
     # as a safety net (EVENT_DRIVEN_APIS). Only for APIs whose methods are in discovery.methods.
     event_driven = optional(bool, false)
@@ -151,6 +179,7 @@ variable "watched_apis" {
   default = {
     "cloudaicompanion.googleapis.com" = {
       operations_get_permission    = "cloudaicompanion.operations.get"
+      operations_list_permission   = "cloudaicompanion.operations.list"
       event_driven                 = true
       operations_cancel_permission = "cloudaicompanion.operations.cancel"
     }
@@ -165,6 +194,10 @@ variable "watched_apis" {
     # Read-only operation permissions only: the runtime's role must not grow into a write role.
     condition     = alltrue([for a in values(var.watched_apis) : can(regex("^[a-z][a-zA-Z0-9]*\\.[a-zA-Z]*[oO]perations\\.get$", a.operations_get_permission))])
     error_message = "watched_apis[*].operations_get_permission must be a <service>.<...operations>.get permission."
+  }
+  validation {
+    condition     = alltrue([for a in values(var.watched_apis) : a.operations_list_permission == null || can(regex("^[a-z][a-zA-Z0-9]*\\.[a-zA-Z]*[oO]perations\\.list$", coalesce(a.operations_list_permission, "-")))])
+    error_message = "watched_apis[*].operations_list_permission must be null or a <service>.<...operations>.list permission."
   }
   validation {
     condition     = alltrue([for a in values(var.watched_apis) : a.operations_cancel_permission == null || can(regex("^[a-z][a-zA-Z0-9]*\\.[a-zA-Z]*[oO]perations\\.cancel$", coalesce(a.operations_cancel_permission, "-")))])
@@ -439,7 +472,7 @@ variable "sweep" {
     parents  = optional(list(string), [])
     schedule = optional(string, "*/10 * * * *")
   })
-  description = "Sweep (opt-in): every schedule (cron, UTC), list the operations of each parent (projects/P/locations/L, optionally prefixed API=; the API must be in allowed_apis) and watch each pending one that no discovered watch covers: operations whose audit entry was lost, methods that write none, operations older than discovery. Empty parents: nothing is created."
+  description = "Sweep (opt-in): every schedule (cron, UTC), list the operations of each parent (projects/P/locations/L, optionally prefixed API=; the API must be a key of watched_apis, with its operations_list_permission) and watch each pending one that no discovered watch covers: operations whose audit entry was lost, methods that write none, operations older than discovery. Empty parents: nothing is created."
   default     = {}
   nullable    = false
 

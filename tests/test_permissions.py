@@ -117,35 +117,23 @@ def permissions_of(tf: Config, role: str) -> frozenset[str]:
     if custom is None:
         assert role in PREDEFINED, f"{role}: add its permissions, from its role page, to the data"
         return frozenset(PREDEFINED[role])
-    listed = expr(tf.resource("google_project_iam_custom_role", custom.group(1))["permissions"])
-    return frozenset(expand(tf, listed))
+    body = tf.resource("google_project_iam_custom_role", custom.group(1))
+    listed = _defaults(tf, str(body["permissions"]))
+    return frozenset(re.findall(r"[a-z][a-zA-Z]*(?:\.[a-zA-Z]+){2}", listed))
 
 
-def expand(tf: Config, expression: str) -> set[str]:
-    """The permissions an expression of infra/ gives with the variables' defaults: literals,
-    and the locals derived from ``watched_apis`` (its get permissions; the list permission of
-    each, where the local makes it; its cancel permissions)."""
-    local = re.fullmatch(r"local\.(\w+)", expression)
-    if local is None:
-        return set(re.findall(r"[a-z][a-zA-Z]*(?:\.[a-zA-Z]+){2}", expression))
-    text = str(tf.locals[local.group(1)])
-    apis = tf.variables["watched_apis"]["default"].values()
-    found = set()
-    if "operations_get_permission" in text:
-        found = {api["operations_get_permission"] for api in apis}
-    if "local.operations_get_permissions" in text:
-        gets = expand(tf, "local.operations_get_permissions")
-        found = gets | (
-            {p.removesuffix(".get") + ".list" for p in gets} if '".list"' in text else set()
-        )
-    if "operations_cancel_permission" in text:
-        found = {
-            api["operations_cancel_permission"]
-            for api in apis
-            if api.get("operations_cancel_permission")
-        }
-    assert found, f"local.{local.group(1)}: teach expand() what it grants"
-    return found
+def _defaults(tf: Config, text: str, seen: frozenset[str] = frozenset()) -> str:
+    """An expression with what it takes from locals and from the defaults of var.watched_apis
+    (the fields it names, ``api.operations_get_permission`` ...) spelt out; the other
+    variables that add permissions are empty by default."""
+    expanded = text
+    for name in set(re.findall(r"\blocal\.(\w+)", text)) - seen:
+        expanded += " " + _defaults(tf, str(tf.locals[name]), seen | {name})
+    if "var.watched_apis" in text:
+        fields = set(re.findall(r"\bapi\.(\w+)", text))
+        for api in tf.variables["watched_apis"]["default"].values():
+            expanded += " " + " ".join(str(api[f]) for f in fields if api.get(f))
+    return expanded
 
 
 def grants(tf: Config) -> list[Grant]:
