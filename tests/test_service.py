@@ -180,15 +180,17 @@ def test_a_redelivered_watch_message_never_starts_a_second_chain(harness: Harnes
 def test_a_watch_id_reused_by_a_later_message_is_a_new_watch_with_its_own_notification(
     harness: Harness,
 ) -> None:
-    """Task names stay reserved up to 24 h after the task ran (CreateTask reference,
-    https://cloud.google.com/tasks/docs/reference/rest/v2/projects.locations.queues.tasks/create);
-    the harness's queue keeps every name for ever, so a collision would show here."""
+    """Task names stay taken about 1 hour after the task ran
+    (https://cloud.google.com/tasks/docs/quotas) and up to 4 hours after it was deleted
+    (https://cloud.google.com/tasks/docs/reference/rest/v2/projects.locations.queues.tasks/create).
+    The watches come within the first's window (the harness's queue holds the names on its
+    clock), so a collision with an earlier watch's names would show here."""
     other = OPERATION.replace("operation-123", "operation-456")
     harness.fetch.results = [pending(), succeeded()]
     watch(harness, watch_id="nightly")
     harness.run_checks()
     harness.fetch.results, harness.fetch.calls = [pending(), succeeded(other)], []
-    harness.clock.advance(3600)
+    harness.clock.advance(600)
     # The next night: same watch_id, another operation, another message.
     harness.notifier.on_watch_message(
         pubsub_message({"operation": other, "watch_id": "nightly"}, message_id="m-2")
