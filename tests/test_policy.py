@@ -187,7 +187,23 @@ def test_a_hinted_watch_jumps_to_80_percent_then_every_5_percent_until_135() -> 
         )
 
     assert delay(0, FullJitter()) == 320.0
+    assert delay(100, FullJitter()) == 220.0, "before the window: not jittered"
     assert delay(320) == 16.0
+    assert delay(320, FullJitter()) == pytest.approx(14.4), "at the window's start: jittered"
     assert delay(530) == pytest.approx(26.5)
     assert delay(540) == 135.0, "past 135 %: the profile's 25 % of the elapsed time"
     assert next_delay(elapsed=10, profile=cai, rng=NoJitter(), expected_duration=10.5) == 1.0
+
+
+def test_with_a_one_second_first_delay_the_first_error_backs_off_2_seconds() -> None:
+    """With ``initial_delay`` overridden to 1 s (the contract's lower bound), the schedule is
+    shorter than the first backoff: no error looks after 1 s, the first error after 2 s, the
+    second after 4 s (README: "2 s, 4 s, … up to the max delay"). Caught: a default of one
+    error, ``transient_errors >= 0`` or ``> 1``."""
+    fast = profile_for("cloudaicompanion.googleapis.com", PollingOverride(initial_delay=1.0))
+
+    def after(errors: int) -> float:
+        return next_delay(elapsed=0, profile=fast, rng=NoJitter(), transient_errors=errors)
+
+    assert next_delay(elapsed=0, profile=fast, rng=NoJitter()) == 1.0
+    assert [after(0), after(1), after(2), after(3)] == [1.0, 2.0, 4.0, 8.0]
