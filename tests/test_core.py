@@ -183,3 +183,33 @@ def test_timed_out_after_an_error_without_a_message_adds_nothing_made_up() -> No
     decision = decide(REQUEST, START, FetchFailed(503, {"code": 14}), T0 + timedelta(seconds=3600))
     assert isinstance(decision, Finish) and decision.error is not None
     assert decision.error["message"].endswith("; the last check failed: ")
+
+
+def test_a_hinted_watch_s_first_look_waits_until_80_percent_of_the_hint() -> None:
+    """README: with expected_duration opwatch "looks once at the start, then not again until
+    80 % of it". Caught: the hint not passed to the policy, an elapsed time of at least 1 s."""
+    hinted = WatchRequest(
+        operation=OPERATION, watch_id="w-h", timeout=3600.0, expected_duration=400.0
+    )
+    decision = decide(hinted, Progress(started=T0), pending_since(None), T0)
+    assert isinstance(decision, CheckAgain)
+    assert decision.delay == 320.0
+
+
+def test_the_next_look_carries_the_pending_operation_and_a_404_s_reason() -> None:
+    """Caught: CheckAgain without the operation just seen (TIMED_OUT reports the last one),
+    and a 404 inside the grace not kept as the watch's last error (opwatch status shows it)."""
+    seen = pending_since(None)
+    decision = decide(REQUEST, START, seen, T0)
+    assert isinstance(decision, CheckAgain) and decision.operation == seen.operation
+    missing = decide(REQUEST, START, http_error(404, 5, "no such op"), T0 + timedelta(seconds=5))
+    assert isinstance(missing, CheckAgain)
+    assert missing.progress.last_error == "HTTP 404: no such op"
+
+
+def test_a_retry_after_date_is_honoured() -> None:
+    """Retry-After may be an HTTP date (RFC 9110 §10.2.3). Caught: the date read without now."""
+    busy = http_error(429, 8, "slow down", retry_after="Fri, 27 Nov 2026 12:10:00 GMT")
+    decision = decide(REQUEST, START, busy, T0)
+    assert isinstance(decision, CheckAgain)
+    assert decision.delay == 600.0
