@@ -71,26 +71,61 @@ class FakeFetch:
         return result() if callable(result) else result
 
 
+# Cloud Tasks keeps a task's name taken after the task is gone: "about 1 hour" after it ran
+# (deduplication window, https://cloud.google.com/tasks/docs/quotas), and "up to 4 hours" for a
+# deleted task's id (CreateTask reference,
+# https://cloud.google.com/tasks/docs/reference/rest/v2/projects.locations.queues.tasks/create).
+DEDUP_WINDOW = timedelta(hours=1)
+DELETED_ID_HELD = timedelta(hours=4)
+
+
 @dataclass
 class FakeQueue:
-    """Plays the Cloud Tasks queue: pending tasks in ``tasks``; like Cloud Tasks, a name once
-    used stays taken (ALREADY_EXISTS), even after its task ran or was deleted. A task whose id
-    is in ``in_flight`` is listed as dispatched and not answered yet."""
+    """Plays the Cloud Tasks queue: pending tasks in ``tasks``. A task whose id is in
+    ``in_flight`` is listed as dispatched and not answered yet.
+
+    A name is taken (create answers ALREADY_EXISTS) while its task is queued or running, for
+    :data:`DEDUP_WINDOW` after it ran (:meth:`answered`) and for :data:`DELETED_ID_HELD` after it
+    was deleted, on ``clock`` (the harness's). ``names`` maps each name used to when it is free
+    again (None: not known yet, so taken); without a clock a used name is never free again.
+    """
 
     tasks: list[checks.CheckTask] = field(default_factory=list)
     fail_with: Exception | None = None
     list_fails_with: Exception | None = None
-    names: set[str] = field(default_factory=set)
+    names: dict[str, datetime | None] = field(default_factory=dict)
     deleted: list[str] = field(default_factory=list)
     in_flight: set[str] = field(default_factory=set)
     created: list[str] = field(default_factory=list)
+    clock: Callable[[], datetime] | None = None
+
+    def taken(self, task_id: str) -> bool:
+        """Whether a task named ``task_id`` would be refused now."""
+        if task_id not in self.names:
+            return False
+        free_at = self.names[task_id]
+        return free_at is None or self.clock is None or self.clock() < free_at
+
+    def _hold(self, task_id: str, hold: timedelta) -> None:
+        if self.clock is None:
+            return
+        free_at = self.clock() + hold
+        previous = self.names.get(task_id)
+        self.names[task_id] = free_at if previous is None else max(previous, free_at)
+
+    def answered(self, task: checks.CheckTask) -> None:
+        """The task's dispatch answered 2xx: Cloud Tasks removes it; its name stays taken for
+        the dedup window."""
+        if task in self.tasks:
+            self.tasks.remove(task)
+            self._hold(task.task_id, DEDUP_WINDOW)
 
     def create(self, task: checks.CheckTask) -> bool:
         if self.fail_with is not None:
             raise self.fail_with
-        if task.task_id in self.names:
+        if self.taken(task.task_id):
             return False
-        self.names.add(task.task_id)
+        self.names[task.task_id] = None
         self.tasks.append(task)
         self.created.append(task.task_id)
         return True
@@ -112,6 +147,7 @@ class FakeQueue:
             return False
         self.tasks.remove(task)
         self.deleted.append(task_id)
+        self._hold(task_id, DELETED_ID_HELD)
         return True
 
     def list_tasks(self) -> list[QueuedTask]:
@@ -197,8 +233,7 @@ class Harness:
                 self.notifier.on_check(checks.decode(task.body), retries=0)
             finally:
                 self.schedule.in_flight.discard(task.task_id)
-            if task in self.schedule.tasks:
-                self.schedule.tasks.remove(task)
+            self.schedule.answered(task)
             delivered += 1
             assert delivered <= limit, "the polling chain did not end"
 
@@ -206,7 +241,7 @@ class Harness:
 @pytest.fixture
 def harness(settings: Settings) -> Harness:
     clock, fetch = Clock(), FakeFetch()
-    schedule, publish = FakeQueue(), RecordingPublish()
+    schedule, publish = FakeQueue(clock=clock), RecordingPublish()
     notifier = Notifier(settings, fetch=fetch, queue=schedule, publish=publish, clock=clock)
     return Harness(notifier, clock, fetch, schedule, publish)
 

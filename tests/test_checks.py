@@ -64,8 +64,9 @@ def test_a_task_id_finds_its_operation_and_watch() -> None:
 
 
 def test_reusing_a_watch_id_never_meets_an_earlier_watchs_names() -> None:
-    """Cloud Tasks keeps a task's name reserved for ~1 h, up to 24 h, after it ran or was
-    deleted (https://cloud.google.com/tasks/docs/reference/rest/v2/projects.locations.queues.tasks/create):
+    """Cloud Tasks keeps a task's name taken for about 1 hour after it ran
+    (https://cloud.google.com/tasks/docs/quotas) and up to 4 hours after it was deleted
+    (https://cloud.google.com/tasks/docs/reference/rest/v2/projects.locations.queues.tasks/create):
     a later watch with the same watch_id must not be refused as a duplicate of the earlier one."""
     other_operation = WatchRequest(operation=OPERATION + "0", watch_id="w-1")
     later_message = checks.chain_for_message("m-2")

@@ -18,6 +18,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import jsonschema
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -43,6 +44,9 @@ from tests.conftest import OPERATION, Harness, failed, pending, pubsub_message, 
 ROOT = Path(__file__).resolve().parents[1]
 CLIENT = ROOT / "client"
 SCHEMAS = ROOT / "functions" / "opwatch" / "schemas"
+WATCH_REQUEST_SCHEMA = jsonschema.Draft202012Validator(
+    json.loads((SCHEMAS / "watch-request.json").read_text())
+)
 
 
 # --- building and publishing watch requests ---------------------------------------------------
@@ -77,18 +81,31 @@ def test_typed_fields_become_the_contract_json() -> None:
         "polling": {"initial_delay": "5s", "max_delay": "600s", "multiplier": 1.5},
     }
     assert json.loads(request.to_bytes()) == request.to_json()
+    assert not list(WATCH_REQUEST_SCHEMA.iter_errors(request.to_json()))
 
 
 def test_validate_returns_the_request_as_the_functions_read_it() -> None:
+    """Checked against a fixed document, not against ``parse_watch_request(to_bytes())`` (which
+    is what ``validate`` runs, so that comparison passed with any ``to_json``, e.g. one that
+    dropped ``labels`` or wrote ``timeout`` in minutes)."""
     request = WatchRequest(OPERATION, labels={"team": "a"}, timeout=60, watch_id="w-1")
+    expected = {
+        "operation": OPERATION,
+        "labels": {"team": "a"},
+        "timeout": "60s",
+        "watch_id": "w-1",
+    }
+    assert request.to_json() == expected
+    assert not list(WATCH_REQUEST_SCHEMA.iter_errors(request.to_json()))
     understood = request.validate()
-    functions = contracts.parse_watch_request(
-        request.to_bytes(),
-        default_watch_id="m-1",
-        allowed_apis={contracts.DEFAULT_API},
-        allowed_notify_topics=set(),
+    assert understood == contracts.WatchRequest(
+        operation=OPERATION, watch_id="w-1", labels={"team": "a"}, timeout=60.0
     )
-    assert understood == functions
+    assert understood.to_json() == {
+        **expected,
+        "api": "cloudaicompanion.googleapis.com",
+        "api_version": "v1",
+    }
 
 
 def test_validate_reports_every_broken_rule_like_the_functions() -> None:
@@ -109,6 +126,30 @@ def test_allowlists_are_checked_when_given() -> None:
 DURATIONS = st.one_of(st.none(), st.integers(-5, 3_000_000), st.floats(-1, 1e7, allow_nan=False))
 
 
+def contract_document(
+    operation: str,
+    api: str | None,
+    labels: dict[str, str],
+    timeout: float | None,
+    watch_id: str | None,
+    multiplier: float | None,
+) -> dict[str, Any]:
+    """The watch request's JSON written from the contract (schemas/watch-request.json), not by
+    the helper: durations are protobuf-JSON strings of seconds, unset fields are left out."""
+    document: dict[str, Any] = {"operation": operation}
+    if api is not None:
+        document["api"] = api
+    if watch_id is not None:
+        document["watch_id"] = watch_id
+    if labels:
+        document["labels"] = labels
+    if timeout is not None:
+        document["timeout"] = f"{float(timeout):.9f}".rstrip("0").rstrip(".") + "s"
+    if multiplier is not None:
+        document["polling"] = {"multiplier": multiplier}
+    return document
+
+
 @settings(max_examples=200, deadline=None)
 @given(
     operation=st.one_of(st.just(OPERATION), st.text(max_size=40)),
@@ -126,6 +167,9 @@ def test_the_helper_accepts_exactly_what_the_functions_accept(
     watch_id: str | None,
     multiplier: float | None,
 ) -> None:
+    """The functions parse the document the contract describes (built here, independently of
+    ``to_json``); the helper must send that document and give the same verdict. Whatever the
+    functions accept is also valid against the published JSON Schema."""
     request = WatchRequest(
         operation,
         api=api,
@@ -134,6 +178,8 @@ def test_the_helper_accepts_exactly_what_the_functions_accept(
         watch_id=watch_id,
         polling=Polling(multiplier=multiplier),
     )
+    document = contract_document(operation, api, labels, timeout, watch_id, multiplier)
+    assert request.to_json() == document
     allowed = {contracts.DEFAULT_API, "spanner.googleapis.com"}
     try:
         ours: Any = request.validate(allowed_apis=allowed, allowed_notify_topics=set())
@@ -141,13 +187,15 @@ def test_the_helper_accepts_exactly_what_the_functions_accept(
         ours = sorted((v.field, v.description) for v in error.violations)
     try:
         theirs: Any = contracts.parse_watch_request(
-            request.to_bytes(),
+            json.dumps(document).encode(),
             default_watch_id=watch_id or "unpublished",
             allowed_apis=allowed,
             allowed_notify_topics=set(),
         )
     except InvalidWatchRequest as error:
         theirs = sorted((v.field, v.description) for v in error.violations)
+    else:
+        assert not list(WATCH_REQUEST_SCHEMA.iter_errors(document))
     assert ours == theirs
 
 

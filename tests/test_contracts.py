@@ -16,7 +16,6 @@ from hypothesis import strategies as st
 
 from opwatch import contracts
 from opwatch.contracts import (
-    DEFAULT_TIMEOUT,
     FIELDS,
     decode_pubsub_data,
     parse_watch_request,
@@ -55,7 +54,7 @@ def test_minimal_request_gets_the_documented_defaults() -> None:
         "timeout": "86400s",
         "watch_id": "m-1",
     }
-    assert request.timeout == DEFAULT_TIMEOUT
+    assert request.timeout == 86400.0, "README: 24 h unless the request says otherwise"
 
 
 def test_full_request_round_trips() -> None:

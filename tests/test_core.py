@@ -6,9 +6,18 @@ from datetime import timedelta
 
 import pytest
 
-from opwatch.contracts import WatchRequest
-from opwatch.core import CheckAgain, Finish, Outcome, Progress, decide
+from opwatch.contracts import PollingOverride, WatchRequest
+from opwatch.core import (
+    CheckAgain,
+    FetchFailed,
+    Finish,
+    Outcome,
+    Progress,
+    decide,
+    describe_failure,
+)
 from opwatch.service import utcnow
+from opwatch.status import make_status
 
 from .conftest import OPERATION, T0, Fetched, http_error
 
@@ -125,3 +134,82 @@ def test_an_event_driven_api_polls_only_as_a_safety_net() -> None:
         )
         assert isinstance(decision, CheckAgain)
         assert low <= decision.delay <= max(15.0, min(minutes * 60.0, 1800.0))
+
+
+# --- survivors of ./run mutants (tests/mutants.py core), each killed here ----------------------
+
+
+def test_a_watch_s_polling_override_shapes_its_schedule() -> None:
+    """Caught: ``decide`` reading the API's profile without the watch's ``polling``."""
+    slow = WatchRequest(
+        operation=OPERATION,
+        watch_id="w-slow",
+        timeout=3600.0,
+        polling=PollingOverride(initial_delay=600.0),
+    )
+    decision = decide(slow, Progress(started=T0), pending_since(None), T0)
+    assert isinstance(decision, CheckAgain)
+    assert 540.0 <= decision.delay <= 600.0
+
+
+def test_a_404_at_the_end_of_the_grace_is_not_found() -> None:
+    """README: a 404 is "not created yet, during the grace window", 60 s by default; at 60 s the
+    window is over. Caught: ``elapsed > not_found_grace``."""
+    at_grace = decide(REQUEST, START, http_error(404, 5), T0 + timedelta(seconds=60))
+    assert isinstance(at_grace, Finish) and at_grace.outcome is Outcome.NOT_FOUND
+    inside = decide(REQUEST, START, http_error(404, 5), T0 + timedelta(seconds=59))
+    assert isinstance(inside, CheckAgain)
+
+
+def test_timed_out_during_the_grace_mentions_the_404() -> None:
+    """Caught: a 404 not kept as the last error, so TIMED_OUT lost why the last look failed."""
+    short = WatchRequest(operation=OPERATION, watch_id="w-short", timeout=30.0)
+    decision = decide(short, START, http_error(404, 5, "no such op"), T0 + timedelta(seconds=30))
+    assert isinstance(decision, Finish) and decision.outcome is Outcome.TIMED_OUT
+    assert decision.error is not None
+    assert decision.error["message"].endswith("; the last check failed: no such op")
+
+
+def test_a_failure_is_described_once_with_its_status() -> None:
+    """Caught: ``or`` for ``and`` (no answer would read "HTTP None: …", and a message that
+    already says its status would say it twice), and a made-up message when there is none."""
+    assert describe_failure(FetchFailed(None, make_status(14, "reset"))) == "reset"
+    assert describe_failure(http_error(409, 10, "HTTP 409 busy")) == "HTTP 409 busy"
+    assert describe_failure(http_error(409, 10, "busy")) == "HTTP 409: busy"
+    assert describe_failure(FetchFailed(503, {"code": 14})) == "HTTP 503: "
+
+
+def test_timed_out_after_an_error_without_a_message_adds_nothing_made_up() -> None:
+    decision = decide(REQUEST, START, FetchFailed(503, {"code": 14}), T0 + timedelta(seconds=3600))
+    assert isinstance(decision, Finish) and decision.error is not None
+    assert decision.error["message"].endswith("; the last check failed: ")
+
+
+def test_a_hinted_watch_s_first_look_waits_until_80_percent_of_the_hint() -> None:
+    """README: with expected_duration opwatch "looks once at the start, then not again until
+    80 % of it". Caught: the hint not passed to the policy, an elapsed time of at least 1 s."""
+    hinted = WatchRequest(
+        operation=OPERATION, watch_id="w-h", timeout=3600.0, expected_duration=400.0
+    )
+    decision = decide(hinted, Progress(started=T0), pending_since(None), T0)
+    assert isinstance(decision, CheckAgain)
+    assert decision.delay == 320.0
+
+
+def test_the_next_look_carries_the_pending_operation_and_a_404_s_reason() -> None:
+    """Caught: CheckAgain without the operation just seen (TIMED_OUT reports the last one),
+    and a 404 inside the grace not kept as the watch's last error (opwatch status shows it)."""
+    seen = pending_since(None)
+    decision = decide(REQUEST, START, seen, T0)
+    assert isinstance(decision, CheckAgain) and decision.operation == seen.operation
+    missing = decide(REQUEST, START, http_error(404, 5, "no such op"), T0 + timedelta(seconds=5))
+    assert isinstance(missing, CheckAgain)
+    assert missing.progress.last_error == "HTTP 404: no such op"
+
+
+def test_a_retry_after_date_is_honoured() -> None:
+    """Retry-After may be an HTTP date (RFC 9110 §10.2.3). Caught: the date read without now."""
+    busy = http_error(429, 8, "slow down", retry_after="Fri, 27 Nov 2026 12:10:00 GMT")
+    decision = decide(REQUEST, START, busy, T0)
+    assert isinstance(decision, CheckAgain)
+    assert decision.delay == 600.0

@@ -141,9 +141,13 @@ def test_api_host_outside_the_allowlist_is_never_fetched(
 
 
 def test_transient_faults_then_success(local_stack: LocalStack, inbox: Inbox) -> None:
+    """The RetryInfo asks for 4 s; without it the schedule gives at most FAST's max_delay of 2 s
+    after the second transient error (the backoff is capped there), so the gap shows that the
+    hint was honoured. It asked for 1 s before, less than the schedule's own delay: a RetryInfo
+    ignored passed too."""
     sim = local_stack.simulator()
     name = sim.create_operation(duration=2)
-    sim.set_faults(name, script=["503", {"kind": "429-retry-info", "retry_after": 1}, "500"])
+    sim.set_faults(name, script=["503", {"kind": "429-retry-info", "retry_after": 4}, "500"])
     watch(local_stack, name, "e2e-transient")
     data, _ = only(inbox.wait("e2e-transient"))
     assert data["outcome"] == "SUCCEEDED"
@@ -151,7 +155,8 @@ def test_transient_faults_then_success(local_stack: LocalStack, inbox: Inbox) ->
     assert stats.statuses[:3] == (503, 429, 500)
     assert stats.statuses[-1] == 200
     assert data["polls"] == stats.gets
-    assert stats.gaps[1] >= 1.0 - 0.05, "RetryInfo.retryDelay is a lower bound"
+    assert stats.gaps[1] >= 4.0 - 0.05, "RetryInfo.retryDelay is a lower bound"
+    assert stats.gaps[0] <= 2.0 + 1.0 and stats.gaps[2] <= 2.0 + 1.0, "no hint: FAST's 2 s at most"
 
 
 def test_retry_after_is_honoured(local_stack: LocalStack, inbox: Inbox) -> None:

@@ -129,3 +129,47 @@ def test_oversized_success_keeps_the_verdict_without_an_error() -> None:
     huge = {**DONE, "name": "n" * (notification.MAX_DATA_BYTES + 10)}
     decoded = finished(Outcome.SUCCEEDED, huge).to_json()
     assert (decoded["operation"], decoded["error"]) == ({"done": True}, None)
+
+
+# --- survivors of ./run mutants (tests/mutants.py notification), each killed here --------------
+
+
+def invalid(raw: dict[str, Any] | None, description: str = "bad") -> notification.Notification:
+    error = InvalidWatchRequest([Violation("operation", description)], raw=raw, watch_id="m-1")
+    return notification.invalid_request(error, started=T0, now=T0, polls=0, results_topic=RESULTS)
+
+
+def test_an_invalid_request_echoes_what_could_be_read_of_it() -> None:
+    """Caught: the request's api or operation not read, a topic other than the results
+    topic, and the fallbacks for fields of the wrong type or missing."""
+    echoed = invalid({"api": "spanner.googleapis.com", "operation": "nope"})
+    assert echoed.topic == RESULTS
+    assert echoed.attributes["operation"] == "nope"
+    assert echoed.attributes["ce-source"] == "//spanner.googleapis.com/nope"
+    wrong_types = invalid({"api": 5, "operation": ["x"]})
+    assert "operation" not in wrong_types.attributes
+    assert wrong_types.attributes["ce-source"] == "//cloudaicompanion.googleapis.com"
+    assert invalid(None).attributes["ce-source"] == "//cloudaicompanion.googleapis.com"
+
+
+def test_an_invalid_request_s_message_is_cut_at_2000_characters() -> None:
+    message = invalid({"operation": "x"}, description="d" * 5000)
+    assert len(message.to_json()["error"]["message"]) == 2000
+
+
+def test_the_data_is_compact_utf_8_json() -> None:
+    """Caught: default separators (a larger message) and ASCII escapes."""
+    request = WatchRequest(operation=OPERATION, watch_id="w-1", labels={"team": "équipe"})
+    finish = Finish(Outcome.SUCCEEDED, DONE, None, Progress(started=T0, polls=3))
+    message = notification.finished(request, finish, now=T0, results_topic=RESULTS)
+    assert b'"outcome":"SUCCEEDED"' in message.data
+    assert "équipe".encode() in message.data and b"\\u00e9" not in message.data
+
+
+def test_an_attribute_cut_inside_a_character_drops_that_character() -> None:
+    """Pub/Sub attribute values are at most 1,024 bytes
+    (https://cloud.google.com/pubsub/quotas#resource_limits): a cut in the middle of a
+    two-byte character drops it rather than failing. Caught: a strict decode."""
+    message = invalid({"operation": "a" + "é" * 2000})
+    value = message.attributes["operation"]
+    assert value == "a" + "é" * 511 and len(value.encode()) == 1023

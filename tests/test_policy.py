@@ -112,3 +112,98 @@ def test_unknown_api_gets_the_default_profile_and_overrides_apply() -> None:
     assert (tuned.initial_delay, tuned.multiplier) == (600.0, 2.0)
     assert tuned.max_delay == 600.0, "max_delay grows to the initial delay"
     assert schedule_delay(0, tuned) == 600.0
+
+
+class NoJitter(random.Random):
+    """An RNG whose draws are 0: the delay before jitter, exactly."""
+
+    def random(self) -> float:
+        return 0.0
+
+
+class FullJitter(random.Random):
+    def random(self) -> float:
+        return 1.0
+
+
+def test_the_profiles_are_the_documented_ones() -> None:
+    """The values of README's polling table (section "Polling"), written out: comparing with
+    ``policy.DEFAULT_PROFILE`` or ``profile_for(...)`` itself let a tenfold max delay pass."""
+    cai = profile_for("cloudaicompanion.googleapis.com")
+    other = profile_for("spanner.googleapis.com")
+    assert (cai.initial_delay, cai.multiplier, cai.max_delay, cai.not_found_grace) == (
+        5.0,
+        1.25,
+        300.0,
+        60.0,
+    )
+    assert (other.initial_delay, other.multiplier, other.max_delay, other.not_found_grace) == (
+        5.0,
+        1.25,
+        120.0,
+        60.0,
+    )
+    # "Jitter only ever shortens a delay" by at most 10 % (policy's Profile.jitter docstring).
+    assert next_delay(elapsed=0, profile=cai, rng=FullJitter()) == pytest.approx(4.5)
+    assert next_delay(elapsed=400, profile=cai, rng=NoJitter()) == 100.0  # 400 x 0.25
+    assert next_delay(elapsed=4000, profile=cai, rng=NoJitter()) == 300.0
+    assert next_delay(elapsed=4000, profile=other, rng=NoJitter()) == 120.0
+
+
+@pytest.mark.parametrize(
+    ("errors", "expected"),
+    [(1, 5.0), (2, 5.0), (3, 8.0), (4, 16.0), (6, 64.0), (9, 300.0), (200, 300.0)],
+)
+def test_errors_back_off_2_4_8_up_to_the_max_delay(errors: int, expected: float) -> None:
+    """README: "Consecutive transient errors add an exponential backoff (2 s, 4 s, … up to the
+    max delay)", on top of the schedule (5 s at the start). Caught: no backoff, a first backoff
+    of 20 s, a backoff that is not capped."""
+    cai = profile_for("cloudaicompanion.googleapis.com")
+    delay = next_delay(elapsed=0, profile=cai, rng=NoJitter(), transient_errors=errors)
+    assert delay == expected
+
+
+def test_a_server_hint_is_honoured_up_to_an_hour() -> None:
+    """Retry-After / RetryInfo are a lower bound, even above the max delay; more than an hour is
+    capped there (policy.MAX_SERVER_HINT's comment: the watch's timeout bounds the rest)."""
+    cai = profile_for("cloudaicompanion.googleapis.com")
+
+    def hinted(hint: float) -> float:
+        return next_delay(elapsed=0, profile=cai, rng=FullJitter(), server_hint=hint)
+
+    assert hinted(1.0) == pytest.approx(4.5), "below the schedule: the schedule"
+    assert hinted(1000.0) == 1000.0, "above the max delay: still honoured, never jittered"
+    assert hinted(7200.0) == 3600.0
+
+
+def test_a_hinted_watch_jumps_to_80_percent_then_every_5_percent_until_135() -> None:
+    """README: with expected_duration, "looks once at the start, then not again until 80 % of
+    it, then densely (every 5 % of the elapsed time) until 135 %"; the jump is not jittered."""
+    cai = profile_for("cloudaicompanion.googleapis.com")
+
+    def delay(elapsed: float, rng: random.Random | None = None) -> float:
+        return next_delay(
+            elapsed=elapsed, profile=cai, rng=rng or NoJitter(), expected_duration=400
+        )
+
+    assert delay(0, FullJitter()) == 320.0
+    assert delay(100, FullJitter()) == 220.0, "before the window: not jittered"
+    assert delay(320) == 16.0
+    assert delay(320, FullJitter()) == pytest.approx(14.4), "at the window's start: jittered"
+    assert delay(530) == pytest.approx(26.5)
+    assert delay(540) == 135.0, "past 135 %: the profile's 25 % of the elapsed time"
+    assert next_delay(elapsed=10, profile=cai, rng=NoJitter(), expected_duration=10.5) == 1.0
+
+
+def test_with_a_one_second_first_delay_the_first_error_backs_off_2_seconds() -> None:
+    """With ``initial_delay`` overridden to 1 s (the contract's lower bound), the schedule is
+    shorter than the first backoff: no error looks after 1 s, the first error after 2 s, the
+    second after 4 s (README: "2 s, 4 s, … up to the max delay"). Caught: a default of one
+    error, ``transient_errors >= 0`` or ``> 1``."""
+    fast = profile_for("cloudaicompanion.googleapis.com", PollingOverride(initial_delay=1.0))
+
+    def after(errors: int) -> float:
+        return next_delay(elapsed=0, profile=fast, rng=NoJitter(), transient_errors=errors)
+
+    assert next_delay(elapsed=0, profile=fast, rng=NoJitter()) == 1.0
+    assert [after(0), after(1), after(2), after(3)] == [1.0, 2.0, 4.0, 8.0]

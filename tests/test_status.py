@@ -9,6 +9,7 @@ import pytest
 
 from opwatch.status import (
     code_name,
+    error_reasons,
     normalize_status,
     retry_after_delay,
     retry_info_delay,
@@ -115,3 +116,69 @@ def test_retry_after(header: str | None, seconds: float | None) -> None:
 
 def test_code_names() -> None:
     assert (code_name(5), code_name(99)) == ("NOT_FOUND", "99")
+
+
+# --- survivors of ./run mutants (tests/mutants.py status), each killed here --------------------
+
+ERROR_INFO = {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "RATE_LIMIT_EXCEEDED"}
+
+
+@pytest.mark.parametrize(
+    ("http_status", "body", "reason", "expected"),
+    [
+        # The Status's own name wins over the HTTP status's code (400 alone: INVALID_ARGUMENT).
+        (
+            400,
+            {"error": {"code": 400, "message": "m", "status": "FAILED_PRECONDITION"}},
+            "",
+            {"code": 9, "message": "m", "details": []},
+        ),
+        # No message: the HTTP status line stands in, with its reason phrase.
+        (
+            503,
+            {"error": {"code": 503, "status": "UNAVAILABLE"}},
+            "Service Unavailable",
+            {"code": 14, "message": "HTTP 503 Service Unavailable", "details": []},
+        ),
+        # A bare google.rpc.Status keeps its details; no message: the status line again.
+        (
+            404,
+            {"code": 5, "details": [RETRY_INFO]},
+            "Not Found",
+            {"code": 5, "message": "HTTP 404 Not Found", "details": [RETRY_INFO]},
+        ),
+        # gRPC codes are 0 to 16 (google/rpc/code.proto): both ends are codes, 17 is not.
+        (500, {"code": 0}, "", {"code": 0, "message": "HTTP 500", "details": []}),
+        (500, {"code": 16, "message": "x"}, "", {"code": 16, "message": "x", "details": []}),
+        (500, {"code": 17}, "", {"code": 13, "message": 'HTTP 500: {"code": 17}', "details": []}),
+        # Not JSON at all (502 has no gRPC code in code.proto: UNKNOWN): the start of the text,
+        # undecodable bytes replaced; nothing: the status line alone; too deep: as text.
+        (
+            502,
+            b"\xff\xfe bad gateway",
+            "",
+            {"code": 2, "message": "HTTP 502: \ufffd\ufffd bad gateway", "details": []},
+        ),
+        (500, b"", "", {"code": 13, "message": "HTTP 500", "details": []}),
+        (500, b"[" * 100_000, "", {"code": 13, "message": "HTTP 500: " + "[" * 200, "details": []}),
+    ],
+)
+def test_each_error_shape_reads_into_exactly_this_status(
+    http_status: int, body: object, reason: str, expected: dict[str, object]
+) -> None:
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    assert status_from_http_error(http_status, raw, reason) == expected
+
+
+def test_an_operation_error_without_a_usable_message_is_named_by_its_code() -> None:
+    """Caught: a default HTTP status of 1 ("HTTP 1"), ``and`` for ``or``, no code name."""
+    assert normalize_status({"code": 5}) == {"code": 5, "message": "NOT_FOUND", "details": []}
+    assert normalize_status({"code": 5, "message": 42})["message"] == "NOT_FOUND"
+    assert normalize_status({"code": 5, "message": ""})["message"] == "NOT_FOUND"
+
+
+def test_details_that_are_not_objects_are_skipped() -> None:
+    """Caught: ``or`` for ``and`` in the detail filters (a string detail would be read)."""
+    status = {"code": 8, "message": "m", "details": ["junk", RETRY_INFO, 7, ERROR_INFO]}
+    assert retry_info_delay(status) == 2.5
+    assert error_reasons(status) == {"RATE_LIMIT_EXCEEDED"}
