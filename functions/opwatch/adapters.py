@@ -19,11 +19,11 @@ import requests
 from google.auth import exceptions as auth_exceptions
 from google.rpc import code_pb2
 
-from opwatch import registry
+from opwatch import ledger, registry
 from opwatch.checks import CheckTask
 from opwatch.contracts import WatchRequest
 from opwatch.core import Fetched, FetchFailed, FetchResult
-from opwatch.errors import QueueUnavailable, QuotaExhausted
+from opwatch.errors import LedgerUnavailable, QueueUnavailable, QuotaExhausted
 from opwatch.notification import Notification
 from opwatch.permissions import calls
 from opwatch.registry import QueuedTask
@@ -367,3 +367,133 @@ class NotificationPublisher:
     def __call__(self, message: Notification) -> None:
         future = self._client.get().publish(message.topic, message.data, **message.attributes)
         future.result(timeout=RPC_TIMEOUT)
+
+
+# A ledger call is never worth holding a watch up: a short deadline, no retry of its own (the
+# ledger catches up on a later write).
+LEDGER_TIMEOUT: Final = 5.0
+
+
+def default_firestore_client(database: str) -> Any:
+    """The Firestore client of ``projects/P/databases/D`` (it honours
+    ``FIRESTORE_EMULATOR_HOST`` itself)."""
+    from google.cloud import firestore
+
+    _, project, _, name = database.split("/")
+    return firestore.Client(project=project, database=name)
+
+
+class FirestoreLedger:
+    """The ledger (:mod:`opwatch.ledger`) in a Firestore database in Native mode, one document
+    per chain in the ``watches`` collection."""
+
+    def __init__(
+        self,
+        database: str,
+        retention_days: int,
+        client_factory: Callable[[], Any] | None = None,
+    ) -> None:
+        self._retention = timedelta(days=retention_days)
+        self._client = Lazy(client_factory or functools.partial(default_firestore_client, database))
+
+    def _collection(self) -> Any:
+        return self._client.get().collection(ledger.COLLECTION)
+
+    # Permissions: Firestore's "Security for server client libraries" page, by method: a write
+    # with no precondition needs create and update, a query list and get, a read get.
+    @calls(
+        "google.firestore.v1.Firestore.Commit",
+        database=("datastore.entities.create", "datastore.entities.update"),
+    )
+    def put(self, record: ledger.Record) -> None:
+        fields = ledger.to_document(record, retention=self._retention)
+        with _ledger_call("Commit"):
+            self._collection().document(record.doc_id).set(
+                fields, merge=True, retry=None, timeout=LEDGER_TIMEOUT
+            )
+
+    @calls(
+        "google.firestore.v1.Firestore.RunQuery",
+        database=("datastore.entities.get", "datastore.entities.list"),
+    )
+    def pending_of_operation(self, operation_key: str) -> list[ledger.Record]:
+        from google.cloud.firestore_v1.base_query import FieldFilter
+
+        query = (
+            self._collection()
+            .where(filter=FieldFilter("operation_key", "==", operation_key))
+            .where(filter=FieldFilter("state", "==", ledger.State.PENDING.value))
+            .limit(ledger.MAX_PAGE)
+        )
+        return [r for r in self._run(query) if r.state is ledger.State.PENDING]
+
+    @calls(
+        "google.firestore.v1.Firestore.RunQuery",
+        database=("datastore.entities.get", "datastore.entities.list"),
+    )
+    def of_watch(self, watch_id: str) -> list[ledger.Record]:
+        from google.cloud.firestore_v1.base_query import FieldFilter
+
+        query = (
+            self._collection()
+            .where(filter=FieldFilter("watch_id", "==", watch_id))
+            .limit(ledger.MAX_PAGE)
+        )
+        return self._run(query)
+
+    @calls(
+        "google.firestore.v1.Firestore.RunQuery",
+        database=("datastore.entities.get", "datastore.entities.list"),
+    )
+    def page(
+        self,
+        state: ledger.State | None,
+        since: datetime | None,
+        limit: int,
+        after: str | None,
+    ) -> tuple[list[ledger.Record], str | None]:
+        from google.cloud import firestore
+        from google.cloud.firestore_v1.base_query import FieldFilter
+
+        query = self._collection()
+        if state is not None:
+            query = query.where(filter=FieldFilter("state", "==", state.value))
+        if since is not None:
+            query = query.where(filter=FieldFilter("started", ">=", since))
+        query = query.order_by("started", direction=firestore.Query.DESCENDING)
+        with _ledger_call("RunQuery"):
+            if after:
+                cursor = self._collection().document(after).get(retry=None, timeout=LEDGER_TIMEOUT)
+                if cursor.exists:
+                    query = query.start_after(cursor)
+            snapshots = list(query.limit(limit).stream(retry=None, timeout=LEDGER_TIMEOUT))
+        records = [_record(snapshot) for snapshot in snapshots]
+        found = [r for r in records if r is not None]
+        if state is not None:
+            found = [r for r in found if r.state is state]  # a late pending write on a finish
+        token = snapshots[-1].id if len(snapshots) == limit else None
+        return found, token
+
+    def _run(self, query: Any) -> list[ledger.Record]:
+        with _ledger_call("RunQuery"):
+            snapshots = list(query.stream(retry=None, timeout=LEDGER_TIMEOUT))
+        return [r for r in (_record(snapshot) for snapshot in snapshots) if r is not None]
+
+
+def _record(snapshot: Any) -> ledger.Record | None:
+    """A document as a record; one opwatch did not write is skipped (and never fatal)."""
+    try:
+        return ledger.from_document(snapshot.to_dict() or {})
+    except ValueError:
+        return None
+
+
+@contextlib.contextmanager
+def _ledger_call(method: str) -> Iterator[None]:
+    """Any failure of a Firestore call (unavailable, deadline, refused) as LedgerUnavailable."""
+    from google.api_core import exceptions as api_exceptions
+
+    try:
+        yield
+    except (api_exceptions.GoogleAPIError, auth_exceptions.GoogleAuthError) as error:
+        raise LedgerUnavailable(f"Firestore {method}: {error}") from error

@@ -41,6 +41,10 @@ class QueueUnavailable(QueueRefused):
     """The queue itself answered NOT_FOUND: not a missing task, so no conclusion about one."""
 
 
+class LedgerUnavailable(OpwatchError):
+    """Firestore did not answer a ledger call in time, or refused it: the watch goes on."""
+
+
 @dataclass(frozen=True)
 class Violation:
     """One broken rule: which field, and what a person should change."""

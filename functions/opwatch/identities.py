@@ -19,7 +19,12 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Final
 
-from opwatch.adapters import CloudTasksQueue, NotificationPublisher, OperationFetcher
+from opwatch.adapters import (
+    CloudTasksQueue,
+    FirestoreLedger,
+    NotificationPublisher,
+    OperationFetcher,
+)
 from opwatch.permissions import Call, required
 
 
@@ -50,10 +55,11 @@ def declared(*owners: type | Callable[..., Any]) -> tuple[Call, ...]:
 
 RUNTIME: Final = Identity(
     "runtime",
-    declared(OperationFetcher, CloudTasksQueue, NotificationPublisher),
+    declared(OperationFetcher, CloudTasksQueue, NotificationPublisher, FirestoreLedger),
     MappingProxyType(
         {
             "project": ("project",),
+            "database": ("ledger database",),
             "queue": ("queue",),
             "invoker": ("invoker account",),
             # RESULTS_TOPIC, PARKED_TOPIC and each of ALLOWED_NOTIFY_TOPICS.
@@ -62,8 +68,9 @@ RUNTIME: Final = Identity(
     ),
 )
 
-# `opwatch list`, `status` and `cancel` (devtools/opwatch_local/watches.py) over the same queue
-# adapter: a scan, and a cancel's CreateTask and DeleteTask; a cancel message on the watch
+# `opwatch list`, `status` and `cancel` (devtools/opwatch_local/watches.py): the ledger's
+# queries, and over the same queue adapter a scan (no ledger), the GetTask that finds a
+# chain's pending step, and a cancel's CreateTask and DeleteTask; a cancel message on the watch
 # topic (README, "Watches in flight"), published with gcloud or a client library; and, with
 # `--cancel-operation` (Terraform: operators_may_cancel_operations), the operation's own
 # cancel, which watches.cancel_operation declares (the CLI is not deployed, so it is written
@@ -78,7 +85,12 @@ OPERATOR: Final = Identity(
         *declared(
             CloudTasksQueue.list_tasks,
             CloudTasksQueue.create,
+            CloudTasksQueue.get,
+            CloudTasksQueue._raise_if_queue_missing,
             CloudTasksQueue.delete,
+            FirestoreLedger.pending_of_operation,
+            FirestoreLedger.of_watch,
+            FirestoreLedger.page,
         ),
         *declared(NotificationPublisher),
         CANCEL_OPERATION,
@@ -88,6 +100,7 @@ OPERATOR: Final = Identity(
             "queue": ("queue",),
             "invoker": ("invoker account",),
             "topic": ("watch topic",),
+            "database": ("ledger database",),
             "project": ("project",),
         }
     ),

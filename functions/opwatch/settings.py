@@ -19,6 +19,10 @@ from opwatch.errors import ConfigurationError
 
 TOPIC_PATTERN: Final = re.compile(r"^projects/[^/\s]+/topics/[^/\s]+$")
 QUEUE_PATTERN: Final = re.compile(r"^projects/[^/\s]+/locations/[^/\s]+/queues/[^/\s]+$")
+# A named database (never "(default)"): Firestore's rule is 4-63 of [a-z0-9-], starting with a
+# letter and not ending with a hyphen.
+LEDGER_PATTERN: Final = re.compile(r"^projects/([^/\s]+)/databases/([a-z][a-z0-9-]{2,61}[a-z0-9])$")
+DEFAULT_LEDGER_RETENTION_DAYS: Final = 30
 # Cloud Tasks' own defaults (queue retry_config, HttpRequest dispatch_deadline).
 DEFAULT_DISPATCH_DEADLINE: Final = 600
 DEFAULT_TASKS_MAX_ATTEMPTS: Final = 100
@@ -53,6 +57,9 @@ class Settings:
             their watches poll only as a safety net (``policy.SAFETY_NET``).
         discovery_include_caller: label a watch discovered in the audit logs with the caller's
             email (personal data, so off unless asked for).
+        ledger_database: ``projects/P/databases/D``, the Firestore database of the ledger
+            (README, "The ledger"); None: no ledger, finding a watch scans the queue.
+        ledger_retention_days: how long a finished watch's document is kept (its TTL).
     """
 
     results_topic: str
@@ -70,6 +77,8 @@ class Settings:
     parked_topic: str | None = None
     event_driven_apis: frozenset[str] = frozenset()
     discovery_include_caller: bool = False
+    ledger_database: str | None = None
+    ledger_retention_days: int = DEFAULT_LEDGER_RETENTION_DAYS
 
     def on_last_attempts(self, retries: int) -> bool:
         """Whether a check retried ``retries`` times may be the queue's last try of it."""
@@ -196,6 +205,20 @@ class Settings:
                 problems.append(f"DISCOVERY_INCLUDE_CALLER={raw_caller!r} must be true or false")
             include_caller = _BOOLEANS.get(raw_caller.lower(), False)
 
+        ledger = get("LEDGER_DATABASE")
+        if ledger is not None and not LEDGER_PATTERN.match(ledger):
+            problems.append(
+                f"LEDGER_DATABASE={ledger!r} is malformed; expected a named database, e.g. "
+                "projects/my-project/databases/opwatch-ledger"
+            )
+        retention = integer(
+            "LEDGER_RETENTION_DAYS",
+            DEFAULT_LEDGER_RETENTION_DAYS,
+            1,
+            3650,
+            "whole days from 1 to 3650",
+        )
+
         log_level = (get("LOG_LEVEL") or "INFO").upper()
         if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             problems.append(f"LOG_LEVEL={log_level!r} must be DEBUG, INFO, WARNING or ERROR")
@@ -218,6 +241,8 @@ class Settings:
             parked_topic=parked_topic,
             event_driven_apis=frozenset(event_driven),
             discovery_include_caller=include_caller,
+            ledger_database=ledger,
+            ledger_retention_days=retention,
         )
 
 
