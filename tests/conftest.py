@@ -6,7 +6,7 @@ import base64
 import json
 import logging
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -98,6 +98,8 @@ class FakeQueue:
     in_flight: set[str] = field(default_factory=set)
     created: list[str] = field(default_factory=list)
     clock: Callable[[], datetime] | None = None
+    # Each call of first(): the names a reader asked for at once.
+    probes: list[list[str]] = field(default_factory=list)
 
     def taken(self, task_id: str) -> bool:
         """Whether a task named ``task_id`` would be refused now."""
@@ -140,6 +142,10 @@ class FakeQueue:
     def get(self, task_id: str) -> QueuedTask | None:
         task = self._find(task_id)
         return self._queued(task) if task else None
+
+    def first(self, task_ids: Sequence[str]) -> QueuedTask | None:
+        self.probes.append(list(task_ids))
+        return next((t for t in map(self.get, task_ids) if t is not None), None)
 
     def delete(self, task_id: str) -> bool:
         task = self._find(task_id)

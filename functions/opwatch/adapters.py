@@ -11,7 +11,7 @@ import contextlib
 import functools
 import json
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
 
@@ -284,6 +284,38 @@ class CloudTasksQueue:
             self._raise_if_queue_missing()
         return None
 
+    @calls(
+        "google.cloud.tasks.v2.CloudTasks.GetTask",
+        queue=("cloudtasks.tasks.get", "cloudtasks.tasks.fullView"),
+    )
+    def first(self, task_ids: Sequence[str]) -> QueuedTask | None:
+        """The first of ``task_ids`` on the queue, asking for all of them at once (a chain's
+        few candidate names, :func:`opwatch.ledger.probe_names`); the queue is checked once,
+        only when none is there."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        from google.api_core import exceptions as api_exceptions
+        from google.cloud import tasks_v2
+
+        client = self._client.get()
+
+        def one(task_id: str) -> QueuedTask | None:
+            request = tasks_v2.GetTaskRequest(
+                name=self._path(task_id), response_view=tasks_v2.Task.View.FULL
+            )
+            try:
+                return _queued(client.get_task(request=request, timeout=RPC_TIMEOUT))
+            except api_exceptions.NotFound:
+                return None
+
+        with _refusals("GetTask"), ThreadPoolExecutor(max_workers=len(task_ids) or 1) as pool:
+            found = list(pool.map(one, task_ids))
+        for task in found:
+            if task is not None:
+                return task
+        self._raise_if_queue_missing()
+        return None
+
     @calls("google.cloud.tasks.v2.CloudTasks.GetQueue", queue=("cloudtasks.queues.get",))
     def _raise_if_queue_missing(self) -> None:
         from google.api_core import exceptions as api_exceptions
@@ -364,9 +396,10 @@ class NotificationPublisher:
         self._client = Lazy(client_factory or default_publisher_client)
 
     @calls("google.pubsub.v1.Publisher.Publish", topic=("pubsub.topics.publish",))
-    def __call__(self, message: Notification) -> None:
+    def __call__(self, message: Notification) -> str | None:
+        """Publish ``message``; the message id Pub/Sub gave it."""
         future = self._client.get().publish(message.topic, message.data, **message.attributes)
-        future.result(timeout=RPC_TIMEOUT)
+        return str(future.result(timeout=RPC_TIMEOUT))
 
 
 # A ledger call is never worth holding a watch up: a short deadline, no retry of its own (the
