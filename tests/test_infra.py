@@ -1432,8 +1432,9 @@ def test_operators_get_exactly_what_the_cli_uses_and_only_if_named(tf: Config) -
     cloudtasks.tasks.fullView besides tasks.list / tasks.get (ListTasks and GetTask references,
     https://cloud.google.com/tasks/docs/reference/rest/v2/projects.locations.queues.tasks/list);
     cancel creates the next step's task (with the invoker's OIDC token: actAs on that account)
-    and deletes the pending look. All of it on the check queue only: "access control can be
-    configured at the project level and at the queue level"
+    and deletes the pending look; when no candidate task of a chain is there, GetQueue
+    (cloudtasks.queues.get) tells a missing task from a missing queue. All of it on the check
+    queue only: "access control can be configured at the project level and at the queue level"
     (https://cloud.google.com/tasks/docs/reference-access-control)."""
     role = tf.resource("google_project_iam_custom_role", "operator")
     assert "length(var.operators)" in expr(role["count"]) or "operators_enabled" in expr(
@@ -1445,6 +1446,7 @@ def test_operators_get_exactly_what_the_cli_uses_and_only_if_named(tf: Config) -
         "cloudtasks.tasks.fullView",
         "cloudtasks.tasks.create",
         "cloudtasks.tasks.delete",
+        "cloudtasks.queues.get",
     }
     on_queue = tf.resource("google_cloud_tasks_queue_iam_member", "operators")
     assert expr(on_queue["role"]) == "google_project_iam_custom_role.operator[0].name"
