@@ -190,3 +190,8 @@ output "cli_environment" {
     OPWATCH_TASKS_INVOKER_SA = google_service_account.tasks_invoker.email
   }
 }
+
+output "ledger_database_id" {
+  description = "The ledger's Firestore database (projects/P/databases/D, LEDGER_DATABASE): one document per watch chain in the collection watches."
+  value       = google_firestore_database.ledger.id
+}

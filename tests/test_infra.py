@@ -53,6 +53,8 @@ PRODUCTION_ENV = {
     "DISPATCH_DEADLINE",
     "DISCOVERY_INCLUDE_CALLER",
     "EVENT_DRIVEN_APIS",
+    "LEDGER_DATABASE",
+    "LEDGER_RETENTION_DAYS",
 }
 LOCAL_ONLY_ENV = ("OPERATIONS_API_ENDPOINT", "PUBSUB_EMULATOR_HOST", "CLOUD_TASKS_EMULATOR_HOST")
 
@@ -325,7 +327,14 @@ def test_every_variable_has_type_and_description(directory: Path) -> None:
 
 
 # Variables that carry no constraint worth stating (free-form by nature).
-UNCONSTRAINED = {"labels", "enable_apis", "operators_may_cancel_operations", "replace_queue"}
+UNCONSTRAINED = {
+    "labels",
+    "enable_apis",
+    "operators_may_cancel_operations",
+    "replace_queue",
+    "ledger_deletion_protection",
+    "replace_ledger",
+}
 
 
 def test_every_constrained_variable_is_validated(tf: Config) -> None:
@@ -371,6 +380,7 @@ APIS_BY_TYPE = {
     "google_project": {"cloudresourcemanager"},
     "google_logging_": {"logging"},
     "google_monitoring_": {"monitoring"},
+    "google_firestore_": {"firestore"},
     # generateServiceIdentity is a Service Usage call, which enabling the APIs needs already;
     # the identity is the Pub/Sub API's.
     "google_project_service_identity": {"pubsub"},
@@ -1149,6 +1159,9 @@ DEPLOYER_ROLES = {
     "google_logging_": "Logs Configuration Writer",
     "google_monitoring_alert_policy": "Monitoring AlertPolicy Editor",
     "google_monitoring_dashboard": "Monitoring Dashboard Configuration Editor",
+    # The ledger's database, its indexes and its TTL policy (datastore.databases.create,
+    # datastore.indexes.*; Firestore's Manage databases page names Owner or Datastore Owner).
+    "google_firestore_": "Cloud Datastore Owner",
     "time_": "",
     "terraform_data": "",
 }
