@@ -9,6 +9,11 @@ locals {
   ledger_location = coalesce(var.ledger_location, var.region)
   # opwatch.ledger.COLLECTION (tests/test_ledger_infra.py holds the two equal).
   ledger_collection = "watches"
+  # The IAM condition of every ledger grant: Firestore databases have no IAM policy of their
+  # own, so access to one database is a project-level binding whose condition names it; the
+  # resource name is projects/PROJECT_ID/databases/DATABASE_ID, the database's id here
+  # (Firestore's Manage databases page, "Configure per-database access permissions").
+  ledger_condition = "resource.name == \"${google_firestore_database.ledger.id}\""
 }
 
 # What the database was created with, remembered like the queue's (tasks.tf): name and
@@ -110,4 +115,71 @@ resource "google_firestore_field" "labels" {
   field      = "labels"
 
   index_config {}
+}
+
+# --- Access: this database only ---
+#
+# What the @calls of FirestoreLedger declare (Firestore's "Security for server client
+# libraries" page): a write without precondition (Commit) needs entities.create and
+# entities.update, a query (RunQuery) and the lookup of a page's cursor entities.get and
+# entities.list. roles/datastore.user would add entities.delete and more, which no call makes,
+# so the grants are custom roles, bound on the project with a condition on this database.
+
+resource "google_project_iam_custom_role" "ledger_writer" {
+  project     = var.project_id
+  role_id     = "${replace(var.name_prefix, "-", "_")}_ledgerWriter"
+  title       = "opwatch ledger writer"
+  description = "Write and query watch records in the opwatch ledger database (granted on that database only)."
+  permissions = [
+    "datastore.entities.create",
+    "datastore.entities.update",
+    "datastore.entities.get",
+    "datastore.entities.list",
+  ]
+
+  depends_on = [google_project_service.enabled]
+}
+
+resource "google_project_iam_member" "runtime_writes_ledger" {
+  project = var.project_id
+  role    = google_project_iam_custom_role.ledger_writer.name
+  member  = "serviceAccount:${google_service_account.runtime.email}"
+
+  condition {
+    title       = "${local.ledger_database} only"
+    description = "The opwatch ledger database, no other database of the project."
+    expression  = local.ledger_condition
+  }
+
+  depends_on = [google_project_service.enabled]
+}
+
+# opwatch list and status query the ledger; they never write it.
+resource "google_project_iam_custom_role" "ledger_reader" {
+  count       = local.operators_enabled ? 1 : 0
+  project     = var.project_id
+  role_id     = "${replace(var.name_prefix, "-", "_")}_ledgerReader"
+  title       = "opwatch ledger reader"
+  description = "Query watch records in the opwatch ledger database (granted on that database only)."
+  permissions = [
+    "datastore.entities.get",
+    "datastore.entities.list",
+  ]
+
+  depends_on = [google_project_service.enabled]
+}
+
+resource "google_project_iam_member" "operators_read_ledger" {
+  for_each = var.operators
+  project  = var.project_id
+  role     = google_project_iam_custom_role.ledger_reader[0].name
+  member   = each.value
+
+  condition {
+    title       = "${local.ledger_database} only"
+    description = "The opwatch ledger database, no other database of the project."
+    expression  = local.ledger_condition
+  }
+
+  depends_on = [google_project_service.enabled]
 }

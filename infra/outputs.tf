@@ -195,3 +195,13 @@ output "ledger_database_id" {
   description = "The ledger's Firestore database (projects/P/databases/D, LEDGER_DATABASE): one document per watch chain in the collection watches."
   value       = google_firestore_database.ledger.id
 }
+
+output "ledger_writer_role_id" {
+  description = "Custom role the runtime account holds on the ledger database only (an IAM condition on its name): create, update, get and list documents."
+  value       = google_project_iam_custom_role.ledger_writer.name
+}
+
+output "ledger_reader_role_id" {
+  description = "Custom role the operators hold on the ledger database only: get and list documents (null unless operators is set)."
+  value       = try(google_project_iam_custom_role.ledger_reader[0].name, null)
+}

@@ -859,6 +859,13 @@ def test_runtime_may_do_what_its_configuration_asks_and_nothing_more(tf: Config)
         (*topic, env["RESULTS_TOPIC"].replace(".id", ".name")),
         (*topic, env["PARKED_TOPIC"].replace(".id", ".name")),
         (*topic, "each.value"),
+        # write and query LEDGER_DATABASE (a custom role on the project, with a condition
+        # naming that database: tests/test_ledger_infra.py)
+        (
+            "google_project_iam_member",
+            "google_project_iam_custom_role.ledger_writer.name",
+            "var.project_id",
+        ),
         # create, read, list and delete tasks in TASKS_QUEUE and read the queue (a custom role
         # granted on that queue only), with TASKS_INVOKER_SA's token (actAs)
         (
