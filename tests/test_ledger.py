@@ -24,6 +24,8 @@ from opwatch.ledger import RECORD_EVERY, Record, State
 from opwatch.logs import Event
 from opwatch.service import RECORD_DELAY, Notifier
 from opwatch.settings import Settings
+from opwatch.wire import rfc3339
+from opwatch_local import watches
 
 from .conftest import (
     OPERATION,
@@ -378,3 +380,95 @@ def test_a_record_step_needs_its_finish(harness: Harness) -> None:
     with pytest.raises(checks.InvalidCheckBody) as raised:
         checks.decode(json.dumps(body).encode())
     assert raised.value.violations[0].field == "finish"
+
+
+# --- what operators see: opwatch list and status over the ledger --------------------------------
+
+
+def test_list_pages_through_the_ledger_newest_first(harness: Harness, store: FakeLedger) -> None:
+    harness.fetch.results = [pending()]
+    for n in range(5):
+        start(harness, f"w-{n}", f"m-{n}", labels={"n": str(n)})
+        harness.clock.advance(1)
+    harness.fetch.results = [succeeded()]
+    start(harness, "done", "m-done")
+    now = harness.clock.now
+
+    first, token = watches.recorded_rows(
+        store, State.PENDING, None, watches.Filters(), now, limit=3
+    )
+    rest, end = watches.recorded_rows(
+        store, State.PENDING, None, watches.Filters(), now, limit=3, after=token
+    )
+
+    assert [row["watch_id"] for row in first + rest] == ["w-4", "w-3", "w-2", "w-1", "w-0"]
+    assert token is not None and end is None
+    for row in first + rest:
+        jsonschema.validate({k: v for k, v in row.items() if k != "overdue"}, SCHEMA)
+        assert row["state"] == "PENDING" and row["overdue"] is False
+    finished, _ = watches.recorded_rows(
+        store, State.FINISHED, None, watches.Filters(), now, limit=9
+    )
+    assert [(row["watch_id"], row["outcome"]) for row in finished] == [("done", "SUCCEEDED")]
+    labelled, _ = watches.recorded_rows(
+        store, None, None, watches.Filters(labels={"n": "2"}), now, limit=9
+    )
+    assert [row["watch_id"] for row in labelled] == ["w-2"]
+    recent, _ = watches.recorded_rows(
+        store, None, now - timedelta(seconds=1.5), watches.Filters(), now, limit=9
+    )
+    assert {row["watch_id"] for row in recent} == {"w-4", "done"}
+    assert "w-4" in watches.record_table(first)
+
+
+def test_status_shows_the_pending_step_as_the_queue_holds_it_now(
+    harness: Harness, store: FakeLedger
+) -> None:
+    harness.fetch.results = [pending()]
+    start(harness)
+    deliver(harness, 3)  # the record still names step 1; the queue holds step 4
+    [task] = harness.schedule.tasks
+
+    [row] = watches.recorded_status(harness.notifier.registry, "w-1", harness.clock.now)
+
+    assert row["state"] == "PENDING"
+    assert row["pending_step"]["task"] == task.task_id
+    assert row["pending_step"]["next_check"] == rfc3339(task.when)
+    assert row["polls"] == 4, "the live count, not the recorded one"
+    assert harness.schedule.scans == 0
+    assert rfc3339(task.when) in watches.record_table([row])
+
+
+def test_status_of_a_finished_watch_and_of_a_record_the_queue_does_not_back(
+    harness: Harness, store: FakeLedger
+) -> None:
+    harness.fetch.results = [pending()]
+    start(harness, "lost", "m-1")
+    harness.schedule.tasks.clear()  # as if its step were lost: the record says pending
+    harness.fetch.results = [succeeded()]
+    start(harness, "done", "m-2")
+    registry, now = harness.notifier.registry, harness.clock.now
+
+    [done] = watches.recorded_status(registry, "done", now)
+    [lost] = watches.recorded_status(registry, "lost", now)
+
+    assert (done["state"], done["outcome"], done["finished"]) == (
+        "FINISHED",
+        "SUCCEEDED",
+        rfc3339(now),
+    )
+    assert "pending_step" not in done
+    assert lost["pending_step"] is None
+    assert "not on the queue where recorded" in watches.record_table([lost])
+
+
+def test_a_record_long_unwritten_is_overdue() -> None:
+    record = Record("w", OPERATION, "a.b", "c1", T0, 1, 1, T0, next_look=T0)
+    late = T0 + ledger.RECORD_EVERY * ledger.LONGEST_STEP
+    assert not record.overdue(late)
+    assert record.overdue(late + timedelta(seconds=1))
+    assert not record.finish("SUCCEEDED", T0, 1, None).overdue(late + timedelta(days=9))
+    assert watches.record_row(record, late + timedelta(seconds=1))["overdue"] is True
+    assert "(overdue)" in watches.record_table(
+        [watches.record_row(record, late + timedelta(days=1))]
+    )
