@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -372,14 +372,82 @@ def test_a_body_with_a_bad_record_field_is_refused(
     assert raised.value.violations[0].field == field
 
 
-def test_a_record_step_needs_its_finish(harness: Harness) -> None:
+FINISH = {"outcome": "SUCCEEDED", "finished": "2026-01-01T00:00:00Z", "message_id": "7"}
+
+
+@pytest.mark.parametrize(
+    "finish",
+    [
+        None,
+        {**FINISH, "outcome": ""},
+        {**FINISH, "outcome": 3},
+        {**FINISH, "finished": "yesterday"},
+        {**FINISH, "message_id": 7},
+        {**FINISH, "extra": 1},
+    ],
+)
+def test_a_record_step_needs_its_finish(harness: Harness, finish: Any) -> None:
     harness.fetch.results = [pending()]
     start(harness)
     body = json.loads(harness.schedule.tasks[0].body)
     body["step"] = {"kind": "record", "reason": ""}
+    if finish is not None:
+        body["finish"] = finish
     with pytest.raises(checks.InvalidCheckBody) as raised:
         checks.decode(json.dumps(body).encode())
     assert raised.value.violations[0].field == "finish"
+    body["finish"] = {**FINISH, "message_id": None}
+    assert checks.decode(json.dumps(body).encode()).finish == checks.Finish(
+        "SUCCEEDED", datetime(2026, 1, 1, tzinfo=UTC), None
+    )
+
+
+def test_a_record_task_without_a_ledger_configured_does_nothing(
+    settings: Settings, store: FakeLedger
+) -> None:
+    """The ledger was switched off after the task was written: nothing to catch up."""
+    queue, publish = FakeQueue(), RecordingPublish()
+    store.fail_with = LedgerUnavailable("down")
+    notifier = Notifier(
+        settings, fetch=FakeFetch([succeeded()]), queue=queue, publish=publish, ledger=store
+    )
+    notifier.on_watch_message(pubsub_message({"operation": OPERATION, "watch_id": "w"}, "m"))
+    [task] = queue.tasks
+    without = replace(notifier, ledger=None)
+    assert without.on_check(checks.decode(task.body), retries=0) is None
+    assert store.documents == {} and len(publish.messages) == 1
+
+
+def test_a_finish_neither_ledger_nor_queue_takes_is_logged_whole(
+    settings: Settings, store: FakeLedger, event_log: EventLog
+) -> None:
+    queue = FakeQueue()
+    store.fail_with = LedgerUnavailable("down")
+    notifier = Notifier(
+        settings,
+        fetch=FakeFetch([succeeded()]),
+        queue=queue,
+        publish=RecordingPublish(),
+        ledger=store,
+    )
+    queue.fail_with = RuntimeError("cloud tasks down too")
+    notifier.on_watch_message(pubsub_message({"operation": OPERATION, "watch_id": "w"}, "m"))
+    [line] = [line for line in event_log.lines if line["event"] == Event.LEDGER_BEHIND]
+    assert line["record_task"] is False
+    assert (line["record"]["watch_id"], line["record"]["outcome"]) == ("w", "SUCCEEDED")
+
+
+def test_a_cancel_of_a_watch_the_ledger_never_heard_of_scans_the_queue(
+    harness: Harness, store: FakeLedger
+) -> None:
+    store.fail_with = LedgerUnavailable("down at the start")
+    harness.fetch.results = [pending()]
+    start(harness)
+    store.fail_with = None
+
+    result = harness.notifier.registry.cancel("w-1", "x")
+
+    assert harness.schedule.scans == 1 and len(result.cancelled) == 1
 
 
 # --- what operators see: opwatch list and status over the ledger --------------------------------
