@@ -182,12 +182,13 @@ output "operator_role_id" {
 }
 
 output "cli_environment" {
-  description = "The environment the opwatch CLI needs against this deployment (export each, or pass the matching flags): where to publish watches, the queue to list, status and cancel, and what a cancel task targets."
+  description = "The environment the opwatch CLI needs against this deployment (export each, or pass the matching flags): where to publish watches, the queue to list, status and cancel, what a cancel task targets, and the ledger its list, status and cancel read."
   value = {
     OPWATCH_WATCH_TOPIC      = google_pubsub_topic.watch_requests.id
     OPWATCH_TASKS_QUEUE      = google_cloud_tasks_queue.checks.id
     OPWATCH_CHECK_URL        = local.check_url
     OPWATCH_TASKS_INVOKER_SA = google_service_account.tasks_invoker.email
+    OPWATCH_LEDGER_DATABASE  = google_firestore_database.ledger.id
   }
 }
 

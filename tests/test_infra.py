@@ -1130,11 +1130,13 @@ def test_outputs_a_caller_chains_on_exist(tf: Config) -> None:
         "OPWATCH_TASKS_QUEUE",
         "OPWATCH_CHECK_URL",
         "OPWATCH_TASKS_INVOKER_SA",
+        "OPWATCH_LEDGER_DATABASE",
     }
     for name in environment:
         assert name in cli, f"the CLI does not read {name}"
     assert expr(environment["OPWATCH_CHECK_URL"]) == function_env(tf)["CHECK_URL"]
     assert expr(environment["OPWATCH_TASKS_QUEUE"]) == function_env(tf)["TASKS_QUEUE"]
+    assert expr(environment["OPWATCH_LEDGER_DATABASE"]) == function_env(tf)["LEDGER_DATABASE"]
 
 
 def test_outputs_the_readme_uses_exist(tf: Config) -> None:
