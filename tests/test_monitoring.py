@@ -86,6 +86,11 @@ EXPECTED: dict[str, set[str]] = {
     # watch.finished lines with the field only (the operation said its endTime).
     "detection_lag": {Event.WATCH_FINISHED},
     "watch_abandoned": {Event.WATCH_ABANDONED},
+    "ledger_behind": {
+        Event.LEDGER_WRITE_FAILED,
+        Event.LEDGER_BEHIND,
+        Event.AUDIT_LEDGER_UNAVAILABLE,
+    },
 }
 
 
