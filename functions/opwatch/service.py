@@ -155,7 +155,14 @@ class Notifier:
             )
         except InvalidWatchRequest as error:
             # Valid when scheduled, so the allowlists changed since: tell the subscriber.
-            return self._reject(error, state.progress, default_watch_id=watch_id)
+            outcome = self._reject(error, state.progress, default_watch_id=watch_id)
+            if self.ledger is not None:
+                rejected = self._state_record(state, state.seq)
+                self._put(
+                    rejected.finish(outcome.value, self.clock(), state.progress.polls, None),
+                    {"watch_id": watch_id},
+                )
+            return outcome
         try:
             if state.step is Step.CANCEL:
                 return self._cancelled(request, state)
@@ -381,22 +388,13 @@ class Notifier:
         A failure answers 500 (Cloud Tasks tries again, with backoff), until what may be the
         queue's last attempts: then the record is logged, and the ledger keeps it pending."""
         assert state.finish is not None  # checks.read requires it of a record step
-        request, end = state.request, state.finish
-        record = Record(
-            watch_id=state.watch_id,
-            operation=str(request.get("operation")),
-            api=str(request.get("api")),
-            chain=state.chain,
-            started=state.progress.started,
-            polls=state.progress.polls,
-            seq=max(state.seq - 2, 1),
-            updated=self.clock(),
-            labels=dict(request.get("labels") or {}),
-            results_topic=str(request.get("notify_topic") or self.settings.results_topic),
-        ).finish(end.outcome, end.finished, state.progress.polls, end.message_id)
-        fields = {"watch_id": record.watch_id, "operation": record.operation, "api": record.api}
         if self.ledger is None:
             return
+        end = state.finish
+        record = self._state_record(state, state.seq - 2).finish(
+            end.outcome, end.finished, state.progress.polls, end.message_id
+        )
+        fields = {"watch_id": record.watch_id, "operation": record.operation, "api": record.api}
         try:
             self.ledger.put(record)
         except Exception:
@@ -408,6 +406,22 @@ class Notifier:
                     "fields": {**fields, "event": Event.LEDGER_BEHIND, "record": record.to_json()}
                 },
             )
+
+    def _state_record(self, state: checks.CheckState, seq: int) -> Record:
+        """The record of a check's chain from its body alone (its request not validated)."""
+        request = state.request
+        return Record(
+            watch_id=state.watch_id,
+            operation=str(request.get("operation")),
+            api=str(request.get("api")),
+            chain=state.chain,
+            started=state.progress.started,
+            polls=state.progress.polls,
+            seq=max(seq, 1),
+            updated=self.clock(),
+            labels={str(k): str(v) for k, v in dict(request.get("labels") or {}).items()},
+            results_topic=str(request.get("notify_topic") or self.settings.results_topic),
+        )
 
     def _park(self, request: WatchRequest, state: checks.CheckState) -> None:
         """Set the watch aside on what may be Cloud Tasks' last try of this check.
