@@ -596,7 +596,7 @@ class FirestoreEmulator:
 
         stack.firestore.kill()  # SIGKILL to its process group, like a crash
         time.sleep(60)
-        stack.firestore.start()  # same port; bounded by the stack's ready_timeout
+        stack.firestore.restart()  # same port; bounded by the stack's ready_timeout
     """
 
     NAME: Final = "firestore"
@@ -639,29 +639,24 @@ class FirestoreEmulator:
         """Like :meth:`kill`, but SIGTERM first (SIGKILL after the stop timeout)."""
         return self._down(kill=False, keep_data=keep_data)
 
-    def start(self) -> float:
-        """Start it again after :meth:`kill` or :meth:`stop`, on the same port, with the same log
-        file, and wait (bounded) until it serves documents.
+    def restart(self, *, keep_data: bool = False) -> float:
+        """Start it again on the same port, with the same log file, and wait (bounded by the
+        stack's ``ready_timeout``) until it serves documents. Kills it first if it runs.
+
+        Args:
+            keep_data: If it runs, export the ledger's database before the kill (as
+                :meth:`kill`); after a kill, what that kill kept is imported either way.
 
         Returns:
-            Seconds from start to ready.
+            Seconds from the call until it serves again.
 
         Raises:
-            KeyError: It was not stopped.
             PortInUseError, ReadinessError: As in :meth:`LocalStack.start`.
-        """
-        return self._stack.start_process(self.NAME)
-
-    def restart(self, *, keep_data: bool = False) -> float:
-        """Kill it if it runs (see :meth:`kill`), then :meth:`start` it.
-
-        Returns:
-            Seconds from the kill (or the start, if it was down) until it serves again.
         """
         began = time.monotonic()
         if self.NAME not in self._stack.stopped:
             self.kill(keep_data=keep_data)
-        self.start()
+        self._stack.start_process(self.NAME)
         return time.monotonic() - began
 
     def export(self, directory: Path) -> Path:
