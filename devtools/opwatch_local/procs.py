@@ -39,6 +39,7 @@ from pathlib import Path
 from types import FrameType, TracebackType
 
 __all__ = [
+    "Condition",
     "ManagedProcess",
     "PortInUseError",
     "ProcessError",
