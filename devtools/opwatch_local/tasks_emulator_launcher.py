@@ -66,6 +66,13 @@ opwatch. It changes the emulator's behaviour **at runtime only, never by editing
    for tests). A design that leans on those calls fails here first, as it would in production.
    GetQueue of an unknown queue answers ``NOT_FOUND`` (the emulator: ``UNKNOWN``).
 
+6. **A quiet dispatch loop.** The emulator's queue thread logs ``[TASKS] Processing next task``
+   at INFO for every task it holds, on every pass (every ~0.1 s, scheduled-later tasks
+   included): with N pending tasks, several N lines a second (37 MB a minute at 1,000). At
+   10,000 the writing alone slowed every pass: a task created due now was dispatched after
+   0.73 s (median of 20) rather than 0.22 s without it. A logging filter drops that one line;
+   every other line of the emulator stays.
+
 ``--max-retries`` is passed through so a failing task is not retried every 0.1 s forever.
 
 Not like the real service even so: no queue rate limits or RetryConfig backoff, no dispatch deadline
@@ -78,6 +85,7 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import logging
 import os
 import re
 import socket
@@ -98,6 +106,7 @@ __all__ = [
     "encode_page_token",
     "install_dedup",
     "install_loopback_bind",
+    "install_quiet_dispatch_loop",
     "install_quotas",
     "install_task_api",
     "main",
@@ -610,6 +619,23 @@ def install_quotas(limits: dict[str, int], window: float, log: Callable[[str], N
     log(f"tasks emulator: quotas enforced: {described}")
 
 
+# The emulator's logger, and its line per held task per pass (patch 6).
+EMULATOR_LOGGER = "gcloud-tasks-emulator"
+PASS_LINE = "[TASKS] Processing next task"
+
+
+def _not_a_pass_line(record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith(PASS_LINE)
+
+
+def install_quiet_dispatch_loop(log: Callable[[str], None]) -> None:
+    """Drop the emulator's ``Processing next task`` line (patch 6); idempotent."""
+    logger = logging.getLogger(EMULATOR_LOGGER)
+    if _not_a_pass_line not in logger.filters:
+        logger.addFilter(_not_a_pass_line)
+    log("tasks emulator: the per-task line of each dispatch pass is not logged")
+
+
 def _epoch(ts: Any) -> float:
     return float(ts.seconds + ts.nanos / 1e9)
 
@@ -657,6 +683,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "Force run requests": args.run_quota_per_minute,
     }
     install_quotas(limits, args.quota_window, log)
+    install_quiet_dispatch_loop(log)
     socket.setdefaulttimeout(args.dispatch_timeout)
 
     from gcloud_tasks_emulator.__main__ import (  # type: ignore[import-not-found]
