@@ -1,4 +1,5 @@
-"""A TCP forwarder on loopback that can be shut: how the soak takes Pub/Sub away from the functions.
+"""A TCP forwarder on loopback that can be shut: how the soak takes Pub/Sub and Firestore away
+from the functions.
 
 Why the functions reach Pub/Sub through a :class:`TcpGate` during the soak: the emulator forgets
 everything when it stops, including notifications already published but not yet pulled, and a
@@ -7,6 +8,10 @@ Neither would be opwatch's loss (real Pub/Sub keeps both), but either would show
 gate closes first (the functions' connections are cut and new ones refused), the harness drains
 the subscription, and the gate opens only after the subscription exists again. For opwatch the
 outage is the same: Pub/Sub is unreachable, then back, empty but for the resources.
+
+The ledger's Firestore is behind a gate of its own for a like reason: its emulator keeps its
+data in memory, so the soak exports it before the kill and imports it at the restart; the gate
+shuts first, so that no write the functions saw succeed falls between the export and the kill.
 """
 
 from __future__ import annotations
@@ -50,8 +55,8 @@ class TcpGate:
 
     def shut(self) -> None:
         """Cut every forwarded connection and refuse new ones."""
-        self._open.clear()
-        with self._lock:
+        with self._lock:  # a connection being set up is either cut here or refused below
+            self._open.clear()
             for sock in self._sockets:
                 with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
@@ -93,6 +98,12 @@ class TcpGate:
             client.settimeout(None)
             upstream.settimeout(None)
             with self._lock:
+                if not self._open.is_set():
+                    # Shut while this one was being set up: it would survive the shut.
+                    self.refused += 1
+                    client.close()
+                    upstream.close()
+                    continue
                 self._sockets.update((client, upstream))
             for src, dst in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
