@@ -2,8 +2,10 @@
 
 The scenario and the tally are the package :mod:`opwatch_local.soak` (shared with
 ``tests/test_soak.py``, which runs it at CI size): mixed outcomes and durations (1-30 s), ~10 %
-of GETs faulted across every fault kind, the check function killed and restarted once, and
-Pub/Sub unreachable for a while (its emulator stopped and restarted) as operations finish.
+of GETs faulted across every fault kind, the check function killed and restarted once, the
+ledger's Firestore killed for 60 s (its data kept) and restarted, and Pub/Sub unreachable for a
+while (its emulator stopped and restarted) as operations finish. Afterwards every watch's
+ledger document must say FINISHED, with the outcome its subscriber received.
 
     python -m bench.soak [--watches 1000] [--seed 6] [--out bench/results/soak.md]
 
@@ -32,9 +34,9 @@ def markdown(report: SoakReport, command: str) -> str:
     lines = [
         "# Fault soak",
         "",
-        f"`{command}` on {datetime.now(UTC):%Y-%m-%d}, on the local stack (real Pub/Sub and Cloud "
-        "Tasks emulators, functions-framework processes, the operations simulator), on a shared "
-        "2-core machine.",
+        f"`{command}` on {datetime.now(UTC):%Y-%m-%d}, on the local stack (real Pub/Sub, Cloud "
+        "Tasks and Firestore emulators, functions-framework processes, the operations "
+        "simulator), on a shared 2-core machine.",
         "",
         "## Result",
         "",
@@ -44,6 +46,9 @@ def markdown(report: SoakReport, command: str) -> str:
         f"| lost | **{f['lost']}** |",
         f"| wrong or conflicting outcomes | **{f['problems'] - f['lost']}** |",
         f"| notifications received | {f['notifications']} |",
+        f"| watches the ledger shows FINISHED with the outcome received | "
+        f"**{f['ledger_watches_finished_as_received']}** of {f['watches']} "
+        f"({f['ledger_documents']} documents; {f['ledger_problems']} ledger problems) |",
         f"| duplicates (same watch id and outcome) | {f['duplicates']} "
         f"(on {f['watches_with_duplicates']} watches) |",
         f"| wall time, first publish to last notification + {c.settle_seconds:g} s settle | "
@@ -85,6 +90,16 @@ def markdown(report: SoakReport, command: str) -> str:
         "- Check function: SIGKILL to its process group once "
         f"{c.kill_at:.0%} of the watches had ended; back (ready) after "
         f"{t.get('check_down', 0):.1f} s.",
+        f"- Firestore (the ledger): unreachable for the functions for "
+        f"{t.get('firestore_outage', 0):.1f} s once {c.firestore_outage_at:.0%} had ended: the "
+        f"emulator killed (SIGKILL) after exporting its data, restarted "
+        f"{c.firestore_outage_seconds:g} s later on the same port importing it (ready after "
+        f"{t.get('firestore_ready_in', 0):.1f} s), as production's Firestore keeps its data "
+        f"through an outage. Ledger writes Firestore did not take (`ledger.write_failed`, the "
+        f"watch went on): {f['ledger_writes_failed']}; finishes left to a record task "
+        f"(`ledger.behind`, written 60 s later): {f['ledger_finishes_to_record_tasks']}; "
+        f"finishes only logged (a record task on its last attempt): "
+        f"{f['ledger_finishes_only_logged']}.",
         f"- Pub/Sub: unreachable for the functions for {t.get('outage', 0):.1f} s once "
         f"{c.outage_at:.0%} had ended, the emulator stopped and restarted on the same port, "
         "topics and subscriptions recreated before the functions could reach it again. "
@@ -111,6 +126,11 @@ def markdown(report: SoakReport, command: str) -> str:
         "- The Pub/Sub emulator keeps no state across a restart; the functions reach it through a "
         "gate the soak shuts before stopping it and opens after recreating the subscriptions, so "
         "the harness does not lose notifications real Pub/Sub would have kept.",
+        "- The Firestore emulator keeps its data in memory only; the soak exports it before the "
+        "kill and imports it at the restart, behind a gate shut first, so no write the "
+        "functions saw succeed is lost between the export and the kill. The functions' "
+        f"`TASKS_MAX_ATTEMPTS` is the emulator's {c.tasks_max_retries} retries + 1, as "
+        "Terraform sets it to the queue's in production.",
     ]
     problems = report.problems()
     if problems:

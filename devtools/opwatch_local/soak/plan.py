@@ -43,6 +43,12 @@ class SoakConfig:
         outage_at: Share of finished watches at which the Pub/Sub outage starts.
         outage_seconds: How long the functions cannot reach Pub/Sub (the emulator is down for
             all of it but the drain before and the resource creation after).
+        firestore_outage_at: Share of finished watches at which the ledger's Firestore goes
+            down (after the check function's crash; its outage runs beside Pub/Sub's).
+        firestore_outage_seconds: How long its emulator is down (killed, its data kept, then
+            restarted; the functions cannot reach it for that and the restart).
+        ledger_wait: Seconds to wait, once every watch has ended, for the ledger to say so
+            (a finish Firestore did not take is written by a record task 60 s later).
         settle_seconds: How long to keep listening for duplicates once every watch has ended.
         deadline: Seconds the run may take after publishing before it stops waiting.
         polling: ``polling`` of every watch request (fast, within the contract's bounds).
@@ -59,6 +65,9 @@ class SoakConfig:
     # that finish meanwhile answer 500 and Cloud Tasks' retry is exercised, not only the Pub/Sub
     # client's own retry (which bridges a shorter outage inside one call).
     outage_seconds: float = 35.0
+    firestore_outage_at: float = 0.2
+    firestore_outage_seconds: float = 60.0
+    ledger_wait: float = 150.0
     settle_seconds: float = 3.0
     deadline: float = 900.0
     polling: Mapping[str, Any] = field(

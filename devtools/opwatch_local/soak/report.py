@@ -2,7 +2,9 @@
 
 :meth:`SoakReport.problems` is empty when every watch ended exactly once with the outcome the
 simulator was told (duplicates of the same outcome are counted, not problems: delivery is at
-least once). :meth:`SoakReport.figures` are the headline numbers ``python -m bench.soak`` prints.
+least once), and the ledger says of every such watch that it finished, with the outcome its
+subscriber received. :meth:`SoakReport.figures` are the headline numbers ``python -m bench.soak``
+prints.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ class SoakReport:
     events: list[str]
     counters: dict[str, int]
     created: dict[str, float]  # watch id -> monotonic time its operation was created
+    # watch id -> (state, outcome) of each of its ledger documents; None: the ledger not read
+    ledger: dict[str, list[tuple[str, str]]] | None = None
 
     def by_watch(self) -> dict[str, list[Arrival]]:
         out: dict[str, list[Arrival]] = {}
@@ -71,6 +75,24 @@ class SoakReport:
                     found.append(f"wrong: {plan.watch_id} expected {plan.expected}, got {why}")
                     break
         found += [f"unexpected notification for {w!r}" for w in by_watch if w not in planned]
+        return found + self.ledger_problems()
+
+    def ledger_problems(self) -> list[str]:
+        """Every notified watch the ledger does not show finished with the outcome its
+        subscriber received (a watch with no notification is a problem already)."""
+        if self.ledger is None:
+            return []
+        found = []
+        for watch_id, notes in self.by_watch().items():
+            docs = self.ledger.get(watch_id, [])
+            received = notes[0].outcome
+            if not docs:
+                found.append(f"ledger: no document for {watch_id} (received {received})")
+            for state, outcome in docs:
+                if state != "FINISHED":
+                    found.append(f"ledger: {watch_id} is {state} (received {received})")
+                elif outcome != received:
+                    found.append(f"ledger: {watch_id} says {outcome}, received {received}")
         return found
 
     def polls(self) -> list[int]:
@@ -105,6 +127,14 @@ class SoakReport:
             "polls_p95": percentile(polls, 0.95) if polls else 0,
             "polls_max": max(polls, default=0),
             "wall_seconds": self.timings.get("wall", 0.0),
+            "ledger_documents": sum(len(d) for d in (self.ledger or {}).values()),
+            "ledger_watches_finished_as_received": sum(
+                1
+                for watch_id, notes in by_watch.items()
+                if (docs := (self.ledger or {}).get(watch_id))
+                and all(doc == ("FINISHED", notes[0].outcome) for doc in docs)
+            ),
+            "ledger_problems": len(self.ledger_problems()),
             **self.counters,
         }
 
