@@ -88,6 +88,7 @@ EXPECTED: dict[str, set[str]] = {
     "watch_abandoned": {Event.WATCH_ABANDONED},
     "ledger_behind": {
         Event.LEDGER_WRITE_FAILED,
+        Event.LEDGER_READ_FAILED,
         Event.LEDGER_BEHIND,
         Event.AUDIT_LEDGER_UNAVAILABLE,
     },
@@ -284,6 +285,8 @@ def _drive_notifier(capture: Capture, settings: Settings) -> None:
     notifier, clock = _notifier(settings, FakeFetch([succeeded()]), schedule, RecordingPublish())
     notifier = replace(notifier, ledger=down)
     watch(notifier, {"operation": OPERATION, "watch_id": "w-ledger"}, "m-ledger")
+    notifier = replace(notifier, fetch=FakeFetch([pending()]))
+    watch(notifier, {"operation": OPERATION, "watch_id": "w-ledger-2"}, "m-ledger-2")
     notifier = replace(notifier, settings=spanner)
     with capture.serving(AUDIT_SERVICE):
         notifier.on_audit_message(pubsub_message(last_of_spanner, "a-5"))
