@@ -310,7 +310,11 @@ class Notifier:
         state: checks.CheckState | None,
     ) -> Outcome:
         message = notification.finished(
-            request, decision, now=now, results_topic=self.settings.results_topic
+            request,
+            decision,
+            now=now,
+            results_topic=self.settings.results_topic,
+            learned=state.learned if state is not None else None,
         )
         with _logged_failure("could not publish the notification", fields):
             message_id = self.publish(message)
