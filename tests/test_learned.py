@@ -22,6 +22,7 @@ from opwatch.learned import Expectation, Sample, Summary
 from opwatch.logs import Event
 from opwatch.service import Notifier
 from opwatch.settings import Settings
+from opwatch.wire import rfc3339
 
 from .conftest import (
     OPERATION,
@@ -381,3 +382,36 @@ def test_an_overdue_message_that_fails_is_tried_at_the_next_look(
     assert publish.failed
     assert len(overdue_messages(harness)) == 1
     assert [m.attributes.get("outcome") for m in harness.publish.messages][-1] == "SUCCEEDED"
+
+
+def test_status_says_when_the_end_is_expected_and_why(harness: Harness, store: FakeLedger) -> None:
+    from opwatch_local import watches
+
+    for i in range(learned.DEFAULT_MIN_SAMPLES):
+        watch(harness, 600, i)
+    harness.notifier = replace(harness.notifier, fetch=Operation(harness, 600))
+    started = harness.clock.now
+    harness.notifier.on_watch_message(
+        pubsub_message({"operation": OPERATION, "watch_id": "w-s"}, "m-s")
+    )
+    hinted = {"operation": OPERATION, "watch_id": "w-e", "expected_duration": "100s"}
+    harness.notifier.on_watch_message(pubsub_message(hinted, "m-e"))
+    plain = {"operation": OPERATION + "x", "watch_id": "w-p", "kind": "never seen"}
+    harness.notifier.on_watch_message(pubsub_message(plain, "m-p"))
+    registry, now = harness.notifier.registry, harness.clock.now
+
+    [row] = watches.recorded_status(registry, "w-s", now)
+    expected = row["pending_step"]["expected"]
+    assert expected["why"].startswith("learned from 5 operations of cloudaicompanion")
+    median = learned.bucket_seconds(learned.bucket(600))
+    assert expected["median"] == rfc3339(started + timedelta(seconds=median))
+    assert "learned from 5" in watches.record_table([row])
+    [row] = watches.recorded_status(registry, "w-e", now)
+    assert row["pending_step"]["expected"] == {
+        "median": rfc3339(started + timedelta(seconds=100)),
+        "high": rfc3339(started + timedelta(seconds=150)),
+        "why": "expected_duration 100s",
+    }
+    [row] = watches.recorded_status(registry, "w-p", now)
+    assert row["pending_step"]["expected"] is None
+    assert "expected_duration 100s" in watches.table(watches.status(registry, "w-e", now))
