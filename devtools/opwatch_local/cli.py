@@ -428,7 +428,7 @@ def cmd_local_up(args: argparse.Namespace, env: Mapping[str, str]) -> int:
         raise CliError(str(exc)) from exc
     finally:
         if stack.stop_times:
-            print(f"stopped in {sum(stack.stop_times.values()):.1f} s", file=sys.stderr)
+            print(f"stopped in {max(stack.stop_times.values()):.1f} s", file=sys.stderr)
 
 
 def _stay_up(stack: LocalStack) -> int:
