@@ -37,6 +37,7 @@ from bench.stats import cpu_seconds_from_stat, median, ratio, verdict
 from opwatch import checks
 from opwatch.contracts import WatchRequest
 from opwatch.core import Progress
+from opwatch.ledger import RECORD_EVERY
 from opwatch_local.procs import (
     LOOPBACK,
     Supervisor,
@@ -84,10 +85,16 @@ class Bodies:
         self.started = datetime.now(UTC)
 
     def next(self) -> bytes:
+        """A step of a long chain: the ledger holds step RECORD_EVERY, and the step is one of
+        the RECORD_EVERY after it in turn, so one check in RECORD_EVERY records its next step,
+        as in a watch's steady state."""
         self.count += 1
         request = WatchRequest(operation=self.operation, watch_id=f"cost-{self.count:06d}")
-        progress = Progress(started=self.started, polls=1, seen=True)
-        return checks.encode(request, progress, self.started, "bench").body
+        seq = RECORD_EVERY + self.count % RECORD_EVERY
+        progress = Progress(started=self.started, polls=seq, seen=True)
+        return checks.encode(
+            request, progress, self.started, "bench", seq=seq, recorded=RECORD_EVERY
+        ).body
 
 
 def drive(server: Server, bodies: Bodies, count: int) -> float:

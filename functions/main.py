@@ -23,7 +23,12 @@ import flask
 import functions_framework
 
 from opwatch import checks, logs, sweep
-from opwatch.adapters import CloudTasksQueue, NotificationPublisher, OperationFetcher
+from opwatch.adapters import (
+    CloudTasksQueue,
+    FirestoreLedger,
+    NotificationPublisher,
+    OperationFetcher,
+)
 from opwatch.contracts import DEFAULT_API
 from opwatch.core import Outcome
 from opwatch.errors import ConfigurationError, InvalidCheckBody
@@ -39,6 +44,12 @@ NOTIFIER = Notifier(
     fetch=FETCHER,
     queue=CloudTasksQueue(SETTINGS),
     publish=NotificationPublisher(),
+    # The ledger (README, "The ledger"): written on the side, never waited on.
+    ledger=(
+        FirestoreLedger(SETTINGS.ledger_database, SETTINGS.ledger_retention_days)
+        if SETTINGS.ledger_database
+        else None
+    ),
 )
 
 

@@ -43,12 +43,16 @@ locals {
     # Whether a watch discovered in the audit logs is labelled with the caller's email.
     DISCOVERY_INCLUDE_CALLER = tostring(var.discovery.include_caller)
     EVENT_DRIVEN_APIS        = var.discovery.enabled ? join(",", local.event_driven_apis) : ""
+    # The ledger (ledger.tf): projects/P/databases/D, and how long a finished record is kept.
+    LEDGER_DATABASE       = google_firestore_database.ledger.id
+    LEDGER_RETENTION_DAYS = tostring(var.ledger_retention)
   }
 
   # The APIs the module's own resources are created through (tests/test_infra.py derives the
   # list from the resource types). storage: the function source bucket. cloudresourcemanager:
   # data.google_project and the project IAM members. logging, monitoring: the log-based
-  # metrics and the alert policies. No Eventarc: nothing here uses it (see pubsub.tf).
+  # metrics and the alert policies. firestore: the ledger's database, indexes and fields. No
+  # Eventarc: nothing here uses it (see pubsub.tf).
   module_services = [
     "artifactregistry.googleapis.com",
     "cloudbuild.googleapis.com",
@@ -56,6 +60,7 @@ locals {
     "cloudresourcemanager.googleapis.com",
     "cloudscheduler.googleapis.com",
     "cloudtasks.googleapis.com",
+    "firestore.googleapis.com",
     "iam.googleapis.com",
     "logging.googleapis.com",
     "monitoring.googleapis.com",

@@ -25,6 +25,7 @@ locals {
     invalid_requests          = google_logging_metric.invalid_requests.name
     detection_lag             = google_logging_metric.detection_lag.name
     watch_abandoned           = google_logging_metric.watch_abandoned.name
+    ledger_behind             = google_logging_metric.ledger_behind.name
     queue_id                  = google_cloud_tasks_queue.checks.name
     max_dispatches_per_second = var.tasks_max_dispatches_per_second
     dead_letter_subscription  = google_pubsub_subscription.dead_letter.name
@@ -198,6 +199,26 @@ resource "google_logging_metric" "watch_abandoned" {
     value_type   = "INT64"
     unit         = "1"
     display_name = "opwatch abandoned watches"
+  }
+
+  depends_on = [google_project_service.enabled]
+}
+
+# The ledger is written on the side (README, "The ledger"): a write Firestore did not take
+# (ledger.write_failed), a finish left to a record task or logged whole (ledger.behind), and an
+# end entry that found no ledger to query (audit.ledger_unavailable). None of these delays or
+# loses a watch; a steady count says the ledger, and what `opwatch list` shows, is behind.
+resource "google_logging_metric" "ledger_behind" {
+  project     = var.project_id
+  name        = "${var.name_prefix}-ledger-behind"
+  description = "opwatch ledger calls Firestore did not answer; watches went on without them."
+  filter      = "${local.opwatch_logs} AND jsonPayload.event=(\"ledger.write_failed\" OR \"ledger.read_failed\" OR \"ledger.behind\" OR \"audit.ledger_unavailable\")"
+
+  metric_descriptor {
+    metric_kind  = "DELTA"
+    value_type   = "INT64"
+    unit         = "1"
+    display_name = "opwatch ledger behind"
   }
 
   depends_on = [google_project_service.enabled]

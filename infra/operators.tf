@@ -7,20 +7,23 @@ locals {
 
 # What the CLI does on the queue: list and read tasks with the FULL view (ListTasks and GetTask
 # with response_view FULL also need tasks.fullView, CreateTask/GetTask references); a cancel
-# creates the next step's task and deletes the pending look. Granted on the queue, not the
-# project, so an operator of opwatch reaches no other queue.
+# creates the next step's task and deletes the pending look; when none of a chain's candidate
+# tasks is there, GetQueue (queues.get) tells a missing task from a missing queue. Granted on
+# the queue, not the project, so an operator of opwatch reaches no other queue. The ledger's
+# queries are a role of their own (ledger.tf).
 resource "google_project_iam_custom_role" "operator" {
   count       = local.operators_enabled ? 1 : 0
   project     = var.project_id
   role_id     = "${replace(var.name_prefix, "-", "_")}_operator"
   title       = "opwatch operator"
-  description = "List, inspect and cancel opwatch watches on its Cloud Tasks queue."
+  description = "List, inspect and cancel opwatch watches on its Cloud Tasks queue, and read the queue."
   permissions = [
     "cloudtasks.tasks.list",
     "cloudtasks.tasks.get",
     "cloudtasks.tasks.fullView",
     "cloudtasks.tasks.create",
     "cloudtasks.tasks.delete",
+    "cloudtasks.queues.get",
   ]
 
   depends_on = [google_project_service.enabled]

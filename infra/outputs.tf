@@ -182,11 +182,27 @@ output "operator_role_id" {
 }
 
 output "cli_environment" {
-  description = "The environment the opwatch CLI needs against this deployment (export each, or pass the matching flags): where to publish watches, the queue to list, status and cancel, and what a cancel task targets."
+  description = "The environment the opwatch CLI needs against this deployment (export each, or pass the matching flags): where to publish watches, the queue to list, status and cancel, what a cancel task targets, and the ledger its list, status and cancel read."
   value = {
     OPWATCH_WATCH_TOPIC      = google_pubsub_topic.watch_requests.id
     OPWATCH_TASKS_QUEUE      = google_cloud_tasks_queue.checks.id
     OPWATCH_CHECK_URL        = local.check_url
     OPWATCH_TASKS_INVOKER_SA = google_service_account.tasks_invoker.email
+    OPWATCH_LEDGER_DATABASE  = google_firestore_database.ledger.id
   }
+}
+
+output "ledger_database_id" {
+  description = "The ledger's Firestore database (projects/P/databases/D, LEDGER_DATABASE): one document per watch chain in the collection watches."
+  value       = google_firestore_database.ledger.id
+}
+
+output "ledger_writer_role_id" {
+  description = "Custom role the runtime account holds on the ledger database only (an IAM condition on its name): create, update, get and list documents."
+  value       = google_project_iam_custom_role.ledger_writer.name
+}
+
+output "ledger_reader_role_id" {
+  description = "Custom role the operators hold on the ledger database only: get and list documents (null unless operators is set)."
+  value       = try(google_project_iam_custom_role.ledger_reader[0].name, null)
 }

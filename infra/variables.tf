@@ -10,7 +10,7 @@ variable "project_id" {
 
 variable "region" {
   type        = string
-  description = "Region of the functions, the Tasks queue and the source bucket. The check function's URL (CHECK_URL) is derived from it. Stateful: changing it replaces the queue, and every pending watch (each is a task on it) is dropped without a notification; the plan refuses unless replace_queue = true."
+  description = "Region of the functions, the Tasks queue and the source bucket. The check function's URL (CHECK_URL) is derived from it. Stateful: changing it replaces the queue, and every pending watch (each is a task on it) is dropped without a notification; the plan refuses unless replace_queue = true. While ledger_location is null it is also the ledger database's location, which a change replaces (replace_ledger)."
   default     = "us-central1"
 
   validation {
@@ -21,7 +21,7 @@ variable "region" {
 
 variable "name_prefix" {
   type        = string
-  description = "Prefix of every resource name. Short, because service account IDs are limited to 30 characters. Stateful: changing it replaces the queue (and everything else), and every pending watch is dropped without a notification; the plan refuses unless replace_queue = true."
+  description = "Prefix of every resource name. Short, because service account IDs are limited to 30 characters. Stateful: changing it replaces the queue (and everything else), and every pending watch is dropped without a notification; the plan refuses unless replace_queue = true. While ledger_database is null it also names the ledger database, which a change replaces (replace_ledger)."
   default     = "opwatch"
 
   validation {
@@ -480,4 +480,56 @@ variable "sweep" {
     condition     = alltrue([for p in var.sweep.parents : can(regex("^([a-z0-9.-]+=)?projects/[a-z0-9-]{1,63}/locations/[a-z0-9-]{1,63}$", p))])
     error_message = "sweep.parents must be projects/PROJECT/locations/LOCATION, optionally prefixed with API= (e.g. cloudaicompanion.googleapis.com=projects/p/locations/global)."
   }
+}
+
+# --- Ledger ---
+
+variable "ledger_database" {
+  type        = string
+  description = "ID of the ledger's Firestore database (Native mode), a named database of its own: never \"(default)\", which other workloads of the project may use. null: \"<name_prefix>-ledger\" (opwatch-ledger), so instances side by side get one each. Stateful: changing it replaces the database and loses every record; the plan refuses unless replace_ledger = true."
+  default     = null
+
+  validation {
+    # Firestore's database ID rule (Manage databases page): 4-63 of a-z, 0-9 and -, a letter
+    # first, a letter or digit last, and not UUID-like. settings.LEDGER_PATTERN reads it so.
+    condition     = var.ledger_database == null || (can(regex("^[a-z][a-z0-9-]{2,61}[a-z0-9]$", coalesce(var.ledger_database, "-"))) && !can(regex("^[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}$", coalesce(var.ledger_database, "-"))))
+    error_message = "ledger_database must be a Firestore database ID: 4-63 lowercase letters, digits and hyphens, starting with a letter, ending with a letter or digit, not UUID-like (and not \"(default)\"); or null."
+  }
+}
+
+variable "ledger_location" {
+  type        = string
+  description = "Firestore location of the ledger database: a region such as us-central1 or a multi-region such as nam5 or eur3 (Firestore's locations page). null: region, next to the functions that write it. Stateful: changing it (or region, while this is null) replaces the database and loses every record; the plan refuses unless replace_ledger = true."
+  default     = null
+
+  validation {
+    condition     = var.ledger_location == null || can(regex("^([a-z]+-[a-z]+[0-9]+|[a-z]+[0-9]+)$", coalesce(var.ledger_location, "-")))
+    error_message = "ledger_location must be a Firestore region (us-central1) or multi-region (nam5, eur3), or null for region."
+  }
+}
+
+variable "ledger_retention" {
+  type        = number
+  description = "Whole days a finished watch's ledger record is kept (LEDGER_RETENTION_DAYS): the TTL policy deletes a record by its expire_at, that long after the watch finished (a record never finished: that long after the longest timeout a watch may have, counted from its start). Firestore deletes an expired record typically within 24 hours after expire_at, not at once; until then queries still return it."
+  default     = 30
+  nullable    = false
+
+  validation {
+    condition     = var.ledger_retention == floor(var.ledger_retention) && var.ledger_retention >= 1 && var.ledger_retention <= 3650
+    error_message = "ledger_retention must be a whole number of days from 1 to 3650."
+  }
+}
+
+variable "ledger_deletion_protection" {
+  type        = bool
+  description = "Firestore delete protection on the ledger database: while true nobody can delete it (console, gcloud, terraform destroy fails on it). Set false and apply before a destroy or a replace_ledger change."
+  default     = true
+  nullable    = false
+}
+
+variable "replace_ledger" {
+  type        = bool
+  description = "Set to true, for one apply, to let a change of ledger_database or ledger_location (or of what they default from, name_prefix and region) replace the ledger database, losing every record (pending watches go on: the queue holds them). Apply ledger_deletion_protection = false first. false: such a change fails the plan (a precondition on the database)."
+  default     = false
+  nullable    = false
 }

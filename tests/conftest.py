@@ -6,7 +6,7 @@ import base64
 import json
 import logging
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from opwatch import checks
+from opwatch import checks, learned, ledger
 from opwatch.contracts import WatchRequest
 from opwatch.core import Fetched, FetchFailed, FetchResult
 from opwatch.logs import LOGGER_NAME
@@ -98,6 +98,9 @@ class FakeQueue:
     in_flight: set[str] = field(default_factory=set)
     created: list[str] = field(default_factory=list)
     clock: Callable[[], datetime] | None = None
+    # Each call of first(): the names a reader asked for at once; and ListTasks scans.
+    probes: list[list[str]] = field(default_factory=list)
+    scans: int = 0
 
     def taken(self, task_id: str) -> bool:
         """Whether a task named ``task_id`` would be refused now."""
@@ -141,6 +144,10 @@ class FakeQueue:
         task = self._find(task_id)
         return self._queued(task) if task else None
 
+    def first(self, task_ids: Sequence[str]) -> QueuedTask | None:
+        self.probes.append(list(task_ids))
+        return next((t for t in map(self.get, task_ids) if t is not None), None)
+
     def delete(self, task_id: str) -> bool:
         task = self._find(task_id)
         if task is None:
@@ -151,9 +158,92 @@ class FakeQueue:
         return True
 
     def list_tasks(self) -> list[QueuedTask]:
+        self.scans += 1
         if self.list_fails_with is not None:
             raise self.list_fails_with
         return [self._queued(task) for task in self.tasks]
+
+
+@dataclass
+class FakeLedger:
+    """Plays the Firestore ledger: documents by id, written as :func:`ledger.to_document` makes
+    them and merged as ``set(merge=True)`` merges; queries filter them as Firestore would.
+    ``fail_with`` makes every call raise (Firestore down)."""
+
+    documents: dict[str, dict[str, Any]] = field(default_factory=dict)
+    fail_with: Exception | None = None
+    writes: int = 0
+    queries: int = 0
+    retention: timedelta = timedelta(days=30)
+    samples: list[learned.Sample] = field(default_factory=list)
+
+    def _check(self) -> None:
+        if self.fail_with is not None:
+            raise self.fail_with
+
+    def put(self, record: ledger.Record) -> None:
+        self._check()
+        self.writes += 1
+        fields = ledger.to_document(record, retention=self.retention)
+        self.documents.setdefault(record.doc_id, {}).update(fields)
+
+    def learn(self, sample: learned.Sample) -> None:
+        self._check()
+        self.samples.append(sample)  # a write of its own, not counted among the records'.
+
+    def summary(self, kind: str) -> learned.Summary:
+        self._check()
+        self.queries += 1
+        summary = learned.Summary(kind)
+        for sample in self.samples:
+            if sample.kind == kind:
+                summary.add(sample)
+        return summary
+
+    def records(self) -> list[ledger.Record]:
+        return [ledger.from_document(fields) for fields in self.documents.values()]
+
+    def record(self, watch_id: str) -> ledger.Record:
+        [found] = [r for r in self.records() if r.watch_id == watch_id]
+        return found
+
+    def pending_of_operation(self, operation_key: str) -> list[ledger.Record]:
+        self._check()
+        self.queries += 1
+        return [
+            r
+            for r in self.records()
+            if r.operation_key == operation_key and r.state is ledger.State.PENDING
+        ]
+
+    def of_watch(self, watch_id: str) -> list[ledger.Record]:
+        self._check()
+        self.queries += 1
+        return [r for r in self.records() if r.watch_id == watch_id]
+
+    def page(
+        self,
+        state: ledger.State | None,
+        since: datetime | None,
+        limit: int,
+        after: str | None,
+    ) -> tuple[list[ledger.Record], str | None]:
+        self._check()
+        self.queries += 1
+        found = sorted(
+            (
+                r
+                for r in self.records()
+                if (state is None or r.state is state) and (since is None or r.started >= since)
+            ),
+            key=lambda r: (r.started, r.doc_id),
+            reverse=True,
+        )
+        if after is not None:
+            ids = [r.doc_id for r in found]
+            found = found[ids.index(after) + 1 :] if after in ids else found
+        page = found[:limit]
+        return page, (page[-1].doc_id if len(found) > limit else None)
 
 
 @dataclass
@@ -161,10 +251,11 @@ class RecordingPublish:
     messages: list[Notification] = field(default_factory=list)
     fail_with: Exception | None = None
 
-    def __call__(self, message: Notification) -> None:
+    def __call__(self, message: Notification) -> str:
         if self.fail_with is not None:
             raise self.fail_with
         self.messages.append(message)
+        return str(len(self.messages))
 
     @property
     def received(self) -> list[dict[str, Any]]:

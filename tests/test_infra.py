@@ -53,6 +53,8 @@ PRODUCTION_ENV = {
     "DISPATCH_DEADLINE",
     "DISCOVERY_INCLUDE_CALLER",
     "EVENT_DRIVEN_APIS",
+    "LEDGER_DATABASE",
+    "LEDGER_RETENTION_DAYS",
 }
 LOCAL_ONLY_ENV = (
     "OPERATIONS_API_ENDPOINT",
@@ -330,7 +332,14 @@ def test_every_variable_has_type_and_description(directory: Path) -> None:
 
 
 # Variables that carry no constraint worth stating (free-form by nature).
-UNCONSTRAINED = {"labels", "enable_apis", "operators_may_cancel_operations", "replace_queue"}
+UNCONSTRAINED = {
+    "labels",
+    "enable_apis",
+    "operators_may_cancel_operations",
+    "replace_queue",
+    "ledger_deletion_protection",
+    "replace_ledger",
+}
 
 
 def test_every_constrained_variable_is_validated(tf: Config) -> None:
@@ -376,6 +385,7 @@ APIS_BY_TYPE = {
     "google_project": {"cloudresourcemanager"},
     "google_logging_": {"logging"},
     "google_monitoring_": {"monitoring"},
+    "google_firestore_": {"firestore"},
     # generateServiceIdentity is a Service Usage call, which enabling the APIs needs already;
     # the identity is the Pub/Sub API's.
     "google_project_service_identity": {"pubsub"},
@@ -854,6 +864,13 @@ def test_runtime_may_do_what_its_configuration_asks_and_nothing_more(tf: Config)
         (*topic, env["RESULTS_TOPIC"].replace(".id", ".name")),
         (*topic, env["PARKED_TOPIC"].replace(".id", ".name")),
         (*topic, "each.value"),
+        # write and query LEDGER_DATABASE (a custom role on the project, with a condition
+        # naming that database: tests/test_ledger_infra.py)
+        (
+            "google_project_iam_member",
+            "google_project_iam_custom_role.ledger_writer.name",
+            "var.project_id",
+        ),
         # create, read, list and delete tasks in TASKS_QUEUE and read the queue (a custom role
         # granted on that queue only), with TASKS_INVOKER_SA's token (actAs)
         (
@@ -1118,11 +1135,13 @@ def test_outputs_a_caller_chains_on_exist(tf: Config) -> None:
         "OPWATCH_TASKS_QUEUE",
         "OPWATCH_CHECK_URL",
         "OPWATCH_TASKS_INVOKER_SA",
+        "OPWATCH_LEDGER_DATABASE",
     }
     for name in environment:
         assert name in cli, f"the CLI does not read {name}"
     assert expr(environment["OPWATCH_CHECK_URL"]) == function_env(tf)["CHECK_URL"]
     assert expr(environment["OPWATCH_TASKS_QUEUE"]) == function_env(tf)["TASKS_QUEUE"]
+    assert expr(environment["OPWATCH_LEDGER_DATABASE"]) == function_env(tf)["LEDGER_DATABASE"]
 
 
 def test_outputs_the_readme_uses_exist(tf: Config) -> None:
@@ -1154,6 +1173,9 @@ DEPLOYER_ROLES = {
     "google_logging_": "Logs Configuration Writer",
     "google_monitoring_alert_policy": "Monitoring AlertPolicy Editor",
     "google_monitoring_dashboard": "Monitoring Dashboard Configuration Editor",
+    # The ledger's database, its indexes and its TTL policy (datastore.databases.create,
+    # datastore.indexes.*; Firestore's Manage databases page names Owner or Datastore Owner).
+    "google_firestore_": "Cloud Datastore Owner",
     "time_": "",
     "terraform_data": "",
 }
@@ -1437,8 +1459,9 @@ def test_operators_get_exactly_what_the_cli_uses_and_only_if_named(tf: Config) -
     cloudtasks.tasks.fullView besides tasks.list / tasks.get (ListTasks and GetTask references,
     https://cloud.google.com/tasks/docs/reference/rest/v2/projects.locations.queues.tasks/list);
     cancel creates the next step's task (with the invoker's OIDC token: actAs on that account)
-    and deletes the pending look. All of it on the check queue only: "access control can be
-    configured at the project level and at the queue level"
+    and deletes the pending look; when no candidate task of a chain is there, GetQueue
+    (cloudtasks.queues.get) tells a missing task from a missing queue. All of it on the check
+    queue only: "access control can be configured at the project level and at the queue level"
     (https://cloud.google.com/tasks/docs/reference-access-control)."""
     role = tf.resource("google_project_iam_custom_role", "operator")
     assert "length(var.operators)" in expr(role["count"]) or "operators_enabled" in expr(
@@ -1450,6 +1473,7 @@ def test_operators_get_exactly_what_the_cli_uses_and_only_if_named(tf: Config) -
         "cloudtasks.tasks.fullView",
         "cloudtasks.tasks.create",
         "cloudtasks.tasks.delete",
+        "cloudtasks.queues.get",
     }
     on_queue = tf.resource("google_cloud_tasks_queue_iam_member", "operators")
     assert expr(on_queue["role"]) == "google_project_iam_custom_role.operator[0].name"

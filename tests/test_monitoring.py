@@ -24,6 +24,7 @@ import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,7 @@ import pytest
 from opwatch import checks, sweep
 from opwatch.contracts import DEFAULT_API
 from opwatch.core import FetchFailed, FetchResult, Outcome
-from opwatch.errors import QuotaExhausted
+from opwatch.errors import LedgerUnavailable, QuotaExhausted
 from opwatch.logs import LOGGER_NAME, Event, JsonFormatter
 from opwatch.service import PARKED_ATTRIBUTE, PARKED_VALUE, Notifier
 from opwatch.settings import Settings
@@ -45,6 +46,7 @@ from tests.conftest import (
     OPERATION,
     Clock,
     FakeFetch,
+    FakeLedger,
     FakeQueue,
     Fetched,
     RecordingPublish,
@@ -84,6 +86,12 @@ EXPECTED: dict[str, set[str]] = {
     # watch.finished lines with the field only (the operation said its endTime).
     "detection_lag": {Event.WATCH_FINISHED},
     "watch_abandoned": {Event.WATCH_ABANDONED},
+    "ledger_behind": {
+        Event.LEDGER_WRITE_FAILED,
+        Event.LEDGER_READ_FAILED,
+        Event.LEDGER_BEHIND,
+        Event.AUDIT_LEDGER_UNAVAILABLE,
+    },
 }
 
 
@@ -219,6 +227,7 @@ def _drive_notifier(capture: Capture, settings: Settings) -> None:
     last = copy.deepcopy(first)
     del last["operation"]["first"]
     last["operation"]["last"] = True
+    last_of_spanner = last
     schedule = FakeQueue()
     spanner = Settings(**{**vars(settings), "allowed_apis": frozenset({"spanner.googleapis.com"})})
     notifier, clock = _notifier(
@@ -268,6 +277,19 @@ def _drive_notifier(capture: Capture, settings: Settings) -> None:
     with capture.serving(CHECK_SERVICE):
         notifier.on_check(checks.decode(running.body))
     run(notifier, schedule, clock)
+
+    # Firestore down: the watch goes on and ends (ledger.write_failed), its finish is left to a
+    # record task (ledger.behind), and an end entry finds no ledger to query.
+    down = FakeLedger(fail_with=LedgerUnavailable("Firestore Commit: 503"))
+    schedule = FakeQueue()
+    notifier, clock = _notifier(settings, FakeFetch([succeeded()]), schedule, RecordingPublish())
+    notifier = replace(notifier, ledger=down)
+    watch(notifier, {"operation": OPERATION, "watch_id": "w-ledger"}, "m-ledger")
+    notifier = replace(notifier, fetch=FakeFetch([pending()]))
+    watch(notifier, {"operation": OPERATION, "watch_id": "w-ledger-2"}, "m-ledger-2")
+    notifier = replace(notifier, settings=spanner)
+    with capture.serving(AUDIT_SERVICE):
+        notifier.on_audit_message(pubsub_message(last_of_spanner, "a-5"))
 
     # A check on its last attempts whose schedule fails: parked in Cloud Tasks, then on the
     # parked topic (and back), then abandoned when nothing takes it.

@@ -77,7 +77,14 @@ _RESOURCE_LABELS = {
         "watch_push": "watch subscription",
         "audit_push": "audit subscription",
     },
+    "google_firestore_database": {"ledger": "ledger database"},
 }
+# The one IAM condition a project-level binding may carry here: equality on the resource name,
+# which is how Firestore scopes access to one database (its databases have no IAM policy of
+# their own; Manage databases page, "Configure per-database access permissions": a project
+# binding with resource.name == "projects/PROJECT_ID/databases/DATABASE_ID", enforced for the
+# REST API and client libraries).
+_NAMED_RESOURCE = re.compile(r'resource\.name == "\$\{(\w+)\.(\w+)\.id\}"')
 
 
 def identity_of(name: str, body: dict[str, Any]) -> str:
@@ -96,9 +103,9 @@ def identity_of(name: str, body: dict[str, Any]) -> str:
     return member
 
 
-def resource_of(rtype: str, name: str, body: dict[str, Any]) -> str:
+def resource_of(tf: Config, rtype: str, name: str, body: dict[str, Any]) -> str:
     if rtype == "google_project_iam_member":
-        return PROJECT
+        return PROJECT if "condition" not in body else condition_scope(tf, body)
     target = next(
         expr(body[key])
         for key in ("topic", "name", "service", "service_account_id", "subscription")
@@ -110,6 +117,20 @@ def resource_of(rtype: str, name: str, body: dict[str, Any]) -> str:
     if found is None:
         return target
     return _RESOURCE_LABELS.get(found.group(1), {}).get(found.group(2), target)
+
+
+def condition_scope(tf: Config, body: dict[str, Any]) -> str:
+    """The resource a conditioned project-level binding is scoped to. Only a condition this
+    file understands narrows a grant; any other fails here, so it is never taken for one."""
+    (condition,) = body["condition"]
+    expression = expr(condition["expression"])
+    if expression.startswith("local."):
+        expression = str(tf.locals[expression.removeprefix("local.")])
+    found = _NAMED_RESOURCE.fullmatch(expression)
+    assert found, f"a condition this test cannot read: {expression}"
+    rtype, rname = found.groups()
+    assert (rtype, rname) in tf.resources, f"the condition names no resource: {expression}"
+    return _RESOURCE_LABELS.get(rtype, {}).get(rname, f"{rtype}.{rname}")
 
 
 def permissions_of(tf: Config, role: str) -> frozenset[str]:
@@ -143,7 +164,7 @@ def grants(tf: Config) -> list[Grant]:
         Grant(
             f"{rtype}.{name}",
             identity_of(name, body),
-            resource_of(rtype, name, body),
+            resource_of(tf, rtype, name, body),
             permissions_of(tf, expr(body["role"])),
         )
         for rtype, name, body in members_of(tf)
@@ -248,7 +269,13 @@ def test_operators_read_full_views() -> None:
 
 
 @pytest.mark.parametrize(
-    "cls", [adapters.OperationFetcher, adapters.CloudTasksQueue, adapters.NotificationPublisher]
+    "cls",
+    [
+        adapters.OperationFetcher,
+        adapters.CloudTasksQueue,
+        adapters.NotificationPublisher,
+        adapters.FirestoreLedger,
+    ],
 )
 def test_every_adapter_method_that_calls_google_says_what_it_needs(cls: type) -> None:
     """A method that calls a client declares it, or is a private helper whose every caller in

@@ -59,6 +59,23 @@ def test_list_get_delete_on_the_queue(client: tasks_v2.CloudTasksClient, target:
     assert not queue.delete(tasks[2].task_id)
 
 
+def test_first_asks_for_several_names_at_once(
+    client: tasks_v2.CloudTasksClient,  # noqa: F811
+    target: Target,  # noqa: F811
+) -> None:
+    """The ledger's reader: the first of a chain's candidate names that is on the queue."""
+    queue = queue_for(client, target)
+    steps = [look("w-first", polls) for polls in (1, 2, 3)]
+    assert queue.create(steps[0]) and queue.create(steps[1])
+    names = [step.task_id for step in reversed(steps)]  # furthest first, as probe_names gives
+
+    found = queue.first(names)
+
+    assert found is not None and found.task_id == steps[1].task_id
+    assert queue.first([steps[2].task_id]) is None
+    assert queue.first([]) is None
+
+
 def test_a_queue_that_is_not_there_is_never_a_missing_task(
     client: tasks_v2.CloudTasksClient,  # noqa: F811
     target: Target,  # noqa: F811
@@ -72,6 +89,8 @@ def test_a_queue_that_is_not_there_is_never_a_missing_task(
     )
     with pytest.raises(QueueUnavailable):
         CloudTasksQueue(settings, client_factory=lambda: client).get("t-1")
+    with pytest.raises(QueueUnavailable):
+        CloudTasksQueue(settings, client_factory=lambda: client).first(["t-1", "t-2"])
 
 
 def test_cancel_and_advance_over_the_emulator(

@@ -74,6 +74,10 @@ def test_missing_settings_are_all_named() -> None:
         ("TASKS_MAX_ATTEMPTS", "-2"),
         ("TASKS_MAX_ATTEMPTS", "ten"),
         ("PARKED_TOPIC", "opwatch-parked-checks"),
+        ("LEDGER_DATABASE", "projects/p/databases/(default)"),
+        ("LEDGER_DATABASE", "opwatch-ledger"),
+        ("LEDGER_RETENTION_DAYS", "0"),
+        ("LEDGER_RETENTION_DAYS", "30d"),
     ],
 )
 def test_malformed_settings_are_named(name: str, value: str) -> None:
@@ -90,6 +94,21 @@ def test_a_check_knows_when_it_may_be_on_the_queues_last_attempt(
 ) -> None:
     settings = Settings.from_env({**REQUIRED, "TASKS_MAX_ATTEMPTS": str(max_attempts)})
     assert settings.on_last_attempts(retries) is last
+
+
+def test_the_ledger_is_optional_and_read_when_given() -> None:
+    assert Settings.from_env(REQUIRED).ledger_database is None
+    given = Settings.from_env(
+        {
+            **REQUIRED,
+            "LEDGER_DATABASE": "projects/p/databases/opwatch-ledger",
+            "LEDGER_RETENTION_DAYS": "7",
+        }
+    )
+    assert (given.ledger_database, given.ledger_retention_days) == (
+        "projects/p/databases/opwatch-ledger",
+        7,
+    )
 
 
 def test_event_driven_apis_must_be_allowed() -> None:

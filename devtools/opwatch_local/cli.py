@@ -6,8 +6,8 @@
     opwatch simulate        create a simulated operation          (OPWATCH_SIMULATOR_URL)
     opwatch watch NAME      publish a watch request               (OPWATCH_WATCH_TOPIC)
     opwatch tail            print notifications as JSON lines     (OPWATCH_RESULTS_SUBSCRIPTION)
-    opwatch list            the watches in flight                 (OPWATCH_TASKS_QUEUE)
-    opwatch status ID       one watch's pending check             (OPWATCH_TASKS_QUEUE)
+    opwatch list            the watches, pending or finished      (OPWATCH_LEDGER_DATABASE)
+    opwatch status ID       one watch, and its pending check      (OPWATCH_TASKS_QUEUE)
     opwatch cancel ID       stop a watch: one CANCELLED follows   (OPWATCH_TASKS_QUEUE)
     opwatch demo            six watches, every outcome, on a private stack of its own
                             (:mod:`opwatch_local.demo`)
@@ -37,7 +37,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
 
@@ -50,8 +50,10 @@ from google.cloud import pubsub_v1  # type: ignore[attr-defined,import-untyped,u
 
 from opwatch.adapters import default_session
 from opwatch.contracts import DEFAULT_API
-from opwatch.errors import ConfigurationError
+from opwatch.errors import ConfigurationError, LedgerUnavailable
+from opwatch.ledger import MAX_PAGE, State
 from opwatch.registry import Registry
+from opwatch.settings import LEDGER_PATTERN
 from opwatch.sweep import Parent
 from opwatch.wire import format_duration
 from opwatch_local import watches
@@ -302,23 +304,41 @@ def build_parser() -> argparse.ArgumentParser:
     tail.set_defaults(func=cmd_tail)
 
     queue_help = "default: $OPWATCH_TASKS_QUEUE"
+    ledger_help = (
+        "the ledger's Firestore database, projects/P/databases/D (default: "
+        "$OPWATCH_LEDGER_DATABASE); without one, the queue is scanned"
+    )
     listing = commands.add_parser(
         "list",
-        help="the watches in flight, from the queue",
-        description="List the watches in flight: one pending check task each on the queue, "
-        "decoded as the check function reads it.",
+        help="the watches, from the ledger (pending by default), or in flight on the queue",
+        description="List watches from the ledger, newest first, a page at a time: pending, "
+        "finished, or all, started within --since. Without a ledger (or with --from-queue), "
+        "list the watches in flight: one pending check task each, decoded as the check "
+        "function reads it.",
     )
+    listing.add_argument(
+        "--state", choices=("pending", "finished", "all"), default="pending", help="ledger only"
+    )
+    listing.add_argument("--since", type=duration, metavar="DURATION", help="e.g. 1h, 2d")
+    listing.add_argument(
+        "--limit", type=int, default=100, metavar="N", help="a page's size (ledger only)"
+    )
+    listing.add_argument("--page-token", metavar="TOKEN", help="the next page, as printed")
     listing.add_argument("--operation", metavar="NAME")
     listing.add_argument("--api", metavar="HOST")
     listing.add_argument("--label", action="append", default=[], metavar="KEY=VALUE")
     listing.add_argument("--json", action="store_true", help="a JSON array, for scripts")
     listing.add_argument("--queue", help=queue_help)
+    listing.add_argument("--ledger", help=ledger_help)
+    listing.add_argument("--from-queue", action="store_true", help="scan the queue instead")
     listing.set_defaults(func=cmd_list)
 
-    stat = commands.add_parser("status", help="one watch's pending check")
+    stat = commands.add_parser("status", help="one watch: its record and its pending check")
     stat.add_argument("watch_id", metavar="WATCH_ID")
     stat.add_argument("--json", action="store_true")
     stat.add_argument("--queue", help=queue_help)
+    stat.add_argument("--ledger", help=ledger_help)
+    stat.add_argument("--from-queue", action="store_true", help="scan the queue instead")
     stat.set_defaults(func=cmd_status)
 
     cancel = commands.add_parser(
@@ -338,6 +358,7 @@ def build_parser() -> argparse.ArgumentParser:
         "*.operations.cancel permission (Terraform: operator_cancel_permissions)",
     )
     cancel.add_argument("--queue", help=queue_help)
+    cancel.add_argument("--ledger", help=ledger_help)
     cancel.set_defaults(func=cmd_cancel)
 
     swept = commands.add_parser(
@@ -561,6 +582,16 @@ def cmd_tail(args: argparse.Namespace, env: Mapping[str, str]) -> int:
 # --- list, status, cancel ------------------------------------------------------------------------
 
 
+def _ledger_database(args: argparse.Namespace, env: Mapping[str, str]) -> str | None:
+    """The ledger to read, or None: scan the queue."""
+    if getattr(args, "from_queue", False):
+        return None
+    database = args.ledger or env.get("OPWATCH_LEDGER_DATABASE", "").strip() or None
+    if database is not None and not LEDGER_PATTERN.match(database):
+        raise CliError(f"{database!r} is not a ledger database: projects/P/databases/D")
+    return database
+
+
 def _registry(args: argparse.Namespace, env: Mapping[str, str]) -> Registry:
     queue = _setting(
         args.queue,
@@ -568,7 +599,19 @@ def _registry(args: argparse.Namespace, env: Mapping[str, str]) -> Registry:
         "OPWATCH_TASKS_QUEUE",
         "pass --queue projects/P/locations/L/queues/Q or export it",
     )
-    return Registry(watches.operator_queue(queue, env), lambda: datetime.now(UTC))
+    database = _ledger_database(args, env)
+    store = watches.operator_ledger(database) if database else None
+    return Registry(watches.operator_queue(queue, env), lambda: datetime.now(UTC), store)
+
+
+@contextlib.contextmanager
+def _ledger_answers() -> Iterator[None]:
+    try:
+        yield
+    except LedgerUnavailable as exc:
+        raise CliError(
+            f"the ledger did not answer ({exc}); --from-queue scans the queue instead"
+        ) from exc
 
 
 def cmd_list(args: argparse.Namespace, env: Mapping[str, str]) -> int:
@@ -577,19 +620,73 @@ def cmd_list(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     except ValueError as exc:
         raise CliError(str(exc)) from exc
     filters = watches.Filters(operation=args.operation, api=args.api, labels=labels)
-    found = watches.list_watches(_registry(args, env), filters, datetime.now(UTC))
-    print(watches.dumps(found) if args.json else watches.table(found))
+    now = datetime.now(UTC)
+    database = _ledger_database(args, env)
+    if database is None:
+        found = watches.list_watches(_registry(args, env), filters, now)
+        print(watches.dumps(found) if args.json else watches.table(found))
+        return 0
+    if not 1 <= args.limit <= MAX_PAGE:
+        raise CliError(f"--limit must be from 1 to {MAX_PAGE}")
+    state = None if args.state == "all" else State(args.state.upper())
+    since = now - timedelta(seconds=float(args.since)) if args.since is not None else None
+    with _ledger_answers():
+        rows, token = watches.recorded_rows(
+            watches.operator_ledger(database),
+            state,
+            since,
+            filters,
+            now,
+            limit=args.limit,
+            after=args.page_token,
+        )
+    print(watches.dumps(rows) if args.json else watches.record_table(rows))
+    if token:
+        print(f"more: --page-token {token}", file=sys.stderr)
+    _warn_overdue(rows)
     return 0
 
 
+def _warn_overdue(rows: Sequence[Mapping[str, Any]]) -> None:
+    overdue = sum(1 for row in rows if row["overdue"])
+    if overdue:
+        print(
+            f"opwatch: {overdue} pending record(s) not written again for long: the ledger may "
+            "be behind (Firestore was down); --from-queue shows the queue, which is the truth",
+            file=sys.stderr,
+        )
+
+
 def cmd_status(args: argparse.Namespace, env: Mapping[str, str]) -> int:
-    found = watches.status(_registry(args, env), args.watch_id, datetime.now(UTC))
+    registry = _registry(args, env)
+    now = datetime.now(UTC)
+    if registry.ledger is None:
+        found = watches.status(registry, args.watch_id, now)
+        if args.json:
+            print(watches.dumps(found))
+        elif found:
+            print(watches.table(found))
+        else:
+            print(f"{args.watch_id}: no pending check: finished, cancelled, or never started")
+        return 0 if found else 1
+    with _ledger_answers():
+        found = watches.recorded_status(registry, args.watch_id, now)
     if args.json:
         print(watches.dumps(found))
     elif found:
-        print(watches.table(found))
+        print(watches.record_table(found))
     else:
-        print(f"{args.watch_id}: no pending check: finished, cancelled, or never started")
+        print(
+            f"{args.watch_id}: not in the ledger: never started, expired after its retention, "
+            "or started while the ledger was down (--from-queue scans the queue)"
+        )
+    _warn_overdue(found)
+    if any(row.get("pending_step", "") is None for row in found):
+        print(
+            "opwatch: a pending chain's step is not where its record says: the ledger is "
+            "behind for it; --from-queue shows the queue",
+            file=sys.stderr,
+        )
     return 0 if found else 1
 
 

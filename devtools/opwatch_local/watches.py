@@ -1,10 +1,13 @@
-"""Operator commands over the queue: ``opwatch list``, ``status`` and ``cancel``.
+"""Operator commands: ``opwatch list``, ``status`` and ``cancel``.
 
-The queue is the registry (:mod:`opwatch.registry`): every watch in flight is one pending task,
-whose body the check function would read. These commands decode it with the same code
-(:func:`opwatch.checks.decode`), so what they show is what the next check will do. They work on
-the local stack (``CLOUD_TASKS_EMULATOR_HOST``) and on a real project (Application Default
-Credentials), with the queue from ``--queue`` or ``OPWATCH_TASKS_QUEUE``.
+With a ledger (``--ledger`` or ``OPWATCH_LEDGER_DATABASE``), watches are found there: pending
+and finished alike, one query, paged (:func:`recorded_rows`); ``status`` adds each pending
+chain's step as the queue holds it now, found among the few names its record gives. Without
+one (or with ``--from-queue``), the queue is scanned (:mod:`opwatch.registry`): every watch in
+flight is one pending task, whose body the check function would read. Both decode with the
+functions' own code, so what they show is what the next check will do. They work on the local
+stack (the emulators' hosts) and on a real project (Application Default Credentials), with the
+queue from ``--queue`` or ``OPWATCH_TASKS_QUEUE``.
 
 Formatting is pure (:func:`rows`, :func:`table`); the queue comes in as an argument.
 """
@@ -18,9 +21,15 @@ from datetime import datetime
 from typing import Any
 
 from opwatch import checks
-from opwatch.adapters import CloudTasksQueue, NotificationPublisher, OperationFetcher
+from opwatch.adapters import (
+    CloudTasksQueue,
+    FirestoreLedger,
+    NotificationPublisher,
+    OperationFetcher,
+)
 from opwatch.checks import Step
 from opwatch.contracts import CancelRequest
+from opwatch.ledger import Record, State
 from opwatch.permissions import calls
 from opwatch.registry import CancelResult, PendingCheck, Registry
 from opwatch.service import Notifier
@@ -51,6 +60,19 @@ class Filters:
             return False
         labels = request.get("labels") or {}
         return all(labels.get(key) == value for key, value in (self.labels or {}).items())
+
+    def match_record(self, record: Record) -> bool:
+        if self.operation is not None and record.operation != self.operation:
+            return False
+        if self.api is not None and record.api != self.api:
+            return False
+        labels = record.labels
+        return all(labels.get(key) == value for key, value in (self.labels or {}).items())
+
+
+def operator_ledger(database: str) -> FirestoreLedger:
+    """The ledger, as the CLI reads it (the emulator when ``FIRESTORE_EMULATOR_HOST`` is set)."""
+    return FirestoreLedger(database, retention_days=1)  # the CLI writes nothing
 
 
 def operator_queue(queue: str, env: Mapping[str, str]) -> CloudTasksQueue:
@@ -228,6 +250,87 @@ def cancel_operation(
         f"{base}/{version}/{operation}:cancel", json={}, timeout=30, allow_redirects=False
     )
     return "" if 200 <= reply.status_code < 300 else f"HTTP {reply.status_code}: {reply.text[:300]}"
+
+
+RECORD_COLUMNS = ("watch_id", "state", "outcome", "operation", "labels", "polls", "started", "at")
+
+
+def record_row(record: Record, now: datetime) -> dict[str, Any]:
+    """A record as ``list`` shows it: its JSON (schemas/watch-record.json), and whether it is
+    overdue (the ledger may be behind for it: Firestore was down)."""
+    return {**record.to_json(), "overdue": record.overdue(now)}
+
+
+def recorded_rows(
+    store: FirestoreLedger | Any,
+    state: State | None,
+    since: datetime | None,
+    filters: Filters,
+    now: datetime,
+    *,
+    limit: int,
+    after: str | None = None,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """One page of the ledger, newest first, and the token of the next (None: the last)."""
+    records, token = store.page(state, since, limit, after)
+    return [record_row(r, now) for r in records if filters.match_record(r)], token
+
+
+def recorded_status(registry: Registry, watch_id: str, now: datetime) -> list[dict[str, Any]]:
+    """Each chain of ``watch_id`` as the ledger has it; a pending one with its step as the queue
+    holds it now (``pending_step``: its time, polls and state; None if it is not where the
+    record says, so the ledger is behind)."""
+    assert registry.ledger is not None
+    out = []
+    for record in registry.ledger.of_watch(watch_id):
+        row = record_row(record, now)
+        if record.state is State.PENDING:
+            step = registry.step_of(record)
+            live = rows([step], now) if step is not None else []
+            row["pending_step"] = (
+                {
+                    "task": live[0]["task"],
+                    "next_check": live[0]["next_check"],
+                    "polls": live[0]["polls"],
+                    "state": live[0]["state"],
+                    "last_error": live[0]["last_error"],
+                }
+                if live
+                else None
+            )
+            if live and live[0]["polls"] is not None:
+                row["polls"] = live[0]["polls"]
+        out.append(row)
+    return sorted(out, key=lambda row: str(row["started"]))
+
+
+def record_table(found: Sequence[Mapping[str, Any]]) -> str:
+    """A plain-text table of :func:`record_row` rows; ``at`` is when it finished, or the next
+    look's time while pending."""
+    lines = [list(RECORD_COLUMNS)]
+    for row in found:
+        step = row.get("pending_step")
+        at = row["finished"] or (step["next_check"] if step else row["next_look"]) or ""
+        state = row["state"] + (" (overdue)" if row["overdue"] else "")
+        if row["state"] == State.PENDING.value and "pending_step" in row and step is None:
+            state += " (not on the queue where recorded)"
+        lines.append(
+            [
+                str(row["watch_id"]),
+                state,
+                str(row["outcome"] or ""),
+                str(row["operation"]),
+                ",".join(f"{k}={v}" for k, v in sorted(row["labels"].items())),
+                str(row["polls"]),
+                str(row["started"]),
+                str(at),
+            ]
+        )
+    widths = [max(len(line[i]) for line in lines) for i in range(len(RECORD_COLUMNS))]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
+        for line in lines
+    )
 
 
 def dumps(found: Sequence[Mapping[str, Any]]) -> str:

@@ -10,8 +10,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import random
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
 
@@ -19,7 +20,7 @@ import requests
 from google.auth import exceptions as auth_exceptions
 from google.rpc import code_pb2
 
-from opwatch import ledger, registry
+from opwatch import learned, ledger, registry
 from opwatch.checks import CheckTask
 from opwatch.contracts import WatchRequest
 from opwatch.core import Fetched, FetchFailed, FetchResult
@@ -284,6 +285,38 @@ class CloudTasksQueue:
             self._raise_if_queue_missing()
         return None
 
+    @calls(
+        "google.cloud.tasks.v2.CloudTasks.GetTask",
+        queue=("cloudtasks.tasks.get", "cloudtasks.tasks.fullView"),
+    )
+    def first(self, task_ids: Sequence[str]) -> QueuedTask | None:
+        """The first of ``task_ids`` on the queue, asking for all of them at once (a chain's
+        few candidate names, :func:`opwatch.ledger.probe_names`); the queue is checked once,
+        only when none is there."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        from google.api_core import exceptions as api_exceptions
+        from google.cloud import tasks_v2
+
+        client = self._client.get()
+
+        def one(task_id: str) -> QueuedTask | None:
+            request = tasks_v2.GetTaskRequest(
+                name=self._path(task_id), response_view=tasks_v2.Task.View.FULL
+            )
+            try:
+                return _queued(client.get_task(request=request, timeout=RPC_TIMEOUT))
+            except api_exceptions.NotFound:
+                return None
+
+        with _refusals("GetTask"), ThreadPoolExecutor(max_workers=len(task_ids) or 1) as pool:
+            found = list(pool.map(one, task_ids))
+        for task in found:
+            if task is not None:
+                return task
+        self._raise_if_queue_missing()
+        return None
+
     @calls("google.cloud.tasks.v2.CloudTasks.GetQueue", queue=("cloudtasks.queues.get",))
     def _raise_if_queue_missing(self) -> None:
         from google.api_core import exceptions as api_exceptions
@@ -364,9 +397,10 @@ class NotificationPublisher:
         self._client = Lazy(client_factory or default_publisher_client)
 
     @calls("google.pubsub.v1.Publisher.Publish", topic=("pubsub.topics.publish",))
-    def __call__(self, message: Notification) -> None:
+    def __call__(self, message: Notification) -> str | None:
+        """Publish ``message``; the message id Pub/Sub gave it."""
         future = self._client.get().publish(message.topic, message.data, **message.attributes)
-        future.result(timeout=RPC_TIMEOUT)
+        return str(future.result(timeout=RPC_TIMEOUT))
 
 
 # A ledger call is never worth holding a watch up: a short deadline, no retry of its own (the
@@ -473,6 +507,43 @@ class FirestoreLedger:
             found = [r for r in found if r.state is state]  # a late pending write on a finish
         token = snapshots[-1].id if len(snapshots) == limit else None
         return found, token
+
+    @calls(
+        "google.firestore.v1.Firestore.Commit",
+        database=("datastore.entities.create", "datastore.entities.update"),
+    )
+    def learn(self, sample: learned.Sample) -> None:
+        """Add one finished operation to its kind's summary: one write of increments to one
+        shard at random (no read, so hot kinds do not contend)."""
+        from google.cloud import firestore
+
+        shard = random.randrange(learned.SHARDS)
+        increments = sample.increments()
+        fields = {
+            "kind": sample.kind,
+            "w": {k: firestore.Increment(v) for k, v in increments["w"].items()},
+            "n": firestore.Increment(increments["n"]),
+            "exact": firestore.Increment(increments["exact"]),
+            "updated": sample.at,
+        }
+        document = (
+            self._client.get()
+            .collection(learned.COLLECTION)
+            .document(learned.shard_id(sample.kind, shard))
+        )
+        with _ledger_call("Commit"):
+            document.set(fields, merge=True, retry=None, timeout=LEDGER_TIMEOUT)
+
+    @calls("google.firestore.v1.Firestore.BatchGetDocuments", database=("datastore.entities.get",))
+    def summary(self, kind: str) -> learned.Summary:
+        """A kind's summary: its shards, read in one call."""
+        client = self._client.get()
+        collection = client.collection(learned.COLLECTION)
+        refs = [collection.document(learned.shard_id(kind, n)) for n in range(learned.SHARDS)]
+        with _ledger_call("BatchGetDocuments"):
+            snapshots = list(client.get_all(refs, retry=None, timeout=LEDGER_TIMEOUT))
+        shards = [s.to_dict() or {} for s in snapshots if s.exists]
+        return learned.Summary.of(kind, [f for f in shards if f.get("kind") == kind])
 
     def _run(self, query: Any) -> list[ledger.Record]:
         with _ledger_call("RunQuery"):

@@ -18,7 +18,9 @@ from typing import Any, Final
 from opwatch.contracts import MAX_REASON_CHARS, WatchRequest, loads_strict
 from opwatch.core import MAX_LAST_ERROR_CHARS, Progress
 from opwatch.errors import InvalidCheckBody, Violation
-from opwatch.wire import rfc3339
+from opwatch.kinds import MAX_KIND_CHARS
+from opwatch.learned import Expectation
+from opwatch.wire import parse_rfc3339, rfc3339
 
 VERSION: Final = 3
 # Bodies of earlier versions may still sit in a queue after an upgrade; their watch goes on
@@ -33,6 +35,9 @@ LEGACY_CHAIN: Final = "v1"
 MAX_TASK_BYTES: Final = 100 * 1024
 MAX_BODY_BYTES: Final = MAX_TASK_BYTES
 _BODY_FIELDS: Final = frozenset({"opwatch_check", "chain", "seq", "request", "progress"})
+# Optional in a version 3 body: the step the ledger last recorded (absent: none), the finish a
+# ``Step.RECORD`` task writes, and what was learned of the operation's kind (absent: nothing).
+_OPTIONAL_BODY_FIELDS: Final = frozenset({"step", "recorded", "finish", "learned"})
 _PROGRESS_FIELDS: Final = frozenset({"started", "polls", "transient_errors", "seen", "parks"})
 _BODY_FIELDS_BY_VERSION: Final = {
     LEGACY_VERSION: _BODY_FIELDS - {"chain", "seq"},
@@ -74,10 +79,21 @@ class Step(enum.StrEnum):
     LOOK = "look"  # look at the operation again (the usual check)
     FINISHED = "finished"  # held by a look that finished the watch: does nothing when it runs
     CANCEL = "cancel"  # the watch was cancelled: publish CANCELLED, without looking
+    # The watch finished but the ledger did not take it: write its finish there, nothing else.
+    RECORD = "record"
 
 
 Attempt = tuple[int, int]
 """Which dispatch of a step: (times it was parked, Cloud Tasks retries of that task)."""
+
+
+@dataclass(frozen=True)
+class Finish:
+    """How a watch ended, as a ``Step.RECORD`` task carries it to the ledger."""
+
+    outcome: str
+    finished: datetime
+    message_id: str | None
 
 
 @dataclass(frozen=True)
@@ -98,6 +114,9 @@ class CheckState:
     step: Step = Step.LOOK
     reason: str = ""
     attempt: Attempt | None = None
+    recorded: int = 0
+    finish: Finish | None = None
+    learned: Expectation | None = None
 
     @property
     def watch_id(self) -> str:
@@ -175,6 +194,9 @@ def encode(
     seq: int | None = None,
     step: Step = Step.LOOK,
     reason: str = "",
+    recorded: int = 0,
+    finish: Finish | None = None,
+    learned: Expectation | None = None,
 ) -> CheckTask:
     """The task that takes step ``seq`` of ``request``'s watch, at ``when``.
 
@@ -187,9 +209,24 @@ def encode(
             which it is in a chain that no step was taken in without a look.
         step: what the task does (a look, unless it holds a finished or cancelled watch's step).
         reason: why the watch was cancelled (``Step.CANCEL`` only).
+        recorded: the step of this chain the ledger holds (0: none).
+        finish: how the watch ended (``Step.RECORD`` only).
+        learned: what was learned of the operation's kind when the watch started.
     """
     position = progress.polls if seq is None else seq
-    return _encode(request.to_json(), progress, when, chain, position, step, reason, None)
+    return _encode(
+        request.to_json(),
+        progress,
+        when,
+        chain,
+        position,
+        step,
+        reason,
+        None,
+        recorded,
+        finish,
+        learned,
+    )
 
 
 def successor(
@@ -214,7 +251,19 @@ def successor(
         attempt: for a claim (``Step.FINISHED``), which dispatch of the look makes it.
     """
     progress = replace(state.progress, parks=0)
-    return _encode(state.request, progress, when, state.chain, state.seq + 1, step, reason, attempt)
+    return _encode(
+        state.request,
+        progress,
+        when,
+        state.chain,
+        state.seq + 1,
+        step,
+        reason,
+        attempt,
+        state.recorded,
+        None,
+        state.learned,
+    )
 
 
 def _encode(
@@ -226,6 +275,9 @@ def _encode(
     step: Step,
     reason: str,
     attempt: Attempt | None,
+    recorded: int,
+    finish: Finish | None,
+    learned: Expectation | None,
 ) -> CheckTask:
     body: dict[str, Any] = {
         "opwatch_check": VERSION,
@@ -246,6 +298,16 @@ def _encode(
         body["step"] = {"kind": step.value, "reason": reason[:MAX_REASON_CHARS]}
         if step is Step.FINISHED and attempt is not None:
             body["step"]["attempt"] = list(attempt)
+    if recorded:
+        body["recorded"] = recorded
+    if learned is not None:
+        body["learned"] = learned.to_json()
+    if step is Step.RECORD and finish is not None:
+        body["finish"] = {
+            "outcome": finish.outcome,
+            "finished": rfc3339(finish.finished),
+            "message_id": finish.message_id,
+        }
     # UTF-8 rather than \u escapes: an emoji costs 4 bytes, not 12, against the task size.
     data = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
     api, operation = str(request.get("api")), str(request.get("operation"))
@@ -290,7 +352,9 @@ def read(data: object) -> CheckState:
         raise _invalid("opwatch_check", f"not an opwatch check body of version {VERSION}")
     legacy = version == LEGACY_VERSION
     body_fields = _BODY_FIELDS_BY_VERSION[version]
-    if set(data) - {"step"} != body_fields or (legacy and "step" in data):
+    if set(data) - _OPTIONAL_BODY_FIELDS != body_fields or (
+        legacy and set(data) & _OPTIONAL_BODY_FIELDS
+    ):
         raise _invalid("", f"an opwatch check body has exactly {', '.join(sorted(body_fields))}")
     step, reason, attempt = _step(data.get("step", {"kind": Step.LOOK.value, "reason": ""}))
     request, progress = data.get("request"), data.get("progress")
@@ -339,8 +403,51 @@ def read(data: object) -> CheckState:
         raise _invalid(
             "progress.last_error", f"must be a string of {MAX_LAST_ERROR_CHARS} characters at most"
         )
+    recorded = data.get("recorded", 0)
+    if not _count(recorded) or recorded > seq:
+        raise _invalid("recorded", "must be an integer no larger than seq")
+    finish = _finish(data.get("finish")) if step is Step.RECORD else None
+    if (step is Step.RECORD and finish is None) or (step is not Step.RECORD and "finish" in data):
+        raise _invalid(
+            "finish",
+            "a record step, and only one, carries {outcome, finished: RFC 3339, message_id}",
+        )
+    learned = _learned(data["learned"]) if "learned" in data else None
     progress_read = Progress(started_at.astimezone(UTC), polls, errors, seen, parks, last_error)
-    return CheckState(request, progress_read, chain, seq, step, reason, attempt)
+    return CheckState(
+        request, progress_read, chain, seq, step, reason, attempt, recorded, finish, learned
+    )
+
+
+def _learned(value: object) -> Expectation:
+    fields = {"kind", "samples", "low", "median", "high"}
+    if isinstance(value, dict) and set(value) == fields:
+        kind, samples = value["kind"], value["samples"]
+        numbers = [value[k] for k in ("low", "median", "high")]
+        if (
+            isinstance(kind, str)
+            and len(kind) <= MAX_KIND_CHARS
+            and _count(samples)
+            and all(isinstance(n, int | float) and not isinstance(n, bool) for n in numbers)
+        ):
+            low, median, high = (float(n) for n in numbers)
+            if 0 < low <= median <= high:
+                return Expectation(kind, samples, low, median, high)
+    raise _invalid(
+        "learned", "must be {kind, samples, low, median, high} with 0 < low <= median <= high"
+    )
+
+
+def _finish(value: object) -> Finish | None:
+    if not isinstance(value, dict) or set(value) != {"outcome", "finished", "message_id"}:
+        return None
+    outcome, message_id = value["outcome"], value["message_id"]
+    finished = parse_rfc3339(value["finished"])
+    if not isinstance(outcome, str) or not outcome or finished is None:
+        return None
+    if message_id is not None and not isinstance(message_id, str):
+        return None
+    return Finish(outcome, finished, message_id)
 
 
 def _step(value: object) -> tuple[Step, str, Attempt | None]:

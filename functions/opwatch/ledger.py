@@ -28,6 +28,8 @@ from typing import Any, Final, Protocol
 from opwatch import checks
 from opwatch.checks import TaskName
 from opwatch.contracts import MAX_TIMEOUT
+from opwatch.learned import Sample, Summary
+from opwatch.policy import SAFETY_NET
 from opwatch.wire import parse_rfc3339, rfc3339
 
 COLLECTION: Final = "watches"
@@ -36,6 +38,9 @@ COLLECTION: Final = "watches"
 RECORD_EVERY: Final = 8
 # Firestore's own limit on a query page is far above this; a page of the CLI's list.
 MAX_PAGE: Final = 300
+# The longest step between looks (the safety net's): a pending record not written again
+# RECORD_EVERY such steps after its look was due is overdue.
+LONGEST_STEP: Final = timedelta(seconds=SAFETY_NET.max_delay)
 
 
 class State(enum.StrEnum):
@@ -94,6 +99,13 @@ class Record:
     def doc_id(self) -> str:
         """The chain's task names without their step: ``{operation key}-{watch key}-{chain}``."""
         return document_id(self.api, self.operation, self.watch_id, self.chain)
+
+    def overdue(self, now: datetime) -> bool:
+        """Pending, and not written again long after its chain should have: the ledger may be
+        behind for it (Firestore was down, or is), so the queue knows better."""
+        if self.state is State.FINISHED or self.next_look is None:
+            return False
+        return now > self.next_look + RECORD_EVERY * LONGEST_STEP
 
     def finish(self, outcome: str, when: datetime, polls: int, message_id: str | None) -> Record:
         return replace(
@@ -239,6 +251,14 @@ class Ledger(Protocol):
 
     def of_watch(self, watch_id: str) -> list[Record]:
         """Every chain of one watch id, pending or finished (one query)."""
+        ...
+
+    def learn(self, sample: Sample) -> None:
+        """Add a finished operation to its kind's summary (:mod:`opwatch.learned`)."""
+        ...
+
+    def summary(self, kind: str) -> Summary:
+        """A kind's summary, its shards added up."""
         ...
 
     def page(

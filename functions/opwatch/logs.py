@@ -41,6 +41,10 @@ class Event(enum.StrEnum):
     AUDIT_QUOTA_EXHAUSTED = "audit.quota_exhausted"  # Cloud Tasks refused the fast path: polling
     SWEEP_DONE = "sweep.done"  # a parent's operations were listed; unwatched pending ones watched
     SWEEP_FAILED = "sweep.failed"  # a sweep was refused (bad parents) or a parent not listed
+    LEDGER_WRITE_FAILED = "ledger.write_failed"  # Firestore did not take a record; watch goes on
+    LEDGER_READ_FAILED = "ledger.read_failed"  # no learned kind at a start: the profile schedules
+    LEDGER_BEHIND = "ledger.behind"  # a finish is left to a record task (or, failing, this entry)
+    AUDIT_LEDGER_UNAVAILABLE = "audit.ledger_unavailable"  # no query for the fast path: polling
 
 
 class JsonFormatter(logging.Formatter):

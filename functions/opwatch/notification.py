@@ -19,6 +19,7 @@ from google.rpc import code_pb2
 from opwatch.contracts import DEFAULT_API, WatchRequest
 from opwatch.core import Finish, Outcome
 from opwatch.errors import InvalidWatchRequest
+from opwatch.learned import Expectation
 from opwatch.status import Status, make_status
 from opwatch.wire import rfc3339
 
@@ -45,10 +46,17 @@ class Notification:
 
 
 def finished(
-    request: WatchRequest, finish: Finish, *, now: datetime, results_topic: str
+    request: WatchRequest,
+    finish: Finish,
+    *,
+    now: datetime,
+    results_topic: str,
+    learned: Expectation | None = None,
 ) -> Notification:
-    """The notification for a watch that ended (any outcome but INVALID_REQUEST)."""
+    """The notification for a watch that ended (any outcome but INVALID_REQUEST); ``learned``
+    is what its looks were scheduled from, if it was learned of the operation's kind."""
     return _build(
+        schedule=schedule_of(request, learned),
         topic=request.notify_topic or results_topic,
         watch_id=request.watch_id,
         outcome=finish.outcome,
@@ -97,8 +105,20 @@ def invalid_request(
     )
 
 
+def schedule_of(request: WatchRequest, learned: Expectation | None) -> dict[str, Any]:
+    """Which schedule the watch's looks followed: its own ``expected_duration`` (``hint``),
+    what was learned of the operation's kind (``learned``: the kind and its sample count), or
+    the API's polling profile."""
+    if request.expected_duration is not None:
+        return {"source": "hint"}
+    if learned is not None:
+        return {"source": "learned", "kind": learned.kind, "samples": learned.samples}
+    return {"source": "profile"}
+
+
 def _build(
     *,
+    schedule: dict[str, Any] | None = None,
     topic: str,
     watch_id: str,
     outcome: Outcome,
@@ -125,6 +145,8 @@ def _build(
         "watch_started": rfc3339(started),
         "observed_done": observed,
     }
+    if schedule is not None:
+        data["schedule"] = schedule
     attributes = {
         "outcome": outcome.value,
         "operation": operation_name,

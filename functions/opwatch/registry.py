@@ -21,14 +21,16 @@ opwatch keeps no store: a watch that is not finished is exactly one pending task
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+import contextlib
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Protocol
 
 from opwatch import checks
 from opwatch.checks import CheckState, Step, TaskName
-from opwatch.errors import InvalidInput
+from opwatch.errors import InvalidInput, LedgerUnavailable
+from opwatch.ledger import Ledger, Record, State, probe_names
 
 # A cancel that keeps meeting a new step (a check going on between the scan and the cancel)
 # scans again, at most this often: each round means a check completed, so a few suffice.
@@ -68,6 +70,10 @@ class TaskQueue(Protocol):
 
     def delete(self, task_id: str) -> bool:
         """Delete the task: True, or False if it was already gone."""
+        ...
+
+    def first(self, task_ids: Sequence[str]) -> QueuedTask | None:
+        """The first of ``task_ids`` that is on the queue (all are asked at once), or None."""
         ...
 
 
@@ -155,10 +161,22 @@ def latest_by_chain(found: Iterable[PendingCheck]) -> dict[str, PendingCheck]:
 
 @dataclass(frozen=True)
 class Registry:
-    """Find, cancel and bring forward watches in flight, over the queue."""
+    """Find, cancel and bring forward watches in flight, over the queue.
+
+    With a ledger, a watch's or an operation's chains are found there (one query), and each
+    chain's pending step among the few names the ledger says it may have (:meth:`step_of`);
+    without one, by a scan of the queue.
+    """
 
     queue: TaskQueue
     clock: Callable[[], datetime]
+    ledger: Ledger | None = None
+
+    def step_of(self, record: Record) -> PendingCheck | None:
+        """The furthest step of the chain ``record`` indexes, or None if none of the names it
+        may have is on the queue (the chain finished, or its record is further behind)."""
+        task = self.queue.first([str(name) for name in probe_names(record)])
+        return read(task) if task is not None else None
 
     def pending(
         self, *, watch_id: str | None = None, operation_key: str | None = None
@@ -184,8 +202,8 @@ class Registry:
         """
         result = CancelResult(watch_id)
         for _ in range(MAX_CANCEL_ROUNDS):
-            found = select(self.queue.list_tasks(), watch_id=watch_id)
-            raced, finished = False, 0
+            found, finished = self._chains_of(watch_id)
+            raced = False
             for check in latest_by_chain(found).values():
                 if check.state is None or check.step is Step.CANCEL:
                     continue
@@ -202,6 +220,30 @@ class Registry:
                 return result
         return result
 
+    def _chains_of(self, watch_id: str) -> tuple[list[PendingCheck], int]:
+        """The steps of ``watch_id``'s chains, and how many chains the ledger knows finished.
+
+        From the ledger when it accounts for every chain it holds; else (no ledger, Firestore
+        not answering, or a pending chain whose step it cannot find) from a scan of the queue,
+        which is the truth.
+        """
+        if self.ledger is not None:
+            with contextlib.suppress(LedgerUnavailable):
+                records = self.ledger.of_watch(watch_id)
+                steps, finished = [], 0
+                for record in records:
+                    if record.state is State.FINISHED:
+                        finished += 1
+                        continue
+                    step = self.step_of(record)
+                    if step is None:
+                        break
+                    steps.append(step)
+                else:
+                    if records:
+                        return steps, finished
+        return list(select(self.queue.list_tasks(), watch_id=watch_id)), 0
+
     def advance(self, operation_key: str) -> Advanced:
         """Bring every pending look of an operation forward to now.
 
@@ -215,7 +257,11 @@ class Registry:
                 forward by then go on polling.
         """
         result = Advanced()
-        found = select(self.queue.list_tasks(), operation_key=operation_key)
+        if self.ledger is not None:
+            steps = (self.step_of(r) for r in self.ledger.pending_of_operation(operation_key))
+            found: Iterable[PendingCheck] = [step for step in steps if step is not None]
+        else:
+            found = select(self.queue.list_tasks(), operation_key=operation_key)
         for check in latest_by_chain(found).values():
             if check.state is None or check.step is not Step.LOOK:
                 continue

@@ -27,7 +27,7 @@ from typing import Any, Final, Protocol
 
 from google.rpc import code_pb2
 
-from opwatch import audit, checks, notification, registry
+from opwatch import audit, checks, kinds, notification, registry
 from opwatch import sweep as sweeping
 from opwatch.checks import Step
 from opwatch.contracts import (
@@ -37,8 +37,19 @@ from opwatch.contracts import (
     parse_watch_message,
     validate_watch_request,
 )
-from opwatch.core import CheckAgain, FetchFailed, FetchResult, Finish, Outcome, Progress, decide
-from opwatch.errors import InvalidInput, InvalidWatchRequest, QuotaExhausted
+from opwatch.core import (
+    CheckAgain,
+    Fetched,
+    FetchFailed,
+    FetchResult,
+    Finish,
+    Outcome,
+    Progress,
+    decide,
+)
+from opwatch.errors import InvalidInput, InvalidWatchRequest, LedgerUnavailable, QuotaExhausted
+from opwatch.learned import Expectation, Sample
+from opwatch.ledger import Ledger, Record, due
 from opwatch.logs import LOGGER_NAME, Event
 from opwatch.notification import Notification
 from opwatch.registry import CancelResult, Registry, TaskQueue
@@ -56,6 +67,8 @@ CLAIM_HOLD: Final = 86400
 # The attribute that marks a parked watch on the parked topic (or replayed by hand).
 PARKED_ATTRIBUTE: Final = "opwatch"
 PARKED_VALUE: Final = "parked-check"
+# A finish the ledger did not take is written again this long after, from a task.
+RECORD_DELAY: Final = 60
 
 
 class Fetch(Protocol):
@@ -65,9 +78,10 @@ class Fetch(Protocol):
 
 
 class Publish(Protocol):
-    """Publishes the notification and waits for the server's acknowledgement; raises on failure."""
+    """Publishes the notification and waits for the server's acknowledgement; raises on failure.
+    Returns the message id Pub/Sub gave it, when known."""
 
-    def __call__(self, message: Notification) -> None: ...
+    def __call__(self, message: Notification) -> str | None: ...
 
 
 def utcnow() -> datetime:
@@ -84,6 +98,11 @@ class Notifier:
     queue: TaskQueue
     publish: Publish
     clock: Callable[[], datetime] = utcnow
+    ledger: Ledger | None = None
+
+    @property
+    def registry(self) -> Registry:
+        return Registry(self.queue, self.clock, self.ledger)
 
     def on_watch_message(self, message: Mapping[str, Any]) -> Outcome | None:
         """Handle one Pub/Sub message: a watch request, a cancel request, or a parked watch.
@@ -134,6 +153,9 @@ class Notifier:
         if state.step is Step.FINISHED:
             # The watch finished a while ago; this task only held the name of its next step.
             return None
+        if state.step is Step.RECORD:
+            self._catch_up(state, retries)
+            return None
         try:
             request = validate_watch_request(
                 state.request,
@@ -143,7 +165,14 @@ class Notifier:
             )
         except InvalidWatchRequest as error:
             # Valid when scheduled, so the allowlists changed since: tell the subscriber.
-            return self._reject(error, state.progress, default_watch_id=watch_id)
+            outcome = self._reject(error, state.progress, default_watch_id=watch_id)
+            if self.ledger is not None:
+                rejected = self._state_record(state, state.seq)
+                self._put(
+                    rejected.finish(outcome.value, self.clock(), state.progress.polls, None),
+                    {"watch_id": watch_id},
+                )
+            return outcome
         try:
             if state.step is Step.CANCEL:
                 return self._cancelled(request, state)
@@ -157,7 +186,7 @@ class Notifier:
 
     def cancel(self, request: CancelRequest) -> CancelResult:
         """Cancel a watch (see :meth:`Registry.cancel`); its CANCELLED notification follows."""
-        result = Registry(self.queue, self.clock).cancel(request.watch_id, request.reason)
+        result = self.registry.cancel(request.watch_id, request.reason)
         log.info(
             "cancel of %s: %d in flight cancelled, %d already finished",
             request.watch_id,
@@ -179,7 +208,8 @@ class Notifier:
         reason = f": {state.reason}" if state.reason else ""
         error = make_status(code_pb2.CANCELLED, f"the watch was cancelled{reason}")
         finish = Finish(Outcome.CANCELLED, None, error, state.progress)
-        return self._finish(request, finish, self.clock(), _watch_fields(request), None)
+        fields = _watch_fields(request)
+        return self._finish(request, finish, self.clock(), fields, None, state.chain, state)
 
     def _look(
         self,
@@ -194,7 +224,10 @@ class Notifier:
         result = self.fetch(request)
         now = self.clock()
         event_driven = request.api in self.settings.event_driven_apis
-        decision = decide(request, progress, result, now, event_driven=event_driven)
+        expected = state.learned if state is not None else self._expect(request, result)
+        decision = decide(
+            request, progress, result, now, event_driven=event_driven, learned=expected
+        )
         fields: dict[str, Any] = {**_watch_fields(request), "polls": decision.progress.polls}
         event = Event.CHECK_PENDING
         if isinstance(result, FetchFailed):
@@ -203,11 +236,20 @@ class Notifier:
             fields["fetch_error"] = result.error
         if isinstance(decision, CheckAgain):
             when = now + timedelta(seconds=decision.delay)
+            # The next step's name is the same whether this step was parked or not.
+            following = replace(decision.progress, parks=0)
+            seq = (state.seq if state is not None else 0) + 1
+            recorded = state.recorded if state is not None else 0
+            if self.ledger is not None and due(recorded, seq):
+                pending = _record(
+                    request, chain, following, seq, now, self.settings.results_topic, next_look=when
+                )
+                recorded = seq if self._put(pending, fields) else recorded
+            task = checks.encode(
+                request, following, when, chain, seq=seq, recorded=recorded, learned=expected
+            )
             with _logged_failure("could not schedule the next check", fields):
-                # The next step's name is the same whether this step was parked or not.
-                following = replace(decision.progress, parks=0)
-                seq = (state.seq if state is not None else 0) + 1
-                created = self.queue.create(checks.encode(request, following, when, chain, seq=seq))
+                created = self.queue.create(task)
             log.info(
                 "not done yet; next check in %.1fs%s",
                 decision.delay,
@@ -230,7 +272,7 @@ class Notifier:
             )
             if not self._claim(claim, attempt, fields):
                 return None
-        return self._finish(request, decision, now, fields, claim)
+        return self._finish(request, decision, now, fields, claim, chain, state)
 
     def _claim(
         self, claim: checks.CheckTask, attempt: checks.Attempt | None, fields: Mapping[str, Any]
@@ -264,16 +306,25 @@ class Notifier:
         now: datetime,
         fields: dict[str, Any],
         claim: checks.CheckTask | None,
+        chain: str,
+        state: checks.CheckState | None,
     ) -> Outcome:
         message = notification.finished(
-            request, decision, now=now, results_topic=self.settings.results_topic
+            request,
+            decision,
+            now=now,
+            results_topic=self.settings.results_topic,
+            learned=state.learned if state is not None else None,
         )
         with _logged_failure("could not publish the notification", fields):
-            self.publish(message)
+            message_id = self.publish(message)
         if claim is not None:
             # Its name stays reserved; the task itself is no longer needed (it is a no-op).
             with contextlib.suppress(Exception):
                 self.queue.delete(claim.task_id)
+        if self.ledger is not None:
+            self._record_finish(request, decision, now, chain, state, message_id, fields)
+            self._learn(request, decision, now, fields, seen_pending=state is not None)
         if (lag := _detection_lag(decision.operation, now)) is not None:
             fields["detection_lag_seconds"] = lag
         log.info(
@@ -288,6 +339,172 @@ class Notifier:
             },
         )
         return decision.outcome
+
+    def _expect(self, request: WatchRequest, result: FetchResult) -> Expectation | None:
+        """At a watch's first look: what was learned of its operation's kind, if enough (one
+        read of the ledger per watch, never per look; None without a ledger, with a watch's
+        own ``expected_duration``, once the operation is done, or if Firestore does not
+        answer)."""
+        if (
+            self.ledger is None
+            or request.expected_duration is not None
+            or not isinstance(result, Fetched)
+            or result.operation.get("done") is True
+        ):
+            return None
+        kind = kinds.of_operation(request.api, result.operation)
+        try:
+            summary = self.ledger.summary(kind)
+        except Exception as error:  # LedgerUnavailable, or anything else the client raises
+            log.warning(
+                "the ledger did not answer for the operation's kind (%s); the profile schedules",
+                error,
+                extra={"fields": {**_watch_fields(request), "event": Event.LEDGER_READ_FAILED}},
+            )
+            return None
+        return summary.expectation(self.settings.learn_min_samples)
+
+    def _learn(
+        self,
+        request: WatchRequest,
+        decision: Finish,
+        now: datetime,
+        fields: Mapping[str, Any],
+        *,
+        seen_pending: bool,
+    ) -> None:
+        """At a finish whose duration is known, add it to the kind's summary: the operation's
+        ``createTime`` to ``endTime`` (exact), else, if an earlier look saw it pending, the
+        watch's first look to this one (less exact)."""
+        if decision.outcome not in (Outcome.SUCCEEDED, Outcome.FAILED) or not decision.operation:
+            return
+        assert self.ledger is not None
+        metadata = decision.operation.get("metadata")
+        metadata = metadata if isinstance(metadata, dict) else {}
+        created, ended = (
+            parse_rfc3339(metadata.get("createTime")),
+            parse_rfc3339(metadata.get("endTime")),
+        )
+        exact = created is not None and ended is not None and ended > created
+        if not exact and not seen_pending:
+            return  # done at the first look: how long it ran is not known
+        seconds = (
+            (ended - created).total_seconds()
+            if exact and created and ended
+            else (now - decision.progress.started).total_seconds()
+        )
+        sample = Sample(kinds.of_operation(request.api, decision.operation), seconds, now, exact)
+        try:
+            self.ledger.learn(sample)
+        except Exception as error:
+            log.warning(
+                "the ledger did not take what this operation teaches (%s)",
+                error,
+                extra={"fields": {**fields, "event": Event.LEDGER_WRITE_FAILED}},
+            )
+
+    def _put(self, record: Record, fields: Mapping[str, Any]) -> bool:
+        """Write ``record`` to the ledger; False (logged) if Firestore did not take it. Never
+        raises: the watch goes on whatever the ledger does."""
+        assert self.ledger is not None
+        try:
+            self.ledger.put(record)
+        except Exception as error:  # LedgerUnavailable, or anything else the client raises
+            log.warning(
+                "the ledger did not take the watch's record (%s); the watch goes on",
+                error,
+                extra={"fields": {**fields, "event": Event.LEDGER_WRITE_FAILED}},
+            )
+            return False
+        return True
+
+    def _record_finish(
+        self,
+        request: WatchRequest,
+        decision: Finish,
+        now: datetime,
+        chain: str,
+        state: checks.CheckState | None,
+        message_id: str | None,
+        fields: Mapping[str, Any],
+    ) -> None:
+        """Record the finish; if Firestore does not take it, a record task writes it later,
+        so the ledger never keeps showing a finished watch as pending."""
+        seq = state.seq if state is not None else 0
+        end = checks.Finish(decision.outcome.value, now, message_id)
+        record = _record(
+            request, chain, decision.progress, max(seq, 1), now, self.settings.results_topic
+        ).finish(end.outcome, now, decision.progress.polls, message_id)
+        if self._put(record, fields):
+            return
+        # The step after the claim (seq + 1) is this chain's next free name.
+        task = checks.encode(
+            request,
+            decision.progress,
+            now + timedelta(seconds=RECORD_DELAY),
+            chain,
+            seq=seq + 2,
+            step=Step.RECORD,
+            recorded=state.recorded if state is not None else 0,
+            finish=end,
+        )
+        created = False
+        with contextlib.suppress(Exception):
+            self.queue.create(task)
+            created = True
+        log.warning(
+            "the watch's finish is left to a record task"
+            if created
+            else "the watch's finish could not be recorded; it is here",
+            extra={
+                "fields": {
+                    **fields,
+                    "event": Event.LEDGER_BEHIND,
+                    "record_task": created,
+                    "record": record.to_json(),
+                }
+            },
+        )
+
+    def _catch_up(self, state: checks.CheckState, retries: int | None) -> None:
+        """A record task: write the finish the ledger did not take when the watch finished.
+        A failure answers 500 (Cloud Tasks tries again, with backoff), until what may be the
+        queue's last attempts: then the record is logged, and the ledger keeps it pending."""
+        assert state.finish is not None  # checks.read requires it of a record step
+        if self.ledger is None:
+            return
+        end = state.finish
+        record = self._state_record(state, state.seq - 2).finish(
+            end.outcome, end.finished, state.progress.polls, end.message_id
+        )
+        fields = {"watch_id": record.watch_id, "operation": record.operation, "api": record.api}
+        try:
+            self.ledger.put(record)
+        except Exception:
+            if retries is None or not self.settings.on_last_attempts(retries):
+                raise
+            log.error(
+                "the ledger did not take a watch's finish before the queue gave up; it is here",
+                extra={
+                    "fields": {**fields, "event": Event.LEDGER_BEHIND, "record": record.to_json()}
+                },
+            )
+
+    def _state_record(self, state: checks.CheckState, seq: int) -> Record:
+        """The record of a check's chain from its body alone (its request not validated)."""
+        request = state.request
+        return Record(
+            watch_id=state.watch_id,
+            operation=str(request.get("operation")),
+            api=str(request.get("api")),
+            chain=state.chain,
+            started=state.progress.started,
+            polls=state.progress.polls,
+            seq=max(seq, 1),
+            updated=self.clock(),
+            labels={str(k): str(v) for k, v in dict(request.get("labels") or {}).items()},
+            results_topic=str(request.get("notify_topic") or self.settings.results_topic),
+        )
 
     def _park(self, request: WatchRequest, state: checks.CheckState) -> None:
         """Set the watch aside on what may be Cloud Tasks' last try of this check.
@@ -494,7 +711,7 @@ class Notifier:
         Raises:
             SweepFailed: the API did not list them; nothing was started from that parent.
         """
-        watched = Registry(self.queue, self.clock).discovered_operations
+        watched = self.registry.discovered_operations
         result = sweeping.sweep(
             parent, list_page=list_page, watched=watched, discover=self.discover
         )
@@ -521,7 +738,16 @@ class Notifier:
         key = checks.operation_key(entry.api, entry.operation)
         fields = {"operation": entry.operation, "api": entry.api, "method": entry.method}
         try:
-            advanced = Registry(self.queue, self.clock).advance(key)
+            advanced = self.registry.advance(key)
+        except LedgerUnavailable as error:
+            log.warning(
+                "an audit entry says %s ended, but the ledger did not answer (%s); its watches "
+                "go on polling",
+                entry.operation,
+                error,
+                extra={"fields": {**fields, "event": Event.AUDIT_LEDGER_UNAVAILABLE}},
+            )
+            return None
         except QuotaExhausted as error:
             log.warning(
                 "an audit entry says %s ended, but Cloud Tasks refused for quota (%s); its "
@@ -589,6 +815,32 @@ def _detection_lag(operation: Mapping[str, Any] | None, now: datetime) -> float 
     metadata = operation.get("metadata") if operation else None
     ended = parse_rfc3339(metadata.get("endTime")) if isinstance(metadata, dict) else None
     return round(max(0.0, (now - ended).total_seconds()), 3) if ended else None
+
+
+def _record(
+    request: WatchRequest,
+    chain: str,
+    progress: Progress,
+    seq: int,
+    now: datetime,
+    results_topic: str,
+    *,
+    next_look: datetime | None = None,
+) -> Record:
+    """The ledger's record of ``request``'s chain at step ``seq``."""
+    return Record(
+        watch_id=request.watch_id,
+        operation=request.operation,
+        api=request.api,
+        chain=chain,
+        started=progress.started,
+        polls=progress.polls,
+        seq=seq,
+        updated=now,
+        labels=dict(request.labels),
+        results_topic=request.notify_topic or results_topic,
+        next_look=next_look,
+    )
 
 
 def _watch_fields(request: WatchRequest) -> dict[str, Any]:
