@@ -210,7 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="start the stack, print its variables, stay in the foreground",
         description="Start the Pub/Sub, Cloud Tasks and Firestore emulators, the operations "
         "simulator and the functions on 127.0.0.1, print `export` lines for the other commands "
-        "(FIRESTORE_EMULATOR_HOST and LEDGER_DATABASE among them), and run "
+        "(FIRESTORE_EMULATOR_HOST and OPWATCH_LEDGER_DATABASE among them), and run "
         "until Ctrl-C or SIGTERM. With OPERATIONS_API_ENDPOINT set, the functions fetch from "
         "that server and no simulator is started.",
     )

@@ -287,7 +287,8 @@ class LocalStack:
             "PUBSUB_EMULATOR_HOST": c.pubsub_host,
             "CLOUD_TASKS_EMULATOR_HOST": c.tasks_host,
             "FIRESTORE_EMULATOR_HOST": c.firestore_host,
-            "LEDGER_DATABASE": c.ledger_database_path,
+            # What list, status and cancel read (the functions get it as LEDGER_DATABASE).
+            "OPWATCH_LEDGER_DATABASE": c.ledger_database_path,
             "GOOGLE_CLOUD_PROJECT": c.project,
             "OPWATCH_WATCH_TOPIC": c.watch_topic_path,
             "OPWATCH_RESULTS_TOPIC": c.results_topic_path,
