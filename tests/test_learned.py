@@ -7,8 +7,10 @@ import json
 import random
 from dataclasses import replace
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -20,6 +22,7 @@ from opwatch.learned import Expectation, Sample, Summary
 from opwatch.logs import Event
 from opwatch.service import Notifier
 from opwatch.settings import Settings
+from opwatch.wire import rfc3339
 
 from .conftest import (
     OPERATION,
@@ -187,11 +190,13 @@ class Operation:
         return Fetched({"name": OPERATION, "done": True, "metadata": meta, "response": {}})
 
 
-def watch(harness: Harness, seconds: float, n: int, **extra: Any) -> Operation:
-    operation = Operation(harness, seconds, **extra)
+def watch(
+    harness: Harness, seconds: float, n: int, stamped: bool = True, **request: Any
+) -> Operation:
+    operation = Operation(harness, seconds, stamped)
     harness.notifier = replace(harness.notifier, fetch=operation)
     harness.notifier.on_watch_message(
-        pubsub_message({"operation": OPERATION, "watch_id": f"w-{n}"}, f"m-{n}")
+        pubsub_message({"operation": OPERATION, "watch_id": f"w-{n}", **request}, f"m-{n}")
     )
     harness.run_checks()
     return operation
@@ -296,3 +301,117 @@ def test_a_body_with_a_bad_learned_field_is_refused(harness: Harness, bad: Any) 
     with pytest.raises(checks.InvalidCheckBody) as raised:
         checks.decode(json.dumps(body).encode())
     assert raised.value.violations[0].field == "learned"
+
+
+# --- overdue -------------------------------------------------------------------------------------
+
+OVERDUE_SCHEMA = json.loads(
+    (Path(__file__).parents[1] / "functions/opwatch/schemas/overdue.json").read_text()
+)
+
+
+def overdue_messages(harness: Harness) -> list[Any]:
+    return [m for m in harness.publish.messages if m.attributes.get("overdue") == "true"]
+
+
+def test_an_operation_of_a_learned_kind_running_long_gets_one_overdue_message_first(
+    harness: Harness, store: FakeLedger
+) -> None:
+    for i in range(learned.DEFAULT_MIN_SAMPLES):
+        watch(harness, 600, i)
+    asked = watch(harness, 1800, 50, warn_overdue=True)  # 3x the kind's median
+    quiet = watch(harness, 1800, 51)
+
+    assert asked.gets > 0 and quiet.gets > 0
+    [message] = overdue_messages(harness)
+    data = json.loads(message.data)
+    jsonschema.validate(data, OVERDUE_SCHEMA)
+    assert data["watch_id"] == "w-50"
+    assert data["age_seconds"] > data["overdue_after_seconds"] > 500  # the 95th of ~600 s
+    assert data["schedule"]["source"] == "learned"
+    attributes = message.attributes
+    assert "outcome" not in attributes
+    assert attributes["ce-type"] == "dev.opwatch.operation.v1.overdue"
+    assert attributes["ce-id"] == "w-50/overdue"
+    for_50 = [m for m in harness.publish.messages if m.attributes["watch_id"] == "w-50"]
+    assert [m.attributes.get("outcome", "overdue") for m in for_50] == ["overdue", "SUCCEEDED"]
+
+
+def test_a_hinted_watch_is_overdue_past_one_and_a_half_times_its_hint(
+    harness: Harness, settings: Settings
+) -> None:
+    harness.notifier = replace(harness.notifier, settings=replace(settings, warn_overdue=True))
+    operation = Operation(harness, 3000)
+    harness.notifier = replace(harness.notifier, fetch=operation)
+    request = {"operation": OPERATION, "watch_id": "w-h", "expected_duration": "600s"}
+    harness.notifier.on_watch_message(pubsub_message(request, "m-h"))
+    harness.run_checks()
+    [message] = overdue_messages(harness)
+    data = json.loads(message.data)
+    assert data["overdue_after_seconds"] == 900 and data["schedule"] == {"source": "hint"}
+    optout = {"operation": OPERATION, "watch_id": "w-o", "warn_overdue": False}
+    harness.notifier = replace(harness.notifier, fetch=Operation(harness, 3000))
+    harness.notifier.on_watch_message(pubsub_message({**optout, "expected_duration": "60s"}))
+    harness.run_checks()
+    assert len(overdue_messages(harness)) == 1, "a watch that says no is not warned"
+
+
+def test_an_overdue_message_that_fails_is_tried_at_the_next_look(
+    harness: Harness, settings: Settings
+) -> None:
+    class FlakyOnce(RecordingPublish):
+        failed = False
+
+        def __call__(self, message: Any) -> str:
+            if message.attributes.get("overdue") and not self.failed:
+                self.failed = True
+                raise RuntimeError("pubsub hiccup")
+            return super().__call__(message)
+
+    publish = FlakyOnce()
+    harness.publish = publish
+    harness.notifier = replace(harness.notifier, publish=publish, fetch=Operation(harness, 2000))
+    request = {
+        "operation": OPERATION,
+        "watch_id": "w-f",
+        "expected_duration": "600s",
+        "warn_overdue": True,
+    }
+    harness.notifier.on_watch_message(pubsub_message(request, "m-f"))
+    harness.run_checks()
+    assert publish.failed
+    assert len(overdue_messages(harness)) == 1
+    assert [m.attributes.get("outcome") for m in harness.publish.messages][-1] == "SUCCEEDED"
+
+
+def test_status_says_when_the_end_is_expected_and_why(harness: Harness, store: FakeLedger) -> None:
+    from opwatch_local import watches
+
+    for i in range(learned.DEFAULT_MIN_SAMPLES):
+        watch(harness, 600, i)
+    harness.notifier = replace(harness.notifier, fetch=Operation(harness, 600))
+    started = harness.clock.now
+    harness.notifier.on_watch_message(
+        pubsub_message({"operation": OPERATION, "watch_id": "w-s"}, "m-s")
+    )
+    hinted = {"operation": OPERATION, "watch_id": "w-e", "expected_duration": "100s"}
+    harness.notifier.on_watch_message(pubsub_message(hinted, "m-e"))
+    plain = {"operation": OPERATION + "x", "watch_id": "w-p", "kind": "never seen"}
+    harness.notifier.on_watch_message(pubsub_message(plain, "m-p"))
+    registry, now = harness.notifier.registry, harness.clock.now
+
+    [row] = watches.recorded_status(registry, "w-s", now)
+    expected = row["pending_step"]["expected"]
+    assert expected["why"].startswith("learned from 5 operations of cloudaicompanion")
+    median = learned.bucket_seconds(learned.bucket(600))
+    assert expected["median"] == rfc3339(started + timedelta(seconds=median))
+    assert "learned from 5" in watches.record_table([row])
+    [row] = watches.recorded_status(registry, "w-e", now)
+    assert row["pending_step"]["expected"] == {
+        "median": rfc3339(started + timedelta(seconds=100)),
+        "high": rfc3339(started + timedelta(seconds=150)),
+        "why": "expected_duration 100s",
+    }
+    [row] = watches.recorded_status(registry, "w-p", now)
+    assert row["pending_step"]["expected"] is None
+    assert "expected_duration 100s" in watches.table(watches.status(registry, "w-e", now))

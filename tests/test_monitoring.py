@@ -278,6 +278,14 @@ def _drive_notifier(capture: Capture, settings: Settings) -> None:
         notifier.on_check(checks.decode(running.body))
     run(notifier, schedule, clock)
 
+    # A watch that asked to be warned runs past 1.5 x its hint: one overdue message.
+    schedule = FakeQueue()
+    looks = FakeFetch([pending(), pending(), pending(), pending(), succeeded()])
+    notifier, clock = _notifier(settings, looks, schedule, RecordingPublish())
+    request = {"operation": OPERATION, "expected_duration": "2s", "warn_overdue": True}
+    watch(notifier, request, "m-overdue")
+    run(notifier, schedule, clock)
+
     # Firestore down: the watch goes on and ends (ledger.write_failed), its finish is left to a
     # record task (ledger.behind), and an end entry finds no ledger to query.
     down = FakeLedger(fail_with=LedgerUnavailable("Firestore Commit: 503"))

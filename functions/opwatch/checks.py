@@ -36,8 +36,9 @@ MAX_TASK_BYTES: Final = 100 * 1024
 MAX_BODY_BYTES: Final = MAX_TASK_BYTES
 _BODY_FIELDS: Final = frozenset({"opwatch_check", "chain", "seq", "request", "progress"})
 # Optional in a version 3 body: the step the ledger last recorded (absent: none), the finish a
-# ``Step.RECORD`` task writes, and what was learned of the operation's kind (absent: nothing).
-_OPTIONAL_BODY_FIELDS: Final = frozenset({"step", "recorded", "finish", "learned"})
+# ``Step.RECORD`` task writes, what was learned of the operation's kind (absent: nothing), and
+# whether the watch's overdue message went out (absent: not yet).
+_OPTIONAL_BODY_FIELDS: Final = frozenset({"step", "recorded", "finish", "learned", "warned"})
 _PROGRESS_FIELDS: Final = frozenset({"started", "polls", "transient_errors", "seen", "parks"})
 _BODY_FIELDS_BY_VERSION: Final = {
     LEGACY_VERSION: _BODY_FIELDS - {"chain", "seq"},
@@ -117,6 +118,7 @@ class CheckState:
     recorded: int = 0
     finish: Finish | None = None
     learned: Expectation | None = None
+    warned: bool = False
 
     @property
     def watch_id(self) -> str:
@@ -197,6 +199,7 @@ def encode(
     recorded: int = 0,
     finish: Finish | None = None,
     learned: Expectation | None = None,
+    warned: bool = False,
 ) -> CheckTask:
     """The task that takes step ``seq`` of ``request``'s watch, at ``when``.
 
@@ -212,6 +215,7 @@ def encode(
         recorded: the step of this chain the ledger holds (0: none).
         finish: how the watch ended (``Step.RECORD`` only).
         learned: what was learned of the operation's kind when the watch started.
+        warned: the watch's overdue message was published.
     """
     position = progress.polls if seq is None else seq
     return _encode(
@@ -226,6 +230,7 @@ def encode(
         recorded,
         finish,
         learned,
+        warned,
     )
 
 
@@ -263,6 +268,7 @@ def successor(
         state.recorded,
         None,
         state.learned,
+        state.warned,
     )
 
 
@@ -278,6 +284,7 @@ def _encode(
     recorded: int,
     finish: Finish | None,
     learned: Expectation | None,
+    warned: bool,
 ) -> CheckTask:
     body: dict[str, Any] = {
         "opwatch_check": VERSION,
@@ -302,6 +309,8 @@ def _encode(
         body["recorded"] = recorded
     if learned is not None:
         body["learned"] = learned.to_json()
+    if warned:
+        body["warned"] = True
     if step is Step.RECORD and finish is not None:
         body["finish"] = {
             "outcome": finish.outcome,
@@ -413,9 +422,22 @@ def read(data: object) -> CheckState:
             "a record step, and only one, carries {outcome, finished: RFC 3339, message_id}",
         )
     learned = _learned(data["learned"]) if "learned" in data else None
+    warned = data.get("warned", False)
+    if warned is not True and "warned" in data:
+        raise _invalid("warned", "is true when present")
     progress_read = Progress(started_at.astimezone(UTC), polls, errors, seen, parks, last_error)
     return CheckState(
-        request, progress_read, chain, seq, step, reason, attempt, recorded, finish, learned
+        request,
+        progress_read,
+        chain,
+        seq,
+        step,
+        reason,
+        attempt,
+        recorded,
+        finish,
+        learned,
+        warned is True,
     )
 
 

@@ -252,6 +252,23 @@ def decide(
     return CheckAgain(min(delay, remaining), progress, pending)
 
 
+# A hinted watch is overdue past this many times its expected_duration.
+OVERDUE_FACTOR: Final = 1.5
+
+
+def overdue_after(request: WatchRequest, learned: Expectation | None) -> float | None:
+    """Seconds of an operation's age past which it is overdue: 1.5 x the watch's own
+    ``expected_duration``, else its kind's 95th percentile; None when nothing says."""
+    if request.expected_duration is not None:
+        return OVERDUE_FACTOR * request.expected_duration
+    return learned.high if learned is not None else None
+
+
+def operation_age(operation: dict[str, Any] | None, progress: Progress, now: datetime) -> float:
+    """How long the operation has run (see :func:`_operation_age`)."""
+    return _operation_age(operation, now, max(0.0, (now - progress.started).total_seconds()))
+
+
 def _operation_age(operation: dict[str, Any] | None, now: datetime, elapsed: float) -> float:
     """How long the operation has run: from its ``metadata.createTime`` when it says one.
 

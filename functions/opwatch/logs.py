@@ -29,6 +29,7 @@ class Event(enum.StrEnum):
     CHECK_REFUSED = "check.refused"  # a call to on_check that opwatch's queue did not make
     CHECK_SUPERSEDED = "check.superseded"  # the watch was cancelled while this check ran
     WATCH_FINISHED = "watch.finished"  # the notification was published (outcome)
+    WATCH_OVERDUE = "watch.overdue"  # the one overdue message was published (age_seconds)
     REQUEST_INVALID = "request.invalid"  # answered with an INVALID_REQUEST notification
     DELIVERY_FAILED = "delivery.failed"  # scheduling or publishing failed: the platform retries
     WATCH_PARKED = "watch.parked"  # repeated failures: the watch waits out the outage

@@ -46,6 +46,8 @@ from opwatch.core import (
     Outcome,
     Progress,
     decide,
+    operation_age,
+    overdue_after,
 )
 from opwatch.errors import InvalidInput, InvalidWatchRequest, LedgerUnavailable, QuotaExhausted
 from opwatch.learned import Expectation, Sample
@@ -245,8 +247,18 @@ class Notifier:
                     request, chain, following, seq, now, self.settings.results_topic, next_look=when
                 )
                 recorded = seq if self._put(pending, fields) else recorded
+            warned = state.warned if state is not None else False
+            if not warned and self._overdue(request, decision, expected, now):
+                warned = self._warn(request, decision, expected, now, fields)
             task = checks.encode(
-                request, following, when, chain, seq=seq, recorded=recorded, learned=expected
+                request,
+                following,
+                when,
+                chain,
+                seq=seq,
+                recorded=recorded,
+                learned=expected,
+                warned=warned,
             )
             with _logged_failure("could not schedule the next check", fields):
                 created = self.queue.create(task)
@@ -340,6 +352,57 @@ class Notifier:
         )
         return decision.outcome
 
+    def _overdue(
+        self,
+        request: WatchRequest,
+        decision: CheckAgain,
+        expected: Expectation | None,
+        now: datetime,
+    ) -> bool:
+        """Whether the watch asked to be warned and its operation runs past what it should."""
+        asked = request.warn_overdue
+        if not (asked if asked is not None else self.settings.warn_overdue):
+            return False
+        limit = overdue_after(request, expected)
+        age = operation_age(decision.operation, decision.progress, now)
+        return limit is not None and age > limit
+
+    def _warn(
+        self,
+        request: WatchRequest,
+        decision: CheckAgain,
+        expected: Expectation | None,
+        now: datetime,
+        fields: Mapping[str, Any],
+    ) -> bool:
+        """Publish the watch's one overdue message; True once it went out. A failure is logged
+        and the next look tries again: a warning is never worth a retry of the check."""
+        age = operation_age(decision.operation, decision.progress, now)
+        message = notification.overdue(
+            request,
+            decision.progress,
+            age=age,
+            limit=overdue_after(request, expected) or 0.0,
+            learned=expected,
+            now=now,
+            results_topic=self.settings.results_topic,
+        )
+        try:
+            self.publish(message)
+        except Exception as error:
+            log.warning(
+                "could not publish the overdue message (%s); the next look tries again",
+                error,
+                extra={"fields": {**fields, "event": Event.DELIVERY_FAILED}},
+            )
+            return False
+        log.info(
+            "the operation is overdue: %.0fs old",
+            age,
+            extra={"fields": {**fields, "event": Event.WATCH_OVERDUE, "age_seconds": round(age)}},
+        )
+        return True
+
     def _expect(self, request: WatchRequest, result: FetchResult) -> Expectation | None:
         """At a watch's first look: what was learned of its operation's kind, if enough (one
         read of the ledger per watch, never per look; None without a ledger, with a watch's
@@ -352,7 +415,7 @@ class Notifier:
             or result.operation.get("done") is True
         ):
             return None
-        kind = kinds.of_operation(request.api, result.operation)
+        kind = kinds.of_operation(request.api, result.operation, request.kind)
         try:
             summary = self.ledger.summary(kind)
         except Exception as error:  # LedgerUnavailable, or anything else the client raises
@@ -393,7 +456,8 @@ class Notifier:
             if exact and created and ended
             else (now - decision.progress.started).total_seconds()
         )
-        sample = Sample(kinds.of_operation(request.api, decision.operation), seconds, now, exact)
+        kind = kinds.of_operation(request.api, decision.operation, request.kind)
+        sample = Sample(kind, seconds, now, exact)
         try:
             self.ledger.learn(sample)
         except Exception as error:
@@ -525,6 +589,8 @@ class Notifier:
             seq=state.seq,
             step=state.step,
             reason=state.reason,
+            learned=state.learned,
+            warned=state.warned,
         )
         fields = {**_watch_fields(request), "polls": progress.polls, "parks": progress.parks}
         with contextlib.suppress(Exception):

@@ -63,6 +63,7 @@ class Settings:
         ledger_retention_days: how long a finished watch's document is kept (its TTL).
         learn_min_samples: finished operations of a kind before its watches are scheduled from
             what was learned of it (README, "Learned durations").
+        warn_overdue: whether a watch that does not say ``warn_overdue`` is warned.
     """
 
     results_topic: str
@@ -83,6 +84,7 @@ class Settings:
     ledger_database: str | None = None
     ledger_retention_days: int = DEFAULT_LEDGER_RETENTION_DAYS
     learn_min_samples: int = DEFAULT_MIN_SAMPLES
+    warn_overdue: bool = False
 
     def on_last_attempts(self, retries: int) -> bool:
         """Whether a check retried ``retries`` times may be the queue's last try of it."""
@@ -223,6 +225,11 @@ class Settings:
             "whole days from 1 to 3650",
         )
 
+        warn_overdue = False
+        if (raw_warn := get("WARN_OVERDUE")) is not None:
+            if raw_warn.lower() not in _BOOLEANS:
+                problems.append(f"WARN_OVERDUE={raw_warn!r} must be true or false")
+            warn_overdue = _BOOLEANS.get(raw_warn.lower(), False)
         min_samples = integer(
             "LEARN_MIN_SAMPLES", DEFAULT_MIN_SAMPLES, 1, 10**6, "a positive whole number"
         )
@@ -252,6 +259,7 @@ class Settings:
             ledger_database=ledger,
             ledger_retention_days=retention,
             learn_min_samples=min_samples,
+            warn_overdue=warn_overdue,
         )
 
 
