@@ -46,6 +46,10 @@ locals {
     # The ledger (ledger.tf): projects/P/databases/D, and how long a finished record is kept.
     LEDGER_DATABASE       = google_firestore_database.ledger.id
     LEDGER_RETENTION_DAYS = tostring(var.ledger_retention)
+    # Learned durations (README): how many finished operations of a kind before its watches
+    # are scheduled from them, and whether watches are warned when overdue unless they say.
+    LEARN_MIN_SAMPLES = tostring(var.learning.min_samples)
+    WARN_OVERDUE      = tostring(var.learning.warn_overdue)
   }
 
   # The APIs the module's own resources are created through (tests/test_infra.py derives the

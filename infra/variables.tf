@@ -520,6 +520,21 @@ variable "ledger_retention" {
   }
 }
 
+variable "learning" {
+  type = object({
+    min_samples  = optional(number, 5)
+    warn_overdue = optional(bool, false)
+  })
+  description = "Learned durations (README, \"Learned durations\"): min_samples finished operations of a kind before its watches are scheduled from what was learned of it (LEARN_MIN_SAMPLES); warn_overdue makes every watch that does not say warn_overdue get one overdue message when its operation runs past its kind's 95th percentile (WARN_OVERDUE)."
+  default     = {}
+  nullable    = false
+
+  validation {
+    condition     = var.learning.min_samples == floor(var.learning.min_samples) && var.learning.min_samples >= 1
+    error_message = "learning.min_samples must be a positive whole number."
+  }
+}
+
 variable "ledger_deletion_protection" {
   type        = bool
   description = "Firestore delete protection on the ledger database: while true nobody can delete it (console, gcloud, terraform destroy fails on it). Set false and apply before a destroy or a replace_ledger change."
