@@ -416,3 +416,14 @@ def test_status_says_when_the_end_is_expected_and_why(harness: Harness, store: F
     [row] = watches.recorded_status(registry, "w-p", now)
     assert row["pending_step"]["expected"] is None
     assert "expected_duration 100s" in watches.table(watches.status(registry, "w-e", now))
+
+
+def test_a_watch_with_its_own_polling_keeps_it(harness: Harness, store: FakeLedger) -> None:
+    for i in range(learned.DEFAULT_MIN_SAMPLES):
+        watch(harness, 600, i)
+    queries = store.queries
+    own = watch(harness, 600, 70, polling={"initial_delay": "300s", "max_delay": "300s"})
+    assert store.queries == queries, "nothing learned is even read"
+    assert own.gets <= 4  # every 300 s (less jitter), as it asked
+    [note] = [n for n in harness.publish.received if n["watch_id"] == "w-70"]
+    assert note["schedule"] == {"source": "profile"}

@@ -32,6 +32,7 @@ from opwatch import sweep as sweeping
 from opwatch.checks import Step
 from opwatch.contracts import (
     CancelRequest,
+    PollingOverride,
     WatchRequest,
     decode_pubsub_data,
     parse_watch_message,
@@ -406,11 +407,12 @@ class Notifier:
     def _expect(self, request: WatchRequest, result: FetchResult) -> Expectation | None:
         """At a watch's first look: what was learned of its operation's kind, if enough (one
         read of the ledger per watch, never per look; None without a ledger, with a watch's
-        own ``expected_duration``, once the operation is done, or if Firestore does not
-        answer)."""
+        own ``expected_duration`` or ``polling``, once the operation is done, or if Firestore
+        does not answer)."""
         if (
             self.ledger is None
             or request.expected_duration is not None
+            or request.polling != PollingOverride()  # the request chose its own schedule
             or not isinstance(result, Fetched)
             or result.operation.get("done") is True
         ):
