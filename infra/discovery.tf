@@ -22,10 +22,10 @@ locals {
   audit_logs = "(log_id(\"cloudaudit.googleapis.com/activity\") OR log_id(\"cloudaudit.googleapis.com/data_access\"))"
 
   # Cloud Logging query language. Method names are validated (variables.tf) to letters, digits,
-  # '_' and '.', so none can close the quotes.
+  # '_' and '.', so none can close the quotes; an API= before one (checks.tf) is not part of it.
   discovery_filter = join(" AND ", [
     local.audit_logs,
-    "(${join(" OR ", [for m in var.discovery.methods : "protoPayload.methodName=\"${m}\""])})",
+    "(${join(" OR ", [for m in local.discovery_methods : "protoPayload.methodName=\"${m.name}\""])})",
     "(operation.first=true OR operation.last=true)",
   ])
 }

@@ -169,7 +169,8 @@ variable "watched_apis" {
     # The permission that lists them (ListOperations), granted to the runtime for the sweep.
     operations_list_permission = optional(string)
     # With discovery on, this API's audit end entries reach opwatch, so its watches poll only
-    # as a safety net (EVENT_DRIVEN_APIS). Only for APIs whose methods are in discovery.methods.
+    # as a safety net (EVENT_DRIVEN_APIS). Only for APIs whose methods are in discovery.methods
+    # (checks.tf refuses one that has none).
     event_driven = optional(bool, false)
     # The permission that cancels its operations, granted to operators only when
     # operators_may_cancel_operations is true (opwatch cancel --cancel-operation).
@@ -264,13 +265,14 @@ variable "discovery" {
     # discovered. Off by default: they are billed as Cloud Logging ingestion (README, Discovery).
     data_write_audit_logs = optional(bool, false)
   })
-  description = "Discovery (opt-in): watch every operation the listed long-running methods start, whoever started them (Terraform, the console, gcloud), from their audit log entries. methods are full method names (protoPayload.methodName); their services must be keys of watched_apis. include_caller adds the caller's email as a label (personal data: off by default). data_write_audit_logs turns on the DATA_WRITE Data Access audit logs of cloudaicompanion.googleapis.com, which the repository-group and TopicService methods need to be logged at all (billed as Logging ingestion; off by default). Which APIs' watches then poll only as a safety net is watched_apis[*].event_driven."
+  description = "Discovery (opt-in): watch every operation the listed long-running methods start, whoever started them (Terraform, the console, gcloud), from their audit log entries. methods are full method names (protoPayload.methodName), each of an API that is a key of watched_apis (refused at plan otherwise): the API is read from the method's package (google.cloud.X.v1... or google.X.v1... is X.googleapis.com) unless the method is written API=METHOD, for a service its package does not name (cloudfunctions.googleapis.com=google.cloud.functions.v2.FunctionService.UpdateFunction). include_caller adds the caller's email as a label (personal data: off by default). data_write_audit_logs turns on the DATA_WRITE Data Access audit logs of cloudaicompanion.googleapis.com, which the repository-group and TopicService methods need to be logged at all (billed as Logging ingestion; off by default). Which APIs' watches then poll only as a safety net is watched_apis[*].event_driven; each such API needs a method here (refused at plan otherwise)."
   default     = {}
 
   validation {
     # Letters, digits, '_' and '.' only: a method name goes into the sink's filter in quotes.
-    condition     = length(var.discovery.methods) > 0 && alltrue([for m in var.discovery.methods : can(regex("^[A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)+$", m))])
-    error_message = "discovery.methods must be a non-empty list of full method names like google.cloud.cloudaicompanion.v1.CodeRepositoryIndexManagementService.CreateCodeRepositoryIndex."
+    # Optionally after API= (checks.tf reads it), like sweep.parents.
+    condition     = length(var.discovery.methods) > 0 && alltrue([for m in var.discovery.methods : can(regex("^([a-z0-9-]+(\\.[a-z0-9-]+)*\\.googleapis\\.com=)?[A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)+$", m))])
+    error_message = "discovery.methods must be a non-empty list of full method names like google.cloud.cloudaicompanion.v1.CodeRepositoryIndexManagementService.CreateCodeRepositoryIndex, each optionally after API= (cloudfunctions.googleapis.com=google.cloud.functions.v2.FunctionService.UpdateFunction)."
   }
 }
 

@@ -1588,8 +1588,9 @@ def test_the_sink_selects_first_and_last_entries_of_every_configured_method(tf: 
     assert expr(sink["destination"]) == "pubsub.googleapis.com/${google_pubsub_topic.audit[0].id}"
     log_filter = tf.locals["discovery_filter"]
     # Every configured method, by its full name, each quoted; both ends of an operation.
-    assert "for m in var.discovery.methods" in log_filter
-    assert 'protoPayload.methodName=\\"${m}\\"' in log_filter
+    # The method's name, without the API= a method may be written after (checks.tf).
+    assert "for m in local.discovery_methods" in log_filter
+    assert 'protoPayload.methodName=\\"${m.name}\\"' in log_filter
     assert "(operation.first=true OR operation.last=true)" in log_filter
     assert log_filter.startswith('${join(" AND ", [local.audit_logs, ')
     # A method name cannot break out of its quotes.
@@ -1601,8 +1602,9 @@ AUDIT_SAMPLES = sorted((ROOT / "tests" / "data").glob("audit-*.json"))
 # The module's filter expression, rendered here for a list of methods (the test below checks the
 # expression is exactly this, so the rendering cannot drift from it).
 DISCOVERY_FILTER_EXPRESSION = (
-    '${join(" AND ", [local.audit_logs, "(${join(" OR ", [for m in var.discovery.methods : '
-    '"protoPayload.methodName=\\"${m}\\""])})", "(operation.first=true OR operation.last=true)"])}'
+    '${join(" AND ", [local.audit_logs, "(${join(" OR ", [for m in local.discovery_methods : '
+    '"protoPayload.methodName=\\"${m.name}\\""])})", '
+    '"(operation.first=true OR operation.last=true)"])}'
 )
 
 
@@ -1704,3 +1706,174 @@ def test_the_audit_function_is_the_shared_code_and_configuration(tf: Config) -> 
     assert block(function, "build_config")["entry_point"] == "on_audit_entry"
     assert function_env(tf)["DISCOVERY_INCLUDE_CALLER"] == "tostring(var.discovery.include_caller)"
     assert "include_caller = optional(bool, false)" in tf.variables["discovery"]["type"]
+
+
+# --- rules across variables, as Terraform itself plans them ---------------------------------
+
+# checks.tf reads variables only, so variables.tf and checks.tf alone are a root module that
+# Terraform plans offline (terraform_data is built into Terraform: no provider to download). Its
+# plan evaluates every validation of variables.tf and every precondition of checks.tf, so these
+# tests say what the real terraform refuses, not what this file thinks an expression means.
+CHECKED_FILES = ("variables.tf", "checks.tf")
+REQUIRED = {"project_id": "my-project"}
+GEMINI = "cloudaicompanion.googleapis.com"
+FUNCTIONS_API = "cloudfunctions.googleapis.com"
+FUNCTIONS_METHOD = "google.cloud.functions.v2.FunctionService.UpdateFunction"
+
+
+class Planner:
+    """terraform plan and console on variables.tf and checks.tf, in a directory of their own."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.env = tool_env(root)
+        self.runs = 0
+        for name in CHECKED_FILES:
+            shutil.copy(INFRA / name, root / name)
+        self._terraform("init", "-input=false", "-no-color")
+
+    def _terraform(self, *args: str, values: Body | None = None, stdin: str = "") -> str:
+        terraform = shutil.which("terraform")
+        assert terraform, "terraform is not on PATH"
+        extra: list[str] = []
+        if values is not None:
+            self.runs += 1
+            var_file = self.root / f"values-{self.runs}.tfvars.json"
+            var_file.write_text(json.dumps({**REQUIRED, **values}))
+            extra = [f"-var-file={var_file}"]
+        result = subprocess.run(
+            [terraform, *args, *extra],
+            cwd=self.root,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            env=self.env,
+            timeout=60,
+            check=False,
+        )
+        if result.returncode != 0:
+            return "ERROR " + " ".join((result.stderr + result.stdout).split())
+        return result.stdout
+
+    def refusal(self, **values: Any) -> str:
+        """What a plan with these variables fails with, on one line ("" when it passes)."""
+        out = self._terraform("plan", "-input=false", "-no-color", "-lock=false", values=values)
+        return out if out.startswith("ERROR ") else ""
+
+    def value(self, expression: str, **values: Any) -> Any:
+        """An expression over these variables' values, as terraform console evaluates it."""
+        out = self._terraform("console", values=values, stdin=f"jsonencode({expression})\n")
+        assert not out.startswith("ERROR "), out
+        return json.loads(json.loads(out.strip()))
+
+
+@pytest.fixture(scope="module")
+def planner(tmp_path_factory: pytest.TempPathFactory) -> Planner:
+    return Planner(tmp_path_factory.mktemp("checks"))
+
+
+def test_the_checks_read_variables_only_and_the_defaults_pass_them(
+    tf: Config, planner: Planner
+) -> None:
+    """Every reference in checks.tf resolves with variables.tf alone (else the plan fails on an
+    undeclared resource), and the module's defaults are a combination it accepts. The checks
+    hold in every deployment: their resource has no count."""
+    assert planner.refusal() == ""
+    assert "count" not in tf.resource("terraform_data", "variable_checks")
+    assert "precondition" in tf.resource("terraform_data", "variable_checks")["lifecycle"][0]
+
+
+def discovery_on(*methods: str) -> Body:
+    return {"discovery": {"enabled": True, "methods": list(methods)}}
+
+
+def watched(*hosts: str, event_driven: bool = False) -> Body:
+    return {
+        "watched_apis": {
+            host: {
+                "operations_get_permission": f"{host.split('.')[0]}.operations.get",
+                "operations_list_permission": f"{host.split('.')[0]}.operations.list",
+                "event_driven": event_driven,
+            }
+            for host in hosts
+        }
+    }
+
+
+def test_a_discovery_method_of_an_unwatched_api_is_refused(planner: Planner) -> None:
+    """Issue 20 §2: a method whose API is not in ALLOWED_APIS deployed, and on_audit_entry then
+    ignored every one of its entries. The plan now refuses it, naming the method."""
+    refused = planner.refusal(**discovery_on(FUNCTIONS_METHOD, f"{INDEX_SERVICE}.X"))
+    assert "Resource precondition failed" in refused
+    assert f"not keys of watched_apis: {FUNCTIONS_METHOD} " in refused
+    assert "from the method names: functions.googleapis.com)" in refused
+    # Watching cloudfunctions.googleapis.com does not make the bare method its (the package
+    # names functions.googleapis.com); written API=METHOD, with that API watched, it passes.
+    prefixed = f"{FUNCTIONS_API}={FUNCTIONS_METHOD}"
+    both = watched(GEMINI, FUNCTIONS_API)
+    assert "precondition failed" in planner.refusal(**discovery_on(FUNCTIONS_METHOD), **both)
+    assert planner.refusal(**discovery_on(prefixed, f"{INDEX_SERVICE}.X"), **both) == ""
+    # Off, discovery checks nothing: its default methods need not be of a watched API.
+    off = {"discovery": {"enabled": False}, **watched("spanner.googleapis.com")}
+    assert planner.refusal(**off) == ""
+
+
+def test_each_sample_entrys_api_is_read_from_its_method(planner: Planner) -> None:
+    """The captured audit entries (tests/data/audit-*.json): the API checks.tf reads from each
+    methodName is the entry's serviceName, except Cloud Functions', whose package
+    (google.cloud.functions.v2) does not name its host; written API=METHOD, that one is too."""
+    samples = [json.loads(path.read_text())["protoPayload"] for path in AUDIT_SAMPLES]
+    services = {p["methodName"]: p["serviceName"] for p in samples}
+    assert FUNCTIONS_API in services.values() and GEMINI in services.values()
+    read = planner.value("local.discovery_methods", **discovery_on(*services))
+    misread = {m["name"] for m in read if services[m["name"]] != m["api"]}
+    assert misread == {FUNCTIONS_METHOD}
+    written = [f"{services[m]}={m}" if m in misread else m for m in services]
+    read = planner.value("local.discovery_methods", **discovery_on(*written))
+    assert {m["name"]: m["api"] for m in read} == services
+
+
+def test_the_sink_filters_on_the_method_name_without_its_api(planner: Planner) -> None:
+    """The sink's filter takes m.name (test above): the prefix never reaches Logging."""
+    read = planner.value(
+        "local.discovery_methods", **discovery_on(f"{FUNCTIONS_API}={FUNCTIONS_METHOD}")
+    )
+    assert read == [{"name": FUNCTIONS_METHOD, "api": FUNCTIONS_API}]
+
+
+def test_a_method_that_could_break_the_filter_is_refused(planner: Planner) -> None:
+    for bad in (f'{FUNCTIONS_METHOD}" OR true', f"example.com={FUNCTIONS_METHOD}", "=x.y"):
+        assert "Invalid value for variable" in planner.refusal(**discovery_on(bad)), bad
+
+
+def test_an_event_driven_api_without_a_discovery_method_is_refused(planner: Planner) -> None:
+    """EVENT_DRIVEN_APIS makes an API's watches poll as the safety net (up to 30 minutes
+    between looks, opwatch.policy.SAFETY_NET): without a method of that API in the sink, no end
+    entry ever brings a look forward."""
+    apis = watched(GEMINI, FUNCTIONS_API, event_driven=True)
+    refused = planner.refusal(**discovery_on(f"{INDEX_SERVICE}.X"), **apis)
+    assert f"watched_apis marks {FUNCTIONS_API} event_driven" in refused
+    both = discovery_on(f"{INDEX_SERVICE}.X", f"{FUNCTIONS_API}={FUNCTIONS_METHOD}")
+    assert planner.refusal(**both, **apis) == ""
+
+
+def test_a_sweep_parent_of_an_unwatched_or_unlistable_api_is_refused(planner: Planner) -> None:
+    """on_sweep answers 400 to a parent of an API outside ALLOWED_APIS, and ListOperations
+    needs the API's operations_list_permission in the runtime's role."""
+    spanner = "spanner.googleapis.com=projects/p/locations/l"
+    refused = planner.refusal(sweep={"parents": [spanner, "projects/p/locations/global"]})
+    assert "sweep.parents names APIs that are not keys of watched_apis" in refused
+    assert "spanner.googleapis.com" in refused and GEMINI not in refused.split("(a parent")[0]
+    unlistable = {GEMINI: {"operations_get_permission": "cloudaicompanion.operations.get"}}
+    refused = planner.refusal(
+        sweep={"parents": ["projects/p/locations/global"]}, watched_apis=unlistable
+    )
+    assert f"operations_list_permission there: {GEMINI}" in refused
+    with_spanner = watched(GEMINI, "spanner.googleapis.com")
+    assert planner.refusal(sweep={"parents": [spanner]}, **with_spanner) == ""
+
+
+def test_the_default_api_of_a_parent_is_the_functions(tf: Config) -> None:
+    from opwatch.contracts import DEFAULT_API
+
+    assert tf.locals["default_api"] == DEFAULT_API

@@ -1,0 +1,60 @@
+# --- Rules across variables, refused at plan ---
+#
+# A variable's validation may name only that variable before Terraform 1.9, and the module
+# supports >= 1.5 (versions.tf), so what must agree between variables is checked here, by the
+# preconditions of one terraform_data resource: Terraform evaluates them during plan (every
+# value they read is a variable) and a false one fails the plan with its message. Everything in
+# this file derives from variables only: tests/test_infra.py plans it with variables.tf alone,
+# offline (terraform_data needs no provider), and sees each bad combination refused.
+locals {
+  # The API sweep parents and discovery methods default to, as functions/main.py parses
+  # SWEEP_PARENTS (opwatch.contracts.DEFAULT_API).
+  default_api = "cloudaicompanion.googleapis.com"
+
+  # The API of each discovery method: the host before "=" if it names one
+  # ("cloudfunctions.googleapis.com=google.cloud.functions.v2.FunctionService.UpdateFunction"),
+  # else the host its gRPC package names by Google's convention, google.cloud.X.vN... or
+  # google.X.vN... -> X.googleapis.com: cloudaicompanion, container (google.container.v1...),
+  # spanner (google.spanner.admin.instance.v1...). The convention is not a rule (Cloud
+  # Functions' methods are google.cloud.functions.v2..., its host cloudfunctions.googleapis.com):
+  # a method whose service it misnames is refused below until it is prefixed. name is what the
+  # audit entry's protoPayload.methodName holds, what the sink filters on.
+  discovery_methods = [
+    for m in var.discovery.methods : {
+      name = element(split("=", m), length(split("=", m)) - 1)
+      api = (length(split("=", m)) == 2 ? split("=", m)[0] :
+        can(regex("^google\\.(?:cloud\\.)?([a-z][a-z0-9]*)\\.", m)) ?
+      "${regex("^google\\.(?:cloud\\.)?([a-z][a-z0-9]*)\\.", m)[0]}.googleapis.com" : "")
+    }
+  ]
+  discovery_apis = sort(distinct([for m in local.discovery_methods : m.api]))
+
+  # With discovery on, each method's API must be watched (on_audit_entry ignores an entry of
+  # any other service: ALLOWED_APIS), and each event-driven API needs a method whose end
+  # entries arrive (else its watches poll only as the safety net, up to 30 minutes late).
+  discovery_unwatched  = var.discovery.enabled ? [for m in local.discovery_methods : m.name if !contains(keys(var.watched_apis), m.api)] : []
+  event_driven_unheard = var.discovery.enabled ? [for host, api in var.watched_apis : host if api.event_driven && !contains(local.discovery_apis, host)] : []
+
+  # Each sweep parent's API must be watched and have its operations_list_permission: on_sweep
+  # answers 400 to a parent of an API outside ALLOWED_APIS, and ListOperations needs the
+  # permission (the runtime's operations reader role holds only the ones listed).
+  sweep_parent_apis = [for p in var.sweep.parents : length(split("=", p)) == 2 ? split("=", p)[0] : local.default_api]
+  sweep_unlisted    = sort(distinct([for api in local.sweep_parent_apis : api if try(var.watched_apis[api].operations_list_permission, null) == null]))
+}
+
+resource "terraform_data" "variable_checks" {
+  lifecycle {
+    precondition {
+      condition     = length(local.discovery_unwatched) == 0
+      error_message = "discovery.methods names methods of APIs that are not keys of watched_apis: ${join(", ", local.discovery_unwatched)} (their APIs, as read from the method names: ${join(", ", distinct([for m in local.discovery_methods : m.api if contains(local.discovery_unwatched, m.name)]))}). on_audit_entry would ignore every entry of them. Add the API to watched_apis, or, if the method's service is not the one its package names, write the method as API=METHOD (e.g. cloudfunctions.googleapis.com=google.cloud.functions.v2.FunctionService.UpdateFunction)."
+    }
+    precondition {
+      condition     = length(local.event_driven_unheard) == 0
+      error_message = "watched_apis marks ${join(", ", local.event_driven_unheard)} event_driven, but no method in discovery.methods belongs to it: its watches would poll only as the safety net (up to 30 minutes between looks) and no end entry would ever bring a look forward. Add its long-running methods to discovery.methods, or set event_driven = false."
+    }
+    precondition {
+      condition     = length(local.sweep_unlisted) == 0
+      error_message = "sweep.parents names APIs that are not keys of watched_apis, or have no operations_list_permission there: ${join(", ", local.sweep_unlisted)} (a parent without API= is ${local.default_api}'s). on_sweep would answer 400, or ListOperations 403, at every run."
+    }
+  }
+}
