@@ -40,6 +40,11 @@ locals {
   # permission (the runtime's operations reader role holds only the ones listed).
   sweep_parent_apis = [for p in var.sweep.parents : length(split("=", p)) == 2 ? split("=", p)[0] : local.default_api]
   sweep_unlisted    = sort(distinct([for api in local.sweep_parent_apis : api if try(var.watched_apis[api].operations_list_permission, null) == null]))
+
+  # The source bucket's key must be where the bucket is: "the key ring must be in the same
+  # location as the data you intend to encrypt" (Cloud Storage, "Use customer-managed
+  # encryption keys"). The bucket is in region.
+  source_key_location = try(split("/", var.cmek.source_bucket)[3], var.region)
 }
 
 resource "terraform_data" "variable_checks" {
@@ -51,6 +56,10 @@ resource "terraform_data" "variable_checks" {
     precondition {
       condition     = length(local.event_driven_unheard) == 0
       error_message = "watched_apis marks ${join(", ", local.event_driven_unheard)} event_driven, but no method in discovery.methods belongs to it: its watches would poll only as the safety net (up to 30 minutes between looks) and no end entry would ever bring a look forward. Add its long-running methods to discovery.methods, or set event_driven = false."
+    }
+    precondition {
+      condition     = local.source_key_location == var.region
+      error_message = "cmek.source_bucket is a key in ${local.source_key_location}, but the source bucket is in region (${var.region}): Cloud Storage takes a default key only from a key ring in the bucket's location. Use a key of a key ring in ${var.region}."
     }
     precondition {
       condition     = length(local.sweep_unlisted) == 0

@@ -41,6 +41,16 @@ resource "google_storage_bucket" "source" {
     enabled = true
   }
 
+  # cmek.source_bucket (optional): the bucket's default key, so every archive is encrypted with
+  # it. The Cloud Storage service agent must already hold cryptoKeyEncrypterDecrypter on the
+  # key, or the bucket cannot be created with it (variables.tf says who grants it).
+  dynamic "encryption" {
+    for_each = var.cmek.source_bucket == null ? [] : [var.cmek.source_bucket]
+    content {
+      default_kms_key_name = encryption.value
+    }
+  }
+
   lifecycle_rule {
     condition {
       days_since_noncurrent_time = var.source_archive_noncurrent_days

@@ -76,13 +76,16 @@ variable "cmek" {
   type = object({
     # projects/P/locations/L/keyRings/R/cryptoKeys/K for every Pub/Sub topic of the module.
     topics = optional(string)
+    # The same form, the default key of the bucket of the functions' source archives. In the
+    # bucket's location, region: Cloud Storage wants the key ring where the data is (checks.tf).
+    source_bucket = optional(string)
   })
-  description = "Customer-managed encryption key for the module's Pub/Sub topics (optional; null: Google-managed). The module grants nothing on the key: give roles/cloudkms.cryptoKeyEncrypterDecrypter on it to the Pub/Sub service agent (service-PROJECT_NUMBER@gcp-sa-pubsub.iam.gserviceaccount.com) before applying."
+  description = "Customer-managed encryption keys (optional; null: Google-managed): topics for the module's Pub/Sub topics, source_bucket for the bucket of the functions' source archives (its default key, which must be in region). The module grants nothing on either key: before applying, give roles/cloudkms.cryptoKeyEncrypterDecrypter on the topics key to the Pub/Sub service agent (service-PROJECT_NUMBER@gcp-sa-pubsub.iam.gserviceaccount.com) and on the bucket key to the Cloud Storage service agent (service-PROJECT_NUMBER@gs-project-accounts.iam.gserviceaccount.com; gcloud storage service-agent --project=PROJECT --authorize-cmek=KEY creates that agent and grants it). Without the grant, creating the topics or the bucket fails."
   default     = {}
   nullable    = false
 
   validation {
-    condition     = alltrue([for k in [var.cmek.topics] : k == null || can(regex("^projects/[^/]+/locations/[^/]+/keyRings/[^/]+/cryptoKeys/[^/]+$", coalesce(k, "-")))])
+    condition     = alltrue([for k in [var.cmek.topics, var.cmek.source_bucket] : k == null || can(regex("^projects/[^/]+/locations/[^/]+/keyRings/[^/]+/cryptoKeys/[^/]+$", coalesce(k, "-")))])
     error_message = "cmek keys must be null or projects/P/locations/L/keyRings/R/cryptoKeys/K."
   }
 }

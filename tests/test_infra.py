@@ -531,6 +531,29 @@ def test_a_caller_may_bring_the_build_account_and_cmek_keys(tf: Config) -> None:
     assert "gcp-sa-pubsub" in tf.variables["cmek"]["description"]
 
 
+def test_a_caller_may_bring_a_cmek_key_for_the_source_bucket(tf: Config) -> None:
+    """Issue 20 §2: the bucket of the source archives takes cmek.source_bucket as its default
+    key (google_storage_bucket's encryption.default_kms_key_name), only when one is given. The
+    module grants nothing on a key (it usually lives in a key project the deployer does not
+    administer); the variable names the Cloud Storage service agent, which encrypts and
+    decrypts with a bucket's default key and must hold cryptoKeyEncrypterDecrypter on it
+    before the bucket is created (Cloud Storage, "Use customer-managed encryption keys";
+    service-PROJECT_NUMBER@gs-project-accounts.iam.gserviceaccount.com, IAM "Service agents")."""
+    bucket = tf.resource("google_storage_bucket", "source")
+    (generator,) = [d["encryption"] for d in bucket["dynamic"] if "encryption" in d]
+    assert expr(generator["for_each"]) == (
+        "var.cmek.source_bucket == null ? [] : [var.cmek.source_bucket]"
+    )
+    (content,) = generator["content"]
+    assert expr(content["default_kms_key_name"]) == "encryption.value"
+    assert "encryption" not in bucket, "one encryption block, the dynamic one"
+    assert "source_bucket = optional(string)" in tf.variables["cmek"]["type"]
+    description = tf.variables["cmek"]["description"]
+    assert "service-PROJECT_NUMBER@gs-project-accounts.iam.gserviceaccount.com" in description
+    assert "roles/cloudkms.cryptoKeyEncrypterDecrypter" in description
+    assert "cloudkms" not in " ".join(t for (t, _) in tf.resources), "the module grants nothing"
+
+
 def test_source_bucket_is_private(tf: Config) -> None:
     bucket = tf.resource("google_storage_bucket", "source")
     assert bucket["uniform_bucket_level_access"] is True
@@ -1877,3 +1900,18 @@ def test_the_default_api_of_a_parent_is_the_functions(tf: Config) -> None:
     from opwatch.contracts import DEFAULT_API
 
     assert tf.locals["default_api"] == DEFAULT_API
+
+
+def test_a_source_bucket_key_elsewhere_than_the_bucket_is_refused(planner: Planner) -> None:
+    """Cloud Storage: "the key ring must be in the same location as the data you intend to
+    encrypt" ("Use customer-managed encryption keys"); the bucket is in region."""
+    key = "projects/kms/locations/{}/keyRings/r/cryptoKeys/k"
+    refused = planner.refusal(cmek={"source_bucket": key.format("europe-west1")})
+    assert "cmek.source_bucket is a key in europe-west1" in refused
+    assert "the source bucket is in region (us-central1)" in refused
+    assert planner.refusal(cmek={"source_bucket": key.format("us-central1")}) == ""
+    assert (
+        planner.refusal(region="europe-west1", cmek={"source_bucket": key.format("europe-west1")})
+        == ""
+    )
+    assert "Invalid value for variable" in planner.refusal(cmek={"source_bucket": "k"})
