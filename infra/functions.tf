@@ -102,7 +102,7 @@ resource "google_cloudfunctions2_function" "check" {
     max_instance_count             = var.check_function.max_instance_count
     ingress_settings               = var.ingress_settings
     all_traffic_on_latest_revision = true
-    service_account_email          = google_service_account.runtime.email
+    service_account_email          = local.runtime_email
     environment_variables          = local.function_environment
   }
 
@@ -161,7 +161,7 @@ resource "google_cloudfunctions2_function" "watch" {
     max_instance_count             = var.watch_function.max_instance_count
     ingress_settings               = var.ingress_settings
     all_traffic_on_latest_revision = true
-    service_account_email          = google_service_account.runtime.email
+    service_account_email          = local.runtime_email
     environment_variables          = local.function_environment
   }
 

@@ -72,6 +72,28 @@ variable "build_service_account" {
   }
 }
 
+variable "service_accounts" {
+  type = object({
+    # Each an email (NAME@PROJECT.iam.gserviceaccount.com); null: the module creates it.
+    runtime       = optional(string) # runs the functions
+    tasks_invoker = optional(string) # Cloud Tasks' OIDC identity toward on_check
+    push          = optional(string) # Pub/Sub's OIDC identity toward on_watch_request, on_audit_entry
+    sweeper       = optional(string) # Cloud Scheduler's OIDC identity toward on_sweep
+  })
+  description = "Existing service accounts to use instead of the ones the module creates, by identity (emails): runtime runs the functions, tasks_invoker is the identity of the re-check tasks' OIDC tokens (TASKS_INVOKER_SA), push that of the push subscriptions', sweeper that of the sweep's scheduler job. null: created as <name_prefix>-runtime, -invoker, -push, -sweeper. A given account is granted exactly what the module grants its own (iam.tf) and nothing is taken from it; the module never deletes it. Four distinct accounts: each identity may do its one job only. The emails must be known at plan (literals, or outputs of another configuration): whether an account is created is decided then."
+  default     = {}
+  nullable    = false
+
+  validation {
+    condition     = alltrue([for e in values(var.service_accounts) : e == null || can(regex("^[a-z0-9][a-z0-9.-]*@[a-z0-9.-]+\\.gserviceaccount\\.com$", coalesce(e, "-")))])
+    error_message = "service_accounts values must be null or service account emails (NAME@PROJECT.iam.gserviceaccount.com)."
+  }
+  validation {
+    condition     = length(compact(values(var.service_accounts))) == length(distinct(compact(values(var.service_accounts))))
+    error_message = "service_accounts must name a different account for each identity: one account in two roles could do both jobs (e.g. the runtime invoking on_check itself)."
+  }
+}
+
 variable "cmek" {
   type = object({
     # projects/P/locations/L/keyRings/R/cryptoKeys/K for every Pub/Sub topic of the module.

@@ -564,7 +564,7 @@ def test_source_bucket_is_private(tf: Config) -> None:
 def test_function_gets_the_whole_configuration_contract(tf: Config, name: str) -> None:
     service = block(tf.resource("google_cloudfunctions2_function", name), "service_config")
     assert expr(service["environment_variables"]) == "local.function_environment"
-    assert expr(service["service_account_email"]) == "google_service_account.runtime.email"
+    assert expr(service["service_account_email"]) == "local.runtime_email"
     assert set(function_env(tf)) == PRODUCTION_ENV
 
 
@@ -721,11 +721,9 @@ def invokers_of(tf: Config, function: str) -> set[str]:
 
 
 def test_only_the_tasks_invoker_may_call_the_check_function(tf: Config) -> None:
-    assert invokers_of(tf, "check") == {
-        "serviceAccount:${google_service_account.tasks_invoker.email}"
-    }
+    assert invokers_of(tf, "check") == {"serviceAccount:${local.tasks_invoker_email}"}
     # The tasks the functions create carry that account's token.
-    assert function_env(tf)["TASKS_INVOKER_SA"] == "google_service_account.tasks_invoker.email"
+    assert function_env(tf)["TASKS_INVOKER_SA"] == "local.tasks_invoker_email"
     assert "event_trigger" not in tf.resource("google_cloudfunctions2_function", "check")
 
 
@@ -755,7 +753,7 @@ def test_every_push_reaches_its_function_with_an_accepted_token(tf: Config) -> N
 
 
 def test_the_watch_function_is_invoked_by_the_push_account_only(tf: Config) -> None:
-    assert invokers_of(tf, "watch") == {"serviceAccount:${google_service_account.push.email}"}
+    assert invokers_of(tf, "watch") == {"serviceAccount:${local.push_email}"}
 
 
 # --- Pub/Sub: nothing is lost -----------------------------------------------------------------
@@ -854,7 +852,7 @@ def test_no_primitive_or_authoritative_roles(tf: Config) -> None:
 
 
 def grants_to(tf: Config, account: str) -> set[tuple[str, str, str]]:
-    member = f"serviceAccount:${{google_service_account.{account}.email}}"
+    member = f"serviceAccount:${{local.{account}_email}}"
     found = set()
     for rtype, _, body in members_of(tf):
         if expr(body["member"]) != member:
@@ -899,7 +897,7 @@ def test_runtime_may_do_what_its_configuration_asks_and_nothing_more(tf: Config)
         (
             "google_service_account_iam_member",
             "roles/iam.serviceAccountUser",
-            env["TASKS_INVOKER_SA"].replace(".email", ".name"),
+            env["TASKS_INVOKER_SA"].replace("_email", "_name"),
         ),
     }
     assert grants_to(tf, "runtime") == expected
@@ -958,7 +956,7 @@ def test_the_runtime_holds_exactly_what_its_queue_calls_need_on_that_queue_only(
     assert expr(grant["role"]) == "google_project_iam_custom_role.tasks_worker.name"
     assert expr(grant["name"]) == "google_cloud_tasks_queue.checks.name"
     assert expr(grant["location"]) == "google_cloud_tasks_queue.checks.location"
-    assert expr(grant["member"]) == "serviceAccount:${google_service_account.runtime.email}"
+    assert expr(grant["member"]) == "serviceAccount:${local.runtime_email}"
     # No Cloud Tasks permission anywhere else: not project-wide, not a predefined role.
     assert "roles/cloudtasks." not in tf.text
     for rtype, name, body in members_of(tf):
@@ -1915,3 +1913,49 @@ def test_a_source_bucket_key_elsewhere_than_the_bucket_is_refused(planner: Plann
         == ""
     )
     assert "Invalid value for variable" in planner.refusal(cmek={"source_bucket": "k"})
+
+
+def test_a_given_accounts_iam_name_is_in_its_own_project(tf: Config, planner: Planner) -> None:
+    """service_account_id of a grant on a given account is projects/P/serviceAccounts/EMAIL,
+    P the project in its email (the google provider requires a project there: its
+    ServiceAccountLinkRegex refuses "-"), the deployment's for the Compute Engine default
+    account, whose email names none. Evaluated by terraform console on iam.tf's expression."""
+    for local, account in (("tasks_invoker_name", "tasks_invoker"), ("push_name", "push")):
+        found = re.fullmatch(
+            rf"\$\{{var\.service_accounts\.{account} != null \? (.+) : one\(.+\)\}}",
+            tf.locals[local],
+        )
+        assert found, tf.locals[local]
+        for email, project in (
+            ("opwatch-x@shared-ids.iam.gserviceaccount.com", "shared-ids"),
+            ("123456789012-compute@developer.gserviceaccount.com", "my-project"),
+        ):
+            name = planner.value(found.group(1), service_accounts={account: email})
+            assert name == f"projects/{project}/serviceAccounts/{email}", local
+
+
+def test_given_accounts_are_emails_each_in_one_role(planner: Planner) -> None:
+    one = "ops@shared-ids.iam.gserviceaccount.com"
+    assert (
+        planner.refusal(
+            service_accounts={"runtime": one, "push": "other@p1234.iam.gserviceaccount.com"}
+        )
+        == ""
+    )
+    refused = planner.refusal(service_accounts={"runtime": one, "tasks_invoker": one})
+    assert "a different account for each identity" in refused
+    assert "service account emails" in planner.refusal(
+        service_accounts={"push": "user@example.com"}
+    )
+
+
+def test_the_module_s_own_accounts_keep_their_state(tf: Config) -> None:
+    """The three accounts that had no count keep their state at index 0 (moved blocks): without
+    them an upgrade would delete and recreate them, new accounts with new unique IDs, and
+    every grant made to the old ones outside the module would be lost."""
+    moved = [block for path in tf.files for block in _parse(path).get("moved", [])]
+    pairs = {(expr(m["from"]), expr(m["to"])) for m in moved}
+    assert pairs == {
+        (f"google_service_account.{a}", f"google_service_account.{a}[0]")
+        for a in ("runtime", "tasks_invoker", "push")
+    }
