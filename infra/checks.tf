@@ -45,6 +45,23 @@ locals {
   # location as the data you intend to encrypt" (Cloud Storage, "Use customer-managed
   # encryption keys"). The bucket is in region.
   source_key_location = try(split("/", var.cmek.source_bucket)[3], var.region)
+
+  # Read budgets (issue 18 §5). One queue carries the looks of every watched API, so its rate
+  # is what keeps each API's reads within budget, and the smallest budget caps them all (a
+  # queue per API would lift that; the functions use one). A budget left null is the per-user
+  # quota Google documents, where the module knows one: Gemini for Google Cloud, "Requests per
+  # second: 2" for each user in a project (https://cloud.google.com/gemini/docs/quotas).
+  documented_read_budgets = { "cloudaicompanion.googleapis.com" = 2 }
+  read_budgets = {
+    for host, api in var.watched_apis : host => (
+      api.read_budget_per_second != null ? api.read_budget_per_second : lookup(local.documented_read_budgets, host, null)
+    )
+  }
+  budgeted_apis        = { for host, budget in local.read_budgets : host => budget if budget != null }
+  smallest_read_budget = length(local.budgeted_apis) > 0 ? min(values(local.budgeted_apis)...) : null
+  # The check queue's rate (tasks.tf): the caller's, else 5 (what the module always had), and
+  # never above a budget. A caller's rate above one is refused below rather than lowered.
+  tasks_max_dispatches_per_second = min(concat([coalesce(var.tasks_max_dispatches_per_second, 5)], values(local.budgeted_apis))...)
 }
 
 resource "terraform_data" "variable_checks" {
@@ -56,6 +73,10 @@ resource "terraform_data" "variable_checks" {
     precondition {
       condition     = length(local.event_driven_unheard) == 0
       error_message = "watched_apis marks ${join(", ", local.event_driven_unheard)} event_driven, but no method in discovery.methods belongs to it: its watches would poll only as the safety net (up to 30 minutes between looks) and no end entry would ever bring a look forward. Add its long-running methods to discovery.methods, or set event_driven = false."
+    }
+    precondition {
+      condition     = coalesce(var.tasks_max_dispatches_per_second, 0) <= coalesce(local.smallest_read_budget, 500)
+      error_message = "tasks_max_dispatches_per_second = ${coalesce(var.tasks_max_dispatches_per_second, 0)} is above the read budget of ${join(", ", [for host, budget in local.budgeted_apis : host if budget == local.smallest_read_budget])}, ${coalesce(local.smallest_read_budget, 0)} per second (watched_apis[*].read_budget_per_second): every re-check is one GET, all made by the runtime account, and one queue carries the looks of every watched API. Lower it, or leave it null (the smallest budget), or raise that budget if the API's quota is higher for this project."
     }
     precondition {
       condition     = local.source_key_location == var.region

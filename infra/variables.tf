@@ -200,14 +200,22 @@ variable "watched_apis" {
     # The permission that cancels its operations, granted to operators only when
     # operators_may_cancel_operations is true (opwatch cancel --cancel-operation).
     operations_cancel_permission = optional(string)
+    # Requests per second this API lets opwatch make: every look is a GET, and all are made by
+    # one user, the runtime account. The check queue never dispatches faster than the smallest
+    # budget of the watched APIs (checks.tf). null: the per-user quota Google documents, where
+    # the module knows one (cloudaicompanion.googleapis.com: 2), else no budget of its own.
+    read_budget_per_second = optional(number)
   }))
-  description = "The APIs whose operations opwatch may watch, keyed by API host (ALLOWED_APIS): the one place for each API's permissions and whether its ends arrive from audit logs. The functions send their ADC token to these hosts, so only Google API hosts are accepted. Each is enabled with the module's APIs unless enable_apis = false (output apis_to_enable)."
+  description = "The APIs whose operations opwatch may watch, keyed by API host (ALLOWED_APIS): the one place for each API's permissions, whether its ends arrive from audit logs, and its read budget (read_budget_per_second: the check queue never dispatches faster than the smallest one; null: the quota Google documents, 2 per second for cloudaicompanion.googleapis.com, else none). The functions send their ADC token to these hosts, so only Google API hosts are accepted. Each is enabled with the module's APIs unless enable_apis = false (output apis_to_enable)."
   default = {
     "cloudaicompanion.googleapis.com" = {
       operations_get_permission    = "cloudaicompanion.operations.get"
       operations_list_permission   = "cloudaicompanion.operations.list"
       event_driven                 = true
       operations_cancel_permission = "cloudaicompanion.operations.cancel"
+      # "Requests per second: 2" for each user in a project (Gemini for Google Cloud, Quotas
+      # and limits); whether operation GETs count against it is not documented.
+      read_budget_per_second = 2
     }
   }
   nullable = false
@@ -228,6 +236,10 @@ variable "watched_apis" {
   validation {
     condition     = alltrue([for a in values(var.watched_apis) : a.operations_cancel_permission == null || can(regex("^[a-z][a-zA-Z0-9]*\\.[a-zA-Z]*[oO]perations\\.cancel$", coalesce(a.operations_cancel_permission, "-")))])
     error_message = "watched_apis[*].operations_cancel_permission must be null or a <service>.<...operations>.cancel permission."
+  }
+  validation {
+    condition     = alltrue([for a in values(var.watched_apis) : coalesce(a.read_budget_per_second, 1) > 0])
+    error_message = "watched_apis[*].read_budget_per_second must be null or a number of requests per second above 0."
   }
 }
 
@@ -357,12 +369,12 @@ variable "watch_retry_backoff" {
 
 variable "tasks_max_dispatches_per_second" {
   type        = number
-  description = "Re-checks per second the queue may start. Every re-check is one GET on the operations API: keep this well under that API's per-minute read quota divided by 60."
-  default     = 5
+  description = "Re-checks per second the queue may start. Every re-check is one GET on the operations API of its watch, all made by one user (the runtime account). null: 5, or the smallest read_budget_per_second of watched_apis if that is lower (2 while cloudaicompanion.googleapis.com is watched). A value above a watched API's read budget is refused at plan: lower it, or raise that budget once the API's quota is higher."
+  default     = null
 
   validation {
-    condition     = var.tasks_max_dispatches_per_second > 0 && var.tasks_max_dispatches_per_second <= 500
-    error_message = "tasks_max_dispatches_per_second must be above 0 and at most 500."
+    condition     = var.tasks_max_dispatches_per_second == null || (coalesce(var.tasks_max_dispatches_per_second, 1) > 0 && coalesce(var.tasks_max_dispatches_per_second, 1) <= 500)
+    error_message = "tasks_max_dispatches_per_second must be null or above 0 and at most 500 (Cloud Tasks' maximum per queue)."
   }
 }
 

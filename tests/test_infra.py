@@ -1054,10 +1054,11 @@ def test_a_change_that_replaces_the_queue_is_refused_unless_asked(tf: Config) ->
 
 
 def test_queue_is_rate_limited_by_variables(tf: Config) -> None:
-    # The queue is what protects the operations API's read quota (README, Capacity).
+    # The queue is what protects the operations API's read quota (README, Capacity); its rate
+    # is the variable's within the watched APIs' read budgets (checks.tf, tests below).
     limits = block(tf.resource("google_cloud_tasks_queue", "checks"), "rate_limits")
-    for key in ("max_dispatches_per_second", "max_concurrent_dispatches"):
-        assert expr(limits[key]) == f"var.tasks_{key}"
+    assert expr(limits["max_dispatches_per_second"]) == "local.tasks_max_dispatches_per_second"
+    assert expr(limits["max_concurrent_dispatches"]) == "var.tasks_max_concurrent_dispatches"
 
 
 def test_abandoned_watches_raise_an_alert(tf: Config) -> None:
@@ -1959,3 +1960,60 @@ def test_the_module_s_own_accounts_keep_their_state(tf: Config) -> None:
         (f"google_service_account.{a}", f"google_service_account.{a}[0]")
         for a in ("runtime", "tasks_invoker", "push")
     }
+
+
+# --- read budgets (issue 18 §5) ---------------------------------------------------------------
+
+
+def rate(planner: Planner, **values: Any) -> float:
+    found: float = planner.value("local.tasks_max_dispatches_per_second", **values)
+    return found
+
+
+def test_the_default_rate_never_exceeds_a_watched_apis_read_budget(
+    tf: Config, planner: Planner
+) -> None:
+    """Gemini for Google Cloud: "Requests per second: 2", enforced for each user in a project
+    (https://cloud.google.com/gemini/docs/quotas; whether operation GETs count is not
+    documented). Every look is a GET by one user, the runtime account, and one queue carries
+    the looks of every watched API, so the queue's default rate is the smallest budget."""
+    default = tf.variables["watched_apis"]["default"][GEMINI]
+    assert default["read_budget_per_second"] == 2
+    assert tf.variables["tasks_max_dispatches_per_second"]["default"] is None
+    assert rate(planner) == 2
+    assert planner.value("local.read_budgets") == {GEMINI: 2}
+    # A caller's own map that leaves the budget out still gets Google's figure for Gemini.
+    own = {GEMINI: {"operations_get_permission": "cloudaicompanion.operations.get"}}
+    assert rate(planner, watched_apis=own) == 2
+    # An API without a budget of its own leaves the module's 5; the smallest budget caps all.
+    assert rate(planner, **watched("spanner.googleapis.com")) == 5
+    two = watched("spanner.googleapis.com", "run.googleapis.com")["watched_apis"]
+    two["spanner.googleapis.com"]["read_budget_per_second"] = 3
+    two["run.googleapis.com"]["read_budget_per_second"] = 0.5
+    assert rate(planner, watched_apis=two) == 0.5
+    # A raised budget (a quota increase) lets the rate up to the variable's.
+    raised = {GEMINI: {**own[GEMINI], "read_budget_per_second": 20}}
+    assert rate(planner, watched_apis=raised) == 5
+    assert rate(planner, watched_apis=raised, tasks_max_dispatches_per_second=12) == 12
+
+
+def test_a_rate_above_a_read_budget_is_refused(planner: Planner) -> None:
+    refused = planner.refusal(tasks_max_dispatches_per_second=5)
+    assert "tasks_max_dispatches_per_second = 5 is above the read budget of" in refused
+    assert f"{GEMINI}, 2 per second" in refused
+    assert planner.refusal(tasks_max_dispatches_per_second=2) == ""
+    assert rate(planner, tasks_max_dispatches_per_second=1.5) == 1.5
+    raised = {GEMINI: {"operations_get_permission": "cloudaicompanion.operations.get"}}
+    raised[GEMINI]["read_budget_per_second"] = 10
+    assert planner.refusal(tasks_max_dispatches_per_second=5, watched_apis=raised) == ""
+    for bad in (0, 501):
+        assert "Invalid value" in planner.refusal(tasks_max_dispatches_per_second=bad)
+    zero = {GEMINI: {**raised[GEMINI], "read_budget_per_second": 0}}
+    assert "read_budget_per_second must be null or" in planner.refusal(watched_apis=zero)
+
+
+def test_the_tfvars_example_is_a_combination_the_plan_accepts(planner: Planner) -> None:
+    values = _parse(INFRA / "terraform.tfvars.example")
+    assert planner.refusal(**values) == ""
+    assert rate(planner, **values) == 2
+
