@@ -2017,3 +2017,26 @@ def test_the_tfvars_example_is_a_combination_the_plan_accepts(planner: Planner) 
     assert planner.refusal(**values) == ""
     assert rate(planner, **values) == 2
 
+
+def test_the_capacity_section_says_what_a_budget_sustains() -> None:
+    """Issue 18 §5: a mature watch looks once per its profile's max_delay (opwatch.policy), so a
+    budget of B per second sustains about B x max_delay of them; the README's table is that
+    product for each profile, and says the one shared queue is capped by the smallest budget."""
+    from opwatch.policy import DEFAULT_PROFILE, PROFILES, SAFETY_NET
+
+    section = README.read_text().split("\n### Each API's read budget\n")[1].split("\n### ")[0]
+    rows = re.findall(r"^\| (.+?) \| ([\d ]+) s \| \**([\d ]+)\** \| ([\d ]+) \|$", section, re.M)
+    delays = {label: int(delay.replace(" ", "")) for label, delay, _, _ in rows}
+    assert delays == {
+        f"`{GEMINI}`": PROFILES[GEMINI].max_delay,
+        "any other API (the default profile)": DEFAULT_PROFILE.max_delay,
+        "an `event_driven` API with discovery on (safety net)": SAFETY_NET.max_delay,
+    }
+    for _, delay, at_two, at_five in rows:
+        seconds = int(delay.replace(" ", ""))
+        assert int(at_two.replace(" ", "")) == 2 * seconds
+        assert int(at_five.replace(" ", "")) == 5 * seconds
+    text = " ".join(section.split())
+    assert "the smallest budget caps all of them" in text
+    assert "A queue per API" in text and "read_budget_per_second" in text
+    assert "https://cloud.google.com/gemini/docs/quotas" in text
