@@ -212,7 +212,7 @@ resource "google_logging_metric" "ledger_behind" {
   project     = var.project_id
   name        = "${var.name_prefix}-ledger-behind"
   description = "opwatch ledger calls Firestore did not answer; watches went on without them."
-  filter      = "${local.opwatch_logs} AND jsonPayload.event=(\"ledger.write_failed\" OR \"ledger.behind\" OR \"audit.ledger_unavailable\")"
+  filter      = "${local.opwatch_logs} AND jsonPayload.event=(\"ledger.write_failed\" OR \"ledger.read_failed\" OR \"ledger.behind\" OR \"audit.ledger_unavailable\")"
 
   metric_descriptor {
     metric_kind  = "DELTA"

@@ -540,3 +540,19 @@ def test_a_record_long_unwritten_is_overdue() -> None:
     assert "(overdue)" in watches.record_table(
         [watches.record_row(record, late + timedelta(days=1))]
     )
+
+
+def test_a_watch_refused_at_a_check_is_recorded_finished(
+    harness: Harness, store: FakeLedger, settings: Settings
+) -> None:
+    """The allowlists changed under a pending watch: its INVALID_REQUEST is its finish."""
+    harness.fetch.results = [pending()]
+    start(harness, api="spanner.googleapis.com")
+    [task] = harness.schedule.tasks
+    narrowed = replace(settings, allowed_apis=frozenset({"cloudaicompanion.googleapis.com"}))
+    notifier = replace(harness.notifier, settings=narrowed)
+
+    assert notifier.on_check(checks.decode(task.body), retries=0).value == "INVALID_REQUEST"
+
+    record = store.record("w-1")
+    assert (record.state, record.outcome) == (State.FINISHED, "INVALID_REQUEST")

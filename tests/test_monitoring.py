@@ -89,6 +89,7 @@ EXPECTED: dict[str, set[str]] = {
     "watch_abandoned": {Event.WATCH_ABANDONED},
     "ledger_behind": {
         Event.LEDGER_WRITE_FAILED,
+        Event.LEDGER_READ_FAILED,
         Event.LEDGER_BEHIND,
         Event.AUDIT_LEDGER_UNAVAILABLE,
     },
@@ -278,6 +279,14 @@ def _drive_notifier(capture: Capture, settings: Settings) -> None:
         notifier.on_check(checks.decode(running.body))
     run(notifier, schedule, clock)
 
+    # A watch that asked to be warned runs past 1.5 x its hint: one overdue message.
+    schedule = FakeQueue()
+    looks = FakeFetch([pending(), pending(), pending(), pending(), succeeded()])
+    notifier, clock = _notifier(settings, looks, schedule, RecordingPublish())
+    request = {"operation": OPERATION, "expected_duration": "2s", "warn_overdue": True}
+    watch(notifier, request, "m-overdue")
+    run(notifier, schedule, clock)
+
     # Firestore down: the watch goes on and ends (ledger.write_failed), its finish is left to a
     # record task (ledger.behind), and an end entry finds no ledger to query.
     down = FakeLedger(fail_with=LedgerUnavailable("Firestore Commit: 503"))
@@ -285,6 +294,8 @@ def _drive_notifier(capture: Capture, settings: Settings) -> None:
     notifier, clock = _notifier(settings, FakeFetch([succeeded()]), schedule, RecordingPublish())
     notifier = replace(notifier, ledger=down)
     watch(notifier, {"operation": OPERATION, "watch_id": "w-ledger"}, "m-ledger")
+    notifier = replace(notifier, fetch=FakeFetch([pending()]))
+    watch(notifier, {"operation": OPERATION, "watch_id": "w-ledger-2"}, "m-ledger-2")
     notifier = replace(notifier, settings=spanner)
     with capture.serving(AUDIT_SERVICE):
         notifier.on_audit_message(pubsub_message(last_of_spanner, "a-5"))
