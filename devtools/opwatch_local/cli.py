@@ -208,8 +208,9 @@ def build_parser() -> argparse.ArgumentParser:
     up = local_commands.add_parser(
         "up",
         help="start the stack, print its variables, stay in the foreground",
-        description="Start the Pub/Sub and Cloud Tasks emulators, the operations simulator and "
-        "both functions on 127.0.0.1, print `export` lines for the other commands, and run "
+        description="Start the Pub/Sub, Cloud Tasks and Firestore emulators, the operations "
+        "simulator and the functions on 127.0.0.1, print `export` lines for the other commands "
+        "(FIRESTORE_EMULATOR_HOST and OPWATCH_LEDGER_DATABASE among them), and run "
         "until Ctrl-C or SIGTERM. With OPERATIONS_API_ENDPOINT set, the functions fetch from "
         "that server and no simulator is started.",
     )
@@ -429,6 +430,7 @@ def cmd_local_up(args: argparse.Namespace, env: Mapping[str, str]) -> int:
         watch=args.watch_port,
         check=args.check_port,
         audit=args.audit_port,
+        firestore=args.firestore_port,
     )
     stack = LocalStack(StackConfig(ports=ports), environ=env)
     print("starting the local stack…", file=sys.stderr, flush=True)
@@ -447,7 +449,7 @@ def cmd_local_up(args: argparse.Namespace, env: Mapping[str, str]) -> int:
         raise CliError(str(exc)) from exc
     finally:
         if stack.stop_times:
-            print(f"stopped in {sum(stack.stop_times.values()):.1f} s", file=sys.stderr)
+            print(f"stopped in {max(stack.stop_times.values()):.1f} s", file=sys.stderr)
 
 
 def _stay_up(stack: LocalStack) -> int:

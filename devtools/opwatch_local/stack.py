@@ -5,6 +5,11 @@ Started, in parallel, each in its own process group with a log file in the run d
 - **pubsub**: the Google Cloud SDK's Pub/Sub emulator (the ``cloud-pubsub-emulator`` script, or
   ``gcloud beta emulators pubsub start`` with a private ``CLOUDSDK_CONFIG`` if the script is
   missing). Ready when ``GET /`` answers ``Ok``.
+- **firestore**: the Google Cloud SDK's Firestore emulator (Native mode; the SDK's
+  ``cloud_firestore_emulator`` script, or ``gcloud emulators firestore start`` with a private
+  ``CLOUDSDK_CONFIG`` if the script is missing), for the ledger's named database
+  (``LEDGER_DATABASE``). Ready when ``GET /`` answers ``Ok``. It keeps data in memory only;
+  :attr:`LocalStack.firestore` kills and restarts it alone, for fault tests.
 - **tasks**: gcloud-tasks-emulator in its own venv, through
   :mod:`opwatch_local.tasks_emulator_launcher` (loopback bind, task-name dedup,
   ``--max-retries``), with the queue created at start.
@@ -22,7 +27,7 @@ operations created with ``audit`` options onto the audit topic, as a Logging sin
 
 Everything binds 127.0.0.1. All ports are checked before anything starts, so a taken port fails at
 once with its number and owner. Stopping (context exit, or :meth:`LocalStack.stop`) stops every
-process group in reverse order; wrap the stack in :func:`opwatch_local.procs.sigterm_as_exit` so
+process group, all at once; wrap the stack in :func:`opwatch_local.procs.sigterm_as_exit` so
 SIGTERM unwinds like Ctrl-C does.
 
 Configuration lives in :mod:`opwatch_local.stack_config`, the Pub/Sub helpers in
@@ -33,16 +38,19 @@ resources they need.
 from __future__ import annotations
 
 import contextlib
+import http.client
+import json
 import os
 import shutil
 import signal
 import sys
+import threading
 import time
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Final
 
 import grpc
 from google.api_core import exceptions as gexc
@@ -51,12 +59,15 @@ from google.cloud.tasks_v2.services.cloud_tasks.transports import CloudTasksGrpc
 
 from opwatch_local.procs import (
     LOOPBACK,
+    Condition,
     ManagedProcess,
     ProcessSpec,
     Supervisor,
     ensure_ports_free,
     http_ready,
+    port_is_free,
     tcp_ready,
+    wait_until,
 )
 from opwatch_local.pubsub import (
     RPC_TIMEOUT,
@@ -68,9 +79,11 @@ from opwatch_local.pubsub import (
 from opwatch_local.simulator import SimulatorClient
 from opwatch_local.stack_config import REPO_ROOT, StackConfig, StackError
 
-__all__ = ["LocalStack", "function_spec", "tasks_client"]
+__all__ = ["FirestoreEmulator", "LocalStack", "function_spec", "tasks_client"]
 
 LAUNCHER = Path(__file__).with_name("tasks_emulator_launcher.py")
+FIRESTORE_EMULATOR_HOST: Final = "FIRESTORE_EMULATOR_HOST"
+_EMULATOR_ENV_LOCK = threading.Lock()
 
 
 class LocalStack:
@@ -105,12 +118,15 @@ class LocalStack:
         self.supervisor: Supervisor | None = None
         #: Seconds from start to ready per process, plus ``resources`` and ``total``.
         self.timings: dict[str, float] = {}
-        #: Seconds each process took to stop, after :meth:`stop`.
+        #: Seconds from the stop's SIGTERM until each process group was gone, after :meth:`stop`
+        #: (they stop together: the largest is how long the stop took).
         self.stop_times: dict[str, float] = {}
         self._publisher: pubsub_v1.PublisherClient | None = None
         self._subscriber: pubsub_v1.SubscriberClient | None = None
         self._tasks: tasks_v2.CloudTasksClient | None = None
         self._stopped: dict[str, ProcessSpec] = {}
+        #: The Firestore emulator, to kill and restart on its own (see :class:`FirestoreEmulator`).
+        self.firestore = FirestoreEmulator(self)
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -145,7 +161,7 @@ class LocalStack:
         return self
 
     def stop(self) -> None:
-        """Close our clients, then stop every process group, newest first. Idempotent."""
+        """Close our clients, then stop every process group (together). Idempotent."""
         self._close_pubsub_clients()
         self._stopped.clear()
         if self._tasks is not None:
@@ -184,6 +200,11 @@ class LocalStack:
         """The running processes, in start order (empty when stopped)."""
         return list(self.supervisor.processes) if self.supervisor else []
 
+    @property
+    def stopped(self) -> frozenset[str]:
+        """Names of the processes stopped with :meth:`stop_process` and not started again."""
+        return frozenset(self._stopped)
+
     def process(self, name: str) -> ManagedProcess:
         """The running process called ``name`` (``pubsub``, ``tasks``, ``check``, ...).
 
@@ -204,7 +225,7 @@ class LocalStack:
             kill: SIGKILL its group at once, like a crash (default: SIGTERM, then SIGKILL).
 
         Returns:
-            Seconds until its whole process group was gone.
+            Seconds until its whole process group was gone and its ports free.
         """
         assert self.supervisor is not None, "the stack is not running"
         proc = self.process(name)
@@ -218,6 +239,13 @@ class LocalStack:
         proc.stop()
         self.supervisor.processes.remove(proc)
         self._stopped[name] = proc.spec
+        # A killed JVM's main thread shows as a zombie while its other threads still exit and
+        # hold its sockets: the group looks gone a moment before the port is free.
+        wait_until(
+            lambda: all(port_is_free(port) for port in proc.spec.ports),
+            proc.spec.stop_timeout,
+            describe=f"{name}'s ports free",
+        )
         return time.monotonic() - began
 
     def start_process(self, name: str) -> float:
@@ -235,6 +263,8 @@ class LocalStack:
         """
         assert self.supervisor is not None, "the stack is not running"
         spec = self._stopped.pop(name)
+        if name == FirestoreEmulator.NAME:
+            spec = self._firestore_spec(self.firestore.kept_data)
         proc = self.supervisor.start(spec)
         assert proc.ready_after is not None
         return proc.ready_after
@@ -256,6 +286,9 @@ class LocalStack:
         env = {
             "PUBSUB_EMULATOR_HOST": c.pubsub_host,
             "CLOUD_TASKS_EMULATOR_HOST": c.tasks_host,
+            "FIRESTORE_EMULATOR_HOST": c.firestore_host,
+            # What list, status and cancel read (the functions get it as LEDGER_DATABASE).
+            "OPWATCH_LEDGER_DATABASE": c.ledger_database_path,
             "GOOGLE_CLOUD_PROJECT": c.project,
             "OPWATCH_WATCH_TOPIC": c.watch_topic_path,
             "OPWATCH_RESULTS_TOPIC": c.results_topic_path,
@@ -282,6 +315,9 @@ class LocalStack:
                 "GOOGLE_CLOUD_PROJECT": c.project,
                 "PUBSUB_EMULATOR_HOST": c.pubsub_host,
                 "CLOUD_TASKS_EMULATOR_HOST": c.tasks_host,
+                # google-cloud-firestore reads FIRESTORE_EMULATOR_HOST itself.
+                "FIRESTORE_EMULATOR_HOST": c.firestore_host,
+                "LEDGER_DATABASE": c.ledger_database_path,
                 "RESULTS_TOPIC": c.results_topic_path,
                 "TASKS_QUEUE": c.queue_path,
                 "CHECK_URL": c.check_url,
@@ -382,6 +418,7 @@ class LocalStack:
                 ready_timeout=t,
                 ports=(c.ports.pubsub,),
             ),
+            self._firestore_spec(),
             ProcessSpec(
                 name="tasks",
                 argv=self._tasks_argv(),
@@ -447,6 +484,51 @@ class LocalStack:
         # A private gcloud config: nothing written to the user's home, no account used.
         return self._environ | {"CLOUDSDK_CONFIG": str(self.run_dir / "gcloud-config")}
 
+    def _firestore_spec(self, import_data: Path | None = None) -> ProcessSpec:
+        c = self.config
+        return ProcessSpec(
+            name=FirestoreEmulator.NAME,
+            argv=self._firestore_argv(import_data),
+            # A private gcloud config of its own (two gcloud processes share none).
+            env=self._environ | {"CLOUDSDK_CONFIG": str(self.run_dir / "firestore-gcloud-config")},
+            ready=_firestore_ready(c),
+            ready_timeout=c.ready_timeout,
+            ports=(c.ports.firestore,),
+        )
+
+    def _firestore_argv(self, import_data: Path | None) -> list[str]:
+        c = self.config
+        imports = [f"--import-data={import_data}"] if import_data is not None else []
+        script = (
+            _sdk_root(self._environ) / "platform/cloud-firestore-emulator/cloud_firestore_emulator"
+        )
+        if script.is_file():
+            # The script execs java, as gcloud would after ~1-2 s of its own start-up.
+            return [
+                str(script),
+                "start",
+                f"--host={LOOPBACK}",
+                f"--port={c.ports.firestore}",
+                "--database-mode=firestore-native",
+                *imports,
+            ]
+        gcloud = shutil.which("gcloud", path=self._environ.get("PATH"))
+        if gcloud is None:
+            raise StackError(
+                "the Firestore emulator needs the Google Cloud SDK (gcloud) on PATH, with its "
+                "cloud-firestore-emulator component"
+            )
+        return [
+            gcloud,
+            "emulators",
+            "firestore",
+            "start",
+            f"--host-port={LOOPBACK}:{c.ports.firestore}",
+            "--database-mode=firestore-native",
+            *imports,
+            "--quiet",
+        ]
+
     def _tasks_argv(self) -> list[str]:
         c = self.config
         python = Path(c.tasks_python)
@@ -498,6 +580,161 @@ class LocalStack:
                 queue=tasks_v2.Queue(name=c.queue_path),
                 timeout=RPC_TIMEOUT,
             )
+
+
+class FirestoreEmulator:
+    """The stack's Firestore emulator on its own: kill it, start it again on the same port.
+
+    For fault tests and the soak. The functions and the other processes keep running meanwhile:
+    their Firestore calls fail (a long-lived client's at once, ``ServiceUnavailable``) until it
+    is back, and their clients reconnect by themselves (README, "Local stack and CLI").
+
+    The emulator keeps its data in memory only, so started again it is empty -- unless it went
+    down with ``keep_data=True``, which exports the ledger's database first and imports it at
+    the next start: an outage, as production has, rather than a loss, which it has not. Only
+    the ledger's database is kept (the emulator has no call that lists databases).
+
+    An outage of 60 s::
+
+        stack.firestore.kill()  # SIGKILL to its process group, like a crash
+        time.sleep(60)
+        stack.firestore.restart()  # same port; bounded by the stack's ready_timeout
+    """
+
+    NAME: Final = "firestore"
+
+    def __init__(self, stack: LocalStack) -> None:
+        self._stack = stack
+        #: The export the next start imports (``--import-data``), after a ``keep_data`` kill.
+        self.kept_data: Path | None = None
+
+    @property
+    def host(self) -> str:
+        """``127.0.0.1:PORT``, what ``FIRESTORE_EMULATOR_HOST`` holds."""
+        return self._stack.config.firestore_host
+
+    @property
+    def database(self) -> str:
+        """The ledger's database, ``projects/P/databases/D`` (``LEDGER_DATABASE``)."""
+        return self._stack.config.ledger_database_path
+
+    @property
+    def running(self) -> bool:
+        """True while its process is part of the running stack and alive."""
+        try:
+            return self._stack.process(self.NAME).alive()
+        except KeyError:
+            return False
+
+    def kill(self, *, keep_data: bool = False) -> float:
+        """SIGKILL its process group at once, like a crash.
+
+        Args:
+            keep_data: Export the ledger's database first, for the next start to import.
+
+        Returns:
+            Seconds from the signal until its whole process group was gone.
+        """
+        return self._down(kill=True, keep_data=keep_data)
+
+    def stop(self, *, keep_data: bool = False) -> float:
+        """Like :meth:`kill`, but SIGTERM first (SIGKILL after the stop timeout)."""
+        return self._down(kill=False, keep_data=keep_data)
+
+    def restart(self, *, keep_data: bool = False) -> float:
+        """Start it again on the same port, with the same log file, and wait (bounded by the
+        stack's ``ready_timeout``) until it serves documents. Kills it first if it runs.
+
+        Args:
+            keep_data: If it runs, export the ledger's database before the kill (as
+                :meth:`kill`); after a kill, what that kill kept is imported either way.
+
+        Returns:
+            Seconds from the call until it serves again.
+
+        Raises:
+            PortInUseError, ReadinessError: As in :meth:`LocalStack.start`.
+        """
+        began = time.monotonic()
+        if self.NAME not in self._stack.stopped:
+            self.kill(keep_data=keep_data)
+        self._stack.start_process(self.NAME)
+        return time.monotonic() - began
+
+    def export(self, directory: Path) -> Path:
+        """Export the ledger's database (the emulator's own export call) into ``directory``.
+
+        Returns:
+            The export's metadata file, which ``--import-data`` takes.
+
+        Raises:
+            StackError: The emulator refused or did not answer.
+        """
+        directory.mkdir(parents=True, exist_ok=True)  # the emulator wants an existing directory
+        name = f"export-{time.time_ns()}"
+        body = {"database": self.database, "export_directory": str(directory), "export_name": name}
+        project = self._stack.config.project
+        host, port = self.host.rsplit(":", 1)
+        conn = http.client.HTTPConnection(host, int(port), timeout=RPC_TIMEOUT)
+        try:
+            conn.request(
+                "POST",
+                f"/emulator/v1/projects/{project}:export",
+                body=json.dumps(body),
+                headers={"Content-Type": "application/json"},
+            )
+            resp = conn.getresponse()
+            text = resp.read().decode(errors="replace")
+        except (OSError, http.client.HTTPException) as exc:
+            raise StackError(f"Firestore emulator export failed: {exc}") from exc
+        finally:
+            conn.close()
+        metadata = directory / name / f"{name}.overall_export_metadata"
+        if resp.status != 200 or not metadata.is_file():
+            raise StackError(f"Firestore emulator export failed: {resp.status} {text[:300]}")
+        return metadata
+
+    def client(self, database: str | None = None) -> Any:
+        """A ``google.cloud.firestore.Client`` on this emulator.
+
+        Args:
+            database: A database id (default: the ledger's).
+
+        The client reads ``FIRESTORE_EMULATOR_HOST`` when it is created, and only from the
+        environment; it is set for that moment (under a lock) and put back.
+        """
+        from google.cloud import firestore
+
+        c = self._stack.config
+        with _EMULATOR_ENV_LOCK:
+            saved = os.environ.get(FIRESTORE_EMULATOR_HOST)
+            os.environ[FIRESTORE_EMULATOR_HOST] = self.host
+            try:
+                return firestore.Client(project=c.project, database=database or c.ledger_database)
+            finally:
+                if saved is None:
+                    del os.environ[FIRESTORE_EMULATOR_HOST]
+                else:
+                    os.environ[FIRESTORE_EMULATOR_HOST] = saved
+
+    def _down(self, *, kill: bool, keep_data: bool) -> float:
+        self.kept_data = self.export(self._stack.run_dir / "firestore-kept") if keep_data else None
+        return self._stack.stop_process(self.NAME, kill=kill)
+
+
+def _firestore_ready(config: StackConfig) -> Condition:
+    """``GET /`` answers ``Ok``, then a document read is answered (404: there is none).
+
+    The emulator answers ``Ok`` 1-3 s before it serves its first document request: the start
+    pays that, not a function's first ledger call (which has a 5 s timeout).
+    """
+    up = http_ready(f"http://{config.firestore_host}/", body_contains="Ok")
+    document = (
+        f"http://{config.firestore_host}/v1/{config.ledger_database_path}"
+        "/documents/opwatch-stack/warm-up"
+    )
+    serves = http_ready(document, status=None, timeout=10.0)
+    return lambda: up() and serves()
 
 
 def tasks_client(host: str) -> tasks_v2.CloudTasksClient:

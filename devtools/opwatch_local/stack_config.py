@@ -34,6 +34,7 @@ class Ports:
     watch: int = 8081
     check: int = 8082
     audit: int = 8083
+    firestore: int = 8080  # gcloud's own default for the Firestore emulator
 
     @classmethod
     def free(cls) -> Ports:
@@ -66,6 +67,8 @@ class StackConfig:
         watch_target / check_target / audit_target: Entry points in it.
         audit_topic: Topic the simulator publishes audit entries to, as a Logging sink would.
         audit_subscription: Push subscription from the audit topic to the audit function.
+        ledger_database: Id of the ledger's named Firestore database (``LEDGER_DATABASE`` of the
+            functions is ``projects/{project}/databases/{ledger_database}``).
         function_env: Extra variables for both functions (e.g. ``ALLOWED_APIS``, ``LOG_LEVEL``);
             they win over the stack's own.
         start_functions: Start the two functions (off: emulators and simulator only).
@@ -89,6 +92,7 @@ class StackConfig:
     audit_target: str = "on_audit_entry"
     audit_topic: str = "opwatch-audit-entries"
     audit_subscription: str = "opwatch-audit-entries-push"
+    ledger_database: str = "opwatch-ledger"
     function_env: Mapping[str, str] = field(default_factory=dict)
     start_functions: bool = True
     run_dir: Path | None = None
@@ -134,6 +138,14 @@ class StackConfig:
     @property
     def pubsub_host(self) -> str:
         return f"{LOOPBACK}:{self.ports.pubsub}"
+
+    @property
+    def firestore_host(self) -> str:
+        return f"{LOOPBACK}:{self.ports.firestore}"
+
+    @property
+    def ledger_database_path(self) -> str:
+        return f"projects/{self.project}/databases/{self.ledger_database}"
 
     @property
     def tasks_host(self) -> str:

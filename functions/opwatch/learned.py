@@ -27,7 +27,7 @@ EPOCH: Final = datetime(2026, 1, 1, tzinfo=UTC)
 SHARDS: Final = 8
 # A kind is learned from this many finished operations on (configurable per deployment).
 DEFAULT_MIN_SAMPLES: Final = 5
-LOW, HIGH = 0.1, 0.95
+LOW, HIGH = 0.05, 0.95
 COLLECTION: Final = "kinds"
 
 
@@ -79,7 +79,7 @@ class Expectation:
     Attributes:
         kind: the kind.
         samples: finished operations it was learned from.
-        low: the 10th percentile; the dense looks start here.
+        low: the 5th percentile; the dense looks start here.
         median: the 50th.
         high: the 95th; past it the operation is overdue.
     """
