@@ -38,7 +38,7 @@ from typing import Any
 
 import pytest
 
-from opwatch import adapters, ledger, settings
+from opwatch import adapters, learned, ledger, settings
 from opwatch.identities import OPERATOR, RUNTIME
 from opwatch.permissions import required
 
@@ -104,7 +104,7 @@ def sample(hint: Any, *, optional: bool) -> list[Any]:
         return list(hint)
     if dataclasses.is_dataclass(hint):
         return [record(hint, full=False), record(hint, full=True)]
-    simple = {str: "sample-id", int: 10, datetime: NOW}
+    simple = {str: "sample-id", int: 10, float: 90.0, bool: True, datetime: NOW}
     origin = typing.get_origin(hint) or hint
     if origin in simple:
         return [simple[origin]]
@@ -362,7 +362,7 @@ def test_every_query_method_was_exercised(sent: list[Sent]) -> None:
     # declaration holds too, Firestore's "Security for server client libraries" page).
     implied = {"BatchGetDocuments": "RunQuery"}
     for s in sent:
-        assert implied.get(s.method, s.method) in declared[s.caller], (s.caller, s.method)
+        assert {s.method, implied.get(s.method)} & declared[s.caller], (s.caller, s.method)
 
 
 def test_every_ledger_query_has_an_index_in_production(tf: Config, sent: list[Sent]) -> None:
@@ -429,16 +429,39 @@ def replace_orders(query: Query, orders: tuple[tuple[str, str], ...]) -> Query:
 # --- the collection, the TTL policy and the exemptions ------------------------------------------
 
 
-def written(sent: list[Sent]) -> list[Any]:
-    return [w for s in sent if s.method == "Commit" for w in s.request["writes"]]
+def written(sent: list[Sent], collection: str = ledger.COLLECTION) -> list[Any]:
+    """The writes of the ledger's records (collection watches), or of another collection."""
+    return [
+        w
+        for s in sent
+        if s.method == "Commit"
+        for w in s.request["writes"]
+        if w.update.name.startswith(f"{DATABASE}/documents/{collection}/")
+    ]
 
 
 def test_the_collection_is_the_ledgers(tf: Config, sent: list[Sent]) -> None:
+    """Records go to watches, the collection every index and field setting here is for. The
+    learned kinds (opwatch.learned) are documents of their own collection in the same database,
+    written by learn() only, read by name (BatchGetDocuments, no query, so no index), and
+    never expired: a kind's summary decays by weight, not by a TTL."""
     assert tf.locals["ledger_collection"] == ledger.COLLECTION
-    names = {w.update.name for w in written(sent)}
+    every = [w for s in sent if s.method == "Commit" for w in s.request["writes"]]
+    names = {w.update.name for w in every}
     assert names and all(
-        re.fullmatch(rf"{DATABASE}/documents/{ledger.COLLECTION}/[^/]+", n) for n in names
+        re.fullmatch(rf"{DATABASE}/documents/({ledger.COLLECTION}|{learned.COLLECTION})/[^/]+", n)
+        for n in names
     )
+    kinds_prefix = f"{DATABASE}/documents/{learned.COLLECTION}/"
+    learning = {
+        s.caller
+        for s in sent
+        if s.method == "Commit"
+        for w in s.request["writes"]
+        if w.update.name.startswith(kinds_prefix)
+    }
+    assert learning == {"learn"}
+    assert not [w for w in written(sent, learned.COLLECTION) if "expire_at" in w.update.fields]
     for q in queries(sent):
         assert (q.collection, q.scope) == (ledger.COLLECTION, "COLLECTION")
     for rtype in ("google_firestore_index", "google_firestore_field"):
