@@ -600,7 +600,7 @@ def _registry(args: argparse.Namespace, env: Mapping[str, str]) -> Registry:
         "pass --queue projects/P/locations/L/queues/Q or export it",
     )
     database = _ledger_database(args, env)
-    store = watches.operator_ledger(database) if database else None
+    store = watches.operator_ledger(database, env) if database else None
     return Registry(watches.operator_queue(queue, env), lambda: datetime.now(UTC), store)
 
 
@@ -632,7 +632,7 @@ def cmd_list(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     since = now - timedelta(seconds=float(args.since)) if args.since is not None else None
     with _ledger_answers():
         rows, token = watches.recorded_rows(
-            watches.operator_ledger(database),
+            watches.operator_ledger(database, env),
             state,
             since,
             filters,

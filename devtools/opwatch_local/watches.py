@@ -14,6 +14,7 @@ Formatting is pure (:func:`rows`, :func:`table`); the queue comes in as an argum
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -26,6 +27,7 @@ from opwatch.adapters import (
     FirestoreLedger,
     NotificationPublisher,
     OperationFetcher,
+    default_firestore_client,
 )
 from opwatch.checks import Step
 from opwatch.contracts import CancelRequest
@@ -81,9 +83,13 @@ class Filters:
         return all(labels.get(key) == value for key, value in (self.labels or {}).items())
 
 
-def operator_ledger(database: str) -> FirestoreLedger:
-    """The ledger, as the CLI reads it (the emulator when ``FIRESTORE_EMULATOR_HOST`` is set)."""
-    return FirestoreLedger(database, retention_days=1)  # the CLI writes nothing
+def operator_ledger(database: str, env: Mapping[str, str]) -> FirestoreLedger:
+    """The ledger, as the CLI reads it: the emulator when ``FIRESTORE_EMULATOR_HOST`` is set in
+    ``env``, else Firestore with Application Default Credentials."""
+    host = env.get("FIRESTORE_EMULATOR_HOST", "").strip() or None
+    return FirestoreLedger(  # the CLI writes nothing, so the retention is never used
+        database, 1, functools.partial(default_firestore_client, database, host)
+    )
 
 
 def operator_queue(queue: str, env: Mapping[str, str]) -> CloudTasksQueue:

@@ -408,13 +408,33 @@ class NotificationPublisher:
 LEDGER_TIMEOUT: Final = 5.0
 
 
-def default_firestore_client(database: str) -> Any:
-    """The Firestore client of ``projects/P/databases/D`` (it honours
-    ``FIRESTORE_EMULATOR_HOST`` itself)."""
+_EMULATOR_ENV_LOCK: Final = threading.Lock()
+
+
+def default_firestore_client(database: str, emulator_host: str | None = None) -> Any:
+    """The Firestore client of ``projects/P/databases/D``.
+
+    The client reads ``FIRESTORE_EMULATOR_HOST`` from the process environment when it is
+    created (the functions have it there); ``emulator_host`` puts it there for that moment, for
+    a caller whose settings come from elsewhere (the CLI's).
+    """
+    import os
+
     from google.cloud import firestore
 
     _, project, _, name = database.split("/")
-    return firestore.Client(project=project, database=name)
+    if emulator_host is None:
+        return firestore.Client(project=project, database=name)
+    with _EMULATOR_ENV_LOCK:
+        saved = os.environ.get("FIRESTORE_EMULATOR_HOST")
+        os.environ["FIRESTORE_EMULATOR_HOST"] = emulator_host
+        try:
+            return firestore.Client(project=project, database=name)
+        finally:
+            if saved is None:
+                del os.environ["FIRESTORE_EMULATOR_HOST"]
+            else:
+                os.environ["FIRESTORE_EMULATOR_HOST"] = saved
 
 
 class FirestoreLedger:
