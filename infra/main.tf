@@ -28,7 +28,7 @@ locals {
     RESULTS_TOPIC         = google_pubsub_topic.results.id
     TASKS_QUEUE           = google_cloud_tasks_queue.checks.id
     CHECK_URL             = local.check_url
-    TASKS_INVOKER_SA      = google_service_account.tasks_invoker.email
+    TASKS_INVOKER_SA      = local.tasks_invoker_email
     ALLOWED_APIS          = join(",", local.allowed_apis)
     ALLOWED_NOTIFY_TOPICS = join(",", values(var.allowed_notify_topics))
     FETCH_TIMEOUT         = tostring(var.fetch_timeout_seconds)

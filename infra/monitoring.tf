@@ -27,7 +27,7 @@ locals {
     watch_abandoned           = google_logging_metric.watch_abandoned.name
     ledger_behind             = google_logging_metric.ledger_behind.name
     queue_id                  = google_cloud_tasks_queue.checks.name
-    max_dispatches_per_second = var.tasks_max_dispatches_per_second
+    max_dispatches_per_second = local.tasks_max_dispatches_per_second
     dead_letter_subscription  = google_pubsub_subscription.dead_letter.name
   }
 }

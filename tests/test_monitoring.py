@@ -22,6 +22,7 @@ import json
 import logging
 import re
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -57,7 +58,7 @@ from tests.conftest import (
     pubsub_message,
     succeeded,
 )
-from tests.test_infra import Config
+from tests.test_infra import Config, Planner
 
 pytestmark = pytest.mark.infra
 
@@ -644,6 +645,15 @@ def test_the_three_alerts_exist() -> None:
 PLACEHOLDER = re.compile(r"\$\{([a-z_]+)\}")
 
 
+@cache
+def default_dispatch_rate() -> float:
+    """The queue's rate with the module's defaults, as terraform evaluates checks.tf (the
+    variable's default is null: 5, or the smallest read budget of the watched APIs)."""
+    with tempfile.TemporaryDirectory() as root:
+        rate: float = Planner(Path(root)).value("local.tasks_max_dispatches_per_second")
+    return rate
+
+
 def sample_vars() -> dict[str, Any]:
     """What templatefile gets, with the names the module would give (default prefix)."""
     names = {
@@ -655,7 +665,7 @@ def sample_vars() -> dict[str, Any]:
         name_prefix=NAME_PREFIX,
         queue_id=f"{NAME_PREFIX}-checks",
         dead_letter_subscription=f"{NAME_PREFIX}-watch-dead-letter-inspect",
-        max_dispatches_per_second=tf().variables["tasks_max_dispatches_per_second"]["default"],
+        max_dispatches_per_second=default_dispatch_rate(),
     )
     return values
 
@@ -692,7 +702,7 @@ def test_dashboard_is_rendered_from_the_template_with_exactly_its_variables() ->
         if key in EXPECTED:
             assert value == f"${{google_logging_metric.{key}.name}}"
     assert tf().locals["dashboard_vars"]["max_dispatches_per_second"] == (
-        "${var.tasks_max_dispatches_per_second}"
+        "${local.tasks_max_dispatches_per_second}"
     )
 
 
