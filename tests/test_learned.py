@@ -16,8 +16,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from opwatch import checks, kinds, learned, policy
+from opwatch.contracts import validate_watch_request
 from opwatch.core import Fetched
-from opwatch.errors import LedgerUnavailable
+from opwatch.errors import InvalidWatchRequest, LedgerUnavailable
 from opwatch.learned import Expectation, Sample, Summary
 from opwatch.logs import Event
 from opwatch.service import Notifier
@@ -427,3 +428,35 @@ def test_a_watch_with_its_own_polling_keeps_it(harness: Harness, store: FakeLedg
     assert own.gets <= 4  # every 300 s (less jitter), as it asked
     [note] = [n for n in harness.publish.received if n["watch_id"] == "w-70"]
     assert note["schedule"] == {"source": "profile"}
+
+
+def test_a_body_whose_warned_is_not_true_is_refused(harness: Harness) -> None:
+    harness.notifier = replace(harness.notifier, fetch=Operation(harness, 600))
+    harness.notifier.on_watch_message(pubsub_message({"operation": OPERATION, "watch_id": "w"}))
+    body = {**json.loads(harness.schedule.tasks[0].body), "warned": False}
+    with pytest.raises(checks.InvalidCheckBody) as raised:
+        checks.decode(json.dumps(body).encode())
+    assert raised.value.violations[0].field == "warned"
+
+
+@pytest.mark.parametrize("kind", ["", "a\nb", "x" * 201, 7])
+def test_a_kind_a_request_cannot_name(kind: Any) -> None:
+    with pytest.raises(InvalidWatchRequest) as raised:
+        validate_watch_request(
+            {"operation": OPERATION, "kind": kind},
+            default_watch_id="w",
+            allowed_apis={API},
+            allowed_notify_topics=set(),
+        )
+    assert raised.value.violations[0].field == "kind"
+
+
+def test_warn_overdue_must_be_a_boolean() -> None:
+    with pytest.raises(InvalidWatchRequest) as raised:
+        validate_watch_request(
+            {"operation": OPERATION, "warn_overdue": "yes"},
+            default_watch_id="w",
+            allowed_apis={API},
+            allowed_notify_topics=set(),
+        )
+    assert raised.value.violations[0].field == "warn_overdue"
