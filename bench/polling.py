@@ -8,6 +8,11 @@ fed a fetch that answers "done" once the simulated clock passes the duration.
 
     python -m bench.polling [--operations 10000] [--seed 7]
 
+A second mix measures what opwatch learns (``opwatch.learned``): kinds of operations, each
+log-normal around its own median (medians log-uniform 30 s to 2 h, spreads from tight to 2x
+wide); each kind's watches get no hint and are scheduled from its summary after 0, 5, 20 and
+100 finished operations of it, against the same watches hinted with their own duration ±25 %.
+
 writes the table to ``bench/results/polling.md`` and a picture of it to
 ``bench/results/polling.png``: mean polls against p95 lag ÷ duration for every policy, with the
 Pareto frontier (the picture needs matplotlib: ``pip install -e '.[bench]'``).
@@ -27,6 +32,7 @@ from pathlib import Path
 
 from opwatch.contracts import WatchRequest
 from opwatch.core import CheckAgain, Fetched, Finish, Progress, decide
+from opwatch.learned import Expectation, Sample, Summary
 from opwatch.wire import rfc3339
 from opwatch_local.percentile import percentile
 
@@ -95,6 +101,7 @@ def run_opwatch(
     *,
     joined_at: float = 0.0,
     create_time: bool = False,
+    learned: Expectation | None = None,
 ) -> Result:
     """One watch through opwatch's real decision code, on a simulated clock.
 
@@ -112,7 +119,8 @@ def run_opwatch(
     progress, elapsed = Progress(started=T0), 0.0
     while True:
         operation = {"name": request.operation, "done": elapsed >= remaining, "metadata": metadata}
-        decision = decide(request, progress, Fetched(operation), T0 + timedelta(seconds=elapsed))
+        now = T0 + timedelta(seconds=elapsed)
+        decision = decide(request, progress, Fetched(operation), now, learned=learned)
         if isinstance(decision, Finish):
             return Result(decision.progress.polls, elapsed - remaining)
         assert isinstance(decision, CheckAgain)
@@ -202,6 +210,89 @@ def late_watches(operations: int, seed: int) -> list[Row]:
     return rows
 
 
+KINDS = 40
+LEARNED = "opwatch learned (kinds mix)"
+LEARNED_AFTER = (0, 5, 20, 100)
+# Each kind's spread, as the ratio of its 95th to its 5th percentile: tight to 2x wide.
+WIDTHS = (1.1, 1.25, 1.5, 2.0)
+SPREADS = tuple(math.log(w) / (2 * 1.645) for w in WIDTHS)  # sigma of log(duration)
+LEARNED_GOAL_POLLS, LEARNED_GOAL_LAG, LEARNED_GOAL_VS_HINT = 10.0, 0.06, 1.15
+
+
+def learned_rows(operations: int, seed: int) -> list[Row]:
+    """Watches of kinds, scheduled from what was learned of each after n finished operations,
+    and the same watches with their own hint (their duration ±25 %)."""
+    rng = random.Random(seed + 3)
+    kinds = [
+        (math.exp(rng.uniform(math.log(30.0), math.log(7200.0))), SPREADS[k % len(SPREADS)])
+        for k in range(KINDS)
+    ]
+    per_kind = max(1, operations // KINDS)
+    draws = {
+        k: [median * math.exp(rng.gauss(0.0, spread)) for _ in range(per_kind)]
+        for k, (median, spread) in enumerate(kinds)
+    }
+    history = {
+        k: [median * math.exp(rng.gauss(0.0, spread)) for _ in range(max(LEARNED_AFTER))]
+        for k, (median, spread) in enumerate(kinds)
+    }
+    durations = [d for k in range(KINDS) for d in draws[k]]
+    rows = []
+    for n in LEARNED_AFTER:
+        results = []
+        for k in range(KINDS):
+            summary = Summary(f"kind-{k}")
+            for seconds in history[k][:n]:
+                summary.add(Sample(summary.kind, seconds, T0, True))
+            expectation = summary.expectation()
+            results += [
+                run_opwatch(d, i, None, learned=expectation) for i, d in enumerate(draws[k])
+            ]
+        gemini = run_opwatch(GEMINI_INDEX_BUILD, -1, None)
+        rows.append(summarize(f"{LEARNED} after {n}", durations, results, gemini))
+    hinted = [
+        run_opwatch(d, i, d * (1.0 + rng.uniform(-HINT_ERROR, HINT_ERROR)))
+        for i, d in enumerate(durations)
+    ]
+    rows.append(summarize(OPWATCH_HINT, durations, hinted, run_opwatch(GEMINI_INDEX_BUILD, -1, 1)))
+    return rows
+
+
+def learned_table(rows: list[Row]) -> str:
+    after = {r.name: r for r in rows}
+    twenty, hinted = after[f"{LEARNED} after 20"], after[OPWATCH_HINT]
+    met = (
+        twenty.mean_polls <= LEARNED_GOAL_POLLS
+        and twenty.p95_lag_ratio <= LEARNED_GOAL_LAG
+        and twenty.mean_polls <= LEARNED_GOAL_VS_HINT * hinted.mean_polls
+    )
+    lines = [
+        "",
+        f"What opwatch learns: {KINDS} kinds, each log-normal around its own median (medians "
+        "log-uniform 30 s to 2 h; its 95th percentile 1.1, 1.25, 1.5 or 2 times its 5th), no "
+        "hint, "
+        "scheduled from the kind's summary after n finished operations of it (fewer than 5: the "
+        "profile):",
+        "",
+        "| schedule | mean polls | p95 polls | p50 lag | p95 lag | p95 lag ÷ duration |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r.name} | {r.mean_polls:.1f} | {r.p95_polls:.0f} | {r.p50_lag:.1f} s | "
+            f"{r.p95_lag:.1f} s | {r.p95_lag_ratio:.3f} |"
+        )
+    lines += [
+        "",
+        f"Target after 20: mean polls ≤ {LEARNED_GOAL_POLLS:g}, p95 lag ≤ "
+        f"{LEARNED_GOAL_LAG:.0%} of the duration, and polls within "
+        f"{LEARNED_GOAL_VS_HINT - 1:.0%} of the hinted policy's ({hinted.mean_polls:.1f}): "
+        f"{twenty.mean_polls:.1f} polls, {twenty.p95_lag_ratio:.1%} — "
+        f"{'met' if met else 'NOT met'}.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def late_table(rows: list[Row]) -> str:
     lines = [
         "",
@@ -286,7 +377,9 @@ def plot(rows: list[Row], path: Path, operations: int, seed: int) -> None:
     fig, ax = pyplot.subplots(figsize=(9, 5.5), dpi=100)
     top = max(r.p95_lag_ratio for r in rows if math.isfinite(r.p95_lag_ratio)) * 1.5
     right = max(r.mean_polls for r in rows) * 2.5
-    best = frontier([r for r in rows if r.name != OPWATCH_HINT])
+    # The frontier of the policies that get no hint, on the main mix (the learned row is of
+    # the kinds mix, shown beside it like the hinted run).
+    best = frontier([r for r in rows if r.name != OPWATCH_HINT and not r.name.startswith(LEARNED)])
     xs, ys = [best[0].mean_polls], [top]
     for r in best:
         xs += [r.mean_polls, r.mean_polls]
@@ -312,7 +405,10 @@ def plot(rows: list[Row], path: Path, operations: int, seed: int) -> None:
         ax.annotate(
             label,
             (r.mean_polls, y),
-            xytext=(-8 if left else 8, -13 if r.name.startswith("Workflows") else 4),
+            xytext=(
+                -8 if left else 8,
+                -13 if r.name.startswith(("Workflows", LEARNED)) else 4,
+            ),
             textcoords="offset points",
             ha="right" if left else "left",
             fontsize=8,
@@ -353,11 +449,13 @@ def main(argv: list[str] | None = None) -> int:
         f" — {'met' if hinted.mean_polls <= 8 and hinted.p95_lag_ratio <= 0.05 else 'NOT met'}.\n"
     )
     text += late_table(late_watches(args.operations, args.seed))
+    learned = learned_rows(args.operations, args.seed)
+    text += learned_table(learned)
     print(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)
     try:
-        plot(rows, args.png, args.operations, args.seed)
+        plot(rows + learned[2:3], args.png, args.operations, args.seed)
     except ImportError:
         print("no picture: matplotlib is missing; pip install -e '.[bench]'", file=sys.stderr)
         return 1

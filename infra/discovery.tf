@@ -22,10 +22,10 @@ locals {
   audit_logs = "(log_id(\"cloudaudit.googleapis.com/activity\") OR log_id(\"cloudaudit.googleapis.com/data_access\"))"
 
   # Cloud Logging query language. Method names are validated (variables.tf) to letters, digits,
-  # '_' and '.', so none can close the quotes.
+  # '_' and '.', so none can close the quotes; an API= before one (checks.tf) is not part of it.
   discovery_filter = join(" AND ", [
     local.audit_logs,
-    "(${join(" OR ", [for m in var.discovery.methods : "protoPayload.methodName=\"${m}\""])})",
+    "(${join(" OR ", [for m in local.discovery_methods : "protoPayload.methodName=\"${m.name}\""])})",
     "(operation.first=true OR operation.last=true)",
   ])
 }
@@ -110,7 +110,7 @@ resource "google_cloudfunctions2_function" "audit" {
     max_instance_count             = var.watch_function.max_instance_count
     ingress_settings               = var.ingress_settings
     all_traffic_on_latest_revision = true
-    service_account_email          = google_service_account.runtime.email
+    service_account_email          = local.runtime_email
     environment_variables          = local.function_environment
   }
 
@@ -127,7 +127,7 @@ resource "google_cloud_run_service_iam_member" "push_invokes_audit" {
   location = var.region
   service  = google_cloudfunctions2_function.audit[0].service_config[0].service
   role     = "roles/run.invoker"
-  member   = "serviceAccount:${google_service_account.push.email}"
+  member   = "serviceAccount:${local.push_email}"
 }
 
 # Like the watch-request subscription: the push account's OIDC token for the run.app URI,
@@ -149,7 +149,7 @@ resource "google_pubsub_subscription" "audit_push" {
     push_endpoint = "${google_cloudfunctions2_function.audit[0].service_config[0].uri}/${google_pubsub_topic.audit[0].id}"
 
     oidc_token {
-      service_account_email = google_service_account.push.email
+      service_account_email = local.push_email
       audience              = google_cloudfunctions2_function.audit[0].service_config[0].uri
     }
   }

@@ -41,6 +41,16 @@ resource "google_storage_bucket" "source" {
     enabled = true
   }
 
+  # cmek.source_bucket (optional): the bucket's default key, so every archive is encrypted with
+  # it. The Cloud Storage service agent must already hold cryptoKeyEncrypterDecrypter on the
+  # key, or the bucket cannot be created with it (variables.tf says who grants it).
+  dynamic "encryption" {
+    for_each = var.cmek.source_bucket == null ? [] : [var.cmek.source_bucket]
+    content {
+      default_kms_key_name = encryption.value
+    }
+  }
+
   lifecycle_rule {
     condition {
       days_since_noncurrent_time = var.source_archive_noncurrent_days
@@ -92,7 +102,7 @@ resource "google_cloudfunctions2_function" "check" {
     max_instance_count             = var.check_function.max_instance_count
     ingress_settings               = var.ingress_settings
     all_traffic_on_latest_revision = true
-    service_account_email          = google_service_account.runtime.email
+    service_account_email          = local.runtime_email
     environment_variables          = local.function_environment
   }
 
@@ -151,7 +161,7 @@ resource "google_cloudfunctions2_function" "watch" {
     max_instance_count             = var.watch_function.max_instance_count
     ingress_settings               = var.ingress_settings
     all_traffic_on_latest_revision = true
-    service_account_email          = google_service_account.runtime.email
+    service_account_email          = local.runtime_email
     environment_variables          = local.function_environment
   }
 

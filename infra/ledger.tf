@@ -143,7 +143,7 @@ resource "google_project_iam_custom_role" "ledger_writer" {
 resource "google_project_iam_member" "runtime_writes_ledger" {
   project = var.project_id
   role    = google_project_iam_custom_role.ledger_writer.name
-  member  = "serviceAccount:${google_service_account.runtime.email}"
+  member  = "serviceAccount:${local.runtime_email}"
 
   condition {
     title       = "${local.ledger_database} only"

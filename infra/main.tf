@@ -28,7 +28,7 @@ locals {
     RESULTS_TOPIC         = google_pubsub_topic.results.id
     TASKS_QUEUE           = google_cloud_tasks_queue.checks.id
     CHECK_URL             = local.check_url
-    TASKS_INVOKER_SA      = google_service_account.tasks_invoker.email
+    TASKS_INVOKER_SA      = local.tasks_invoker_email
     ALLOWED_APIS          = join(",", local.allowed_apis)
     ALLOWED_NOTIFY_TOPICS = join(",", values(var.allowed_notify_topics))
     FETCH_TIMEOUT         = tostring(var.fetch_timeout_seconds)
@@ -46,6 +46,10 @@ locals {
     # The ledger (ledger.tf): projects/P/databases/D, and how long a finished record is kept.
     LEDGER_DATABASE       = google_firestore_database.ledger.id
     LEDGER_RETENTION_DAYS = tostring(var.ledger_retention)
+    # Learned durations (README): how many finished operations of a kind before its watches
+    # are scheduled from them, and whether watches are warned when overdue unless they say.
+    LEARN_MIN_SAMPLES = tostring(var.learning.min_samples)
+    WARN_OVERDUE      = tostring(var.learning.warn_overdue)
   }
 
   # The APIs the module's own resources are created through (tests/test_infra.py derives the

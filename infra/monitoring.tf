@@ -27,7 +27,7 @@ locals {
     watch_abandoned           = google_logging_metric.watch_abandoned.name
     ledger_behind             = google_logging_metric.ledger_behind.name
     queue_id                  = google_cloud_tasks_queue.checks.name
-    max_dispatches_per_second = var.tasks_max_dispatches_per_second
+    max_dispatches_per_second = local.tasks_max_dispatches_per_second
     dead_letter_subscription  = google_pubsub_subscription.dead_letter.name
   }
 }
@@ -212,7 +212,7 @@ resource "google_logging_metric" "ledger_behind" {
   project     = var.project_id
   name        = "${var.name_prefix}-ledger-behind"
   description = "opwatch ledger calls Firestore did not answer; watches went on without them."
-  filter      = "${local.opwatch_logs} AND jsonPayload.event=(\"ledger.write_failed\" OR \"ledger.behind\" OR \"audit.ledger_unavailable\")"
+  filter      = "${local.opwatch_logs} AND jsonPayload.event=(\"ledger.write_failed\" OR \"ledger.read_failed\" OR \"ledger.behind\" OR \"audit.ledger_unavailable\")"
 
   metric_descriptor {
     metric_kind  = "DELTA"

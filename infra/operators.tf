@@ -70,7 +70,7 @@ resource "google_project_iam_member" "operators_cancel_operations" {
 # iam.serviceAccounts.actAs on that account (CreateTask reference).
 resource "google_service_account_iam_member" "operators_act_as_invoker" {
   for_each           = var.operators
-  service_account_id = google_service_account.tasks_invoker.name
+  service_account_id = local.tasks_invoker_name
   role               = "roles/iam.serviceAccountUser"
   member             = each.value
 }

@@ -50,17 +50,17 @@ output "watch_function_uri" {
 
 output "runtime_service_account_email" {
   description = "Identity of the three functions. To watch operations in other projects, grant it their *.operations.get permission there."
-  value       = google_service_account.runtime.email
+  value       = local.runtime_email
 }
 
 output "tasks_invoker_service_account_email" {
   description = "Identity Cloud Tasks uses for OIDC tokens to on_check (TASKS_INVOKER_SA)."
-  value       = google_service_account.tasks_invoker.email
+  value       = local.tasks_invoker_email
 }
 
 output "push_service_account_email" {
   description = "Identity Pub/Sub uses for OIDC tokens to on_watch_request."
-  value       = google_service_account.push.email
+  value       = local.push_email
 }
 
 output "operations_reader_role_id" {
@@ -187,7 +187,7 @@ output "cli_environment" {
     OPWATCH_WATCH_TOPIC      = google_pubsub_topic.watch_requests.id
     OPWATCH_TASKS_QUEUE      = google_cloud_tasks_queue.checks.id
     OPWATCH_CHECK_URL        = local.check_url
-    OPWATCH_TASKS_INVOKER_SA = google_service_account.tasks_invoker.email
+    OPWATCH_TASKS_INVOKER_SA = local.tasks_invoker_email
     OPWATCH_LEDGER_DATABASE  = google_firestore_database.ledger.id
   }
 }

@@ -99,7 +99,7 @@ resource "google_pubsub_subscription" "watch_push" {
     push_endpoint = "${google_cloudfunctions2_function.watch.service_config[0].uri}/${google_pubsub_topic.watch_requests.id}"
 
     oidc_token {
-      service_account_email = google_service_account.push.email
+      service_account_email = local.push_email
       # The function's run.app URL, an audience Cloud Run documents (the topic path in the
       # endpoint is not part of it); same-project pushes to it count as internal ingress.
       audience = google_cloudfunctions2_function.watch.service_config[0].uri
@@ -175,7 +175,7 @@ resource "google_pubsub_subscription" "parked_push" {
     push_endpoint = "${google_cloudfunctions2_function.watch.service_config[0].uri}/${google_pubsub_topic.parked.id}"
 
     oidc_token {
-      service_account_email = google_service_account.push.email
+      service_account_email = local.push_email
       audience              = google_cloudfunctions2_function.watch.service_config[0].uri
     }
   }

@@ -12,9 +12,10 @@ locals {
   sweep_function_name = "${var.name_prefix}-on-sweep"
 }
 
-# The identity in the scheduler's OIDC tokens; may only invoke on_sweep.
+# The identity in the scheduler's OIDC tokens; may only invoke on_sweep. Not created when
+# var.service_accounts.sweeper names one (local.sweeper_email, iam.tf).
 resource "google_service_account" "sweeper" {
-  count = local.sweep_count
+  count = local.sweep_count == 1 && var.service_accounts.sweeper == null ? 1 : 0
 
   project      = var.project_id
   account_id   = "${var.name_prefix}-sweeper"
@@ -56,7 +57,7 @@ resource "google_cloudfunctions2_function" "sweep" {
     max_instance_count             = 1
     ingress_settings               = var.ingress_settings
     all_traffic_on_latest_revision = true
-    service_account_email          = google_service_account.runtime.email
+    service_account_email          = local.runtime_email
     environment_variables          = local.function_environment
   }
 
@@ -73,7 +74,7 @@ resource "google_cloud_run_service_iam_member" "sweeper_invokes_sweep" {
   location = var.region
   service  = google_cloudfunctions2_function.sweep[0].service_config[0].service
   role     = "roles/run.invoker"
-  member   = "serviceAccount:${google_service_account.sweeper[0].email}"
+  member   = "serviceAccount:${local.sweeper_email}"
 }
 
 # Cloud Scheduler HTTP target with an OIDC token (https://cloud.google.com/scheduler/docs/http-target-auth):
@@ -103,7 +104,7 @@ resource "google_cloud_scheduler_job" "sweep" {
     body        = base64encode(jsonencode({ parents = var.sweep.parents }))
 
     oidc_token {
-      service_account_email = google_service_account.sweeper[0].email
+      service_account_email = local.sweeper_email
       audience              = google_cloudfunctions2_function.sweep[0].service_config[0].uri
     }
   }

@@ -13,7 +13,8 @@ resource "terraform_data" "queue_identity" {
 
 # Re-checks of watched operations. Every dispatch is one GET on an operations API, so the
 # rate limits here are what protects that API's read quota (and this project's share of it)
-# when many watches are open at once; tasks beyond the rate simply wait in the queue.
+# when many watches are open at once; tasks beyond the rate simply wait in the queue. The rate
+# is never above the smallest read budget of the watched APIs (checks.tf).
 resource "google_cloud_tasks_queue" "checks" {
   project  = var.project_id
   location = var.region
@@ -21,7 +22,7 @@ resource "google_cloud_tasks_queue" "checks" {
   name = "${var.name_prefix}-checks"
 
   rate_limits {
-    max_dispatches_per_second = var.tasks_max_dispatches_per_second
+    max_dispatches_per_second = local.tasks_max_dispatches_per_second
     max_concurrent_dispatches = var.tasks_max_concurrent_dispatches
   }
 

@@ -72,17 +72,42 @@ variable "build_service_account" {
   }
 }
 
-variable "cmek" {
+variable "service_accounts" {
   type = object({
-    # projects/P/locations/L/keyRings/R/cryptoKeys/K for every Pub/Sub topic of the module.
-    topics = optional(string)
+    # Each an email (NAME@PROJECT.iam.gserviceaccount.com); null: the module creates it.
+    runtime       = optional(string) # runs the functions
+    tasks_invoker = optional(string) # Cloud Tasks' OIDC identity toward on_check
+    push          = optional(string) # Pub/Sub's OIDC identity toward on_watch_request, on_audit_entry
+    sweeper       = optional(string) # Cloud Scheduler's OIDC identity toward on_sweep
   })
-  description = "Customer-managed encryption key for the module's Pub/Sub topics (optional; null: Google-managed). The module grants nothing on the key: give roles/cloudkms.cryptoKeyEncrypterDecrypter on it to the Pub/Sub service agent (service-PROJECT_NUMBER@gcp-sa-pubsub.iam.gserviceaccount.com) before applying."
+  description = "Existing service accounts to use instead of the ones the module creates, by identity (emails): runtime runs the functions, tasks_invoker is the identity of the re-check tasks' OIDC tokens (TASKS_INVOKER_SA), push that of the push subscriptions', sweeper that of the sweep's scheduler job. null: created as <name_prefix>-runtime, -invoker, -push, -sweeper. A given account is granted exactly what the module grants its own (iam.tf) and nothing is taken from it; the module never deletes it. Four distinct accounts: each identity may do its one job only. The emails must be known at plan (literals, or outputs of another configuration): whether an account is created is decided then."
   default     = {}
   nullable    = false
 
   validation {
-    condition     = alltrue([for k in [var.cmek.topics] : k == null || can(regex("^projects/[^/]+/locations/[^/]+/keyRings/[^/]+/cryptoKeys/[^/]+$", coalesce(k, "-")))])
+    condition     = alltrue([for e in values(var.service_accounts) : e == null || can(regex("^[a-z0-9][a-z0-9.-]*@[a-z0-9.-]+\\.gserviceaccount\\.com$", coalesce(e, "-")))])
+    error_message = "service_accounts values must be null or service account emails (NAME@PROJECT.iam.gserviceaccount.com)."
+  }
+  validation {
+    condition     = length(compact(values(var.service_accounts))) == length(distinct(compact(values(var.service_accounts))))
+    error_message = "service_accounts must name a different account for each identity: one account in two roles could do both jobs (e.g. the runtime invoking on_check itself)."
+  }
+}
+
+variable "cmek" {
+  type = object({
+    # projects/P/locations/L/keyRings/R/cryptoKeys/K for every Pub/Sub topic of the module.
+    topics = optional(string)
+    # The same form, the default key of the bucket of the functions' source archives. In the
+    # bucket's location, region: Cloud Storage wants the key ring where the data is (checks.tf).
+    source_bucket = optional(string)
+  })
+  description = "Customer-managed encryption keys (optional; null: Google-managed): topics for the module's Pub/Sub topics, source_bucket for the bucket of the functions' source archives (its default key, which must be in region). The module grants nothing on either key: before applying, give roles/cloudkms.cryptoKeyEncrypterDecrypter on the topics key to the Pub/Sub service agent (service-PROJECT_NUMBER@gcp-sa-pubsub.iam.gserviceaccount.com) and on the bucket key to the Cloud Storage service agent (service-PROJECT_NUMBER@gs-project-accounts.iam.gserviceaccount.com; gcloud storage service-agent --project=PROJECT --authorize-cmek=KEY creates that agent and grants it). Without the grant, creating the topics or the bucket fails."
+  default     = {}
+  nullable    = false
+
+  validation {
+    condition     = alltrue([for k in [var.cmek.topics, var.cmek.source_bucket] : k == null || can(regex("^projects/[^/]+/locations/[^/]+/keyRings/[^/]+/cryptoKeys/[^/]+$", coalesce(k, "-")))])
     error_message = "cmek keys must be null or projects/P/locations/L/keyRings/R/cryptoKeys/K."
   }
 }
@@ -169,19 +194,28 @@ variable "watched_apis" {
     # The permission that lists them (ListOperations), granted to the runtime for the sweep.
     operations_list_permission = optional(string)
     # With discovery on, this API's audit end entries reach opwatch, so its watches poll only
-    # as a safety net (EVENT_DRIVEN_APIS). Only for APIs whose methods are in discovery.methods.
+    # as a safety net (EVENT_DRIVEN_APIS). Only for APIs whose methods are in discovery.methods
+    # (checks.tf refuses one that has none).
     event_driven = optional(bool, false)
     # The permission that cancels its operations, granted to operators only when
     # operators_may_cancel_operations is true (opwatch cancel --cancel-operation).
     operations_cancel_permission = optional(string)
+    # Requests per second this API lets opwatch make: every look is a GET, and all are made by
+    # one user, the runtime account. The check queue never dispatches faster than the smallest
+    # budget of the watched APIs (checks.tf). null: the per-user quota Google documents, where
+    # the module knows one (cloudaicompanion.googleapis.com: 2), else no budget of its own.
+    read_budget_per_second = optional(number)
   }))
-  description = "The APIs whose operations opwatch may watch, keyed by API host (ALLOWED_APIS): the one place for each API's permissions and whether its ends arrive from audit logs. The functions send their ADC token to these hosts, so only Google API hosts are accepted. Each is enabled with the module's APIs unless enable_apis = false (output apis_to_enable)."
+  description = "The APIs whose operations opwatch may watch, keyed by API host (ALLOWED_APIS): the one place for each API's permissions, whether its ends arrive from audit logs, and its read budget (read_budget_per_second: the check queue never dispatches faster than the smallest one; null: the quota Google documents, 2 per second for cloudaicompanion.googleapis.com, else none). The functions send their ADC token to these hosts, so only Google API hosts are accepted. Each is enabled with the module's APIs unless enable_apis = false (output apis_to_enable)."
   default = {
     "cloudaicompanion.googleapis.com" = {
       operations_get_permission    = "cloudaicompanion.operations.get"
       operations_list_permission   = "cloudaicompanion.operations.list"
       event_driven                 = true
       operations_cancel_permission = "cloudaicompanion.operations.cancel"
+      # "Requests per second: 2" for each user in a project (Gemini for Google Cloud, Quotas
+      # and limits); whether operation GETs count against it is not documented.
+      read_budget_per_second = 2
     }
   }
   nullable = false
@@ -202,6 +236,10 @@ variable "watched_apis" {
   validation {
     condition     = alltrue([for a in values(var.watched_apis) : a.operations_cancel_permission == null || can(regex("^[a-z][a-zA-Z0-9]*\\.[a-zA-Z]*[oO]perations\\.cancel$", coalesce(a.operations_cancel_permission, "-")))])
     error_message = "watched_apis[*].operations_cancel_permission must be null or a <service>.<...operations>.cancel permission."
+  }
+  validation {
+    condition     = alltrue([for a in values(var.watched_apis) : coalesce(a.read_budget_per_second, 1) > 0])
+    error_message = "watched_apis[*].read_budget_per_second must be null or a number of requests per second above 0."
   }
 }
 
@@ -264,13 +302,14 @@ variable "discovery" {
     # discovered. Off by default: they are billed as Cloud Logging ingestion (README, Discovery).
     data_write_audit_logs = optional(bool, false)
   })
-  description = "Discovery (opt-in): watch every operation the listed long-running methods start, whoever started them (Terraform, the console, gcloud), from their audit log entries. methods are full method names (protoPayload.methodName); their services must be keys of watched_apis. include_caller adds the caller's email as a label (personal data: off by default). data_write_audit_logs turns on the DATA_WRITE Data Access audit logs of cloudaicompanion.googleapis.com, which the repository-group and TopicService methods need to be logged at all (billed as Logging ingestion; off by default). Which APIs' watches then poll only as a safety net is watched_apis[*].event_driven."
+  description = "Discovery (opt-in): watch every operation the listed long-running methods start, whoever started them (Terraform, the console, gcloud), from their audit log entries. methods are full method names (protoPayload.methodName), each of an API that is a key of watched_apis (refused at plan otherwise): the API is read from the method's package (google.cloud.X.v1... or google.X.v1... is X.googleapis.com) unless the method is written API=METHOD, for a service its package does not name (cloudfunctions.googleapis.com=google.cloud.functions.v2.FunctionService.UpdateFunction). include_caller adds the caller's email as a label (personal data: off by default). data_write_audit_logs turns on the DATA_WRITE Data Access audit logs of cloudaicompanion.googleapis.com, which the repository-group and TopicService methods need to be logged at all (billed as Logging ingestion; off by default). Which APIs' watches then poll only as a safety net is watched_apis[*].event_driven; each such API needs a method here (refused at plan otherwise)."
   default     = {}
 
   validation {
     # Letters, digits, '_' and '.' only: a method name goes into the sink's filter in quotes.
-    condition     = length(var.discovery.methods) > 0 && alltrue([for m in var.discovery.methods : can(regex("^[A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)+$", m))])
-    error_message = "discovery.methods must be a non-empty list of full method names like google.cloud.cloudaicompanion.v1.CodeRepositoryIndexManagementService.CreateCodeRepositoryIndex."
+    # Optionally after API= (checks.tf reads it), like sweep.parents.
+    condition     = length(var.discovery.methods) > 0 && alltrue([for m in var.discovery.methods : can(regex("^([a-z0-9-]+(\\.[a-z0-9-]+)*\\.googleapis\\.com=)?[A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)+$", m))])
+    error_message = "discovery.methods must be a non-empty list of full method names like google.cloud.cloudaicompanion.v1.CodeRepositoryIndexManagementService.CreateCodeRepositoryIndex, each optionally after API= (cloudfunctions.googleapis.com=google.cloud.functions.v2.FunctionService.UpdateFunction)."
   }
 }
 
@@ -330,12 +369,12 @@ variable "watch_retry_backoff" {
 
 variable "tasks_max_dispatches_per_second" {
   type        = number
-  description = "Re-checks per second the queue may start. Every re-check is one GET on the operations API: keep this well under that API's per-minute read quota divided by 60."
-  default     = 5
+  description = "Re-checks per second the queue may start. Every re-check is one GET on the operations API of its watch, all made by one user (the runtime account). null: 5, or the smallest read_budget_per_second of watched_apis if that is lower (2 while cloudaicompanion.googleapis.com is watched). A value above a watched API's read budget is refused at plan: lower it, or raise that budget once the API's quota is higher."
+  default     = null
 
   validation {
-    condition     = var.tasks_max_dispatches_per_second > 0 && var.tasks_max_dispatches_per_second <= 500
-    error_message = "tasks_max_dispatches_per_second must be above 0 and at most 500."
+    condition     = var.tasks_max_dispatches_per_second == null || (coalesce(var.tasks_max_dispatches_per_second, 1) > 0 && coalesce(var.tasks_max_dispatches_per_second, 1) <= 500)
+    error_message = "tasks_max_dispatches_per_second must be null or above 0 and at most 500 (Cloud Tasks' maximum per queue)."
   }
 }
 
@@ -517,6 +556,21 @@ variable "ledger_retention" {
   validation {
     condition     = var.ledger_retention == floor(var.ledger_retention) && var.ledger_retention >= 1 && var.ledger_retention <= 3650
     error_message = "ledger_retention must be a whole number of days from 1 to 3650."
+  }
+}
+
+variable "learning" {
+  type = object({
+    min_samples  = optional(number, 5)
+    warn_overdue = optional(bool, false)
+  })
+  description = "Learned durations (README, \"Learned durations\"): min_samples finished operations of a kind before its watches are scheduled from what was learned of it (LEARN_MIN_SAMPLES); warn_overdue makes every watch that does not say warn_overdue get one overdue message when its operation runs past its kind's 95th percentile (WARN_OVERDUE)."
+  default     = {}
+  nullable    = false
+
+  validation {
+    condition     = var.learning.min_samples == floor(var.learning.min_samples) && var.learning.min_samples >= 1
+    error_message = "learning.min_samples must be a positive whole number."
   }
 }
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from opwatch import checks, ledger
+from opwatch import checks, learned, ledger
 from opwatch.contracts import WatchRequest
 from opwatch.core import Fetched, FetchFailed, FetchResult
 from opwatch.logs import LOGGER_NAME
@@ -175,6 +175,7 @@ class FakeLedger:
     writes: int = 0
     queries: int = 0
     retention: timedelta = timedelta(days=30)
+    samples: list[learned.Sample] = field(default_factory=list)
 
     def _check(self) -> None:
         if self.fail_with is not None:
@@ -185,6 +186,19 @@ class FakeLedger:
         self.writes += 1
         fields = ledger.to_document(record, retention=self.retention)
         self.documents.setdefault(record.doc_id, {}).update(fields)
+
+    def learn(self, sample: learned.Sample) -> None:
+        self._check()
+        self.samples.append(sample)  # a write of its own, not counted among the records'.
+
+    def summary(self, kind: str) -> learned.Summary:
+        self._check()
+        self.queries += 1
+        summary = learned.Summary(kind)
+        for sample in self.samples:
+            if sample.kind == kind:
+                summary.add(sample)
+        return summary
 
     def records(self) -> list[ledger.Record]:
         return [ledger.from_document(fields) for fields in self.documents.values()]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -684,3 +685,18 @@ def test_the_production_tasks_client_uses_application_default_credentials(
     client = default_tasks_client(settings)
     assert client.api_endpoint == "cloudtasks.googleapis.com"
     client.transport.close()
+
+
+def test_the_firestore_client_meets_the_emulator_its_caller_names(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The CLI's settings come from its own environment, not the process's: the client is
+    made with the emulator it names, and the process environment is left as it was."""
+    from opwatch.adapters import default_firestore_client
+
+    monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", "127.0.0.1:1")
+    client = default_firestore_client("projects/p/databases/opwatch-ledger", "127.0.0.1:2")
+    assert client._emulator_host == "127.0.0.1:2"
+    assert os.environ["FIRESTORE_EMULATOR_HOST"] == "127.0.0.1:1"
+    plain = default_firestore_client("projects/p/databases/opwatch-ledger")
+    assert plain._emulator_host == "127.0.0.1:1" and plain._database == "opwatch-ledger"

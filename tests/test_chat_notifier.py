@@ -28,8 +28,9 @@ import functions_framework
 import pytest
 import requests
 
-from opwatch_client import parse_message
-from tests.conftest import OPERATION, Harness, failed, pubsub_message, succeeded
+from opwatch import checks
+from opwatch_client import InvalidNotification, Overdue, parse_message
+from tests.conftest import OPERATION, Harness, failed, pending, pubsub_message, succeeded
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "chat_notifier"
@@ -280,3 +281,51 @@ def test_a_watch_ends_as_a_chat_message(local_stack: Any, webhook: Webhook) -> N
         process.wait(timeout=10)
         if process.stderr:
             process.stderr.close()
+
+
+def overdue_message(harness: Harness) -> Any:
+    """A watch that asked warn_overdue, past 1.5 x its hint: its overdue message."""
+    request = {
+        "operation": OPERATION,
+        "watch_id": "w-late",
+        "expected_duration": "2s",
+        "warn_overdue": True,
+        "labels": {"team": "search"},
+    }
+    harness.fetch.results = [pending()] * 6
+    harness.notifier.on_watch_message(pubsub_message(request, "m-late"))
+    for _ in range(5):
+        task = harness.schedule.tasks.pop(0)
+        harness.clock.now = max(harness.clock.now, task.when)
+        harness.notifier.on_check(checks.decode(task.body), retries=0)
+    [message] = [m for m in harness.publish.messages if m.attributes.get("overdue")]
+    return message
+
+
+def test_an_overdue_message_is_read_as_such_and_posted_once_beside_its_outcome(
+    function: Function, webhook: Webhook, harness: Harness
+) -> None:
+    message = overdue_message(harness)
+    overdue = parse_message(message.data, message.attributes)
+    assert isinstance(overdue, Overdue) and overdue.watch_id == "w-late"
+    assert overdue.age_seconds > overdue.overdue_after_seconds == 3.0
+
+    assert function.deliver(wire(message)) == 200
+    assert function.deliver(wire(message), event_id="2") == 200  # a redelivery
+    posted = webhook.next()
+    assert posted["text"].startswith("⏳ overdue") and webhook.bodies.empty()
+    widgets = posted["cardsV2"][0]["card"]["sections"][0]["widgets"]
+    assert {"decoratedText": {"topLabel": "label team", "text": "search"}} in widgets
+
+    ended = notify(harness, succeeded())
+    assert function.deliver(wire(ended), event_id="3") == 200
+    assert webhook.next()["text"].startswith("✅")
+
+
+def test_an_overdue_message_that_breaks_its_schema_is_refused(harness: Harness) -> None:
+    message = overdue_message(harness)
+    broken = {**json.loads(message.data), "age_seconds": "long"}
+    with pytest.raises(InvalidNotification, match="overdue message: age_seconds"):
+        parse_message(json.dumps(broken), message.attributes)
+    with pytest.raises(InvalidNotification, match="watch_id disagrees"):
+        parse_message(message.data, {**message.attributes, "watch_id": "other"})

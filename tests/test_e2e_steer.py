@@ -81,8 +81,14 @@ def test_list_then_cancel_five_of_twenty_one_mid_check(
         assert len(inbox.settle(watch_id, 0.2)) == 1
     inbox.settle(doomed[0], 3.0)
     assert {w: sim.stats(names[w]).gets for w in doomed} == gets_at_cancel
-    code, out = cli(capsys, env, "status", doomed[0])
+    # The ledger remembers the finished watch; the queue holds nothing of it any more.
+    code, out = cli(capsys, env, "status", doomed[0], "--json")
+    [record] = json.loads(out)
+    assert code == 0 and (record["state"], record["outcome"]) == ("FINISHED", "CANCELLED")
+    code, out = cli(capsys, env, "status", doomed[0], "--from-queue")
     assert code == 1 and "no pending check" in out
+    code, out = cli(capsys, env, "list", "--state", "finished", "--json", "--label", "suite=steer")
+    assert code == 0 and {r["watch_id"] for r in json.loads(out)} == set(ids)
 
 
 def test_cancel_operation_also_cancels_the_operation_itself(

@@ -55,6 +55,8 @@ PRODUCTION_ENV = {
     "EVENT_DRIVEN_APIS",
     "LEDGER_DATABASE",
     "LEDGER_RETENTION_DAYS",
+    "LEARN_MIN_SAMPLES",
+    "WARN_OVERDUE",
 }
 LOCAL_ONLY_ENV = (
     "OPERATIONS_API_ENDPOINT",
@@ -536,6 +538,29 @@ def test_a_caller_may_bring_the_build_account_and_cmek_keys(tf: Config) -> None:
     assert "gcp-sa-pubsub" in tf.variables["cmek"]["description"]
 
 
+def test_a_caller_may_bring_a_cmek_key_for_the_source_bucket(tf: Config) -> None:
+    """Issue 20 §2: the bucket of the source archives takes cmek.source_bucket as its default
+    key (google_storage_bucket's encryption.default_kms_key_name), only when one is given. The
+    module grants nothing on a key (it usually lives in a key project the deployer does not
+    administer); the variable names the Cloud Storage service agent, which encrypts and
+    decrypts with a bucket's default key and must hold cryptoKeyEncrypterDecrypter on it
+    before the bucket is created (Cloud Storage, "Use customer-managed encryption keys";
+    service-PROJECT_NUMBER@gs-project-accounts.iam.gserviceaccount.com, IAM "Service agents")."""
+    bucket = tf.resource("google_storage_bucket", "source")
+    (generator,) = [d["encryption"] for d in bucket["dynamic"] if "encryption" in d]
+    assert expr(generator["for_each"]) == (
+        "var.cmek.source_bucket == null ? [] : [var.cmek.source_bucket]"
+    )
+    (content,) = generator["content"]
+    assert expr(content["default_kms_key_name"]) == "encryption.value"
+    assert "encryption" not in bucket, "one encryption block, the dynamic one"
+    assert "source_bucket = optional(string)" in tf.variables["cmek"]["type"]
+    description = tf.variables["cmek"]["description"]
+    assert "service-PROJECT_NUMBER@gs-project-accounts.iam.gserviceaccount.com" in description
+    assert "roles/cloudkms.cryptoKeyEncrypterDecrypter" in description
+    assert "cloudkms" not in " ".join(t for (t, _) in tf.resources), "the module grants nothing"
+
+
 def test_source_bucket_is_private(tf: Config) -> None:
     bucket = tf.resource("google_storage_bucket", "source")
     assert bucket["uniform_bucket_level_access"] is True
@@ -546,7 +571,7 @@ def test_source_bucket_is_private(tf: Config) -> None:
 def test_function_gets_the_whole_configuration_contract(tf: Config, name: str) -> None:
     service = block(tf.resource("google_cloudfunctions2_function", name), "service_config")
     assert expr(service["environment_variables"]) == "local.function_environment"
-    assert expr(service["service_account_email"]) == "google_service_account.runtime.email"
+    assert expr(service["service_account_email"]) == "local.runtime_email"
     assert set(function_env(tf)) == PRODUCTION_ENV
 
 
@@ -703,11 +728,9 @@ def invokers_of(tf: Config, function: str) -> set[str]:
 
 
 def test_only_the_tasks_invoker_may_call_the_check_function(tf: Config) -> None:
-    assert invokers_of(tf, "check") == {
-        "serviceAccount:${google_service_account.tasks_invoker.email}"
-    }
+    assert invokers_of(tf, "check") == {"serviceAccount:${local.tasks_invoker_email}"}
     # The tasks the functions create carry that account's token.
-    assert function_env(tf)["TASKS_INVOKER_SA"] == "google_service_account.tasks_invoker.email"
+    assert function_env(tf)["TASKS_INVOKER_SA"] == "local.tasks_invoker_email"
     assert "event_trigger" not in tf.resource("google_cloudfunctions2_function", "check")
 
 
@@ -737,7 +760,7 @@ def test_every_push_reaches_its_function_with_an_accepted_token(tf: Config) -> N
 
 
 def test_the_watch_function_is_invoked_by_the_push_account_only(tf: Config) -> None:
-    assert invokers_of(tf, "watch") == {"serviceAccount:${google_service_account.push.email}"}
+    assert invokers_of(tf, "watch") == {"serviceAccount:${local.push_email}"}
 
 
 # --- Pub/Sub: nothing is lost -----------------------------------------------------------------
@@ -836,7 +859,7 @@ def test_no_primitive_or_authoritative_roles(tf: Config) -> None:
 
 
 def grants_to(tf: Config, account: str) -> set[tuple[str, str, str]]:
-    member = f"serviceAccount:${{google_service_account.{account}.email}}"
+    member = f"serviceAccount:${{local.{account}_email}}"
     found = set()
     for rtype, _, body in members_of(tf):
         if expr(body["member"]) != member:
@@ -881,7 +904,7 @@ def test_runtime_may_do_what_its_configuration_asks_and_nothing_more(tf: Config)
         (
             "google_service_account_iam_member",
             "roles/iam.serviceAccountUser",
-            env["TASKS_INVOKER_SA"].replace(".email", ".name"),
+            env["TASKS_INVOKER_SA"].replace("_email", "_name"),
         ),
     }
     assert grants_to(tf, "runtime") == expected
@@ -940,7 +963,7 @@ def test_the_runtime_holds_exactly_what_its_queue_calls_need_on_that_queue_only(
     assert expr(grant["role"]) == "google_project_iam_custom_role.tasks_worker.name"
     assert expr(grant["name"]) == "google_cloud_tasks_queue.checks.name"
     assert expr(grant["location"]) == "google_cloud_tasks_queue.checks.location"
-    assert expr(grant["member"]) == "serviceAccount:${google_service_account.runtime.email}"
+    assert expr(grant["member"]) == "serviceAccount:${local.runtime_email}"
     # No Cloud Tasks permission anywhere else: not project-wide, not a predefined role.
     assert "roles/cloudtasks." not in tf.text
     for rtype, name, body in members_of(tf):
@@ -1038,10 +1061,11 @@ def test_a_change_that_replaces_the_queue_is_refused_unless_asked(tf: Config) ->
 
 
 def test_queue_is_rate_limited_by_variables(tf: Config) -> None:
-    # The queue is what protects the operations API's read quota (README, Capacity).
+    # The queue is what protects the operations API's read quota (README, Capacity); its rate
+    # is the variable's within the watched APIs' read budgets (checks.tf, tests below).
     limits = block(tf.resource("google_cloud_tasks_queue", "checks"), "rate_limits")
-    for key in ("max_dispatches_per_second", "max_concurrent_dispatches"):
-        assert expr(limits[key]) == f"var.tasks_{key}"
+    assert expr(limits["max_dispatches_per_second"]) == "local.tasks_max_dispatches_per_second"
+    assert expr(limits["max_concurrent_dispatches"]) == "var.tasks_max_concurrent_dispatches"
 
 
 def test_abandoned_watches_raise_an_alert(tf: Config) -> None:
@@ -1593,8 +1617,9 @@ def test_the_sink_selects_first_and_last_entries_of_every_configured_method(tf: 
     assert expr(sink["destination"]) == "pubsub.googleapis.com/${google_pubsub_topic.audit[0].id}"
     log_filter = tf.locals["discovery_filter"]
     # Every configured method, by its full name, each quoted; both ends of an operation.
-    assert "for m in var.discovery.methods" in log_filter
-    assert 'protoPayload.methodName=\\"${m}\\"' in log_filter
+    # The method's name, without the API= a method may be written after (checks.tf).
+    assert "for m in local.discovery_methods" in log_filter
+    assert 'protoPayload.methodName=\\"${m.name}\\"' in log_filter
     assert "(operation.first=true OR operation.last=true)" in log_filter
     assert log_filter.startswith('${join(" AND ", [local.audit_logs, ')
     # A method name cannot break out of its quotes.
@@ -1606,8 +1631,9 @@ AUDIT_SAMPLES = sorted((ROOT / "tests" / "data").glob("audit-*.json"))
 # The module's filter expression, rendered here for a list of methods (the test below checks the
 # expression is exactly this, so the rendering cannot drift from it).
 DISCOVERY_FILTER_EXPRESSION = (
-    '${join(" AND ", [local.audit_logs, "(${join(" OR ", [for m in var.discovery.methods : '
-    '"protoPayload.methodName=\\"${m}\\""])})", "(operation.first=true OR operation.last=true)"])}'
+    '${join(" AND ", [local.audit_logs, "(${join(" OR ", [for m in local.discovery_methods : '
+    '"protoPayload.methodName=\\"${m.name}\\""])})", '
+    '"(operation.first=true OR operation.last=true)"])}'
 )
 
 
@@ -1709,3 +1735,315 @@ def test_the_audit_function_is_the_shared_code_and_configuration(tf: Config) -> 
     assert block(function, "build_config")["entry_point"] == "on_audit_entry"
     assert function_env(tf)["DISCOVERY_INCLUDE_CALLER"] == "tostring(var.discovery.include_caller)"
     assert "include_caller = optional(bool, false)" in tf.variables["discovery"]["type"]
+
+
+# --- rules across variables, as Terraform itself plans them ---------------------------------
+
+# checks.tf reads variables only, so variables.tf and checks.tf alone are a root module that
+# Terraform plans offline (terraform_data is built into Terraform: no provider to download). Its
+# plan evaluates every validation of variables.tf and every precondition of checks.tf, so these
+# tests say what the real terraform refuses, not what this file thinks an expression means.
+CHECKED_FILES = ("variables.tf", "checks.tf")
+REQUIRED = {"project_id": "my-project"}
+GEMINI = "cloudaicompanion.googleapis.com"
+FUNCTIONS_API = "cloudfunctions.googleapis.com"
+FUNCTIONS_METHOD = "google.cloud.functions.v2.FunctionService.UpdateFunction"
+
+
+class Planner:
+    """terraform plan and console on variables.tf and checks.tf, in a directory of their own."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.env = tool_env(root)
+        self.runs = 0
+        for name in CHECKED_FILES:
+            shutil.copy(INFRA / name, root / name)
+        self._terraform("init", "-input=false", "-no-color")
+
+    def _terraform(self, *args: str, values: Body | None = None, stdin: str = "") -> str:
+        terraform = shutil.which("terraform")
+        assert terraform, "terraform is not on PATH"
+        extra: list[str] = []
+        if values is not None:
+            self.runs += 1
+            var_file = self.root / f"values-{self.runs}.tfvars.json"
+            var_file.write_text(json.dumps({**REQUIRED, **values}))
+            extra = [f"-var-file={var_file}"]
+        result = subprocess.run(
+            [terraform, *args, *extra],
+            cwd=self.root,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            env=self.env,
+            timeout=60,
+            check=False,
+        )
+        if result.returncode != 0:
+            return "ERROR " + " ".join((result.stderr + result.stdout).split())
+        return result.stdout
+
+    def refusal(self, **values: Any) -> str:
+        """What a plan with these variables fails with, on one line ("" when it passes)."""
+        out = self._terraform("plan", "-input=false", "-no-color", "-lock=false", values=values)
+        return out if out.startswith("ERROR ") else ""
+
+    def value(self, expression: str, **values: Any) -> Any:
+        """An expression over these variables' values, as terraform console evaluates it."""
+        out = self._terraform("console", values=values, stdin=f"jsonencode({expression})\n")
+        assert not out.startswith("ERROR "), out
+        return json.loads(json.loads(out.strip()))
+
+
+@pytest.fixture(scope="module")
+def planner(tmp_path_factory: pytest.TempPathFactory) -> Planner:
+    return Planner(tmp_path_factory.mktemp("checks"))
+
+
+def test_the_checks_read_variables_only_and_the_defaults_pass_them(
+    tf: Config, planner: Planner
+) -> None:
+    """Every reference in checks.tf resolves with variables.tf alone (else the plan fails on an
+    undeclared resource), and the module's defaults are a combination it accepts. The checks
+    hold in every deployment: their resource has no count."""
+    assert planner.refusal() == ""
+    assert "count" not in tf.resource("terraform_data", "variable_checks")
+    assert "precondition" in tf.resource("terraform_data", "variable_checks")["lifecycle"][0]
+
+
+def discovery_on(*methods: str) -> Body:
+    return {"discovery": {"enabled": True, "methods": list(methods)}}
+
+
+def watched(*hosts: str, event_driven: bool = False) -> Body:
+    return {
+        "watched_apis": {
+            host: {
+                "operations_get_permission": f"{host.split('.')[0]}.operations.get",
+                "operations_list_permission": f"{host.split('.')[0]}.operations.list",
+                "event_driven": event_driven,
+            }
+            for host in hosts
+        }
+    }
+
+
+def test_a_discovery_method_of_an_unwatched_api_is_refused(planner: Planner) -> None:
+    """Issue 20 §2: a method whose API is not in ALLOWED_APIS deployed, and on_audit_entry then
+    ignored every one of its entries. The plan now refuses it, naming the method."""
+    refused = planner.refusal(**discovery_on(FUNCTIONS_METHOD, f"{INDEX_SERVICE}.X"))
+    assert "Resource precondition failed" in refused
+    assert f"not keys of watched_apis: {FUNCTIONS_METHOD} " in refused
+    assert "from the method names: functions.googleapis.com)" in refused
+    # Watching cloudfunctions.googleapis.com does not make the bare method its (the package
+    # names functions.googleapis.com); written API=METHOD, with that API watched, it passes.
+    prefixed = f"{FUNCTIONS_API}={FUNCTIONS_METHOD}"
+    both = watched(GEMINI, FUNCTIONS_API)
+    assert "precondition failed" in planner.refusal(**discovery_on(FUNCTIONS_METHOD), **both)
+    assert planner.refusal(**discovery_on(prefixed, f"{INDEX_SERVICE}.X"), **both) == ""
+    # Off, discovery checks nothing: its default methods need not be of a watched API.
+    off = {"discovery": {"enabled": False}, **watched("spanner.googleapis.com")}
+    assert planner.refusal(**off) == ""
+
+
+def test_each_sample_entrys_api_is_read_from_its_method(planner: Planner) -> None:
+    """The captured audit entries (tests/data/audit-*.json): the API checks.tf reads from each
+    methodName is the entry's serviceName, except Cloud Functions', whose package
+    (google.cloud.functions.v2) does not name its host; written API=METHOD, that one is too."""
+    samples = [json.loads(path.read_text())["protoPayload"] for path in AUDIT_SAMPLES]
+    services = {p["methodName"]: p["serviceName"] for p in samples}
+    assert FUNCTIONS_API in services.values() and GEMINI in services.values()
+    read = planner.value("local.discovery_methods", **discovery_on(*services))
+    misread = {m["name"] for m in read if services[m["name"]] != m["api"]}
+    assert misread == {FUNCTIONS_METHOD}
+    written = [f"{services[m]}={m}" if m in misread else m for m in services]
+    read = planner.value("local.discovery_methods", **discovery_on(*written))
+    assert {m["name"]: m["api"] for m in read} == services
+
+
+def test_the_sink_filters_on_the_method_name_without_its_api(planner: Planner) -> None:
+    """The sink's filter takes m.name (test above): the prefix never reaches Logging."""
+    read = planner.value(
+        "local.discovery_methods", **discovery_on(f"{FUNCTIONS_API}={FUNCTIONS_METHOD}")
+    )
+    assert read == [{"name": FUNCTIONS_METHOD, "api": FUNCTIONS_API}]
+
+
+def test_a_method_that_could_break_the_filter_is_refused(planner: Planner) -> None:
+    for bad in (f'{FUNCTIONS_METHOD}" OR true', f"example.com={FUNCTIONS_METHOD}", "=x.y"):
+        assert "Invalid value for variable" in planner.refusal(**discovery_on(bad)), bad
+
+
+def test_an_event_driven_api_without_a_discovery_method_is_refused(planner: Planner) -> None:
+    """EVENT_DRIVEN_APIS makes an API's watches poll as the safety net (up to 30 minutes
+    between looks, opwatch.policy.SAFETY_NET): without a method of that API in the sink, no end
+    entry ever brings a look forward."""
+    apis = watched(GEMINI, FUNCTIONS_API, event_driven=True)
+    refused = planner.refusal(**discovery_on(f"{INDEX_SERVICE}.X"), **apis)
+    assert f"watched_apis marks {FUNCTIONS_API} event_driven" in refused
+    both = discovery_on(f"{INDEX_SERVICE}.X", f"{FUNCTIONS_API}={FUNCTIONS_METHOD}")
+    assert planner.refusal(**both, **apis) == ""
+
+
+def test_a_sweep_parent_of_an_unwatched_or_unlistable_api_is_refused(planner: Planner) -> None:
+    """on_sweep answers 400 to a parent of an API outside ALLOWED_APIS, and ListOperations
+    needs the API's operations_list_permission in the runtime's role."""
+    spanner = "spanner.googleapis.com=projects/p/locations/l"
+    refused = planner.refusal(sweep={"parents": [spanner, "projects/p/locations/global"]})
+    assert "sweep.parents names APIs that are not keys of watched_apis" in refused
+    assert "spanner.googleapis.com" in refused and GEMINI not in refused.split("(a parent")[0]
+    unlistable = {GEMINI: {"operations_get_permission": "cloudaicompanion.operations.get"}}
+    refused = planner.refusal(
+        sweep={"parents": ["projects/p/locations/global"]}, watched_apis=unlistable
+    )
+    assert f"operations_list_permission there: {GEMINI}" in refused
+    with_spanner = watched(GEMINI, "spanner.googleapis.com")
+    assert planner.refusal(sweep={"parents": [spanner]}, **with_spanner) == ""
+
+
+def test_the_default_api_of_a_parent_is_the_functions(tf: Config) -> None:
+    from opwatch.contracts import DEFAULT_API
+
+    assert tf.locals["default_api"] == DEFAULT_API
+
+
+def test_a_source_bucket_key_elsewhere_than_the_bucket_is_refused(planner: Planner) -> None:
+    """Cloud Storage: "the key ring must be in the same location as the data you intend to
+    encrypt" ("Use customer-managed encryption keys"); the bucket is in region."""
+    key = "projects/kms/locations/{}/keyRings/r/cryptoKeys/k"
+    refused = planner.refusal(cmek={"source_bucket": key.format("europe-west1")})
+    assert "cmek.source_bucket is a key in europe-west1" in refused
+    assert "the source bucket is in region (us-central1)" in refused
+    assert planner.refusal(cmek={"source_bucket": key.format("us-central1")}) == ""
+    assert (
+        planner.refusal(region="europe-west1", cmek={"source_bucket": key.format("europe-west1")})
+        == ""
+    )
+    assert "Invalid value for variable" in planner.refusal(cmek={"source_bucket": "k"})
+
+
+def test_a_given_accounts_iam_name_is_in_its_own_project(tf: Config, planner: Planner) -> None:
+    """service_account_id of a grant on a given account is projects/P/serviceAccounts/EMAIL,
+    P the project in its email (the google provider requires a project there: its
+    ServiceAccountLinkRegex refuses "-"), the deployment's for the Compute Engine default
+    account, whose email names none. Evaluated by terraform console on iam.tf's expression."""
+    for local, account in (("tasks_invoker_name", "tasks_invoker"), ("push_name", "push")):
+        found = re.fullmatch(
+            rf"\$\{{var\.service_accounts\.{account} != null \? (.+) : one\(.+\)\}}",
+            tf.locals[local],
+        )
+        assert found, tf.locals[local]
+        for email, project in (
+            ("opwatch-x@shared-ids.iam.gserviceaccount.com", "shared-ids"),
+            ("123456789012-compute@developer.gserviceaccount.com", "my-project"),
+        ):
+            name = planner.value(found.group(1), service_accounts={account: email})
+            assert name == f"projects/{project}/serviceAccounts/{email}", local
+
+
+def test_given_accounts_are_emails_each_in_one_role(planner: Planner) -> None:
+    one = "ops@shared-ids.iam.gserviceaccount.com"
+    assert (
+        planner.refusal(
+            service_accounts={"runtime": one, "push": "other@p1234.iam.gserviceaccount.com"}
+        )
+        == ""
+    )
+    refused = planner.refusal(service_accounts={"runtime": one, "tasks_invoker": one})
+    assert "a different account for each identity" in refused
+    assert "service account emails" in planner.refusal(
+        service_accounts={"push": "user@example.com"}
+    )
+
+
+def test_the_module_s_own_accounts_keep_their_state(tf: Config) -> None:
+    """The three accounts that had no count keep their state at index 0 (moved blocks): without
+    them an upgrade would delete and recreate them, new accounts with new unique IDs, and
+    every grant made to the old ones outside the module would be lost."""
+    moved = [block for path in tf.files for block in _parse(path).get("moved", [])]
+    pairs = {(expr(m["from"]), expr(m["to"])) for m in moved}
+    assert pairs == {
+        (f"google_service_account.{a}", f"google_service_account.{a}[0]")
+        for a in ("runtime", "tasks_invoker", "push")
+    }
+
+
+# --- read budgets (issue 18 §5) ---------------------------------------------------------------
+
+
+def rate(planner: Planner, **values: Any) -> float:
+    found: float = planner.value("local.tasks_max_dispatches_per_second", **values)
+    return found
+
+
+def test_the_default_rate_never_exceeds_a_watched_apis_read_budget(
+    tf: Config, planner: Planner
+) -> None:
+    """Gemini for Google Cloud: "Requests per second: 2", enforced for each user in a project
+    (https://cloud.google.com/gemini/docs/quotas; whether operation GETs count is not
+    documented). Every look is a GET by one user, the runtime account, and one queue carries
+    the looks of every watched API, so the queue's default rate is the smallest budget."""
+    default = tf.variables["watched_apis"]["default"][GEMINI]
+    assert default["read_budget_per_second"] == 2
+    assert tf.variables["tasks_max_dispatches_per_second"]["default"] is None
+    assert rate(planner) == 2
+    assert planner.value("local.read_budgets") == {GEMINI: 2}
+    # A caller's own map that leaves the budget out still gets Google's figure for Gemini.
+    own = {GEMINI: {"operations_get_permission": "cloudaicompanion.operations.get"}}
+    assert rate(planner, watched_apis=own) == 2
+    # An API without a budget of its own leaves the module's 5; the smallest budget caps all.
+    assert rate(planner, **watched("spanner.googleapis.com")) == 5
+    two = watched("spanner.googleapis.com", "run.googleapis.com")["watched_apis"]
+    two["spanner.googleapis.com"]["read_budget_per_second"] = 3
+    two["run.googleapis.com"]["read_budget_per_second"] = 0.5
+    assert rate(planner, watched_apis=two) == 0.5
+    # A raised budget (a quota increase) lets the rate up to the variable's.
+    raised = {GEMINI: {**own[GEMINI], "read_budget_per_second": 20}}
+    assert rate(planner, watched_apis=raised) == 5
+    assert rate(planner, watched_apis=raised, tasks_max_dispatches_per_second=12) == 12
+
+
+def test_a_rate_above_a_read_budget_is_refused(planner: Planner) -> None:
+    refused = planner.refusal(tasks_max_dispatches_per_second=5)
+    assert "tasks_max_dispatches_per_second = 5 is above the read budget of" in refused
+    assert f"{GEMINI}, 2 per second" in refused
+    assert planner.refusal(tasks_max_dispatches_per_second=2) == ""
+    assert rate(planner, tasks_max_dispatches_per_second=1.5) == 1.5
+    raised = {GEMINI: {"operations_get_permission": "cloudaicompanion.operations.get"}}
+    raised[GEMINI]["read_budget_per_second"] = 10
+    assert planner.refusal(tasks_max_dispatches_per_second=5, watched_apis=raised) == ""
+    for bad in (0, 501):
+        assert "Invalid value" in planner.refusal(tasks_max_dispatches_per_second=bad)
+    zero = {GEMINI: {**raised[GEMINI], "read_budget_per_second": 0}}
+    assert "read_budget_per_second must be null or" in planner.refusal(watched_apis=zero)
+
+
+def test_the_tfvars_example_is_a_combination_the_plan_accepts(planner: Planner) -> None:
+    values = _parse(INFRA / "terraform.tfvars.example")
+    assert planner.refusal(**values) == ""
+    assert rate(planner, **values) == 2
+
+
+def test_the_capacity_section_says_what_a_budget_sustains() -> None:
+    """Issue 18 §5: a mature watch looks once per its profile's max_delay (opwatch.policy), so a
+    budget of B per second sustains about B x max_delay of them; the README's table is that
+    product for each profile, and says the one shared queue is capped by the smallest budget."""
+    from opwatch.policy import DEFAULT_PROFILE, PROFILES, SAFETY_NET
+
+    section = README.read_text().split("\n### Each API's read budget\n")[1].split("\n### ")[0]
+    rows = re.findall(r"^\| (.+?) \| ([\d ]+) s \| \**([\d ]+)\** \| ([\d ]+) \|$", section, re.M)
+    delays = {label: int(delay.replace(" ", "")) for label, delay, _, _ in rows}
+    assert delays == {
+        f"`{GEMINI}`": PROFILES[GEMINI].max_delay,
+        "any other API (the default profile)": DEFAULT_PROFILE.max_delay,
+        "an `event_driven` API with discovery on (safety net)": SAFETY_NET.max_delay,
+    }
+    for _, delay, at_two, at_five in rows:
+        seconds = int(delay.replace(" ", ""))
+        assert int(at_two.replace(" ", "")) == 2 * seconds
+        assert int(at_five.replace(" ", "")) == 5 * seconds
+    text = " ".join(section.split())
+    assert "the smallest budget caps all of them" in text
+    assert "A queue per API" in text and "read_budget_per_second" in text
+    assert "https://cloud.google.com/gemini/docs/quotas" in text

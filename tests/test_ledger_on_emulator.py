@@ -83,6 +83,9 @@ def test_pages_go_newest_first_by_state_and_since(store: FirestoreLedger) -> Non
     assert {r.watch_id for r in recent} == {"f-0", "p-4", "p-3"}
     finished, _ = store.page(State.FINISHED, None, 10, None)
     assert [r.watch_id for r in finished] == ["f-0"]
+    # A cursor whose document is gone (expired) starts again from the newest.
+    again, _ = store.page(State.PENDING, None, 2, "no-such-document")
+    assert [r.watch_id for r in again] == ["p-4", "p-3"]
 
 
 def test_a_document_opwatch_did_not_write_is_skipped(

@@ -324,7 +324,7 @@ def test_env_names_what_a_user_needs(stack: LocalStack) -> None:
     assert env["PUBSUB_EMULATOR_HOST"] == f"127.0.0.1:{c.ports.pubsub}"
     assert env["CLOUD_TASKS_EMULATOR_HOST"] == f"127.0.0.1:{c.ports.tasks}"
     assert env["FIRESTORE_EMULATOR_HOST"] == f"127.0.0.1:{c.ports.firestore}"
-    assert env["LEDGER_DATABASE"] == "projects/opwatch-local/databases/opwatch-ledger"
+    assert env["OPWATCH_LEDGER_DATABASE"] == "projects/opwatch-local/databases/opwatch-ledger"
     assert env["GOOGLE_CLOUD_PROJECT"] == "opwatch-local"
     assert env["OPWATCH_SIMULATOR_URL"] == c.simulator_url
     assert env["OPWATCH_AUDIT_TOPIC"] == "projects/opwatch-local/topics/opwatch-audit-entries"
@@ -379,7 +379,8 @@ def test_local_up_exports_the_stack_and_sigterm_stops_all_of_it() -> None:
                 key, value = shlex.split(line.removeprefix("export "))[0].split("=", 1)
                 exports[key] = value
             assert exports["FIRESTORE_EMULATOR_HOST"] == f"127.0.0.1:{ports.firestore}"
-            assert exports["LEDGER_DATABASE"] == "projects/opwatch-local/databases/opwatch-ledger"
+            ledger = "projects/opwatch-local/databases/opwatch-ledger"
+            assert exports["OPWATCH_LEDGER_DATABASE"] == ledger
             assert exports["PUBSUB_EMULATOR_HOST"] == f"127.0.0.1:{ports.pubsub}"
             assert exports["CLOUD_TASKS_EMULATOR_HOST"] == f"127.0.0.1:{ports.tasks}"
             assert http_ready(f"http://{exports['FIRESTORE_EMULATOR_HOST']}/", body_contains="Ok")()

@@ -22,6 +22,7 @@ import json
 import logging
 import re
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -57,7 +58,7 @@ from tests.conftest import (
     pubsub_message,
     succeeded,
 )
-from tests.test_infra import Config
+from tests.test_infra import Config, Planner
 
 pytestmark = pytest.mark.infra
 
@@ -88,6 +89,7 @@ EXPECTED: dict[str, set[str]] = {
     "watch_abandoned": {Event.WATCH_ABANDONED},
     "ledger_behind": {
         Event.LEDGER_WRITE_FAILED,
+        Event.LEDGER_READ_FAILED,
         Event.LEDGER_BEHIND,
         Event.AUDIT_LEDGER_UNAVAILABLE,
     },
@@ -277,6 +279,14 @@ def _drive_notifier(capture: Capture, settings: Settings) -> None:
         notifier.on_check(checks.decode(running.body))
     run(notifier, schedule, clock)
 
+    # A watch that asked to be warned runs past 1.5 x its hint: one overdue message.
+    schedule = FakeQueue()
+    looks = FakeFetch([pending(), pending(), pending(), pending(), succeeded()])
+    notifier, clock = _notifier(settings, looks, schedule, RecordingPublish())
+    request = {"operation": OPERATION, "expected_duration": "2s", "warn_overdue": True}
+    watch(notifier, request, "m-overdue")
+    run(notifier, schedule, clock)
+
     # Firestore down: the watch goes on and ends (ledger.write_failed), its finish is left to a
     # record task (ledger.behind), and an end entry finds no ledger to query.
     down = FakeLedger(fail_with=LedgerUnavailable("Firestore Commit: 503"))
@@ -284,6 +294,8 @@ def _drive_notifier(capture: Capture, settings: Settings) -> None:
     notifier, clock = _notifier(settings, FakeFetch([succeeded()]), schedule, RecordingPublish())
     notifier = replace(notifier, ledger=down)
     watch(notifier, {"operation": OPERATION, "watch_id": "w-ledger"}, "m-ledger")
+    notifier = replace(notifier, fetch=FakeFetch([pending()]))
+    watch(notifier, {"operation": OPERATION, "watch_id": "w-ledger-2"}, "m-ledger-2")
     notifier = replace(notifier, settings=spanner)
     with capture.serving(AUDIT_SERVICE):
         notifier.on_audit_message(pubsub_message(last_of_spanner, "a-5"))
@@ -633,6 +645,15 @@ def test_the_three_alerts_exist() -> None:
 PLACEHOLDER = re.compile(r"\$\{([a-z_]+)\}")
 
 
+@cache
+def default_dispatch_rate() -> float:
+    """The queue's rate with the module's defaults, as terraform evaluates checks.tf (the
+    variable's default is null: 5, or the smallest read budget of the watched APIs)."""
+    with tempfile.TemporaryDirectory() as root:
+        rate: float = Planner(Path(root)).value("local.tasks_max_dispatches_per_second")
+    return rate
+
+
 def sample_vars() -> dict[str, Any]:
     """What templatefile gets, with the names the module would give (default prefix)."""
     names = {
@@ -644,7 +665,7 @@ def sample_vars() -> dict[str, Any]:
         name_prefix=NAME_PREFIX,
         queue_id=f"{NAME_PREFIX}-checks",
         dead_letter_subscription=f"{NAME_PREFIX}-watch-dead-letter-inspect",
-        max_dispatches_per_second=tf().variables["tasks_max_dispatches_per_second"]["default"],
+        max_dispatches_per_second=default_dispatch_rate(),
     )
     return values
 
@@ -681,7 +702,7 @@ def test_dashboard_is_rendered_from_the_template_with_exactly_its_variables() ->
         if key in EXPECTED:
             assert value == f"${{google_logging_metric.{key}.name}}"
     assert tf().locals["dashboard_vars"]["max_dispatches_per_second"] == (
-        "${var.tasks_max_dispatches_per_second}"
+        "${local.tasks_max_dispatches_per_second}"
     )
 
 

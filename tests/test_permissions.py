@@ -87,13 +87,32 @@ _RESOURCE_LABELS = {
 _NAMED_RESOURCE = re.compile(r'resource\.name == "\$\{(\w+)\.(\w+)\.id\}"')
 
 
-def identity_of(name: str, body: dict[str, Any]) -> str:
+# How iam.tf picks each identity's account (var.service_accounts): the caller's when given, else
+# the one it creates. Both sides name the same key, so a given account and a created one are
+# the same identity here, and a grant to either is checked against that identity's calls.
+_ACCOUNT_LOCAL = re.compile(
+    r"\$\{var\.service_accounts\.(\w+) != null \? (.+) : "
+    r"one\(google_service_account\.(\w+)\[\*\]\.(\w+)\)\}"
+)
+
+
+def account_of(tf: Config, local: str) -> str:
+    """The account key (runtime, tasks_invoker, ...) a ``local.*_email`` / ``*_name`` resolves to,
+    whichever side of its condition is taken."""
+    found = _ACCOUNT_LOCAL.fullmatch(str(tf.locals[local]))
+    assert found, f"local.{local} does not pick a given or a created account: {tf.locals[local]}"
+    given, given_value, created, attribute = found.groups()
+    assert given == created, f"local.{local}: var.service_accounts.{given} or {created}?"
+    assert f"var.service_accounts.{given}" in given_value, local
+    assert attribute == local.rsplit("_", 1)[1], f"local.{local} takes .{attribute}"
+    return given
+
+
+def identity_of(tf: Config, name: str, body: dict[str, Any]) -> str:
     member = expr(body["member"])
-    account = re.fullmatch(
-        r"serviceAccount:\$\{google_service_account\.(\w+)(?:\[0\])?\.email\}", member
-    )
+    account = re.fullmatch(r"serviceAccount:\$\{local\.(\w+_email)\}", member)
     if account:
-        return _IDENTITY_OF_ACCOUNT.get(account.group(1), member)
+        return _IDENTITY_OF_ACCOUNT.get(account_of(tf, account.group(1)), member)
     if member == "local.pubsub_service_agent":
         return "pubsub service agent"
     if member.endswith(".writer_identity"):
@@ -113,6 +132,9 @@ def resource_of(tf: Config, rtype: str, name: str, body: dict[str, Any]) -> str:
     )
     if target.startswith("each.") and name == "runtime_publishes_notify":
         return "notify topics"
+    account = re.fullmatch(r"local\.(\w+_name)", target)
+    if account and rtype == "google_service_account_iam_member":
+        target = f"google_service_account.{account_of(tf, account.group(1))}"
     found = re.match(r"(\w+)\.(\w+)", target)
     if found is None:
         return target
@@ -163,7 +185,7 @@ def grants(tf: Config) -> list[Grant]:
     return [
         Grant(
             f"{rtype}.{name}",
-            identity_of(name, body),
+            identity_of(tf, name, body),
             resource_of(tf, rtype, name, body),
             permissions_of(tf, expr(body["role"])),
         )
@@ -202,6 +224,41 @@ def test_every_call_has_its_grant_and_every_grant_a_call() -> None:
     missing, unused = gaps(IDENTITIES, grants(module()))
     assert not missing, "calls that production refuses (403):\n" + "\n".join(sorted(missing))
     assert not unused, "grants no call uses:\n" + "\n".join(sorted(unused))
+
+
+ACCOUNTS = ("runtime", "tasks_invoker", "push", "sweeper")
+
+
+def test_a_given_account_is_the_identity_the_module_would_create() -> None:
+    """Issue 20 §2, bring your own accounts: every grant names its account through a local that
+    takes var.service_accounts.X when given and google_service_account.X otherwise, and X is
+    created only when not given. So the contract above holds for either: the same grants, on
+    the same resources, to the same identity."""
+    tf = module()
+    members = [expr(body["member"]) for _, _, body in members_of(tf)]
+    assert not [m for m in members if "google_service_account." in m], "grant through the locals"
+    for account in ACCOUNTS:
+        assert account_of(tf, f"{account}_email") == account
+        assert _IDENTITY_OF_ACCOUNT[account] in {identity.name for identity in IDENTITIES}
+        count = expr(tf.resource("google_service_account", account)["count"])
+        assert f"var.service_accounts.{account} == null" in count, count
+    for account in ("tasks_invoker", "push"):
+        assert account_of(tf, f"{account}_name") == account
+    fields = re.findall(r"(\w+) = optional\(string\)", tf.variables["service_accounts"]["type"])
+    assert fields == list(ACCOUNTS)
+
+
+def test_a_local_that_mixes_two_accounts_is_not_taken_for_either() -> None:
+    tf = module()
+    mixed = str(tf.locals["push_email"]).replace(
+        "google_service_account.push", "google_service_account.runtime"
+    )
+    tf.locals["mixed_email"] = mixed
+    try:
+        with pytest.raises(AssertionError, match=re.escape("var.service_accounts.push or runtime")):
+            account_of(tf, "mixed_email")
+    finally:
+        del tf.locals["mixed_email"]
 
 
 def test_a_removed_grant_fails_the_contract() -> None:

@@ -199,6 +199,24 @@ def _is_block(value: Any) -> bool:
     )
 
 
+def _is_dynamic(value: Any) -> bool:
+    """``dynamic "x" { ... }`` blocks: a list of ``{label: body}``. python-hcl2 marks the label's
+    body as the block (``[{"x": {..., "__is_block__": True}}]``); a mark on the outer mapping
+    is taken too."""
+    return (
+        isinstance(value, list)
+        and bool(value)
+        and all(
+            isinstance(v, dict)
+            and (
+                bool(v.get("__is_block__"))
+                or all(isinstance(b, dict) and b.get("__is_block__") for _, b in _keys(v))
+            )
+            for v in value
+        )
+    )
+
+
 def _keys(body: Body) -> Iterator[tuple[str, Any]]:
     for key, value in body.items():
         if not key.startswith("__"):
@@ -222,7 +240,7 @@ def check_body(
             if not _is_block(value):
                 problems.append(f"{at}: {key} must be a block")
             continue
-        if key == "dynamic" and _is_block(value):
+        if key == "dynamic" and _is_dynamic(value):
             for generator in value:
                 for label, dyn in _keys(generator):
                     present.add(label)
@@ -594,6 +612,22 @@ def test_dynamic_blocks_are_checked_like_static_ones() -> None:
     body["dynamic"][0]["retry_policies"] = body["dynamic"][0].pop("retry_policy")
     (problem,) = _check(SUB[0], body)
     assert "dynamic block of unsupported block type 'retry_policies'" in problem
+
+
+def test_a_dynamic_block_is_checked_as_the_parser_reads_it() -> None:
+    """End to end through the parser: python-hcl2 marks a dynamic block's labelled body, not the
+    mapping around it; the real source bucket's encryption block is checked, and a misspelt
+    argument in its content is reported."""
+    text = (INFRA / "functions.tf").read_text()
+    assert '  dynamic "encryption" {\n' in text and "default_kms_key_name" in text
+    assert check_document(parse(text), "m") == []
+    problems = check_document(parse(text.replace("default_kms_key_name", "kms_key_name")), "m")
+    assert any("dynamic.encryption.content.kms_key_name: unsupported" in p for p in problems)
+    assert any("required argument 'default_kms_key_name' is missing" in p for p in problems)
+    (problem,) = check_document(
+        parse(text.replace('dynamic "encryption"', 'dynamic "encrypt"')), "m"
+    )
+    assert "dynamic block of unsupported block type 'encrypt'" in problem
 
 
 def test_a_dynamic_block_counts_as_the_required_block() -> None:

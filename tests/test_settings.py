@@ -78,6 +78,8 @@ def test_missing_settings_are_all_named() -> None:
         ("LEDGER_DATABASE", "opwatch-ledger"),
         ("LEDGER_RETENTION_DAYS", "0"),
         ("LEDGER_RETENTION_DAYS", "30d"),
+        ("WARN_OVERDUE", "maybe"),
+        ("LEARN_MIN_SAMPLES", "0"),
     ],
 )
 def test_malformed_settings_are_named(name: str, value: str) -> None:
@@ -109,6 +111,13 @@ def test_the_ledger_is_optional_and_read_when_given() -> None:
         "projects/p/databases/opwatch-ledger",
         7,
     )
+
+
+def test_learning_settings_are_read() -> None:
+    default = Settings.from_env(REQUIRED)
+    assert (default.warn_overdue, default.learn_min_samples) == (False, 5)
+    given = Settings.from_env({**REQUIRED, "WARN_OVERDUE": "true", "LEARN_MIN_SAMPLES": "20"})
+    assert (given.warn_overdue, given.learn_min_samples) == (True, 20)
 
 
 def test_event_driven_apis_must_be_allowed() -> None:

@@ -3,6 +3,7 @@
     WatchRequest        typed builder; validate() applies the functions' own rules
     publish_watch_request(publisher, topic, request) -> message id
     Notification        a received notification, validated against the published schema
+    Overdue             a watch's one overdue message (warn_overdue), told apart by type
     parse_message / parse_push / parse_cloud_event / from_pubsub_message
     Deduplicator        "have I handled this watch_id lately?" over a bounded window
 
@@ -15,6 +16,7 @@ from opwatch_client.dedup import Deduplicator
 from opwatch_client.notifications import (
     InvalidNotification,
     Notification,
+    Overdue,
     from_pubsub_message,
     notification_schema,
     parse_cloud_event,
@@ -28,6 +30,7 @@ __all__ = [
     "InvalidNotification",
     "InvalidWatchRequest",
     "Notification",
+    "Overdue",
     "Polling",
     "Publisher",
     "Violation",

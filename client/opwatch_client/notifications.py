@@ -9,6 +9,11 @@
 The data is validated against ``opwatch/schemas/notification.json``, the schema the functions
 publish (read from the installed ``opwatch`` package, not copied). The attributes that repeat
 the data (``outcome``, ``watch_id``) must agree with it.
+
+A watch that asked ``warn_overdue`` may also get one **overdue** message first (CloudEvents type
+``dev.opwatch.operation.v1.overdue``, no ``outcome`` attribute, ``schemas/overdue.json``): the
+same functions return it as an :class:`Overdue`, so a subscriber tells the two apart with
+``isinstance``; neither is ever mistaken for the other.
 """
 
 from __future__ import annotations
@@ -41,8 +46,32 @@ def notification_schema() -> dict[str, Any]:
 
 
 @cache
-def _validator() -> jsonschema.Draft202012Validator:
-    return jsonschema.Draft202012Validator(notification_schema())
+def _validator(name: str = "notification.json") -> jsonschema.Draft202012Validator:
+    text = resources.files("opwatch").joinpath(f"schemas/{name}").read_text("utf-8")
+    return jsonschema.Draft202012Validator(json.loads(text))
+
+
+OVERDUE_TYPE = "dev.opwatch.operation.v1.overdue"
+
+
+@dataclass(frozen=True)
+class Overdue:
+    """A watch's operation runs past what it should (its one overdue message); its
+    notification follows when it ends."""
+
+    watch_id: str
+    operation_name: str
+    api: str
+    labels: Mapping[str, str]
+    age_seconds: float
+    overdue_after_seconds: float
+    schedule: Mapping[str, Any]
+    polls: int
+    watch_started: datetime
+    observed: datetime
+    attributes: Mapping[str, str] = field(default_factory=dict)
+    message_id: str | None = None
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
 
 @dataclass(frozen=True)
@@ -80,8 +109,8 @@ class Notification:
 
 def parse_message(
     data: bytes | str, attributes: Mapping[str, str] | None = None, message_id: str | None = None
-) -> Notification:
-    """A notification from the message's data (JSON) and attributes.
+) -> Notification | Overdue:
+    """A notification (or a watch's overdue message) from the message's data and attributes.
 
     Raises:
         InvalidNotification: not JSON, not valid against the schema, or attributes disagree.
@@ -90,11 +119,10 @@ def parse_message(
         decoded = json.loads(data)
     except (ValueError, UnicodeDecodeError) as error:
         raise InvalidNotification(f"the data is not JSON: {error}") from None
-    errors = sorted(_validator().iter_errors(decoded), key=lambda e: list(e.absolute_path))
-    if errors:
-        where = "/".join(str(p) for p in errors[0].absolute_path) or "(root)"
-        raise InvalidNotification(f"not an opwatch notification: {where}: {errors[0].message}")
     attributes = dict(attributes or {})
+    if attributes.get("ce-type") == OVERDUE_TYPE:
+        return _overdue(decoded, attributes, message_id)
+    _validate(decoded, "notification.json", "notification")
     for key in ("watch_id", "outcome"):
         if key in attributes and attributes[key] != decoded[key]:
             raise InvalidNotification(
@@ -126,7 +154,39 @@ def parse_message(
     )
 
 
-def _from_message_json(message: object) -> Notification:
+def _validate(decoded: object, schema: str, what: str) -> None:
+    errors = sorted(_validator(schema).iter_errors(decoded), key=lambda e: list(e.absolute_path))
+    if errors:
+        where = "/".join(str(p) for p in errors[0].absolute_path) or "(root)"
+        raise InvalidNotification(f"not an opwatch {what}: {where}: {errors[0].message}")
+
+
+def _overdue(decoded: Any, attributes: dict[str, str], message_id: str | None) -> Overdue:
+    _validate(decoded, "overdue.json", "overdue message")
+    if attributes.get("watch_id", decoded["watch_id"]) != decoded["watch_id"]:
+        raise InvalidNotification("attribute watch_id disagrees with the data's")
+    started = parse_rfc3339(decoded["watch_started"])
+    observed = parse_rfc3339(decoded["observed"])
+    if started is None or observed is None:
+        raise InvalidNotification("watch_started and observed must be RFC 3339 times")
+    return Overdue(
+        watch_id=decoded["watch_id"],
+        operation_name=decoded["operation"],
+        api=decoded["api"],
+        labels=decoded["labels"],
+        age_seconds=float(decoded["age_seconds"]),
+        overdue_after_seconds=float(decoded["overdue_after_seconds"]),
+        schedule=decoded["schedule"],
+        polls=decoded["polls"],
+        watch_started=started,
+        observed=observed,
+        attributes=attributes,
+        message_id=message_id,
+        raw=decoded,
+    )
+
+
+def _from_message_json(message: object) -> Notification | Overdue:
     if not isinstance(message, Mapping):
         raise InvalidNotification("expected a Pub/Sub message object")
     encoded = message.get("data")
@@ -143,18 +203,18 @@ def _from_message_json(message: object) -> Notification:
     return parse_message(data, attributes, str(message_id) if message_id else None)
 
 
-def parse_push(envelope: Mapping[str, Any]) -> Notification:
+def parse_push(envelope: Mapping[str, Any]) -> Notification | Overdue:
     """A notification from a Pub/Sub push request body."""
     return _from_message_json(envelope.get("message"))
 
 
-def parse_cloud_event(data: Mapping[str, Any]) -> Notification:
+def parse_cloud_event(data: Mapping[str, Any]) -> Notification | Overdue:
     """A notification from the data of a ``google.cloud.pubsub.topic.v1.messagePublished``
     CloudEvent (Eventarc, or functions-framework's conversion of a push)."""
     return _from_message_json(data.get("message"))
 
 
-def from_pubsub_message(message: Any) -> Notification:
+def from_pubsub_message(message: Any) -> Notification | Overdue:
     """A notification from a message pulled with ``google.cloud.pubsub_v1`` (``.data``,
     ``.attributes``, ``.message_id``)."""
     return parse_message(message.data, dict(message.attributes), message.message_id)

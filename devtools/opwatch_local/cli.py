@@ -210,7 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="start the stack, print its variables, stay in the foreground",
         description="Start the Pub/Sub, Cloud Tasks and Firestore emulators, the operations "
         "simulator and the functions on 127.0.0.1, print `export` lines for the other commands "
-        "(FIRESTORE_EMULATOR_HOST and LEDGER_DATABASE among them), and run "
+        "(FIRESTORE_EMULATOR_HOST and OPWATCH_LEDGER_DATABASE among them), and run "
         "until Ctrl-C or SIGTERM. With OPERATIONS_API_ENDPOINT set, the functions fetch from "
         "that server and no simulator is started.",
     )
@@ -449,7 +449,7 @@ def cmd_local_up(args: argparse.Namespace, env: Mapping[str, str]) -> int:
         raise CliError(str(exc)) from exc
     finally:
         if stack.stop_times:
-            print(f"stopped in {sum(stack.stop_times.values()):.1f} s", file=sys.stderr)
+            print(f"stopped in {max(stack.stop_times.values()):.1f} s", file=sys.stderr)
 
 
 def _stay_up(stack: LocalStack) -> int:
@@ -600,7 +600,7 @@ def _registry(args: argparse.Namespace, env: Mapping[str, str]) -> Registry:
         "pass --queue projects/P/locations/L/queues/Q or export it",
     )
     database = _ledger_database(args, env)
-    store = watches.operator_ledger(database) if database else None
+    store = watches.operator_ledger(database, env) if database else None
     return Registry(watches.operator_queue(queue, env), lambda: datetime.now(UTC), store)
 
 
@@ -632,7 +632,7 @@ def cmd_list(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     since = now - timedelta(seconds=float(args.since)) if args.since is not None else None
     with _ledger_answers():
         rows, token = watches.recorded_rows(
-            watches.operator_ledger(database),
+            watches.operator_ledger(database, env),
             state,
             since,
             filters,

@@ -366,6 +366,12 @@ class ManagedProcess:
             f"{self.name} ({' '.join(self.spec.argv)}) {what}. Log {self.log_path}, tail:\n{tail}"
         )
 
+    def terminate(self) -> None:
+        """SIGTERM the group, without waiting (:meth:`stop` waits)."""
+        if not self._group_gone():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.pid, signal.SIGTERM)
+
     def stop(self, timeout: float | None = None) -> int | None:
         """SIGTERM the group, wait (bounded), then SIGKILL it. Idempotent.
 
@@ -392,7 +398,7 @@ class ManagedProcess:
 
 
 class Supervisor:
-    """Starts children, waits for them, and stops all of them (reverse order) on exit.
+    """Starts children, waits for them, and stops all of them together on exit.
 
     Args:
         run_dir: Directory for the log files (created).
@@ -438,15 +444,27 @@ class Supervisor:
         return proc
 
     def stop_all(self) -> None:
-        """Stop every child, newest first. Errors in one stop do not keep the others running."""
+        """Stop every child: SIGTERM to every group at once (newest first), then each is waited
+        for (and killed if it outstays its stop timeout) in the same order. The stop takes the
+        slowest child's time, not the sum of all (~0.8 s instead of ~3 s for the local stack).
+        Errors in one stop do not keep the others running.
+
+        :attr:`stop_times` then holds, per child, the seconds from that SIGTERM until its group
+        was seen gone.
+        """
         errors: list[BaseException] = []
+        began = time.monotonic()
+        for proc in reversed(self.processes):
+            try:
+                proc.terminate()
+            except Exception as exc:  # keep stopping the rest; report at the end
+                errors.append(exc)
         while self.processes:
             proc = self.processes.pop()
-            began = time.monotonic()
             try:
                 proc.stop()
                 self.stop_times[proc.name] = time.monotonic() - began
-            except Exception as exc:  # keep stopping the rest; report at the end
+            except Exception as exc:
                 errors.append(exc)
         if errors:
             raise ProcessError(f"errors while stopping: {errors}")

@@ -27,7 +27,7 @@ operations created with ``audit`` options onto the audit topic, as a Logging sin
 
 Everything binds 127.0.0.1. All ports are checked before anything starts, so a taken port fails at
 once with its number and owner. Stopping (context exit, or :meth:`LocalStack.stop`) stops every
-process group in reverse order; wrap the stack in :func:`opwatch_local.procs.sigterm_as_exit` so
+process group, all at once; wrap the stack in :func:`opwatch_local.procs.sigterm_as_exit` so
 SIGTERM unwinds like Ctrl-C does.
 
 Configuration lives in :mod:`opwatch_local.stack_config`, the Pub/Sub helpers in
@@ -118,7 +118,8 @@ class LocalStack:
         self.supervisor: Supervisor | None = None
         #: Seconds from start to ready per process, plus ``resources`` and ``total``.
         self.timings: dict[str, float] = {}
-        #: Seconds each process took to stop, after :meth:`stop`.
+        #: Seconds from the stop's SIGTERM until each process group was gone, after :meth:`stop`
+        #: (they stop together: the largest is how long the stop took).
         self.stop_times: dict[str, float] = {}
         self._publisher: pubsub_v1.PublisherClient | None = None
         self._subscriber: pubsub_v1.SubscriberClient | None = None
@@ -160,7 +161,7 @@ class LocalStack:
         return self
 
     def stop(self) -> None:
-        """Close our clients, then stop every process group, newest first. Idempotent."""
+        """Close our clients, then stop every process group (together). Idempotent."""
         self._close_pubsub_clients()
         self._stopped.clear()
         if self._tasks is not None:
@@ -286,7 +287,8 @@ class LocalStack:
             "PUBSUB_EMULATOR_HOST": c.pubsub_host,
             "CLOUD_TASKS_EMULATOR_HOST": c.tasks_host,
             "FIRESTORE_EMULATOR_HOST": c.firestore_host,
-            "LEDGER_DATABASE": c.ledger_database_path,
+            # What list, status and cancel read (the functions get it as LEDGER_DATABASE).
+            "OPWATCH_LEDGER_DATABASE": c.ledger_database_path,
             "GOOGLE_CLOUD_PROJECT": c.project,
             "OPWATCH_WATCH_TOPIC": c.watch_topic_path,
             "OPWATCH_RESULTS_TOPIC": c.results_topic_path,

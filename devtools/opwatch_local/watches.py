@@ -14,10 +14,11 @@ Formatting is pure (:func:`rows`, :func:`table`); the queue comes in as an argum
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from opwatch import checks
@@ -26,17 +27,29 @@ from opwatch.adapters import (
     FirestoreLedger,
     NotificationPublisher,
     OperationFetcher,
+    default_firestore_client,
 )
 from opwatch.checks import Step
 from opwatch.contracts import CancelRequest
+from opwatch.core import OVERDUE_FACTOR
 from opwatch.ledger import Record, State
 from opwatch.permissions import calls
 from opwatch.registry import CancelResult, PendingCheck, Registry
 from opwatch.service import Notifier
 from opwatch.settings import Settings
-from opwatch.wire import rfc3339
+from opwatch.wire import parse_duration, rfc3339
 
-COLUMNS = ("watch_id", "operation", "labels", "polls", "age", "next_check", "state", "last_error")
+COLUMNS = (
+    "watch_id",
+    "operation",
+    "labels",
+    "polls",
+    "age",
+    "next_check",
+    "state",
+    "expected",
+    "last_error",
+)
 # The CLI creates cancel tasks only; the functions' own settings are not needed for that.
 _UNUSED_TOPIC = "projects/operator/topics/unused"
 _UNUSED_QUEUE = "projects/operator/locations/unused/queues/unused"
@@ -70,9 +83,13 @@ class Filters:
         return all(labels.get(key) == value for key, value in (self.labels or {}).items())
 
 
-def operator_ledger(database: str) -> FirestoreLedger:
-    """The ledger, as the CLI reads it (the emulator when ``FIRESTORE_EMULATOR_HOST`` is set)."""
-    return FirestoreLedger(database, retention_days=1)  # the CLI writes nothing
+def operator_ledger(database: str, env: Mapping[str, str]) -> FirestoreLedger:
+    """The ledger, as the CLI reads it: the emulator when ``FIRESTORE_EMULATOR_HOST`` is set in
+    ``env``, else Firestore with Application Default Credentials."""
+    host = env.get("FIRESTORE_EMULATOR_HOST", "").strip() or None
+    return FirestoreLedger(  # the CLI writes nothing, so the retention is never used
+        database, 1, functools.partial(default_firestore_client, database, host)
+    )
 
 
 def operator_queue(queue: str, env: Mapping[str, str]) -> CloudTasksQueue:
@@ -140,6 +157,7 @@ def rows(found: Iterable[PendingCheck], now: datetime) -> list[dict[str, Any]]:
                     "age": None,
                     "next_check": rfc3339(when) if when else None,
                     "state": f"unreadable: {check.problem[:80]}",
+                    "expected": None,
                     "last_error": None,
                     "task": check.task.task_id,
                 }
@@ -156,6 +174,7 @@ def rows(found: Iterable[PendingCheck], now: datetime) -> list[dict[str, Any]]:
                 "age": round((now - started).total_seconds(), 1),
                 "next_check": rfc3339(when) if when else None,
                 "state": _state(check),
+                "expected": expected_end(state),
                 # Set while the watch keeps meeting errors (a 409 "unable to queue the
                 # operation", a 503, ...): the watch goes on, and this says why it is slow.
                 "last_error": state.progress.last_error,
@@ -163,6 +182,35 @@ def rows(found: Iterable[PendingCheck], now: datetime) -> list[dict[str, Any]]:
             }
         )
     return sorted(out, key=lambda row: (str(row["watch_id"]), str(row["task"])))
+
+
+def expected_end(state: checks.CheckState) -> dict[str, Any] | None:
+    """When the watch's operation should end, and why: its own ``expected_duration`` (overdue
+    past 1.5 x), or what was learned of its kind (median, and the 95th percentile past which it
+    is overdue); counted from the watch's start. None when nothing says."""
+    started = state.progress.started
+    hinted = state.request.get("expected_duration")
+    if isinstance(hinted, str):
+        seconds = parse_duration(hinted)
+        return {
+            "median": rfc3339(started + timedelta(seconds=seconds)),
+            "high": rfc3339(started + timedelta(seconds=OVERDUE_FACTOR * seconds)),
+            "why": f"expected_duration {hinted}",
+        }
+    if state.learned is not None:
+        learned = state.learned
+        return {
+            "median": rfc3339(started + timedelta(seconds=learned.median)),
+            "high": rfc3339(started + timedelta(seconds=learned.high)),
+            "why": f"learned from {learned.samples} operations of {learned.kind}",
+        }
+    return None
+
+
+def _expected_text(expected: Mapping[str, Any] | None) -> str:
+    if not expected:
+        return ""
+    return f"~{expected['median']} (by {expected['high']}; {expected['why']})"
 
 
 def _state(check: PendingCheck) -> str:
@@ -188,6 +236,7 @@ def table(found: Sequence[Mapping[str, Any]]) -> str:
                 age,
                 str(row["next_check"] or ""),
                 str(row["state"]),
+                _expected_text(row["expected"]),
                 str(row["last_error"] or ""),
             ]
         )
@@ -252,7 +301,17 @@ def cancel_operation(
     return "" if 200 <= reply.status_code < 300 else f"HTTP {reply.status_code}: {reply.text[:300]}"
 
 
-RECORD_COLUMNS = ("watch_id", "state", "outcome", "operation", "labels", "polls", "started", "at")
+RECORD_COLUMNS = (
+    "watch_id",
+    "state",
+    "outcome",
+    "operation",
+    "labels",
+    "polls",
+    "started",
+    "at",
+    "expected",
+)
 
 
 def record_row(record: Record, now: datetime) -> dict[str, Any]:
@@ -293,6 +352,7 @@ def recorded_status(registry: Registry, watch_id: str, now: datetime) -> list[di
                     "next_check": live[0]["next_check"],
                     "polls": live[0]["polls"],
                     "state": live[0]["state"],
+                    "expected": live[0]["expected"],
                     "last_error": live[0]["last_error"],
                 }
                 if live
@@ -324,6 +384,7 @@ def record_table(found: Sequence[Mapping[str, Any]]) -> str:
                 str(row["polls"]),
                 str(row["started"]),
                 str(at),
+                _expected_text(step["expected"]) if step else "",
             ]
         )
     widths = [max(len(line[i]) for line in lines) for i in range(len(RECORD_COLUMNS))]

@@ -13,14 +13,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from opwatch_client import Notification
+from opwatch_client import Notification, Overdue
 
 ICONS = {"SUCCEEDED": "✅", "FAILED": "❌", "TIMED_OUT": "⏱️", "PERMISSION_DENIED": "🔒"}
 MAX_ERROR_CHARS = 500
 
 
-def card(notification: Notification) -> dict[str, Any]:
-    """The Chat message for one notification."""
+def card(notification: Notification | Overdue) -> dict[str, Any]:
+    """The Chat message for one notification, or for a watch's overdue message."""
+    if isinstance(notification, Overdue):
+        return overdue_card(notification)
     icon = ICONS.get(notification.outcome, "\N{INFORMATION SOURCE}")
     operation = notification.operation_name or "(no operation)"
     summary = f"{icon} {notification.outcome}: {operation}"
@@ -46,6 +48,30 @@ def card(notification: Notification) -> dict[str, Any]:
                         "title": f"{icon} Operation {notification.outcome}",
                         "subtitle": operation,
                     },
+                    "sections": [{"widgets": rows}],
+                },
+            }
+        ],
+    }
+
+
+def overdue_card(overdue: Overdue) -> dict[str, Any]:
+    """The Chat message saying an operation runs longer than it should; its outcome follows."""
+    summary = f"⏳ overdue: {overdue.operation_name}"
+    expected = overdue.schedule.get("source", "profile")
+    rows = [
+        _row("Watch", overdue.watch_id),
+        _row("Running for", _duration(overdue.age_seconds)),
+        _row(f"Overdue after ({expected})", _duration(overdue.overdue_after_seconds)),
+    ]
+    rows += [_row(f"label {key}", value) for key, value in sorted(overdue.labels.items())]
+    return {
+        "text": summary,
+        "cardsV2": [
+            {
+                "cardId": f"opwatch-{overdue.watch_id}-overdue"[:64],
+                "card": {
+                    "header": {"title": "⏳ Operation overdue", "subtitle": overdue.operation_name},
                     "sections": [{"widgets": rows}],
                 },
             }

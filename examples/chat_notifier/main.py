@@ -42,11 +42,13 @@ def on_notification(event: CloudEvent) -> None:
     except InvalidNotification as error:
         log.warning("not an opwatch notification, skipped: %s", error)
         return
-    if not SEEN.first_time(notification.watch_id):
-        log.info("duplicate notification for watch %s, skipped", notification.watch_id)
+    # A watch's overdue message and its notification are two events (their ce-id differ).
+    key = notification.attributes.get("ce-id") or notification.watch_id
+    if not SEEN.first_time(key):
+        log.info("duplicate message for watch %s, skipped", notification.watch_id)
         return
     try:
         webhook().send(card(notification))
     except Exception:
-        SEEN.forget(notification.watch_id)  # the redelivery must be posted
+        SEEN.forget(key)  # the redelivery must be posted
         raise

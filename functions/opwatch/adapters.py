@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import random
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta
@@ -19,7 +20,7 @@ import requests
 from google.auth import exceptions as auth_exceptions
 from google.rpc import code_pb2
 
-from opwatch import ledger, registry
+from opwatch import learned, ledger, registry
 from opwatch.checks import CheckTask
 from opwatch.contracts import WatchRequest
 from opwatch.core import Fetched, FetchFailed, FetchResult
@@ -407,13 +408,33 @@ class NotificationPublisher:
 LEDGER_TIMEOUT: Final = 5.0
 
 
-def default_firestore_client(database: str) -> Any:
-    """The Firestore client of ``projects/P/databases/D`` (it honours
-    ``FIRESTORE_EMULATOR_HOST`` itself)."""
+_EMULATOR_ENV_LOCK: Final = threading.Lock()
+
+
+def default_firestore_client(database: str, emulator_host: str | None = None) -> Any:
+    """The Firestore client of ``projects/P/databases/D``.
+
+    The client reads ``FIRESTORE_EMULATOR_HOST`` from the process environment when it is
+    created (the functions have it there); ``emulator_host`` puts it there for that moment, for
+    a caller whose settings come from elsewhere (the CLI's).
+    """
+    import os
+
     from google.cloud import firestore
 
     _, project, _, name = database.split("/")
-    return firestore.Client(project=project, database=name)
+    if emulator_host is None:
+        return firestore.Client(project=project, database=name)
+    with _EMULATOR_ENV_LOCK:
+        saved = os.environ.get("FIRESTORE_EMULATOR_HOST")
+        os.environ["FIRESTORE_EMULATOR_HOST"] = emulator_host
+        try:
+            return firestore.Client(project=project, database=name)
+        finally:
+            if saved is None:
+                del os.environ["FIRESTORE_EMULATOR_HOST"]
+            else:
+                os.environ["FIRESTORE_EMULATOR_HOST"] = saved
 
 
 class FirestoreLedger:
@@ -506,6 +527,43 @@ class FirestoreLedger:
             found = [r for r in found if r.state is state]  # a late pending write on a finish
         token = snapshots[-1].id if len(snapshots) == limit else None
         return found, token
+
+    @calls(
+        "google.firestore.v1.Firestore.Commit",
+        database=("datastore.entities.create", "datastore.entities.update"),
+    )
+    def learn(self, sample: learned.Sample) -> None:
+        """Add one finished operation to its kind's summary: one write of increments to one
+        shard at random (no read, so hot kinds do not contend)."""
+        from google.cloud import firestore
+
+        shard = random.randrange(learned.SHARDS)
+        increments = sample.increments()
+        fields = {
+            "kind": sample.kind,
+            "w": {k: firestore.Increment(v) for k, v in increments["w"].items()},
+            "n": firestore.Increment(increments["n"]),
+            "exact": firestore.Increment(increments["exact"]),
+            "updated": sample.at,
+        }
+        document = (
+            self._client.get()
+            .collection(learned.COLLECTION)
+            .document(learned.shard_id(sample.kind, shard))
+        )
+        with _ledger_call("Commit"):
+            document.set(fields, merge=True, retry=None, timeout=LEDGER_TIMEOUT)
+
+    @calls("google.firestore.v1.Firestore.BatchGetDocuments", database=("datastore.entities.get",))
+    def summary(self, kind: str) -> learned.Summary:
+        """A kind's summary: its shards, read in one call."""
+        client = self._client.get()
+        collection = client.collection(learned.COLLECTION)
+        refs = [collection.document(learned.shard_id(kind, n)) for n in range(learned.SHARDS)]
+        with _ledger_call("BatchGetDocuments"):
+            snapshots = list(client.get_all(refs, retry=None, timeout=LEDGER_TIMEOUT))
+        shards = [s.to_dict() or {} for s in snapshots if s.exists]
+        return learned.Summary.of(kind, [f for f in shards if f.get("kind") == kind])
 
     def _run(self, query: Any) -> list[ledger.Record]:
         with _ledger_call("RunQuery"):

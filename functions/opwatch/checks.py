@@ -18,6 +18,8 @@ from typing import Any, Final
 from opwatch.contracts import MAX_REASON_CHARS, WatchRequest, loads_strict
 from opwatch.core import MAX_LAST_ERROR_CHARS, Progress
 from opwatch.errors import InvalidCheckBody, Violation
+from opwatch.kinds import MAX_KIND_CHARS
+from opwatch.learned import Expectation
 from opwatch.wire import parse_rfc3339, rfc3339
 
 VERSION: Final = 3
@@ -33,9 +35,10 @@ LEGACY_CHAIN: Final = "v1"
 MAX_TASK_BYTES: Final = 100 * 1024
 MAX_BODY_BYTES: Final = MAX_TASK_BYTES
 _BODY_FIELDS: Final = frozenset({"opwatch_check", "chain", "seq", "request", "progress"})
-# Optional in a version 3 body: the step the ledger last recorded (absent: none), and the
-# finish a ``Step.RECORD`` task writes.
-_OPTIONAL_BODY_FIELDS: Final = frozenset({"step", "recorded", "finish"})
+# Optional in a version 3 body: the step the ledger last recorded (absent: none), the finish a
+# ``Step.RECORD`` task writes, what was learned of the operation's kind (absent: nothing), and
+# whether the watch's overdue message went out (absent: not yet).
+_OPTIONAL_BODY_FIELDS: Final = frozenset({"step", "recorded", "finish", "learned", "warned"})
 _PROGRESS_FIELDS: Final = frozenset({"started", "polls", "transient_errors", "seen", "parks"})
 _BODY_FIELDS_BY_VERSION: Final = {
     LEGACY_VERSION: _BODY_FIELDS - {"chain", "seq"},
@@ -114,6 +117,8 @@ class CheckState:
     attempt: Attempt | None = None
     recorded: int = 0
     finish: Finish | None = None
+    learned: Expectation | None = None
+    warned: bool = False
 
     @property
     def watch_id(self) -> str:
@@ -193,6 +198,8 @@ def encode(
     reason: str = "",
     recorded: int = 0,
     finish: Finish | None = None,
+    learned: Expectation | None = None,
+    warned: bool = False,
 ) -> CheckTask:
     """The task that takes step ``seq`` of ``request``'s watch, at ``when``.
 
@@ -207,10 +214,23 @@ def encode(
         reason: why the watch was cancelled (``Step.CANCEL`` only).
         recorded: the step of this chain the ledger holds (0: none).
         finish: how the watch ended (``Step.RECORD`` only).
+        learned: what was learned of the operation's kind when the watch started.
+        warned: the watch's overdue message was published.
     """
     position = progress.polls if seq is None else seq
     return _encode(
-        request.to_json(), progress, when, chain, position, step, reason, None, recorded, finish
+        request.to_json(),
+        progress,
+        when,
+        chain,
+        position,
+        step,
+        reason,
+        None,
+        recorded,
+        finish,
+        learned,
+        warned,
     )
 
 
@@ -247,6 +267,8 @@ def successor(
         attempt,
         state.recorded,
         None,
+        state.learned,
+        state.warned,
     )
 
 
@@ -261,6 +283,8 @@ def _encode(
     attempt: Attempt | None,
     recorded: int,
     finish: Finish | None,
+    learned: Expectation | None,
+    warned: bool,
 ) -> CheckTask:
     body: dict[str, Any] = {
         "opwatch_check": VERSION,
@@ -283,6 +307,10 @@ def _encode(
             body["step"]["attempt"] = list(attempt)
     if recorded:
         body["recorded"] = recorded
+    if learned is not None:
+        body["learned"] = learned.to_json()
+    if warned:
+        body["warned"] = True
     if step is Step.RECORD and finish is not None:
         body["finish"] = {
             "outcome": finish.outcome,
@@ -393,8 +421,43 @@ def read(data: object) -> CheckState:
             "finish",
             "a record step, and only one, carries {outcome, finished: RFC 3339, message_id}",
         )
+    learned = _learned(data["learned"]) if "learned" in data else None
+    warned = data.get("warned", False)
+    if warned is not True and "warned" in data:
+        raise _invalid("warned", "is true when present")
     progress_read = Progress(started_at.astimezone(UTC), polls, errors, seen, parks, last_error)
-    return CheckState(request, progress_read, chain, seq, step, reason, attempt, recorded, finish)
+    return CheckState(
+        request,
+        progress_read,
+        chain,
+        seq,
+        step,
+        reason,
+        attempt,
+        recorded,
+        finish,
+        learned,
+        warned is True,
+    )
+
+
+def _learned(value: object) -> Expectation:
+    fields = {"kind", "samples", "low", "median", "high"}
+    if isinstance(value, dict) and set(value) == fields:
+        kind, samples = value["kind"], value["samples"]
+        numbers = [value[k] for k in ("low", "median", "high")]
+        if (
+            isinstance(kind, str)
+            and len(kind) <= MAX_KIND_CHARS
+            and _count(samples)
+            and all(isinstance(n, int | float) and not isinstance(n, bool) for n in numbers)
+        ):
+            low, median, high = (float(n) for n in numbers)
+            if 0 < low <= median <= high:
+                return Expectation(kind, samples, low, median, high)
+    raise _invalid(
+        "learned", "must be {kind, samples, low, median, high} with 0 < low <= median <= high"
+    )
 
 
 def _finish(value: object) -> Finish | None:

@@ -42,8 +42,11 @@ FIELDS: Final = (
     "expected_duration",
     "notify_topic",
     "watch_id",
+    "kind",
+    "warn_overdue",
     "polling",
 )
+MAX_KIND_CHARS: Final = 200
 POLLING_FIELDS: Final = ("initial_delay", "max_delay", "multiplier", "not_found_grace")
 # Per-watch overrides of the polling profile stay within these bounds, so a watch can neither
 # hammer the operations API nor stall for longer than an operator would expect.
@@ -93,6 +96,8 @@ class WatchRequest:
     expected_duration: float | None = None
     notify_topic: str | None = None
     polling: PollingOverride = field(default_factory=PollingOverride)
+    kind: str | None = None
+    warn_overdue: bool | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The request as understood, in the contract's own JSON form (defaults filled in)."""
@@ -115,6 +120,10 @@ class WatchRequest:
             data["notify_topic"] = self.notify_topic
         if polling:
             data["polling"] = polling
+        if self.kind is not None:
+            data["kind"] = self.kind
+        if self.warn_overdue is not None:
+            data["warn_overdue"] = self.warn_overdue
         return data
 
 
@@ -311,6 +320,8 @@ def validate_watch_request(
     notify_topic = check("notify_topic", _notify_topic, allowed_notify_topics)
     watch_id = check("watch_id", _watch_id)
     polling = check("polling", _polling, violations)
+    kind = check("kind", _kind)
+    warn_overdue = check("warn_overdue", _boolean)
     if violations:
         reported_id = watch_id if watch_id is not None else default_watch_id
         raise InvalidWatchRequest(violations, raw=raw, watch_id=reported_id)
@@ -324,7 +335,22 @@ def validate_watch_request(
         expected_duration=expected,
         notify_topic=notify_topic,
         polling=polling if polling is not None else PollingOverride(),
+        kind=kind,
+        warn_overdue=warn_overdue,
     )
+
+
+def _kind(value: object) -> str:
+    text = _string(value, "what kind of operation this is, e.g. index-build")
+    if not 0 < len(text) <= MAX_KIND_CHARS or _CONTROL_RE.search(text):
+        raise ValueError(f"must be 1-{MAX_KIND_CHARS} characters without control characters")
+    return text
+
+
+def _boolean(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"must be true or false, not {_json_type(value)}")
+    return value
 
 
 def _string(value: object, what: str) -> str:
@@ -589,6 +615,26 @@ def json_schema() -> dict[str, Any]:
                 ),
                 "type": "string",
                 "pattern": WATCH_ID_PATTERN,
+            },
+            "kind": {
+                "description": (
+                    "What kind of operation this is, for what opwatch learns of how long "
+                    "operations of a kind take (README: Learned durations); by default derived "
+                    "from the API and the operation's metadata (@type, verb, target)."
+                ),
+                "type": "string",
+                "minLength": 1,
+                "maxLength": MAX_KIND_CHARS,
+                "pattern": LABEL_VALUE_PATTERN,
+            },
+            "warn_overdue": {
+                "description": (
+                    "Publish one overdue message (CloudEvents type "
+                    "dev.opwatch.operation.v1.overdue) on the watch's topic once the operation "
+                    "runs past the 95th percentile of its kind, or 1.5 x expected_duration; "
+                    "default: the deployment's WARN_OVERDUE."
+                ),
+                "type": "boolean",
             },
             "polling": {
                 "description": "Overrides of the API's polling profile, within bounds.",

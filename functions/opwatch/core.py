@@ -35,6 +35,7 @@ from google.rpc import code_pb2
 
 from opwatch import policy
 from opwatch.contracts import WatchRequest
+from opwatch.learned import Expectation
 from opwatch.status import (
     Status,
     error_reasons,
@@ -178,6 +179,7 @@ def decide(
     now: datetime,
     *,
     event_driven: bool = False,
+    learned: Expectation | None = None,
 ) -> Decision:
     """Decide what follows one fetch; see the module docstring for the mapping.
 
@@ -190,6 +192,8 @@ def decide(
         now: the time of the fetch (aware, UTC).
         event_driven: the operation's end is heard from the audit log, so polling is only the
             safety net (:data:`opwatch.policy.SAFETY_NET`).
+        learned: when operations of its kind end, as learned (without ``expected_duration``,
+            the looks gather where they do).
 
     Returns:
         :class:`Finish` or :class:`CheckAgain`. A CheckAgain never reaches past the watch's
@@ -241,10 +245,28 @@ def decide(
         profile=profile,
         rng=policy.rng_for(request.watch_id, progress.polls),
         expected_duration=request.expected_duration,
+        window=policy.Window.learned(learned.low, learned.high) if learned else None,
         transient_errors=progress.transient_errors,
         server_hint=server_hint,
     )
     return CheckAgain(min(delay, remaining), progress, pending)
+
+
+# A hinted watch is overdue past this many times its expected_duration.
+OVERDUE_FACTOR: Final = 1.5
+
+
+def overdue_after(request: WatchRequest, learned: Expectation | None) -> float | None:
+    """Seconds of an operation's age past which it is overdue: 1.5 x the watch's own
+    ``expected_duration``, else its kind's 95th percentile; None when nothing says."""
+    if request.expected_duration is not None:
+        return OVERDUE_FACTOR * request.expected_duration
+    return learned.high if learned is not None else None
+
+
+def operation_age(operation: dict[str, Any] | None, progress: Progress, now: datetime) -> float:
+    """How long the operation has run (see :func:`_operation_age`)."""
+    return _operation_age(operation, now, max(0.0, (now - progress.started).total_seconds()))
 
 
 def _operation_age(operation: dict[str, Any] | None, now: datetime, elapsed: float) -> float:

@@ -28,6 +28,7 @@ from typing import Any, Final, Protocol
 from opwatch import checks
 from opwatch.checks import TaskName
 from opwatch.contracts import MAX_TIMEOUT
+from opwatch.learned import Sample, Summary
 from opwatch.policy import SAFETY_NET
 from opwatch.wire import parse_rfc3339, rfc3339
 
@@ -250,6 +251,14 @@ class Ledger(Protocol):
 
     def of_watch(self, watch_id: str) -> list[Record]:
         """Every chain of one watch id, pending or finished (one query)."""
+        ...
+
+    def learn(self, sample: Sample) -> None:
+        """Add a finished operation to its kind's summary (:mod:`opwatch.learned`)."""
+        ...
+
+    def summary(self, kind: str) -> Summary:
+        """A kind's summary, its shards added up."""
         ...
 
     def page(

@@ -29,6 +29,7 @@ class Event(enum.StrEnum):
     CHECK_REFUSED = "check.refused"  # a call to on_check that opwatch's queue did not make
     CHECK_SUPERSEDED = "check.superseded"  # the watch was cancelled while this check ran
     WATCH_FINISHED = "watch.finished"  # the notification was published (outcome)
+    WATCH_OVERDUE = "watch.overdue"  # the one overdue message was published (age_seconds)
     REQUEST_INVALID = "request.invalid"  # answered with an INVALID_REQUEST notification
     DELIVERY_FAILED = "delivery.failed"  # scheduling or publishing failed: the platform retries
     WATCH_PARKED = "watch.parked"  # repeated failures: the watch waits out the outage
@@ -42,6 +43,7 @@ class Event(enum.StrEnum):
     SWEEP_DONE = "sweep.done"  # a parent's operations were listed; unwatched pending ones watched
     SWEEP_FAILED = "sweep.failed"  # a sweep was refused (bad parents) or a parent not listed
     LEDGER_WRITE_FAILED = "ledger.write_failed"  # Firestore did not take a record; watch goes on
+    LEDGER_READ_FAILED = "ledger.read_failed"  # no learned kind at a start: the profile schedules
     LEDGER_BEHIND = "ledger.behind"  # a finish is left to a record task (or, failing, this entry)
     AUDIT_LEDGER_UNAVAILABLE = "audit.ledger_unavailable"  # no query for the fast path: polling
 

@@ -17,12 +17,14 @@ from typing import Any, Final
 from google.rpc import code_pb2
 
 from opwatch.contracts import DEFAULT_API, WatchRequest
-from opwatch.core import Finish, Outcome
+from opwatch.core import Finish, Outcome, Progress
 from opwatch.errors import InvalidWatchRequest
+from opwatch.learned import Expectation
 from opwatch.status import Status, make_status
 from opwatch.wire import rfc3339
 
 CLOUDEVENT_TYPE: Final = "dev.opwatch.operation.v1.finished"
+OVERDUE_TYPE: Final = "dev.opwatch.operation.v1.overdue"
 # Pub/Sub takes 10 MB per message, attributes included; leave room for them.
 MAX_DATA_BYTES: Final = 9 * 1024 * 1024
 MAX_ATTRIBUTE_BYTES: Final = 1024
@@ -45,10 +47,17 @@ class Notification:
 
 
 def finished(
-    request: WatchRequest, finish: Finish, *, now: datetime, results_topic: str
+    request: WatchRequest,
+    finish: Finish,
+    *,
+    now: datetime,
+    results_topic: str,
+    learned: Expectation | None = None,
 ) -> Notification:
-    """The notification for a watch that ended (any outcome but INVALID_REQUEST)."""
+    """The notification for a watch that ended (any outcome but INVALID_REQUEST); ``learned``
+    is what its looks were scheduled from, if it was learned of the operation's kind."""
     return _build(
+        schedule=schedule_of(request, learned),
         topic=request.notify_topic or results_topic,
         watch_id=request.watch_id,
         outcome=finish.outcome,
@@ -97,8 +106,63 @@ def invalid_request(
     )
 
 
+def overdue(
+    request: WatchRequest,
+    progress: Progress,
+    *,
+    age: float,
+    limit: float,
+    learned: Expectation | None,
+    now: datetime,
+    results_topic: str,
+) -> Notification:
+    """The one overdue message of a watch (``schemas/overdue.json``): the operation runs past
+    what it should. Its attributes have no ``outcome``, so a subscription filtered on outcomes
+    never sees it; ``ce-id`` is ``{watch_id}/overdue``, apart from the notification's."""
+    observed = rfc3339(now)
+    data = {
+        "watch_id": request.watch_id,
+        "operation": request.operation,
+        "api": request.api,
+        "labels": dict(request.labels),
+        "age_seconds": round(age, 3),
+        "overdue_after_seconds": round(limit, 3),
+        "schedule": schedule_of(request, learned),
+        "polls": progress.polls,
+        "watch_started": rfc3339(progress.started),
+        "observed": observed,
+    }
+    attributes = {
+        "overdue": "true",
+        "operation": request.operation,
+        "api": request.api,
+        "watch_id": request.watch_id,
+        **{f"label_{key}": value for key, value in request.labels.items()},
+        "ce-specversion": "1.0",
+        "ce-type": OVERDUE_TYPE,
+        "ce-source": f"//{request.api}/{request.operation}",
+        "ce-id": f"{request.watch_id}/overdue",
+        "ce-time": observed,
+        "content-type": "application/json",
+    }
+    clean = {key: _clip(value) for key, value in attributes.items() if value}
+    return Notification(request.notify_topic or results_topic, _dumps(data), clean)
+
+
+def schedule_of(request: WatchRequest, learned: Expectation | None) -> dict[str, Any]:
+    """Which schedule the watch's looks followed: its own ``expected_duration`` (``hint``),
+    what was learned of the operation's kind (``learned``: the kind and its sample count), or
+    the API's polling profile."""
+    if request.expected_duration is not None:
+        return {"source": "hint"}
+    if learned is not None:
+        return {"source": "learned", "kind": learned.kind, "samples": learned.samples}
+    return {"source": "profile"}
+
+
 def _build(
     *,
+    schedule: dict[str, Any] | None = None,
     topic: str,
     watch_id: str,
     outcome: Outcome,
@@ -125,6 +189,8 @@ def _build(
         "watch_started": rfc3339(started),
         "observed_done": observed,
     }
+    if schedule is not None:
+        data["schedule"] = schedule
     attributes = {
         "outcome": outcome.value,
         "operation": operation_name,

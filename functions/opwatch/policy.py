@@ -4,9 +4,10 @@ Google APIs give no hint on a pending operation, so the delay comes from, in ord
 
 1. the server's own hint on an error (``Retry-After``, ``google.rpc.RetryInfo.retryDelay``),
    a lower bound that nothing here shortens;
-2. the watch's ``expected_duration``: one look at the start, then nothing until shortly before the
-   expected end, then dense looks (the delay a small fraction of the time elapsed) through the
-   window where the end is likely, then back to the profile;
+2. the watch's ``expected_duration``, else what opwatch learned of its kind (``learned``): one
+   look at the start, then nothing until the window where the end is likely (around the expected
+   duration; from the kind's 5th percentile to twice its 95th), dense looks through it (the delay
+   a small fraction of the time elapsed), then back to the profile;
 3. the API's profile, GAPIC ``LongRunning`` style (initial delay, multiplier, maximum delay): the
    delay grows with the time already elapsed, so the detection lag stays a bounded fraction of
    the operation's duration while the number of looks grows only logarithmically;
@@ -78,6 +79,35 @@ class Hint:
 
 DEFAULT_HINT: Final = Hint()
 
+
+@dataclass(frozen=True)
+class Window:
+    """Seconds into an operation where its end is likely: sparse before, dense inside (each
+    delay ``elapsed * step``), the profile after."""
+
+    start: float
+    end: float
+    step: float = DEFAULT_HINT.step
+
+    @classmethod
+    def around(cls, expected_duration: float, hint: Hint = DEFAULT_HINT) -> Window:
+        """The window of a watch's own ``expected_duration``."""
+        return cls(hint.window_start * expected_duration, hint.window_end * expected_duration)
+
+    @classmethod
+    def learned(cls, low: float, high: float) -> Window:
+        """The window of a learned kind: from its 5th percentile to twice its 95th, a little
+        sparser than a hinted one (bench/polling.py, "What opwatch learns": the kind's spread,
+        not a per-watch guess, sets its width)."""
+        return cls(low, LEARNED_END * high, LEARNED_STEP)
+
+
+# A learned window ends this many times the kind's 95th percentile, and steps this fraction of
+# the elapsed time: p95 lag within ~6 % of the duration on the bench's mix of kinds.
+LEARNED_END: Final = 2.0
+LEARNED_STEP: Final = 0.06
+
+
 # Gemini for Google Cloud: code repository indexes, repository groups and setting bindings take
 # minutes up to ~90 minutes. Growing the delay to a quarter of the elapsed time (5 s at first, at
 # most 5 minutes) sees the end within ~25 % of an operation's age: on bench/polling.py's mix this
@@ -118,16 +148,19 @@ def rng_for(watch_id: str, polls: int) -> random.Random:
 
 
 def schedule_delay(
-    elapsed: float, profile: Profile, expected_duration: float | None = None
+    elapsed: float,
+    profile: Profile,
+    expected_duration: float | None = None,
+    window: Window | None = None,
 ) -> float:
-    """The delay, before jitter, from ``elapsed`` seconds into a watch to the next look."""
-    hint = DEFAULT_HINT
-    if expected_duration is not None:
-        start = hint.window_start * expected_duration
-        if elapsed < start:
-            return start - elapsed
-        if elapsed < hint.window_end * expected_duration:
-            return max(MIN_DELAY, min(elapsed * hint.step, profile.max_delay))
+    """The delay, before jitter, from ``elapsed`` seconds into a watch to the next look; the
+    window is ``expected_duration``'s, else ``window`` (learned)."""
+    window = _window(expected_duration, window)
+    if window is not None:
+        if elapsed < window.start:
+            return window.start - elapsed
+        if elapsed < window.end:
+            return max(MIN_DELAY, min(elapsed * window.step, profile.max_delay))
     grown = elapsed * (profile.multiplier - 1.0)
     return max(MIN_DELAY, profile.initial_delay, min(grown, profile.max_delay))
 
@@ -138,6 +171,7 @@ def next_delay(
     profile: Profile,
     rng: random.Random,
     expected_duration: float | None = None,
+    window: Window | None = None,
     transient_errors: int = 0,
     server_hint: float | None = None,
 ) -> float:
@@ -148,6 +182,7 @@ def next_delay(
         profile: the API's profile (with the watch's overrides).
         rng: source of jitter; use :func:`rng_for` so the result is reproducible.
         expected_duration: the watch's hint of the operation's total duration, if any.
+        window: where a learned kind's operations end (used without ``expected_duration``).
         transient_errors: consecutive transient errors, the one just seen included.
         server_hint: seconds the server asked to wait (Retry-After / RetryInfo), if any.
 
@@ -155,9 +190,10 @@ def next_delay(
         A delay of at least :data:`MIN_DELAY` seconds. It is not clipped to the watch's timeout:
         the caller does that, because only the caller knows the deadline.
     """
-    delay = schedule_delay(elapsed, profile, expected_duration)
-    # The jump to the hinted window is not jittered: landing early would only add looks.
-    jitter = profile.jitter if not _before_window(elapsed, expected_duration) else 0.0
+    chosen = _window(expected_duration, window)
+    delay = schedule_delay(elapsed, profile, window=chosen)
+    # The jump to the window is not jittered: landing early would only add looks.
+    jitter = profile.jitter if chosen is None or elapsed >= chosen.start else 0.0
     if transient_errors > 0:
         backoff = profile.error_initial_delay * 2.0 ** min(transient_errors - 1, 30)
         delay = max(delay, min(backoff, profile.max_delay))
@@ -167,5 +203,6 @@ def next_delay(
     return max(MIN_DELAY, delay)
 
 
-def _before_window(elapsed: float, expected_duration: float | None) -> bool:
-    return expected_duration is not None and elapsed < DEFAULT_HINT.window_start * expected_duration
+def _window(expected_duration: float | None, window: Window | None) -> Window | None:
+    # A watch's own hint wins over what was learned of its kind.
+    return Window.around(expected_duration) if expected_duration is not None else window

@@ -27,18 +27,31 @@ from typing import Any, Final, Protocol
 
 from google.rpc import code_pb2
 
-from opwatch import audit, checks, notification, registry
+from opwatch import audit, checks, kinds, notification, registry
 from opwatch import sweep as sweeping
 from opwatch.checks import Step
 from opwatch.contracts import (
     CancelRequest,
+    PollingOverride,
     WatchRequest,
     decode_pubsub_data,
     parse_watch_message,
     validate_watch_request,
 )
-from opwatch.core import CheckAgain, FetchFailed, FetchResult, Finish, Outcome, Progress, decide
+from opwatch.core import (
+    CheckAgain,
+    Fetched,
+    FetchFailed,
+    FetchResult,
+    Finish,
+    Outcome,
+    Progress,
+    decide,
+    operation_age,
+    overdue_after,
+)
 from opwatch.errors import InvalidInput, InvalidWatchRequest, LedgerUnavailable, QuotaExhausted
+from opwatch.learned import Expectation, Sample
 from opwatch.ledger import Ledger, Record, due
 from opwatch.logs import LOGGER_NAME, Event
 from opwatch.notification import Notification
@@ -214,7 +227,10 @@ class Notifier:
         result = self.fetch(request)
         now = self.clock()
         event_driven = request.api in self.settings.event_driven_apis
-        decision = decide(request, progress, result, now, event_driven=event_driven)
+        expected = state.learned if state is not None else self._expect(request, result)
+        decision = decide(
+            request, progress, result, now, event_driven=event_driven, learned=expected
+        )
         fields: dict[str, Any] = {**_watch_fields(request), "polls": decision.progress.polls}
         event = Event.CHECK_PENDING
         if isinstance(result, FetchFailed):
@@ -232,7 +248,19 @@ class Notifier:
                     request, chain, following, seq, now, self.settings.results_topic, next_look=when
                 )
                 recorded = seq if self._put(pending, fields) else recorded
-            task = checks.encode(request, following, when, chain, seq=seq, recorded=recorded)
+            warned = state.warned if state is not None else False
+            if not warned and self._overdue(request, decision, expected, now):
+                warned = self._warn(request, decision, expected, now, fields)
+            task = checks.encode(
+                request,
+                following,
+                when,
+                chain,
+                seq=seq,
+                recorded=recorded,
+                learned=expected,
+                warned=warned,
+            )
             with _logged_failure("could not schedule the next check", fields):
                 created = self.queue.create(task)
             log.info(
@@ -295,7 +323,11 @@ class Notifier:
         state: checks.CheckState | None,
     ) -> Outcome:
         message = notification.finished(
-            request, decision, now=now, results_topic=self.settings.results_topic
+            request,
+            decision,
+            now=now,
+            results_topic=self.settings.results_topic,
+            learned=state.learned if state is not None else None,
         )
         with _logged_failure("could not publish the notification", fields):
             message_id = self.publish(message)
@@ -305,6 +337,7 @@ class Notifier:
                 self.queue.delete(claim.task_id)
         if self.ledger is not None:
             self._record_finish(request, decision, now, chain, state, message_id, fields)
+            self._learn(request, decision, now, fields, seen_pending=state is not None)
         if (lag := _detection_lag(decision.operation, now)) is not None:
             fields["detection_lag_seconds"] = lag
         log.info(
@@ -319,6 +352,122 @@ class Notifier:
             },
         )
         return decision.outcome
+
+    def _overdue(
+        self,
+        request: WatchRequest,
+        decision: CheckAgain,
+        expected: Expectation | None,
+        now: datetime,
+    ) -> bool:
+        """Whether the watch asked to be warned and its operation runs past what it should."""
+        asked = request.warn_overdue
+        if not (asked if asked is not None else self.settings.warn_overdue):
+            return False
+        limit = overdue_after(request, expected)
+        age = operation_age(decision.operation, decision.progress, now)
+        return limit is not None and age > limit
+
+    def _warn(
+        self,
+        request: WatchRequest,
+        decision: CheckAgain,
+        expected: Expectation | None,
+        now: datetime,
+        fields: Mapping[str, Any],
+    ) -> bool:
+        """Publish the watch's one overdue message; True once it went out. A failure is logged
+        and the next look tries again: a warning is never worth a retry of the check."""
+        age = operation_age(decision.operation, decision.progress, now)
+        message = notification.overdue(
+            request,
+            decision.progress,
+            age=age,
+            limit=overdue_after(request, expected) or 0.0,
+            learned=expected,
+            now=now,
+            results_topic=self.settings.results_topic,
+        )
+        try:
+            self.publish(message)
+        except Exception as error:
+            log.warning(
+                "could not publish the overdue message (%s); the next look tries again",
+                error,
+                extra={"fields": {**fields, "event": Event.DELIVERY_FAILED}},
+            )
+            return False
+        log.info(
+            "the operation is overdue: %.0fs old",
+            age,
+            extra={"fields": {**fields, "event": Event.WATCH_OVERDUE, "age_seconds": round(age)}},
+        )
+        return True
+
+    def _expect(self, request: WatchRequest, result: FetchResult) -> Expectation | None:
+        """At a watch's first look: what was learned of its operation's kind, if enough (one
+        read of the ledger per watch, never per look; None without a ledger, with a watch's
+        own ``expected_duration`` or ``polling``, once the operation is done, or if Firestore
+        does not answer)."""
+        if (
+            self.ledger is None
+            or request.expected_duration is not None
+            or request.polling != PollingOverride()  # the request chose its own schedule
+            or not isinstance(result, Fetched)
+            or result.operation.get("done") is True
+        ):
+            return None
+        kind = kinds.of_operation(request.api, result.operation, request.kind)
+        try:
+            summary = self.ledger.summary(kind)
+        except Exception as error:  # LedgerUnavailable, or anything else the client raises
+            log.warning(
+                "the ledger did not answer for the operation's kind (%s); the profile schedules",
+                error,
+                extra={"fields": {**_watch_fields(request), "event": Event.LEDGER_READ_FAILED}},
+            )
+            return None
+        return summary.expectation(self.settings.learn_min_samples)
+
+    def _learn(
+        self,
+        request: WatchRequest,
+        decision: Finish,
+        now: datetime,
+        fields: Mapping[str, Any],
+        *,
+        seen_pending: bool,
+    ) -> None:
+        """At a finish whose duration is known, add it to the kind's summary: the operation's
+        ``createTime`` to ``endTime`` (exact), else, if an earlier look saw it pending, the
+        watch's first look to this one (less exact)."""
+        if decision.outcome not in (Outcome.SUCCEEDED, Outcome.FAILED) or not decision.operation:
+            return
+        assert self.ledger is not None
+        metadata = decision.operation.get("metadata")
+        metadata = metadata if isinstance(metadata, dict) else {}
+        created, ended = (
+            parse_rfc3339(metadata.get("createTime")),
+            parse_rfc3339(metadata.get("endTime")),
+        )
+        exact = created is not None and ended is not None and ended > created
+        if not exact and not seen_pending:
+            return  # done at the first look: how long it ran is not known
+        seconds = (
+            (ended - created).total_seconds()
+            if exact and created and ended
+            else (now - decision.progress.started).total_seconds()
+        )
+        kind = kinds.of_operation(request.api, decision.operation, request.kind)
+        sample = Sample(kind, seconds, now, exact)
+        try:
+            self.ledger.learn(sample)
+        except Exception as error:
+            log.warning(
+                "the ledger did not take what this operation teaches (%s)",
+                error,
+                extra={"fields": {**fields, "event": Event.LEDGER_WRITE_FAILED}},
+            )
 
     def _put(self, record: Record, fields: Mapping[str, Any]) -> bool:
         """Write ``record`` to the ledger; False (logged) if Firestore did not take it. Never
@@ -442,6 +591,8 @@ class Notifier:
             seq=state.seq,
             step=state.step,
             reason=state.reason,
+            learned=state.learned,
+            warned=state.warned,
         )
         fields = {**_watch_fields(request), "polls": progress.polls, "parks": progress.parks}
         with contextlib.suppress(Exception):

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from opwatch.contracts import DEFAULT_API
 from opwatch.errors import ConfigurationError
+from opwatch.learned import DEFAULT_MIN_SAMPLES
 
 TOPIC_PATTERN: Final = re.compile(r"^projects/[^/\s]+/topics/[^/\s]+$")
 QUEUE_PATTERN: Final = re.compile(r"^projects/[^/\s]+/locations/[^/\s]+/queues/[^/\s]+$")
@@ -60,6 +61,9 @@ class Settings:
         ledger_database: ``projects/P/databases/D``, the Firestore database of the ledger
             (README, "The ledger"); None: no ledger, finding a watch scans the queue.
         ledger_retention_days: how long a finished watch's document is kept (its TTL).
+        learn_min_samples: finished operations of a kind before its watches are scheduled from
+            what was learned of it (README, "Learned durations").
+        warn_overdue: whether a watch that does not say ``warn_overdue`` is warned.
     """
 
     results_topic: str
@@ -79,6 +83,8 @@ class Settings:
     discovery_include_caller: bool = False
     ledger_database: str | None = None
     ledger_retention_days: int = DEFAULT_LEDGER_RETENTION_DAYS
+    learn_min_samples: int = DEFAULT_MIN_SAMPLES
+    warn_overdue: bool = False
 
     def on_last_attempts(self, retries: int) -> bool:
         """Whether a check retried ``retries`` times may be the queue's last try of it."""
@@ -219,6 +225,15 @@ class Settings:
             "whole days from 1 to 3650",
         )
 
+        warn_overdue = False
+        if (raw_warn := get("WARN_OVERDUE")) is not None:
+            if raw_warn.lower() not in _BOOLEANS:
+                problems.append(f"WARN_OVERDUE={raw_warn!r} must be true or false")
+            warn_overdue = _BOOLEANS.get(raw_warn.lower(), False)
+        min_samples = integer(
+            "LEARN_MIN_SAMPLES", DEFAULT_MIN_SAMPLES, 1, 10**6, "a positive whole number"
+        )
+
         log_level = (get("LOG_LEVEL") or "INFO").upper()
         if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             problems.append(f"LOG_LEVEL={log_level!r} must be DEBUG, INFO, WARNING or ERROR")
@@ -243,6 +258,8 @@ class Settings:
             discovery_include_caller=include_caller,
             ledger_database=ledger,
             ledger_retention_days=retention,
+            learn_min_samples=min_samples,
+            warn_overdue=warn_overdue,
         )
 
 
