@@ -19,7 +19,7 @@ import jsonschema
 import pytest
 
 from opwatch import checks, ledger
-from opwatch.errors import LedgerUnavailable
+from opwatch.errors import FinishPending, LedgerUnavailable
 from opwatch.ledger import RECORD_EVERY, Record, State
 from opwatch.logs import Event
 from opwatch.service import RECORD_DELAY, Notifier
@@ -37,6 +37,7 @@ from .conftest import (
     FakeQueue,
     Harness,
     RecordingPublish,
+    http_error,
     load,
     pending,
     pubsub_message,
@@ -556,3 +557,66 @@ def test_a_watch_refused_at_a_check_is_recorded_finished(
 
     record = store.record("w-1")
     assert (record.state, record.outcome) == (State.FINISHED, "INVALID_REQUEST")
+
+
+class _Crash(BaseException):
+    """The function's process dying mid-check (a SIGKILL): nothing of opwatch catches it."""
+
+
+def test_a_retry_that_meets_its_own_claim_fails_until_a_look_finishes_the_watch(
+    harness: Harness, store: FakeLedger
+) -> None:
+    """A look saw the end, claimed the next step and could not publish (Pub/Sub down); Cloud
+    Tasks retries it, and this time the GET fails. That retry must not take the claim for a
+    duplicate delivery and end the chain (the watch would be lost, and shown pending): it fails,
+    so the task is tried again, until a look finishes the watch."""
+    harness.fetch.results = [pending()]
+    start(harness)
+    [task] = harness.schedule.tasks
+    state = checks.decode(task.body)
+    harness.fetch.results = [succeeded()]
+    harness.publish.fail_with = RuntimeError("Pub/Sub is down")
+    with pytest.raises(RuntimeError):
+        harness.notifier.on_check(state, retries=0)
+
+    harness.publish.fail_with = None
+    harness.fetch.results = [http_error(503, 14, "unavailable")]
+    with pytest.raises(FinishPending):
+        harness.notifier.on_check(state, retries=1)
+    assert harness.publish.received == []
+
+    harness.fetch.results = [succeeded()]
+    assert harness.notifier.on_check(state, retries=2).value == "SUCCEEDED"
+    assert [m["outcome"] for m in harness.publish.received] == ["SUCCEEDED"]
+    assert store.record("w-1").state is State.FINISHED
+
+
+def test_a_look_killed_after_publishing_keeps_its_claim_until_its_finish_is_recorded(
+    harness: Harness, store: FakeLedger
+) -> None:
+    """The process died between the publish and the ledger's write: the claim is still there, so
+    the retry knows its watch ended (even when its own GET fails) and records the finish, at the
+    price of a second notification (delivery is at least once)."""
+    harness.fetch.results = [pending()]
+    start(harness)
+    [task] = harness.schedule.tasks
+    state = checks.decode(task.body)
+    claim = checks.successor(state, harness.clock.now, checks.Step.FINISHED).task_id
+    harness.fetch.results = [succeeded()]
+    store.fail_with = _Crash()
+    with pytest.raises(_Crash):
+        harness.notifier.on_check(state, retries=0)
+    assert len(harness.publish.received) == 1
+    assert claim in [t.task_id for t in harness.schedule.tasks], "not deleted before the record"
+
+    store.fail_with = None
+    harness.fetch.results = [http_error(503, 14, "unavailable")]
+    with pytest.raises(FinishPending):
+        harness.notifier.on_check(state, retries=1)
+    assert store.record("w-1").state is State.PENDING
+
+    harness.fetch.results = [succeeded()]
+    harness.notifier.on_check(state, retries=2)
+    assert [m["outcome"] for m in harness.publish.received] == ["SUCCEEDED", "SUCCEEDED"]
+    assert store.record("w-1").outcome == "SUCCEEDED"
+    assert claim not in [t.task_id for t in harness.schedule.tasks]

@@ -2,6 +2,7 @@
 
     OpwatchError
     ├── ConfigurationError   a setting is missing or malformed: the function must not start
+    ├── FinishPending        a retried look met its earlier attempt's claim: retry until it ends
     ├── InvalidInput         input that no retry can fix: answer it, never raise it to the platform
     │   ├── InvalidWatchRequest  a watch request broke the contract: the subscriber is told why
     │   └── InvalidCheckBody     a check task body did not come from opwatch (or is corrupt)
@@ -39,6 +40,12 @@ class QuotaExhausted(QueueRefused):
 
 class QueueUnavailable(QueueRefused):
     """The queue itself answered NOT_FOUND: not a missing task, so no conclusion about one."""
+
+
+class FinishPending(OpwatchError):
+    """A retried look met the claim an earlier attempt of it made on seeing the watch end, and
+    cannot finish the watch itself (its fetch failed this time): raised so that the platform
+    delivers it again, until a look that finishes publishes and records the end."""
 
 
 class LedgerUnavailable(OpwatchError):

@@ -50,7 +50,13 @@ from opwatch.core import (
     operation_age,
     overdue_after,
 )
-from opwatch.errors import InvalidInput, InvalidWatchRequest, LedgerUnavailable, QuotaExhausted
+from opwatch.errors import (
+    FinishPending,
+    InvalidInput,
+    InvalidWatchRequest,
+    LedgerUnavailable,
+    QuotaExhausted,
+)
 from opwatch.learned import Expectation, Sample
 from opwatch.ledger import Ledger, Record, due
 from opwatch.logs import LOGGER_NAME, Event
@@ -263,6 +269,12 @@ class Notifier:
             )
             with _logged_failure("could not schedule the next check", fields):
                 created = self.queue.create(task)
+                if not created and state is not None and self._own_claim(task.task_id, attempt):
+                    raise FinishPending(
+                        "an earlier attempt of this look saw the watch end and holds its next "
+                        "step, but may not have told the subscriber or the ledger: a look that "
+                        "finishes must, so this one is tried again"
+                    )
             log.info(
                 "not done yet; next check in %.1fs%s",
                 decision.delay,
@@ -300,9 +312,7 @@ class Notifier:
         with _logged_failure("could not claim the watch's last step", fields):
             if self.queue.create(claim):
                 return True
-            held = self.queue.get(claim.task_id)
-        found = registry.read(held) if held is not None else None
-        state = found.state if found is not None else None
+            state = self._holder(claim.task_id)
         if state is not None and state.step is Step.FINISHED and _earlier(state.attempt, attempt):
             return True  # this look's own claim: it runs again after a failed publish
         log.info(
@@ -311,6 +321,21 @@ class Notifier:
             extra={"fields": {**fields, "event": Event.CHECK_SUPERSEDED}},
         )
         return False
+
+    def _holder(self, task_id: str) -> checks.CheckState | None:
+        """What the task holding a step's name holds (None: it is gone, or unreadable)."""
+        held = self.queue.get(task_id)
+        found = registry.read(held) if held is not None else None
+        return found.state if found is not None else None
+
+    def _own_claim(self, task_id: str, attempt: checks.Attempt | None) -> bool:
+        """Whether the step ``task_id`` is held by the claim of an earlier attempt of this look:
+        that attempt saw the watch end, then failed before its notification and its record were
+        out (the claim is deleted only after both)."""
+        state = self._holder(task_id)
+        return (
+            state is not None and state.step is Step.FINISHED and _earlier(state.attempt, attempt)
+        )
 
     def _finish(
         self,
@@ -331,12 +356,14 @@ class Notifier:
         )
         with _logged_failure("could not publish the notification", fields):
             message_id = self.publish(message)
+        if self.ledger is not None:
+            self._record_finish(request, decision, now, chain, state, message_id, fields)
         if claim is not None:
-            # Its name stays reserved; the task itself is no longer needed (it is a no-op).
+            # Its name stays reserved; the task itself is no longer needed (it is a no-op). Only
+            # now: until the finish is recorded, a retry of this look must find its claim.
             with contextlib.suppress(Exception):
                 self.queue.delete(claim.task_id)
         if self.ledger is not None:
-            self._record_finish(request, decision, now, chain, state, message_id, fields)
             self._learn(request, decision, now, fields, seen_pending=state is not None)
         if (lag := _detection_lag(decision.operation, now)) is not None:
             fields["detection_lag_seconds"] = lag
