@@ -11,23 +11,33 @@ process group, before and after ``--requests`` sequential warm requests, so it c
 the server spends on a check (framework included, same for both) and nothing the driver spends.
 Rounds alternate which server goes first; the report gives the median per round and the ratio.
 
+opwatch's server runs with the ledger (``LEDGER_DATABASE``, and ``FIRESTORE_EMULATOR_HOST`` of
+the stack's Firestore emulator); the bodies are a chain's steady state, so one check in
+``RECORD_EVERY`` writes the ledger (the report counts the documents it wrote). The minimal
+handler knows nothing of a ledger.
+
 A third server, opwatch with ``LOG_LEVEL=WARNING``, shows what the one INFO log line per check
 costs. Then ``py-spy`` (the ``bench`` extra) samples opwatch's server while it serves more checks
 (samples holding the GIL) and the samples are grouped by what the handler was doing.
 
-    python -m bench.check_cost [--requests 200] [--rounds 5] [--no-profile]
+With ``--ledger-split``, three more rows say what the ledger costs: opwatch without
+``LEDGER_DATABASE``, and opwatch's first server again on bodies of which every check, or none,
+writes the ledger; their difference is one write's CPU.
+
+    python -m bench.check_cost [--requests 200] [--rounds 5] [--no-profile] [--ledger-split]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import subprocess
 import sys
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -37,7 +47,7 @@ from bench.stats import cpu_seconds_from_stat, median, ratio, verdict
 from opwatch import checks
 from opwatch.contracts import WatchRequest
 from opwatch.core import Progress
-from opwatch.ledger import RECORD_EVERY
+from opwatch.ledger import COLLECTION, RECORD_EVERY
 from opwatch_local.procs import (
     LOOPBACK,
     Supervisor,
@@ -49,6 +59,10 @@ from opwatch_local.stack import LocalStack, function_spec
 from opwatch_local.stack_config import REPO_ROOT, Ports, StackConfig
 
 RESULTS = Path(__file__).parent / "results" / "check_cost.md"
+QUIET = "opwatch on_check, LOG_LEVEL=WARNING"
+NO_LEDGER = "opwatch on_check, no ledger"
+EVERY = "opwatch on_check, every check writes the ledger"
+NONE = "opwatch on_check, no check writes the ledger"
 BASELINE = Path(__file__).with_name("baseline_check.py")
 TARGET_RATIO = 1.2
 RPC_TIMEOUT = 10.0
@@ -64,6 +78,7 @@ class Server:
     wall_per_check: list[float]
     # What Cloud Tasks sends: opwatch refuses checks that do not name its queue.
     headers: dict[str, str]
+    served: int = 0
 
 
 def group_cpu(pid: int) -> float:
@@ -77,20 +92,31 @@ def group_cpu(pid: int) -> float:
 
 
 class Bodies:
-    """Check bodies for distinct watches of one operation (distinct task names per check)."""
+    """Check bodies for distinct watches of one operation (distinct task names per check).
 
-    def __init__(self, operation: str) -> None:
+    ``records``: ``steady`` (default), as in a watch's steady state, one check in
+    ``RECORD_EVERY`` records its next step in the ledger; ``every`` or ``none`` of them do
+    (``--ledger-split``: what one ledger write costs).
+    """
+
+    def __init__(self, operation: str, records: str = "steady") -> None:
         self.operation = operation
+        self.records = records
         self.count = 0
         self.started = datetime.now(UTC)
 
     def next(self) -> bytes:
-        """A step of a long chain: the ledger holds step RECORD_EVERY, and the step is one of
-        the RECORD_EVERY after it in turn, so one check in RECORD_EVERY records its next step,
-        as in a watch's steady state."""
+        """A step of a long chain whose ledger holds step RECORD_EVERY: steady, the step is one
+        of the RECORD_EVERY after it in turn; else always the one whose next step records (or
+        always one whose next step does not)."""
         self.count += 1
-        request = WatchRequest(operation=self.operation, watch_id=f"cost-{self.count:06d}")
-        seq = RECORD_EVERY + self.count % RECORD_EVERY
+        prefix = "cost" if self.records == "steady" else f"cost-{self.records}"
+        request = WatchRequest(operation=self.operation, watch_id=f"{prefix}-{self.count:06d}")
+        seq = {
+            "steady": RECORD_EVERY + self.count % RECORD_EVERY,
+            "every": 2 * RECORD_EVERY - 1,
+            "none": RECORD_EVERY,
+        }[self.records]
         progress = Progress(started=self.started, polls=seq, seen=True)
         return checks.encode(
             request, progress, self.started, "bench", seq=seq, recorded=RECORD_EVERY
@@ -109,6 +135,7 @@ def drive(server: Server, bodies: Bodies, count: int) -> float:
         )
         if response.status_code != 200:
             raise RuntimeError(f"{server.name} answered {response.status_code}: {response.text}")
+        server.served += 1
     return time.perf_counter() - began
 
 
@@ -123,6 +150,8 @@ def measure(server: Server, bodies: Bodies, count: int, warm: int) -> None:
 # --- profile -------------------------------------------------------------------------------------
 
 CATEGORIES = (
+    # Before the task's category: the Firestore client is built on the same api_core and gRPC.
+    ("ledger write: google/cloud/firestore", ("/google/cloud/firestore",)),
     ("fetch: requests / urllib3 / http.client", ("/requests/", "/urllib3/", "/http/client")),
     (
         "create task: tasks_v2 / api_core / gRPC / proto-plus / protobuf",
@@ -222,8 +251,24 @@ def start_server(
     return Server(name, proc.pid, f"http://{LOOPBACK}:{port}/", requests.Session(), [], [], headers)
 
 
-def report(servers: list[Server], args: argparse.Namespace, prof: Counter[str] | str) -> str:
+def ledger_documents(stack: LocalStack) -> int:
+    """The documents the steady checks wrote in the ledger (one per chain a check recorded)."""
+    client = stack.firestore.client()
+    try:
+        docs = client.collection(COLLECTION).stream(timeout=RPC_TIMEOUT)
+        return sum(1 for doc in docs if re.fullmatch(r"cost-\d+", doc.get("watch_id")))
+    finally:
+        client.close()
+
+
+def report(
+    servers: list[Server],
+    args: argparse.Namespace,
+    prof: Counter[str] | str,
+    recorded: tuple[int, int] | None = None,
+) -> str:
     opwatch, baseline = servers[0], servers[1]
+    rows = {s.name: s for s in servers}
     cost = ratio(median(opwatch.cpu_per_check), median(baseline.cpu_per_check))
     per_round = [
         ratio(a, b) for a, b in zip(opwatch.cpu_per_check, baseline.cpu_per_check, strict=True)
@@ -256,13 +301,32 @@ def report(servers: list[Server], args: argparse.Namespace, prof: Counter[str] |
         f"ratios {', '.join(f'{r:.2f}' for r in per_round)}, median {median(per_round):.2f}). "
         f"Target ≤ {TARGET_RATIO}x: {verdict(cost <= TARGET_RATIO)}.",
     ]
-    if len(servers) > 2:
-        quiet = servers[2]
+    if recorded is not None:
+        documents, served = recorded
+        lines.append(
+            f"The opwatch servers ran with the ledger: they wrote {documents} ledger documents "
+            f"over the {served} checks they served (one in {RECORD_EVERY} expected, "
+            f"{served // RECORD_EVERY})."
+        )
+    base = median(baseline.cpu_per_check)
+    if QUIET in rows:
         lines.append(
             f"opwatch with LOG_LEVEL=WARNING ÷ minimal handler: "
-            f"{ratio(median(quiet.cpu_per_check), median(baseline.cpu_per_check)):.2f}x "
+            f"{ratio(median(rows[QUIET].cpu_per_check), base):.2f}x "
             "(the difference to the first row is the INFO log line per check)."
         )
+    if {NO_LEDGER, EVERY, NONE} <= set(rows):
+        every, none = median(rows[EVERY].cpu_per_check), median(rows[NONE].cpu_per_check)
+        write = every - none
+        lines += [
+            "",
+            f"What the ledger costs (`--ledger-split`): opwatch without a ledger ÷ minimal "
+            f"handler {ratio(median(rows[NO_LEDGER].cpu_per_check), base):.2f}x; with it, "
+            f"checks that all write the ledger {every * 1000:.2f} ms, checks that none do "
+            f"{none * 1000:.2f} ms: one write {write * 1000:.2f} ms of CPU, "
+            f"{write / RECORD_EVERY * 1000:.2f} ms a check at one write in {RECORD_EVERY} "
+            f"({write / RECORD_EVERY / base:.2f}x the minimal handler's CPU).",
+        ]
     lines += [
         "",
         "## Where opwatch's check spends its CPU (py-spy `--gil`: samples holding the GIL)",
@@ -294,6 +358,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile-requests", type=int, default=600)
     parser.add_argument("--no-profile", action="store_true")
     parser.add_argument("--no-quiet", action="store_true", help="skip the LOG_LEVEL=WARNING row")
+    parser.add_argument(
+        "--ledger-split",
+        action="store_true",
+        help="add opwatch without a ledger, and checks that all or none write it",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
@@ -318,29 +387,45 @@ def main(argv: list[str] | None = None) -> int:
                 servers.append(
                     start_server(
                         supervisor,
-                        "opwatch on_check, LOG_LEVEL=WARNING",
+                        QUIET,
                         "on_check",
                         REPO_ROOT / "functions" / "main.py",
                         env | {"LOG_LEVEL": "WARNING"},
                     )
                 )
             sim = stack.simulator()
-            bodies = Bodies(sim.create_operation(duration=10 * 86_400.0))
+            operation = sim.create_operation(duration=10 * 86_400.0)
+            bodies = Bodies(operation)
+            runs = [(server, bodies) for server in servers]
+            if args.ledger_split:
+                no_ledger = {k: v for k, v in env.items() if k != "LEDGER_DATABASE"}
+                main_py = REPO_ROOT / "functions" / "main.py"
+                servers.append(start_server(supervisor, NO_LEDGER, "on_check", main_py, no_ledger))
+                runs.append((servers[-1], bodies))
+                for name, records in ((EVERY, "every"), (NONE, "none")):
+                    # The same process as the first row, other bodies.
+                    servers.append(
+                        replace(servers[0], name=name, cpu_per_check=[], wall_per_check=[])
+                    )
+                    runs.append((servers[-1], Bodies(operation, records)))
             for r in range(args.rounds):
-                order = servers if r % 2 == 0 else list(reversed(servers))
-                for server in order:
-                    measure(server, bodies, args.requests, args.warm)
+                order = runs if r % 2 == 0 else list(reversed(runs))
+                for server, source in order:
+                    measure(server, source, args.requests, args.warm)
                 print(
                     f"round {r + 1}: "
                     + ", ".join(f"{s.name} {s.cpu_per_check[-1] * 1000:.2f} ms" for s in servers),
                     flush=True,
                 )
+            # Steady checks served with a ledger: the first row's, and the quiet one's.
+            served = sum(s.served for s in servers if s.name in (servers[0].name, QUIET))
+            recorded = (ledger_documents(stack), served)
             prof: Counter[str] | str = "skipped (--no-profile)"
             if not args.no_profile:
                 prof = profile(
                     servers[0], bodies, args.profile_requests, stack.run_dir / "check.pyspy.txt"
                 )
-    text = report(servers, args, prof)
+    text = report(servers, args, prof, recorded)
     print(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)
