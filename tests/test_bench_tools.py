@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import math
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bench import check_cost, import_time
+from bench import check_cost, import_time, ledger_harness, ledger_scale
 from bench.stats import (
     Summary,
     cpu_seconds_from_stat,
@@ -17,6 +19,8 @@ from bench.stats import (
     ratio,
     verdict,
 )
+from opwatch import checks
+from opwatch.ledger import RECORD_EVERY, State, due
 
 
 def test_percentile_is_nearest_rank_and_always_an_observed_value() -> None:
@@ -139,3 +143,91 @@ def test_profile_samples_are_grouped_by_the_outermost_foreign_frame() -> None:
         "framework outside the handler (gunicorn / flask / werkzeug)": 5,
     }
     assert math.isclose(sum(groups.values()), 22)
+
+
+# --- the ledger at scale (bench/ledger_harness.py, bench/ledger_scale.py) ------------------------
+
+
+def test_the_tasks_emulator_s_quota_lines_are_counted_by_method() -> None:
+    log = "\n".join(
+        [
+            "tasks emulator: quotas enforced: List requests 600 per 60s, Force run requests 60",
+            "tasks emulator: ListTasks counted against List requests",
+            "[TASKS] Submitting task projects/p/locations/l/queues/q/tasks/x",
+            "tasks emulator: RunTask counted against Force run requests",
+            "tasks emulator: ListTasks counted against List requests",
+        ]
+    )
+    assert ledger_harness.quota_calls(log) == {"ListTasks": 2, "RunTask": 1}
+    assert ledger_harness.quota_calls("") == {}
+
+
+def test_background_watches_are_as_the_functions_leave_them() -> None:
+    """Each one's pending step is among the names its record gives (the fast path finds it),
+    the record at most RECORD_EVERY - 1 steps behind, the next look hours away."""
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+    operations = set()
+    for i in range(3 * RECORD_EVERY * 5):
+        task, record = ledger_harness.background_watch(i, now)
+        state = checks.decode(task.body)
+        assert ledger_harness.probe_finds(task, record)
+        assert state.recorded == record.seq and 0 <= state.seq - record.seq < RECORD_EVERY
+        assert record.state is State.PENDING and record.watch_id == state.watch_id
+        assert task.when - now >= timedelta(hours=2)
+        assert not record.overdue(now)
+        operations.add(record.operation)
+    assert len(operations) == 3 * RECORD_EVERY * 5 // ledger_harness.PER_OPERATION
+
+
+def test_the_fast_path_makes_one_query_and_9_get_task_a_chain_whatever_the_pending() -> None:
+    for background in (0, 250):
+        result = ledger_harness.run_harness(background, 4)
+        assert result.notified == result.measured == 8, "each watch ended in its notification"
+        for calls in result.per_entry:
+            assert calls["RunQuery"] == 1
+            assert calls["GetTask"] == 9 * result.chains
+            assert calls["ListTasks"] == calls["GetQueue"] == 0
+            assert calls["CreateTask"] == calls["DeleteTask"] == result.chains
+
+
+def test_without_a_ledger_the_fast_path_lists_every_page_of_the_queue() -> None:
+    result = ledger_harness.run_harness(2500, 3, with_ledger=False)
+    assert result.notified == result.measured
+    # 2,500 background tasks and the measured watches' own: 3 pages of 1,000.
+    assert [c["ListTasks"] for c in result.per_entry] == [3, 3, 3]
+    assert all(c["RunQuery"] == c["GetTask"] == 0 for c in result.per_entry)
+
+
+def test_the_fast_path_s_log_events_are_read_by_event_for_the_operations_asked() -> None:
+    lines = [
+        {"event": "audit.operation_ended", "operation": "a", "checks_run": 2, "in_flight": 0},
+        {"event": "audit.operation_ended", "operation": "b", "checks_run": 1, "in_flight": 1},
+        {"event": "audit.operation_ended", "operation": "other", "checks_run": 5},
+        {"event": "audit.ledger_unavailable", "operation": "b"},
+        {"event": "watch.discovered", "operation": "a"},
+    ]
+    text = "\n".join(json.dumps(line) for line in lines) + "\nnot json\n"
+    found = ledger_scale.fast_path_events(text, {"a", "b"})
+    assert found == {"entries": 2, "brought forward": 3, "in flight": 1, "ledger unavailable": 1}
+
+
+def test_a_ledger_write_is_its_own_profile_category() -> None:
+    handler = "on_check (/srv/functions/main.py:50)"
+    own = "FirestoreLedger.put (/srv/functions/opwatch/adapters.py:400)"
+    frame = "DocumentReference.set (/x/google/cloud/firestore_v1/document.py:1)"
+    grpc = "_UnaryUnaryMultiCallable.__call__ (/x/grpc/_channel.py:1)"
+    groups = check_cost.parse_collapsed(f"{handler};{own};{frame};{grpc} 4")
+    assert groups == {"ledger write: google/cloud/firestore": 4}
+
+
+def test_check_cost_bodies_write_the_ledger_one_check_in_record_every_or_as_asked() -> None:
+    def writes(records: str) -> list[bool]:
+        bodies = check_cost.Bodies("projects/p/locations/l/operations/o", records)
+        found = []
+        for _ in range(2 * RECORD_EVERY):
+            state = checks.decode(bodies.next())
+            found.append(due(state.recorded, state.seq + 1))  # the look creating step seq + 1
+        return found
+
+    assert sum(writes("steady")) == 2
+    assert all(writes("every")) and not any(writes("none"))

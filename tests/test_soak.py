@@ -11,11 +11,21 @@ subscriber received. The soak starts its own stack on free ports, since it kills
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from opwatch_local.soak import FAULT_KINDS, SoakConfig, SoakReport, run_soak
+from opwatch_local.inbox import Arrival
+from opwatch_local.pubsub import PulledMessage
+from opwatch_local.soak import (
+    FAULT_KINDS,
+    SoakConfig,
+    SoakReport,
+    WatchPlan,
+    plan_watches,
+    run_soak,
+)
 from opwatch_local.soak.run import handled_watches, log_counters
 
 pytestmark = pytest.mark.e2e
@@ -85,3 +95,31 @@ def test_the_soak_reads_the_functions_logs_by_event_only(tmp_path: Path) -> None
         "ledger_finishes_to_record_tasks": 1,
         "ledger_finishes_only_logged": 1,
     }
+
+
+def test_the_ledger_check_names_every_watch_it_does_not_show_finished_as_received() -> None:
+    config = SoakConfig(watches=4, seed=6)
+    plans = plan_watches(config)
+    sent = datetime(2026, 12, 1, tzinfo=UTC)
+
+    def arrival(plan: WatchPlan) -> Arrival:
+        data = {"watch_id": plan.watch_id, "outcome": plan.expected}
+        message = PulledMessage("1", json.dumps(data).encode(), {"outcome": plan.expected}, sent)
+        return Arrival(message, data, 0.0, 0.0)
+
+    a, b, c, d = plans
+    received = [arrival(a), arrival(b), arrival(c)]  # d was lost: a problem of its own
+    ledger = {
+        a.watch_id: [("FINISHED", a.expected)],
+        b.watch_id: [("PENDING", "")],
+        c.watch_id: [("FINISHED", "CANCELLED")],
+    }
+    report = SoakReport(config, plans, received, {}, {}, [], {}, {}, ledger)
+    assert report.ledger_problems() == [
+        f"ledger: {b.watch_id} is PENDING (received {b.expected})",
+        f"ledger: {c.watch_id} says CANCELLED, received {c.expected}",
+    ]
+    del ledger[a.watch_id]
+    assert f"ledger: no document for {a.watch_id} (received {a.expected})" in report.problems()
+    assert f"lost: {d.watch_id} (expected {d.expected})" in report.problems()
+    assert report.figures()["ledger_watches_finished_as_received"] == 0
