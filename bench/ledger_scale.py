@@ -12,7 +12,9 @@ the queue its Tasks emulator), one stack grown from the smaller N to the larger:
 2. **Measure** M short operations (durations uniform 5-20 s, seeded) whose audit entries the
    simulator writes to the audit topic after 0.5 s, each watched twice as with discovery on (a
    watch request, and the watch its first entry discovers), ``EVENT_DRIVEN_APIS`` set (as
-   ``bench/fast_path.py`` runs). Per operation: from its last audit entry's publication to each
+   ``bench/fast_path.py`` runs), learning off (``LEARN_MIN_SAMPLES`` out of reach: else the
+   larger N's watches would be scheduled from what the smaller N's operations taught, and see
+   the end by polling). Per operation: from its last audit entry's publication to each
    look after its end (the simulator's GET records), and the Tasks emulator's ListTasks and
    RunTask calls during the round (one ``counted against`` line per call in its log).
 3. **Operators**: ``opwatch status WATCH_ID`` of a pending background watch and the first page
@@ -75,6 +77,7 @@ TARGET_LIST = 2.0
 SEED_THREADS = 16
 # Watches per operation among the measured ones: the requested one and the discovered one.
 CHAINS = 2
+NEVER_LEARNED = 10**6  # LEARN_MIN_SAMPLES's largest value
 
 
 @dataclass
@@ -190,10 +193,14 @@ def fast_path_events(text: str, operations: set[str]) -> Counter[str]:
             if not isinstance(entry, dict) or entry.get("operation") not in operations:
                 continue
             if entry.get("event") == Event.AUDIT_OPERATION_ENDED:
+                counts = {
+                    "brought forward": int(entry.get("checks_run", 0)),
+                    "in flight": int(entry.get("in_flight", 0)),
+                    "already taken": int(entry.get("already_taken", 0)),
+                }
+                found.update(counts)
                 found["entries"] += 1
-                found["brought forward"] += int(entry.get("checks_run", 0))
-                found["in flight"] += int(entry.get("in_flight", 0))
-                found["already taken"] += int(entry.get("already_taken", 0))
+                found["found none"] += not any(counts.values())
             elif entry.get("event") == Event.AUDIT_LEDGER_UNAVAILABLE:
                 found["ledger unavailable"] += 1
     return +found  # without the zero counts
@@ -254,7 +261,13 @@ def run_stack(
     rng = random.Random(seed_value)
     environ = {k: v for k, v in os.environ.items() if k != "OPERATIONS_API_ENDPOINT"}
     config = StackConfig(
-        ports=Ports.free(), function_env={"EVENT_DRIVEN_APIS": "cloudaicompanion.googleapis.com"}
+        ports=Ports.free(),
+        function_env={
+            "EVENT_DRIVEN_APIS": "cloudaicompanion.googleapis.com",
+            # Nothing learned of the operations' kind: a later round's watches would be
+            # scheduled from the earlier rounds' durations and see the end by polling.
+            "LEARN_MIN_SAMPLES": str(NEVER_LEARNED),
+        },
     )
     rounds = []
     with (
@@ -366,8 +379,8 @@ def report(
             "",
             "| pending (N) | end entries | looks after the end | lag p50 | **lag p95** | max "
             "| ListTasks per end entry | RunTask per end entry | lost / duplicate notifications "
-            "| looks brought forward per end entry |",
-            "|---|---|---|---|---|---|---|---|---|---|",
+            "| looks brought forward / in flight / taken | entries finding none |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for r in rounds:
             lag = Summary.of(r.lags) if r.lags else None
@@ -381,7 +394,8 @@ def report(
                 + f" | **{_per_entry(r.quota['ListTasks'], r.entries)}** "
                 f"| **{_per_entry(r.quota['RunTask'], r.entries)}** "
                 f"| {r.missing} / {r.duplicates} "
-                f"| {_per_entry(r.advanced['brought forward'], r.advanced['entries'])} |"
+                f"| {r.advanced['brought forward']} / {r.advanced['in flight']} / "
+                f"{r.advanced['already taken']} | {r.advanced['found none']} |"
             )
         lines += [
             "",
