@@ -471,10 +471,26 @@ def report(
                 f"| {cpu.p50 * 1000:.2f} ms | {cpu.p95 * 1000:.2f} ms "
                 f"| {h.notified}/{h.measured} |"
             )
+        notes = []
+        for h in harness:
+            kinds = sorted({k for c in h.per_entry for k in c})
+            spread = {
+                k: (min(c[k] for c in h.per_entry), max(c[k] for c in h.per_entry)) for k in kinds
+            }
+            uneven = {k: v for k, v in spread.items() if v[0] != v[1]}
+            which = f"{h.background:,} {'with' if h.with_ledger else 'without'} the ledger"
+            notes.append(
+                f"- {which}: every end entry made exactly these calls."
+                if not uneven
+                else f"- {which}: calls varied between entries: "
+                + ", ".join(f"{k} {a}-{b}" for k, (a, b) in uneven.items())
+                + "."
+            )
         lines += [
             "",
-            "Calls are medians per end entry (every entry made the same calls unless a row says "
-            "otherwise). RunTask is not among the queue's operations the registry can call.",
+            "Calls are medians per end entry; RunTask is not among the queue's operations the "
+            "registry can call.",
+            *notes,
             "",
         ]
     return "\n".join(lines)
