@@ -68,6 +68,8 @@ def test_typed_fields_become_the_contract_json() -> None:
         notify_topic="projects/p/topics/team-results",
         watch_id="build-42",
         polling=Polling(initial_delay=5, max_delay=timedelta(minutes=10), multiplier=1.5),
+        kind="index builds",
+        warn_overdue=True,
     )
     assert request.to_json() == {
         "operation": OPERATION,
@@ -75,6 +77,8 @@ def test_typed_fields_become_the_contract_json() -> None:
         "api_version": "v1",
         "notify_topic": "projects/p/topics/team-results",
         "watch_id": "build-42",
+        "kind": "index builds",
+        "warn_overdue": True,
         "labels": {"team": "search"},
         "timeout": "7200s",
         "expected_duration": "90s",

@@ -12,6 +12,7 @@ import time
 import pytest
 
 from opwatch.audit import discovered_watch_id
+from opwatch.sweep import Parent
 from opwatch.wire import parse_rfc3339
 from opwatch_local.audit_log import DEFAULT_API, DEFAULT_METHOD, AuditOptions
 from opwatch_local.inbox import Inbox
@@ -169,3 +170,47 @@ def test_opwatch_sweep_watches_what_no_audit_entry_announced(
     assert [len(inbox.settle(w, 0.5)) for w in discovered] == [1, 1, 1]
     assert all(inbox.of(w)[0].outcome == "SUCCEEDED" for w in discovered)
     assert inbox.of(discovered_watch_id(DEFAULT_API, f"{parent}/operations/sweep-done")) == []
+
+
+def test_local_up_sweeps_periodically_and_records_what_it_starts(
+    local_stack: LocalStack, inbox: Inbox, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`opwatch local up --sweep PARENT --sweep-every D` runs the same sweep at once and then
+    every D, as the Cloud Scheduler job does in production; the watches it starts are in the
+    ledger like the functions' own. (The loop is driven here over the session's stack, with a
+    short tick, until the stack has been swept twice.)"""
+    from opwatch_local import cli, watches
+
+    sim = local_stack.simulator()
+    parent = "projects/opwatch-periodic/locations/us-central1"
+    name = sim.create_operation(f"{parent}/operations/periodic-0", duration=3)
+    sweep = cli._periodic_sweep(local_stack, {}, [Parent.parse(parent, DEFAULT_API)])
+    swept: list[None] = []
+
+    class Process:  # exits after the second sweep
+        name, log_path, popen = "fake", "-", type("Popen", (), {"poll": lambda self: 0})()
+
+        def alive(self) -> bool:
+            return len(swept) < 2
+
+        def log_tail(self, lines: int) -> str:
+            return ""
+
+    class Stack:
+        def __init__(self) -> None:
+            self.processes = [Process()]
+
+    def counted() -> None:
+        sweep()
+        swept.append(None)
+
+    stack: LocalStack = Stack()  # type: ignore[assignment]
+    assert cli._stay_up(stack, sweep=counted, every=0.05, tick_seconds=0.01) == 1
+    out = capsys.readouterr().out
+    assert out.count(f"# sweep {parent} on {DEFAULT_API}:") == 2
+    assert "1 pending, 1 watches started" in out and "1 pending, 0 watches started" in out
+    watch_id = discovered_watch_id(DEFAULT_API, name)
+    [note] = inbox.wait(watch_id, timeout=60)
+    assert note.outcome == "SUCCEEDED"
+    ledger = watches.operator_ledger(local_stack.firestore.database, local_stack.env())
+    assert [r.chain for r in ledger.of_watch(watch_id)] == ["discovered"]

@@ -70,6 +70,15 @@ def test_what_an_operation_does_not_say_gives_a_coarser_kind(operation: Any) -> 
     assert kinds.of_operation(API, operation) == f"{API}|||"
 
 
+def test_a_discovered_operation_without_a_verb_takes_its_audit_method() -> None:
+    method = "google.cloud.cloudaicompanion.v1.AdminService.CreateCodeRepositoryIndex"
+    without_verb = {"metadata": {**metadata(), "verb": ""}}
+    assert kinds.of_operation(API, without_verb, method=method).split("|")[2] == method
+    assert kinds.of_operation(API, {"metadata": metadata()}, method=method).split("|")[2] == (
+        "create"
+    ), "the operation's own verb wins"
+
+
 def test_a_named_kind_wins_and_separators_cannot_forge_one() -> None:
     assert kinds.of_operation(API, {"metadata": metadata()}, requested="index builds") == (
         "index builds"

@@ -59,6 +59,10 @@ class WatchRequest:
         notify_topic: topic for this watch's notification (must be allowed by the deployment).
         watch_id: names the watch; defaults to the Pub/Sub message id.
         polling: overrides of the polling profile.
+        kind: what kind of operation it is, for what opwatch learns of durations (by default
+            derived from the operation's metadata).
+        warn_overdue: get one overdue message (:class:`opwatch_client.Overdue`) if the
+            operation runs past what it should (default: the deployment's).
     """
 
     operation: str
@@ -70,11 +74,13 @@ class WatchRequest:
     notify_topic: str | None = None
     watch_id: str | None = None
     polling: Polling | None = None
+    kind: str | None = None
+    warn_overdue: bool | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The request in the contract's JSON form (``schemas/watch-request.json``)."""
         data: dict[str, Any] = {"operation": self.operation}
-        for name in ("api", "api_version", "notify_topic", "watch_id"):
+        for name in ("api", "api_version", "notify_topic", "watch_id", "kind", "warn_overdue"):
             if (value := getattr(self, name)) is not None:
                 data[name] = value
         if self.labels:

@@ -223,6 +223,21 @@ def build_parser() -> argparse.ArgumentParser:
             metavar="PORT",
             help=f"default {getattr(defaults, owner)}",
         )
+    up.add_argument(
+        "--sweep",
+        action="append",
+        default=[],
+        metavar="[API=]PARENT",
+        help="sweep this parent (projects/P/locations/L) periodically, as the Cloud Scheduler "
+        "job does in production (repeatable)",
+    )
+    up.add_argument(
+        "--sweep-every",
+        type=duration,
+        default=Decimal(600),
+        metavar="DURATION",
+        help="how often (default 10m)",
+    )
     up.set_defaults(func=cmd_local_up)
 
     sim = commands.add_parser(
@@ -432,6 +447,10 @@ def cmd_local_up(args: argparse.Namespace, env: Mapping[str, str]) -> int:
         audit=args.audit_port,
         firestore=args.firestore_port,
     )
+    try:
+        parents = [Parent.parse(text, DEFAULT_API) for text in args.sweep]
+    except ConfigurationError as exc:
+        raise CliError(str(exc)) from exc
     stack = LocalStack(StackConfig(ports=ports), environ=env)
     print("starting the local stack…", file=sys.stderr, flush=True)
     try:
@@ -444,7 +463,8 @@ def cmd_local_up(args: argparse.Namespace, env: Mapping[str, str]) -> int:
                 "# paste the lines above into another shell; Ctrl-C here stops everything",
                 flush=True,
             )
-            return _stay_up(stack)
+            sweep = _periodic_sweep(stack, env, parents) if parents else None
+            return _stay_up(stack, sweep=sweep, every=float(args.sweep_every))
     except (ProcessError, StackError) as exc:
         raise CliError(str(exc)) from exc
     finally:
@@ -452,10 +472,52 @@ def cmd_local_up(args: argparse.Namespace, env: Mapping[str, str]) -> int:
             print(f"stopped in {max(stack.stop_times.values()):.1f} s", file=sys.stderr)
 
 
-def _stay_up(stack: LocalStack) -> int:
-    """Wait, one second at a time, until interrupted or a child exits on its own."""
+def _periodic_sweep(
+    stack: LocalStack, env: Mapping[str, str], parents: Sequence[Parent]
+) -> Callable[[], None]:
+    """One sweep of ``parents`` over the stack, as ``opwatch sweep`` runs it; a failure is
+    printed and the next one comes at its time, as a scheduler's would."""
+    stack_env = {**env, **stack.env()}
+    sweepers = {
+        api: watches.sweeper(
+            stack_env, stack_env["OPWATCH_TASKS_QUEUE"], stack_env["OPWATCH_RESULTS_TOPIC"], api
+        )
+        for api in {parent.api for parent in parents}
+    }
+
+    def sweep() -> None:
+        for api, (notifier, fetcher) in sweepers.items():
+            mine = [parent for parent in parents if parent.api == api]
+            results, _ = notifier.sweep_all(mine, fetcher.list_page)
+            for result in results:
+                line = result.get("error") or (
+                    f"{result['pending']} pending, {result['started']} watches started"
+                )
+                print(f"# sweep {result['parent']} on {result['api']}: {line}", flush=True)
+
+    return sweep
+
+
+def _stay_up(
+    stack: LocalStack,
+    *,
+    sweep: Callable[[], None] | None = None,
+    every: float = 600.0,
+    tick_seconds: float = 1.0,
+) -> int:
+    """Wait, one tick at a time, until interrupted or a child exits on its own; sweep at once
+    and then every ``every`` seconds when asked."""
     tick = threading.Event()  # never set: a bounded, interruptible sleep
-    while not tick.wait(1.0):
+    due = time.monotonic()
+    while True:
+        if sweep is not None and time.monotonic() >= due:
+            due = time.monotonic() + every
+            try:
+                sweep()
+            except Exception as exc:  # the next sweep comes at its time
+                print(f"# sweep failed: {exc}", file=sys.stderr, flush=True)
+        if tick.wait(tick_seconds):
+            break  # pragma: no cover - the event is never set
         for proc in stack.processes:
             if not proc.alive():
                 print(

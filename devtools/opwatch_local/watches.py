@@ -28,6 +28,8 @@ from opwatch.adapters import (
     NotificationPublisher,
     OperationFetcher,
     default_firestore_client,
+    default_publisher_client,
+    with_environment,
 )
 from opwatch.checks import Step
 from opwatch.contracts import CancelRequest
@@ -131,13 +133,25 @@ def sweeper(
         allowed_notify_topics=frozenset({results_topic}),
     )
     fetcher = OperationFetcher(settings)
+    database = env.get("OPWATCH_LEDGER_DATABASE", "").strip() or None
     notifier = Notifier(
         settings,
         fetch=fetcher,
         queue=CloudTasksQueue(settings),
-        publish=NotificationPublisher(),
+        publish=NotificationPublisher(functools.partial(_publisher_client, env)),
+        # The watches it starts are recorded as the functions' are.
+        ledger=operator_ledger(database, env) if database else None,
     )
     return notifier, fetcher
+
+
+def _publisher_client(env: Mapping[str, str]) -> Any:
+    """The Pub/Sub publisher of ``env``'s emulator (``PUBSUB_EMULATOR_HOST``), or Pub/Sub.
+
+    The client reads the variable from the process environment when it is created; it is put
+    there for that moment only, like the ledger's (adapters.default_firestore_client)."""
+    host = env.get("PUBSUB_EMULATOR_HOST", "").strip() or None
+    return with_environment("PUBSUB_EMULATOR_HOST", host, default_publisher_client)
 
 
 def rows(found: Iterable[PendingCheck], now: datetime) -> list[dict[str, Any]]:

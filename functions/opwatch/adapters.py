@@ -418,23 +418,34 @@ def default_firestore_client(database: str, emulator_host: str | None = None) ->
     created (the functions have it there); ``emulator_host`` puts it there for that moment, for
     a caller whose settings come from elsewhere (the CLI's).
     """
-    import os
-
     from google.cloud import firestore
 
     _, project, _, name = database.split("/")
-    if emulator_host is None:
-        return firestore.Client(project=project, database=name)
+    return with_environment(
+        "FIRESTORE_EMULATOR_HOST",
+        emulator_host,
+        functools.partial(firestore.Client, project=project, database=name),
+    )
+
+
+def with_environment(name: str, value: str | None, factory: Callable[[], T]) -> T:
+    """``factory()`` with ``name=value`` in the process environment for that moment (under a
+    lock), for clients that read an emulator's host only from there when they are created;
+    ``value`` None leaves the environment as it is."""
+    import os
+
+    if value is None:
+        return factory()
     with _EMULATOR_ENV_LOCK:
-        saved = os.environ.get("FIRESTORE_EMULATOR_HOST")
-        os.environ["FIRESTORE_EMULATOR_HOST"] = emulator_host
+        saved = os.environ.get(name)
+        os.environ[name] = value
         try:
-            return firestore.Client(project=project, database=name)
+            return factory()
         finally:
             if saved is None:
-                del os.environ["FIRESTORE_EMULATOR_HOST"]
+                del os.environ[name]
             else:
-                os.environ["FIRESTORE_EMULATOR_HOST"] = saved
+                os.environ[name] = saved
 
 
 class FirestoreLedger:

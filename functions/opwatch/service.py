@@ -444,7 +444,7 @@ class Notifier:
             or result.operation.get("done") is True
         ):
             return None
-        kind = kinds.of_operation(request.api, result.operation, request.kind)
+        kind = kinds.of_operation(request.api, result.operation, request.kind, _method(request))
         try:
             summary = self.ledger.summary(kind)
         except Exception as error:  # LedgerUnavailable, or anything else the client raises
@@ -485,7 +485,7 @@ class Notifier:
             if exact and created and ended
             else (now - decision.progress.started).total_seconds()
         )
-        kind = kinds.of_operation(request.api, decision.operation, request.kind)
+        kind = kinds.of_operation(request.api, decision.operation, request.kind, _method(request))
         sample = Sample(kind, seconds, now, exact)
         try:
             self.ledger.learn(sample)
@@ -936,6 +936,13 @@ def _record(
         results_topic=request.notify_topic or results_topic,
         next_look=next_look,
     )
+
+
+def _method(request: WatchRequest) -> str | None:
+    """The audit method that announced a discovered watch's operation (its ``method`` label;
+    a sweep's is no method)."""
+    method = request.labels.get("method")
+    return method if method and method != "sweep" else None
 
 
 def _watch_fields(request: WatchRequest) -> dict[str, Any]:
