@@ -209,6 +209,11 @@ def test_the_fast_path_s_log_events_are_read_by_event_for_the_operations_asked()
     text = "\n".join(json.dumps(line) for line in lines) + "\nnot json\n"
     found = ledger_scale.fast_path_events(text, {"a", "b"})
     assert found == {"entries": 2, "brought forward": 3, "in flight": 1, "ledger unavailable": 1}
+    ended = {"event": "audit.operation_ended", "operation": "a", "checks_run": 0}
+    assert ledger_scale.fast_path_events(json.dumps(ended), {"a"}) == {
+        "entries": 1,
+        "found none": 1,
+    }
 
 
 def test_a_ledger_write_is_its_own_profile_category() -> None:
