@@ -370,6 +370,10 @@ def check_operation_name(value: object) -> str:
 
 def _operation(value: object) -> str:
     name = _string(value, "the operation's full resource name")
+    # A valid name passes in one match (the pattern admits no space, control character, ':',
+    # '?', '#', '%' or '//'); the checks below only say what is wrong with one that does not.
+    if len(name) <= MAX_OPERATION_CHARS and ".." not in name and _OPERATION_RE.match(name):
+        return name
     example = "like projects/p/locations/l/operations/o"
     if not name:
         raise ValueError(f"must not be empty; give the operation's full name, {example}")

@@ -28,6 +28,8 @@ from typing import Final
 
 from opwatch.contracts import POLLING_FIELDS, PollingOverride
 
+NO_OVERRIDE: Final = PollingOverride()
+
 MIN_DELAY: Final = 1.0
 # A server asking for more than an hour is capped: the watch timeout still bounds everything.
 MAX_SERVER_HINT: Final = 3600.0
@@ -55,6 +57,8 @@ class Profile:
 
     def with_overrides(self, override: PollingOverride) -> Profile:
         """This profile with a watch's own (already bounds-checked) settings applied."""
+        if override == NO_OVERRIDE:
+            return self  # most watches: nothing to apply, on every check
         changes = {
             name: value for name in POLLING_FIELDS if (value := getattr(override, name)) is not None
         }

@@ -246,7 +246,9 @@ class Notifier:
         if isinstance(decision, CheckAgain):
             when = now + timedelta(seconds=decision.delay)
             # The next step's name is the same whether this step was parked or not.
-            following = replace(decision.progress, parks=0)
+            following = decision.progress
+            if following.parks:
+                following = replace(following, parks=0)
             seq = (state.seq if state is not None else 0) + 1
             recorded = state.recorded if state is not None else 0
             if self.ledger is not None and due(recorded, seq):
