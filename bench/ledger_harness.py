@@ -11,7 +11,7 @@ timing asserted):
   look hours away;
 - :class:`IndexedLedger` holds records indexed by operation key and watch id (as Firestore's
   indexes serve the queries), :class:`CountingQueue` tasks by name; both count the calls the
-  real adapters would make (``first`` of 9 names is 9 GetTask calls, ``list_tasks`` one
+  real adapters would make (``first`` of 17 names is 17 GetTask calls, ``list_tasks`` one
   ListTasks per page of 1,000);
 - :func:`run_harness` seeds N of them, starts M measured watches through the functions' own
   :class:`~opwatch.service.Notifier` (a requested and a discovered watch per operation, a few

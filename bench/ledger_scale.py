@@ -211,7 +211,7 @@ def emulator_calls(
 ) -> tuple[list[float], list[float]]:
     """Seconds of the fast path's two reads on the emulators, ``count`` times each, for
     background watches spread over the N: the ledger's query of one operation's pending
-    chains, and the 9 concurrent GetTask of one chain's names."""
+    chains, and the 17 concurrent GetTask of one chain's names."""
     now = datetime.now(UTC)
     records = [background_watch(i, now)[1] for i in range(0, pending, max(1, pending // count))]
     query, probe = [], []
@@ -407,13 +407,13 @@ def report(
             "",
             "What the emulators take for the fast path's two reads at each N (15 background "
             "watches spread over the N, from this process): the ledger's query of an "
-            "operation's pending chains, and the 9 concurrent GetTask of a chain's names. The "
+            "operation's pending chains, and the 17 concurrent GetTask of a chain's names. The "
             "Firestore emulator defines no indexes and scans the collection, so its query "
             "grows with N; Firestore serves the same query from its composite index "
             "(`infra/ledger.tf`). Load = the machine's 1-minute load average when the round "
             "began / when the operators' commands ran (2 cores).",
             "",
-            "| pending (N) | ledger query median | p95 | 9 GetTask median | p95 | load |",
+            "| pending (N) | ledger query median | p95 | 17 GetTask median | p95 | load |",
             "|---|---|---|---|---|---|",
         ]
         for r in rounds:
@@ -452,8 +452,8 @@ def report(
         lines += [
             "## In-process harness (counting fakes, the functions' own Notifier)",
             "",
-            "Each end entry's calls, as the real adapters would make them (`first` of 9 names = "
-            "9 GetTask; `list_tasks` = one ListTasks a page of 1,000). CPU = this thread's time "
+            "Each end entry's calls, as the real adapters would make them (`first` of 17 names = "
+            "17 GetTask; `list_tasks` = one ListTasks a page of 1,000). CPU = this thread's time "
             "in `on_audit_message` (parse the entry, query, probe, bring forward). Each "
             "operation has 2 watches, each having looked 0-11 times before the end.",
             "",

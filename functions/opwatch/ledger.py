@@ -33,9 +33,10 @@ from opwatch.policy import SAFETY_NET
 from opwatch.wire import parse_rfc3339, rfc3339
 
 COLLECTION: Final = "watches"
-# A look records its chain's step when the ledger's is this many steps behind: 1 write in 8
-# looks, and a reader finds the pending step among 9 names.
-RECORD_EVERY: Final = 8
+# A look records its chain's step when the ledger's is this many steps behind: 1 write in 16
+# looks (a write costs about half a minimal check's CPU, bench/results/check_cost.md), and a
+# reader finds the pending step among 17 names, asked at once.
+RECORD_EVERY: Final = 16
 # Firestore's own limit on a query page is far above this; a page of the CLI's list.
 MAX_PAGE: Final = 300
 # The longest step between looks (the safety net's): a pending record not written again
