@@ -329,12 +329,25 @@ class Harness:
             assert delivered <= limit, "the polling chain did not end"
 
 
-@pytest.fixture
-def harness(settings: Settings) -> Harness:
+def make_harness(settings: Settings, ledger: FakeLedger | None = None) -> Harness:
+    """A Notifier over fakes (with ``ledger``, if given) and its driver."""
     clock, fetch = Clock(), FakeFetch()
     schedule, publish = FakeQueue(clock=clock), RecordingPublish()
-    notifier = Notifier(settings, fetch=fetch, queue=schedule, publish=publish, clock=clock)
+    notifier = Notifier(
+        settings, fetch=fetch, queue=schedule, publish=publish, clock=clock, ledger=ledger
+    )
     return Harness(notifier, clock, fetch, schedule, publish)
+
+
+@pytest.fixture
+def harness(settings: Settings) -> Harness:
+    return make_harness(settings)
+
+
+@pytest.fixture
+def store() -> FakeLedger:
+    """The ledger of a module whose ``harness`` writes one (``make_harness(settings, store)``)."""
+    return FakeLedger()
 
 
 # --- the local stack, for end-to-end tests ------------------------------------------------------

@@ -21,20 +21,17 @@ from opwatch.core import Fetched
 from opwatch.errors import InvalidWatchRequest, LedgerUnavailable
 from opwatch.learned import Expectation, Sample, Summary
 from opwatch.logs import Event
-from opwatch.service import Notifier
 from opwatch.settings import Settings
 from opwatch.wire import rfc3339
 
 from .conftest import (
     OPERATION,
     T0,
-    Clock,
     EventLog,
-    FakeFetch,
     FakeLedger,
-    FakeQueue,
     Harness,
     RecordingPublish,
+    make_harness,
     pubsub_message,
 )
 
@@ -168,18 +165,8 @@ def test_the_learned_window_gathers_the_looks_and_a_hint_still_wins() -> None:
 
 
 @pytest.fixture
-def store() -> FakeLedger:
-    return FakeLedger()
-
-
-@pytest.fixture
 def harness(settings: Settings, store: FakeLedger) -> Harness:
-    clock, fetch = Clock(), FakeFetch()
-    queue, publish = FakeQueue(clock=clock), RecordingPublish()
-    notifier = Notifier(
-        settings, fetch=fetch, queue=queue, publish=publish, clock=clock, ledger=store
-    )
-    return Harness(notifier, clock, fetch, queue, publish)
+    return make_harness(settings, store)
 
 
 class Operation:

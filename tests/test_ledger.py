@@ -39,6 +39,7 @@ from .conftest import (
     RecordingPublish,
     http_error,
     load,
+    make_harness,
     pending,
     pubsub_message,
     succeeded,
@@ -52,18 +53,8 @@ INDEX_OPERATION = INDEX["protoPayload"]["response"]["name"]
 
 
 @pytest.fixture
-def store() -> FakeLedger:
-    return FakeLedger()
-
-
-@pytest.fixture
 def harness(settings: Settings, store: FakeLedger) -> Harness:
-    clock, fetch = Clock(), FakeFetch()
-    queue, publish = FakeQueue(clock=clock), RecordingPublish()
-    notifier = Notifier(
-        settings, fetch=fetch, queue=queue, publish=publish, clock=clock, ledger=store
-    )
-    return Harness(notifier, clock, fetch, queue, publish)
+    return make_harness(settings, store)
 
 
 def start(harness: Harness, watch_id: str = "w-1", message_id: str = "m-1", **extra: Any) -> None:
