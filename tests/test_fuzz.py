@@ -323,7 +323,12 @@ OPTIONAL_FIELDS: dict[str, st.SearchStrategy[Any]] = {
     "expected_duration": durations(0.001, MAX_TIMEOUT),
     "notify_topic": st.sampled_from([RESULTS, OTHER_TOPIC]),
     "watch_id": WATCH_IDS,
-    "kind": st.text(st.characters(exclude_categories=("Cc", "Cs")), min_size=1, max_size=200),
+    # Printable ASCII and a few wider characters: no control character, which a kind refuses.
+    "kind": st.text(
+        st.characters(min_codepoint=0x20, max_codepoint=0x7E) | st.sampled_from("éß中文🙂"),
+        min_size=1,
+        max_size=200,
+    ),
     "warn_overdue": st.booleans(),
     "polling": pollings(),
 }
