@@ -1,10 +1,13 @@
 """The Cloud Tasks queue as the registry of the watches in flight.
 
-opwatch keeps no store: a watch that is not finished is exactly one pending task on the queue
-(its next step), and the task's name says whose it is (:class:`opwatch.checks.TaskName`). So:
+The queue is the truth of a pending watch: a watch that is not finished is exactly one pending
+task on the queue (its next step), and the task's name says whose it is
+(:class:`opwatch.checks.TaskName`). So:
 
-- **finding** a watch's or an operation's pending checks is a scan of task names, in pages of
-  up to 1,000 tasks (``ListTasks``), decoding only the bodies whose name matches;
+- **finding** a watch's or an operation's pending checks: with the ledger
+  (:mod:`opwatch.ledger`), one query for its chains, then each chain's step among the few names
+  its record gives (GetTask); without one, a scan of task names in pages of up to 1,000 tasks
+  (``ListTasks``), decoding only the bodies whose name matches;
 - **cancelling** a watch takes the next step of its chain before the pending look can: a task
   of the step after the pending one is created, as a cancel, then the pending look is deleted.
   A look already running meets that name when it tries to go on (its next look, or the claim
