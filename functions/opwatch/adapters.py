@@ -32,6 +32,8 @@ from opwatch.settings import Settings
 from opwatch.status import make_status, status_from_http_error
 
 if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
+
     from google.auth.credentials import Credentials
     from google.cloud import tasks_v2
 
@@ -210,6 +212,8 @@ class CloudTasksQueue:
     def __init__(self, settings: Settings, client_factory: Callable[[], Any] | None = None) -> None:
         self._settings = settings
         self._client = Lazy(client_factory or functools.partial(default_tasks_client, settings))
+        # The threads that ask for a chain's candidate names at once (first), made on first use.
+        self._askers = Lazy(_asking_pool)
 
     def build(self, task: CheckTask) -> tasks_v2.CreateTaskRequest:
         """The CreateTaskRequest for ``task``."""
@@ -293,8 +297,6 @@ class CloudTasksQueue:
         """The first of ``task_ids`` on the queue, asking for all of them at once (a chain's
         few candidate names, :func:`opwatch.ledger.probe_names`); the queue is checked once,
         only when none is there."""
-        from concurrent.futures import ThreadPoolExecutor
-
         from google.api_core import exceptions as api_exceptions
         from google.cloud import tasks_v2
 
@@ -309,8 +311,8 @@ class CloudTasksQueue:
             except api_exceptions.NotFound:
                 return None
 
-        with _refusals("GetTask"), ThreadPoolExecutor(max_workers=len(task_ids) or 1) as pool:
-            found = list(pool.map(one, task_ids))
+        with _refusals("GetTask"):
+            found = list(self._askers.get().map(one, task_ids))
         for task in found:
             if task is not None:
                 return task
@@ -364,6 +366,13 @@ class CloudTasksQueue:
             return [_queued(task) for task in response.tasks], response.next_page_token
 
         return registry.pages(page)
+
+
+def _asking_pool() -> ThreadPoolExecutor:
+    """Threads for :meth:`CloudTasksQueue.first`: one per name a ledger record gives."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    return ThreadPoolExecutor(max_workers=ledger.RECORD_EVERY + 1, thread_name_prefix="gettask")
 
 
 @contextlib.contextmanager
