@@ -59,7 +59,7 @@ from bench.stats import Summary, median, verdict
 from opwatch.adapters import CloudTasksQueue, FirestoreLedger
 from opwatch.audit import discovered_watch_id
 from opwatch.contracts import DEFAULT_API
-from opwatch.ledger import probe_names
+from opwatch.ledger import RECORD_EVERY, probe_names
 from opwatch.logs import Event
 from opwatch_local import cli
 from opwatch_local.audit_log import AuditOptions
@@ -366,9 +366,9 @@ def report(
             "## Local stack (Firestore and Cloud Tasks emulators)",
             "",
             f"Background watches seeded as the functions leave them (2 an operation, step 1-40 "
-            f"of their chain, the ledger's record at most {7} steps behind, next look 2-3 h "
-            f"away). Then {args.operations} operations of 5-20 s (seed {args.seed}), end "
-            f"entries {AUDIT_LATENCY:g} s after the end, each operation watched twice (a "
+            f"of their chain, the ledger's record at most {RECORD_EVERY - 1} steps behind, next "
+            f"look 2-3 h away). Then {args.operations} operations of 5-20 s (seed {args.seed}), "
+            f"end entries {AUDIT_LATENCY:g} s after the end, each operation watched twice (a "
             "requested and a discovered watch); `EVENT_DRIVEN_APIS` set. Lag = the simulator's "
             "GET after the operation's end minus the publication of its last audit entry. "
             "ListTasks "
