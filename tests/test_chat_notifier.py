@@ -329,3 +329,6 @@ def test_an_overdue_message_that_breaks_its_schema_is_refused(harness: Harness) 
         parse_message(json.dumps(broken), message.attributes)
     with pytest.raises(InvalidNotification, match="watch_id disagrees"):
         parse_message(message.data, {**message.attributes, "watch_id": "other"})
+    late = {**json.loads(message.data), "observed": "yesterdayZ"}  # the pattern, not a time
+    with pytest.raises(InvalidNotification, match="RFC 3339"):
+        parse_message(json.dumps(late), message.attributes)
