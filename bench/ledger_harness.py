@@ -45,6 +45,7 @@ from opwatch.notification import Notification
 from opwatch.registry import QueuedTask, pages
 from opwatch.service import Notifier
 from opwatch.settings import Settings
+from opwatch_local import memory_ledger
 from opwatch_local.audit_log import AuditOptions, audit_entry
 
 __all__ = [
@@ -165,20 +166,7 @@ class IndexedLedger:
         self, state: State | None, since: datetime | None, limit: int, after: str | None
     ) -> tuple[list[Record], str | None]:
         self.calls["RunQuery"] += 1
-        found = sorted(
-            (
-                r
-                for r in self._records(self.documents)
-                if (state is None or r.state is state) and (since is None or r.started >= since)
-            ),
-            key=lambda r: (r.started, r.doc_id),
-            reverse=True,
-        )
-        if after is not None:
-            ids = [r.doc_id for r in found]
-            found = found[ids.index(after) + 1 :] if after in ids else found
-        page = found[:limit]
-        return page, (page[-1].doc_id if len(found) > limit else None)
+        return memory_ledger.page(self._records(self.documents), state, since, limit, after)
 
 
 @dataclass

@@ -23,6 +23,7 @@ from opwatch.registry import QueuedTask
 from opwatch.service import Notifier
 from opwatch.settings import Settings
 from opwatch.status import make_status
+from opwatch_local import memory_ledger
 
 DATA = Path(__file__).parent / "data"
 T0 = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
@@ -230,20 +231,7 @@ class FakeLedger:
     ) -> tuple[list[ledger.Record], str | None]:
         self._check()
         self.queries += 1
-        found = sorted(
-            (
-                r
-                for r in self.records()
-                if (state is None or r.state is state) and (since is None or r.started >= since)
-            ),
-            key=lambda r: (r.started, r.doc_id),
-            reverse=True,
-        )
-        if after is not None:
-            ids = [r.doc_id for r in found]
-            found = found[ids.index(after) + 1 :] if after in ids else found
-        page = found[:limit]
-        return page, (page[-1].doc_id if len(found) > limit else None)
+        return memory_ledger.page(self.records(), state, since, limit, after)
 
 
 @dataclass
