@@ -14,7 +14,7 @@ timing asserted):
   real adapters would make (``first`` of 17 names is 17 GetTask calls, ``list_tasks`` one
   ListTasks per page of 1,000);
 - :func:`run_harness` seeds N of them, starts M measured watches through the functions' own
-  :class:`~opwatch.service.Notifier` (a requested and a discovered watch per operation, a few
+  :class:`~opwatch.handlers.Handlers` (a requested and a discovered watch per operation, a few
   looks each), then delivers each operation's last audit entry and counts what the fast path
   spent on it, and the CPU time it took.
 
@@ -40,11 +40,13 @@ from opwatch.audit import discovered_watch_id
 from opwatch.checks import CheckTask, TaskName
 from opwatch.contracts import DEFAULT_API, WatchRequest
 from opwatch.core import Fetched, FetchResult, Progress
+from opwatch.envelope import PushedMessage
+from opwatch.handlers import Handlers
 from opwatch.ledger import RECORD_EVERY, Record, State
 from opwatch.notification import Notification
-from opwatch.registry import QueuedTask, pages
-from opwatch.service import Notifier
-from opwatch.settings import Settings
+from opwatch.ports import QueuedTask
+from opwatch.registry import pages
+from opwatch.settings import Allowlists, LedgerConfig, Settings, TasksConfig, WatchConfig
 from opwatch_local import memory_ledger
 from opwatch_local.audit_log import AuditOptions, audit_entry
 
@@ -306,9 +308,9 @@ class HarnessResult:
         return Summary.of(float(c[method]) for c in self.per_entry)
 
 
-def _pushed(data: dict[str, Any], message_id: str) -> dict[str, Any]:
+def _pushed(data: dict[str, Any], message_id: str) -> PushedMessage:
     payload = base64.b64encode(json.dumps(data).encode()).decode()
-    return {"data": payload, "messageId": message_id}
+    return PushedMessage.from_json({"data": payload, "messageId": message_id})
 
 
 def run_harness(
@@ -336,17 +338,16 @@ def run_harness(
     """
     clock = _Clock(datetime(2026, 12, 1, 12, 0, tzinfo=UTC))
     settings = Settings(
-        results_topic=RESULTS,
-        tasks_queue=QUEUE,
-        check_url="https://opwatch-on-check.example.run.app/",
-        allowed_apis=frozenset({DEFAULT_API}),
-        allowed_notify_topics=frozenset({RESULTS}),
-        event_driven_apis=frozenset({DEFAULT_API}),
-        ledger_database="projects/opwatch-scale/databases/opwatch-ledger" if with_ledger else None,
+        watch=WatchConfig(results_topic=RESULTS, event_driven_apis=frozenset({DEFAULT_API})),
+        tasks=TasksConfig(queue=QUEUE, check_url="https://opwatch-on-check.example.run.app/"),
+        allowlists=Allowlists(apis=frozenset({DEFAULT_API}), notify_topics=frozenset({RESULTS})),
+        ledger=LedgerConfig("projects/opwatch-scale/databases/opwatch-ledger")
+        if with_ledger
+        else None,
     )
     store, queue = IndexedLedger(), CountingQueue()
     fetch, published = _Operations(), _Published()
-    notifier = Notifier(
+    notifier = Handlers(
         settings,
         fetch=fetch,
         queue=queue,

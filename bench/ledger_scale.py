@@ -25,7 +25,7 @@ the queue its Tasks emulator), one stack grown from the smaller N to the larger:
 
 **On the in-process harness** (N = 100,000; ``bench.ledger_harness.run_harness``): counting
 fakes of the ledger (indexed by operation key, as Firestore's composite index serves the
-query) and of the queue, the functions' own ``Notifier``: calls per end entry (queries,
+query) and of the queue, the functions' own ``Handlers``: calls per end entry (queries,
 GetTask, ListTasks) and CPU per end entry, with the ledger and, for contrast, without it.
 
     python -m bench.ledger_scale [--sizes 1000,10000] [--operations 50] [--harness 100000]
@@ -67,7 +67,7 @@ from opwatch_local.inbox import Inbox
 from opwatch_local.procs import sigterm_as_exit
 from opwatch_local.stack import LocalStack
 from opwatch_local.stack_config import Ports, StackConfig
-from opwatch_local.watches import operator_settings
+from opwatch_local.watches import operator_tasks
 
 RESULTS = Path(__file__).parent / "results" / "ledger_scale.md"
 AUDIT_LATENCY = 0.5
@@ -283,7 +283,7 @@ def run_stack(
         # google-cloud-firestore reads the emulator's host from this process's environment.
         os.environ["FIRESTORE_EMULATOR_HOST"] = stack.firestore.host
         ledger = FirestoreLedger(stack.firestore.database, 30, stack.firestore.client)
-        queue = CloudTasksQueue(operator_settings(env, config.queue_path))
+        queue = CloudTasksQueue(operator_tasks(env, config.queue_path))
         seeded = 0
         for pending in sorted(sizes):
             seconds = seed(ledger, queue, seeded, pending, config.results_topic_path)
@@ -450,7 +450,7 @@ def report(
             ]
     if harness:
         lines += [
-            "## In-process harness (counting fakes, the functions' own Notifier)",
+            "## In-process harness (counting fakes, the functions' own Handlers)",
             "",
             "Each end entry's calls, as the real adapters would make them (`first` of 17 names = "
             "17 GetTask; `list_tasks` = one ListTasks a page of 1,000). CPU = this thread's time "

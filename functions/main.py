@@ -31,23 +31,24 @@ from opwatch.adapters import (
 )
 from opwatch.contracts import DEFAULT_API
 from opwatch.core import Outcome
+from opwatch.envelope import CheckHeaders, PushedMessage
 from opwatch.errors import ConfigurationError, InvalidCheckBody
+from opwatch.handlers import Handlers
 from opwatch.logs import Event
-from opwatch.service import Notifier
 from opwatch.settings import Settings
 
 SETTINGS = Settings.from_env(os.environ)
 log = logs.configure(SETTINGS.log_level)
-FETCHER = OperationFetcher(SETTINGS)
-NOTIFIER = Notifier(
+FETCHER = OperationFetcher(SETTINGS.fetch)
+HANDLERS = Handlers(
     SETTINGS,
     fetch=FETCHER,
-    queue=CloudTasksQueue(SETTINGS),
+    queue=CloudTasksQueue(SETTINGS.tasks),
     publish=NotificationPublisher(),
     # The ledger (README, "The ledger"): written on the side, never waited on.
     ledger=(
-        FirestoreLedger(SETTINGS.ledger_database, SETTINGS.ledger_retention_days)
-        if SETTINGS.ledger_database
+        FirestoreLedger(SETTINGS.ledger.database, SETTINGS.ledger.retention_days)
+        if SETTINGS.ledger
         else None
     ),
 )
@@ -63,7 +64,7 @@ def on_watch_request(request: flask.Request) -> tuple[str, int]:
     acknowledges it; an exception (failing to schedule or publish) answers 500 and Pub/Sub
     delivers the message again.
     """
-    return _pushed(request, NOTIFIER.on_watch_message, {"event": Event.REQUEST_INVALID})
+    return _pushed(request, HANDLERS.on_watch_message, {"event": Event.REQUEST_INVALID})
 
 
 @functions_framework.http
@@ -75,12 +76,12 @@ def on_audit_entry(request: flask.Request) -> tuple[str, int]:
     exception (failing to schedule or publish) answers 500 and Pub/Sub delivers it again.
     """
     refused = {"event": Event.AUDIT_IGNORED, "reason": "not a Pub/Sub push"}
-    return _pushed(request, NOTIFIER.on_audit_message, refused)
+    return _pushed(request, HANDLERS.on_audit_message, refused)
 
 
 def _pushed(
     request: flask.Request,
-    handle: Callable[[dict[str, Any]], Outcome | None],
+    handle: Callable[[PushedMessage], Outcome | None],
     refused: dict[str, Any],
 ) -> tuple[str, int]:
     """Hand the message of a Pub/Sub push envelope to ``handle``; 2xx acknowledges it."""
@@ -91,7 +92,7 @@ def _pushed(
         # and there is no message to answer.
         log.warning("refused a request that is not a Pub/Sub push", extra={"fields": refused})
         return ("expected a Pub/Sub push: a JSON object with a message\n", 400)
-    outcome = handle(message)
+    outcome = handle(PushedMessage.from_json(message))
     return (outcome.value if outcome else "", 200)
 
 
@@ -103,8 +104,9 @@ def on_check(request: flask.Request) -> tuple[str, int]:
     to publish) answers 500, and Cloud Tasks retries with backoff.
     """
     # Defence in depth behind IAM (only the invoker account may call): tasks of our queue only.
-    queue = request.headers.get("X-CloudTasks-QueueName", "")
-    if queue not in SETTINGS.queue_names:
+    headers = CheckHeaders.from_headers(request.headers)
+    queue = headers.queue
+    if queue not in SETTINGS.tasks.queue_names:
         log.warning(
             "refused a check that did not come from the configured queue",
             extra={"fields": {"event": Event.CHECK_REFUSED, "queue_header": queue[:200]}},
@@ -121,13 +123,12 @@ def on_check(request: flask.Request) -> tuple[str, int]:
             extra={
                 "fields": {
                     "event": Event.CHECK_REFUSED,
-                    "task": request.headers.get("X-CloudTasks-TaskName", "")[:200],
+                    "task": headers.task_name[:200],
                 }
             },
         )
         return ("", 204)
-    retries = request.headers.get("X-CloudTasks-TaskRetryCount", "0")
-    outcome = NOTIFIER.on_check(state, retries=int(retries) if retries.isdigit() else 0)
+    outcome = HANDLERS.on_check(state, retries=headers.retries)
     return (outcome.value if outcome else "", 200)
 
 
@@ -146,11 +147,11 @@ def on_sweep(request: flask.Request) -> tuple[str, int]:
             raise ConfigurationError('expected {"parents": ["[API=]projects/P/locations/L", ...]}')
         parents = [sweep.Parent.parse(text, DEFAULT_API) for text in raw]
         for parent in parents:
-            if parent.api not in SETTINGS.allowed_apis:
+            if parent.api not in SETTINGS.allowlists.apis:
                 raise ConfigurationError(f"{parent.api} is not in ALLOWED_APIS")
     except ConfigurationError as error:
         fields = {"event": Event.SWEEP_FAILED, "reason": str(error)}
         log.warning("refused a sweep: %s", error, extra={"fields": fields})
         return (f"{error}\n", 400)
-    results, failed = NOTIFIER.sweep_all(parents, FETCHER.list_page)
+    results, failed = HANDLERS.sweep_all(parents, FETCHER.list_page)
     return (json.dumps(results) + "\n", 500 if failed else 200)

@@ -17,11 +17,12 @@ import pytest
 from opwatch import checks, learned, ledger
 from opwatch.contracts import WatchRequest
 from opwatch.core import Fetched, FetchFailed, FetchResult
+from opwatch.envelope import PushedMessage
+from opwatch.handlers import Handlers
 from opwatch.logs import LOGGER_NAME
 from opwatch.notification import Notification
-from opwatch.registry import QueuedTask
-from opwatch.service import Notifier
-from opwatch.settings import Settings
+from opwatch.ports import QueuedTask
+from opwatch.settings import Allowlists, Settings, TasksConfig, WatchConfig
 from opwatch.status import make_status
 from opwatch_local import memory_ledger
 
@@ -38,12 +39,17 @@ def load(name: str) -> Any:
     return json.loads((DATA / name).read_text())
 
 
-def pubsub_message(
-    data: Any, message_id: str = "m-1", *, raw: bytes | None = None
-) -> dict[str, Any]:
-    """A PubsubMessage in its JSON form, as a push delivers it."""
+def pubsub_json(data: Any, message_id: str = "m-1", *, raw: bytes | None = None) -> dict[str, Any]:
+    """A PubsubMessage in its JSON form, as a push envelope holds it."""
     payload = raw if raw is not None else json.dumps(data).encode()
     return {"data": base64.b64encode(payload).decode(), "messageId": message_id}
+
+
+def pubsub_message(
+    data: Any, message_id: str = "m-1", *, raw: bytes | None = None
+) -> PushedMessage:
+    """A PubsubMessage as the functions are handed it (read from its JSON form)."""
+    return PushedMessage.from_json(pubsub_json(data, message_id, raw=raw))
 
 
 class Clock:
@@ -278,20 +284,24 @@ def _restore_environ() -> Iterator[None]:
 @pytest.fixture
 def settings() -> Settings:
     return Settings(
-        results_topic=RESULTS,
-        tasks_queue=QUEUE,
-        check_url=CHECK_URL,
-        invoker_service_account="opwatch-invoker@test-project.iam.gserviceaccount.com",
-        allowed_apis=frozenset({"cloudaicompanion.googleapis.com", "spanner.googleapis.com"}),
-        allowed_notify_topics=frozenset({RESULTS, OTHER_TOPIC}),
+        watch=WatchConfig(results_topic=RESULTS),
+        tasks=TasksConfig(
+            queue=QUEUE,
+            check_url=CHECK_URL,
+            invoker_service_account="opwatch-invoker@test-project.iam.gserviceaccount.com",
+        ),
+        allowlists=Allowlists(
+            apis=frozenset({"cloudaicompanion.googleapis.com", "spanner.googleapis.com"}),
+            notify_topics=frozenset({RESULTS, OTHER_TOPIC}),
+        ),
     )
 
 
 @dataclass
 class Harness:
-    """A Notifier wired to fakes, plus a driver that plays Cloud Tasks."""
+    """A Handlers wired to fakes, plus a driver that plays Cloud Tasks."""
 
-    notifier: Notifier
+    notifier: Handlers
     clock: Clock
     fetch: FakeFetch
     schedule: FakeQueue
@@ -318,10 +328,10 @@ class Harness:
 
 
 def make_harness(settings: Settings, ledger: FakeLedger | None = None) -> Harness:
-    """A Notifier over fakes (with ``ledger``, if given) and its driver."""
+    """A Handlers over fakes (with ``ledger``, if given) and its driver."""
     clock, fetch = Clock(), FakeFetch()
     schedule, publish = FakeQueue(clock=clock), RecordingPublish()
-    notifier = Notifier(
+    notifier = Handlers(
         settings, fetch=fetch, queue=schedule, publish=publish, clock=clock, ledger=ledger
     )
     return Harness(notifier, clock, fetch, schedule, publish)

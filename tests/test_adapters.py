@@ -42,9 +42,9 @@ from opwatch.adapters import (
 )
 from opwatch.contracts import DEFAULT_API, WatchRequest
 from opwatch.core import Fetched, FetchFailed, Progress
-from opwatch.errors import QueueUnavailable, QuotaExhausted
+from opwatch.errors import ConfigurationError, QueueUnavailable, QuotaExhausted
 from opwatch.notification import Notification
-from opwatch.settings import Settings
+from opwatch.settings import FetchConfig, Settings, TasksConfig
 from opwatch.status import retry_info_delay
 
 from .conftest import CHECK_URL, OPERATION, QUEUE, RESULTS, T0, load
@@ -113,7 +113,7 @@ def fail_with(error: Exception) -> Handler:
 class Api:
     """An OperationFetcher whose session sends everything to a MockAdapter."""
 
-    settings: Settings
+    settings: FetchConfig
     sessions_made: int = 0
     adapter: MockAdapter = field(default_factory=lambda: MockAdapter(respond(500)))
 
@@ -131,7 +131,7 @@ class Api:
 
 @pytest.fixture
 def api(settings: Settings) -> Api:
-    return Api(settings)
+    return Api(settings.fetch)
 
 
 def test_fetch_gets_the_operation_from_the_api_host(api: Api) -> None:
@@ -143,7 +143,7 @@ def test_fetch_gets_the_operation_from_the_api_host(api: Api) -> None:
 
 
 def test_fetch_uses_the_local_endpoint_when_one_is_configured(api: Api) -> None:
-    api.settings = replace(api.settings, operations_endpoint="http://127.0.0.1:8090")
+    api.settings = replace(api.settings, endpoint="http://127.0.0.1:8090")
 
     api.fetcher(respond(200, load("operation-pending.json")))(WATCH)
 
@@ -246,7 +246,7 @@ def test_no_answer_is_a_transient_failure_with_a_grpc_code(
 
 
 def test_fetch_passes_the_configured_timeout_to_the_transport(api: Api) -> None:
-    api.settings = replace(api.settings, fetch_timeout=2.5)
+    api.settings = replace(api.settings, timeout=2.5)
 
     api.fetcher(respond(200, load("operation-pending.json")))(WATCH)
 
@@ -304,7 +304,7 @@ def test_the_local_endpoint_gets_no_credentials(
 ) -> None:
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
         monkeypatch.delenv(name, raising=False)
-    local = replace(settings, operations_endpoint=loopback_operations.url, fetch_timeout=5.0)
+    local = replace(settings.fetch, endpoint=loopback_operations.url, timeout=5.0)
 
     result = OperationFetcher(local)(WATCH)
 
@@ -322,7 +322,7 @@ def test_a_page_of_operations_is_listed_with_its_token_and_filter(
     projects.locations.operations.list); empty ones are left out."""
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
         monkeypatch.delenv(name, raising=False)
-    local = replace(settings, operations_endpoint=loopback_operations.url, fetch_timeout=5.0)
+    local = replace(settings.fetch, endpoint=loopback_operations.url, timeout=5.0)
     fetcher = OperationFetcher(local)
     parent = "projects/p/locations/us-central1"
 
@@ -358,9 +358,9 @@ def check_task(polls: int = 1) -> checks.CheckTask:
     return checks.encode(WATCH, Progress(started=T0, polls=polls, seen=True), when, "c0")
 
 
-def scheduled(settings: Settings, task: checks.CheckTask) -> tasks_v2.CreateTaskRequest:
+def scheduled(config: TasksConfig, task: checks.CheckTask) -> tasks_v2.CreateTaskRequest:
     client = FakeTasksClient()
-    CloudTasksQueue(settings, client_factory=lambda: client).create(task)
+    CloudTasksQueue(config, client_factory=lambda: client).create(task)
     [(request, timeout)] = client.calls
     assert timeout > 0
     return request
@@ -371,7 +371,7 @@ def test_the_task_is_a_typed_request_on_the_queue_named_after_the_watch(
 ) -> None:
     task = check_task()
 
-    request = scheduled(settings, task)
+    request = scheduled(settings.tasks, task)
 
     assert isinstance(request, tasks_v2.CreateTaskRequest)
     assert request.parent == QUEUE
@@ -381,7 +381,7 @@ def test_the_task_is_a_typed_request_on_the_queue_named_after_the_watch(
 def test_the_task_posts_the_body_as_json_to_the_check_function(settings: Settings) -> None:
     task = check_task()
 
-    http = scheduled(settings, task).task.http_request
+    http = scheduled(settings.tasks, task).task.http_request
 
     assert http.url == CHECK_URL
     assert http.http_method == tasks_v2.HttpMethod.POST
@@ -390,15 +390,15 @@ def test_the_task_posts_the_body_as_json_to_the_check_function(settings: Setting
 
 
 def test_the_task_carries_an_oidc_token_for_the_check_function(settings: Settings) -> None:
-    http = scheduled(settings, check_task()).task.http_request
+    http = scheduled(settings.tasks, check_task()).task.http_request
 
-    assert http.oidc_token.service_account_email == settings.invoker_service_account
+    assert http.oidc_token.service_account_email == settings.tasks.invoker_service_account
     assert http.oidc_token.audience == CHECK_URL
 
 
 def test_without_an_invoker_account_the_task_has_no_token(settings: Settings) -> None:
     http = scheduled(
-        replace(settings, invoker_service_account=None), check_task()
+        replace(settings.tasks, invoker_service_account=None), check_task()
     ).task.http_request
 
     assert tasks_v2.HttpRequest.pb(http).WhichOneof("authorization_header") is None
@@ -407,19 +407,29 @@ def test_without_an_invoker_account_the_task_has_no_token(settings: Settings) ->
 def test_the_task_is_scheduled_at_the_checks_time(settings: Settings) -> None:
     task = check_task()
 
-    assert scheduled(settings, task).task.schedule_time == task.when
+    assert scheduled(settings.tasks, task).task.schedule_time == task.when
 
 
 def test_the_dispatch_deadline_is_the_check_functions_timeout(settings: Settings) -> None:
     """A deadline shorter than the function's timeout would retry a check still running."""
-    request = scheduled(replace(settings, dispatch_deadline=1800), check_task())
+    request = scheduled(replace(settings.tasks, dispatch_deadline=1800), check_task())
     assert request.task.dispatch_deadline == timedelta(seconds=1800)
+
+
+def test_a_queue_without_the_check_functions_url_creates_no_task(settings: Settings) -> None:
+    """An operator's queue (the CLI without OPWATCH_CHECK_URL) reads tasks but says which
+    variable is missing before it would create one that calls nowhere."""
+    client = FakeTasksClient()
+    reader = CloudTasksQueue(replace(settings.tasks, check_url=None), client_factory=lambda: client)
+    with pytest.raises(ConfigurationError, match="OPWATCH_CHECK_URL"):
+        reader.create(check_task())
+    assert client.calls == []
 
 
 def test_a_task_that_already_exists_counts_as_scheduled(settings: Settings) -> None:
     client = FakeTasksClient(fail_with=api_exceptions.AlreadyExists("task exists"))
 
-    created = CloudTasksQueue(settings, client_factory=lambda: client).create(check_task())
+    created = CloudTasksQueue(settings.tasks, client_factory=lambda: client).create(check_task())
 
     assert len(client.calls) == 1
     assert created is False, "reported as already there, so the service logs a duplicate"
@@ -429,7 +439,7 @@ def test_other_task_errors_propagate(settings: Settings) -> None:
     client = FakeTasksClient(fail_with=api_exceptions.ServiceUnavailable("try again"))
 
     with pytest.raises(api_exceptions.ServiceUnavailable):
-        CloudTasksQueue(settings, client_factory=lambda: client).create(check_task())
+        CloudTasksQueue(settings.tasks, client_factory=lambda: client).create(check_task())
 
 
 def test_the_tasks_client_is_built_once_on_first_use(settings: Settings) -> None:
@@ -440,7 +450,7 @@ def test_the_tasks_client_is_built_once_on_first_use(settings: Settings) -> None
         built.append(client)
         return client
 
-    schedule = CloudTasksQueue(settings, client_factory=factory)
+    schedule = CloudTasksQueue(settings.tasks, client_factory=factory)
     assert built == []
     for polls in (1, 2, 3):
         schedule.create(check_task(polls))
@@ -469,7 +479,7 @@ class RefusingTasksClient:
 
 def refusing(settings: Settings, **refusals: Exception) -> tuple[CloudTasksQueue, Any]:
     client = RefusingTasksClient(refusals)
-    return CloudTasksQueue(settings, client_factory=lambda: client), client
+    return CloudTasksQueue(settings.tasks, client_factory=lambda: client), client
 
 
 QUOTA = api_exceptions.ResourceExhausted("Quota exceeded for quota metric 'List requests'")
@@ -644,7 +654,7 @@ def test_the_default_session_uses_application_default_credentials(
     settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(service_account_file(tmp_path)))
-    session = default_session(settings)
+    session = default_session(settings.fetch)
     assert isinstance(session, AuthorizedSession)
     assert session.credentials.service_account_email.startswith("opwatch-runtime@")
     # What it does on a 401 is tested through authorized_session in test_security.py.
@@ -655,7 +665,7 @@ def test_a_credential_refresh_failure_is_transient(settings: Settings) -> None:
         def refresh(self, request: Any) -> None:
             raise RefreshError("metadata server unavailable")
 
-    fetcher = OperationFetcher(settings, session_factory=lambda: AuthorizedSession(Broken()))
+    fetcher = OperationFetcher(settings.fetch, session_factory=lambda: AuthorizedSession(Broken()))
     result = fetcher(WatchRequest(operation=OPERATION, watch_id="w"))
     assert isinstance(result, FetchFailed)
     assert (result.http_status, result.error["code"]) == (None, 14)
@@ -663,7 +673,7 @@ def test_a_credential_refresh_failure_is_transient(settings: Settings) -> None:
 
 
 def test_the_emulator_tasks_client_talks_plaintext_to_the_emulator(settings: Settings) -> None:
-    local = replace(settings, tasks_emulator_host="127.0.0.1:9")
+    local = replace(settings.tasks, emulator_host="127.0.0.1:9")
     client = default_tasks_client(local)
     assert isinstance(client, tasks_v2.CloudTasksClient)
     client.transport.close()
@@ -682,7 +692,7 @@ def test_the_production_tasks_client_uses_application_default_credentials(
     settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(service_account_file(tmp_path)))
-    client = default_tasks_client(settings)
+    client = default_tasks_client(settings.tasks)
     assert client.api_endpoint == "cloudtasks.googleapis.com"
     client.transport.close()
 

@@ -30,9 +30,9 @@ from opwatch import checks
 from opwatch.adapters import OperationFetcher
 from opwatch.contracts import WatchRequest
 from opwatch.core import Outcome, Progress, decide
+from opwatch.handlers import Handlers
 from opwatch.registry import Registry
-from opwatch.service import Notifier
-from opwatch.settings import Settings
+from opwatch.settings import FetchConfig, Settings
 from opwatch_local import watches
 from opwatch_local.simulator import Busy, OperationStats, Simulator, SimulatorServer
 
@@ -46,7 +46,7 @@ REQUEST = WatchRequest(operation=OPERATION, watch_id="w-1", timeout=3600.0)
 class Rig:
     """The watch function over the real fetch adapter, against the simulator."""
 
-    notifier: Notifier
+    notifier: Handlers
     clock: Clock
     queue: FakeQueue
     publish: RecordingPublish
@@ -80,10 +80,10 @@ def rig(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Rig]:
     clock = Clock()
     simulator = Simulator(clock=lambda: clock.now.timestamp())
     with SimulatorServer(0, simulator=simulator) as server:
-        local = replace(settings, operations_endpoint=server.url, fetch_timeout=5.0)
+        fetch = FetchConfig(endpoint=server.url, timeout=5.0)
         queue, publish = FakeQueue(), RecordingPublish()
-        notifier = Notifier(
-            local, fetch=OperationFetcher(local), queue=queue, publish=publish, clock=clock
+        notifier = Handlers(
+            settings, fetch=OperationFetcher(fetch), queue=queue, publish=publish, clock=clock
         )
         yield Rig(notifier, clock, queue, publish, simulator)
 

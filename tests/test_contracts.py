@@ -17,9 +17,9 @@ from hypothesis import strategies as st
 from opwatch import contracts
 from opwatch.contracts import (
     FIELDS,
-    decode_pubsub_data,
     parse_watch_request,
 )
+from opwatch.envelope import PushedMessage
 from opwatch.errors import InvalidWatchRequest
 
 from .conftest import OPERATION, OTHER_TOPIC, RESULTS
@@ -189,8 +189,10 @@ def test_deep_nesting_is_not_a_crash() -> None:
 
 @pytest.mark.parametrize("message", [{}, {"data": ""}, {"data": "!!not base64!!"}, {"data": 5}])
 def test_missing_or_undecodable_message_data_is_refused(message: dict[str, Any]) -> None:
-    with pytest.raises(InvalidWatchRequest):
-        decode_pubsub_data(message)
+    pushed = PushedMessage.from_json(message)
+    assert pushed.data is None
+    with pytest.raises(InvalidWatchRequest, match=r"no data|not base64"):
+        pushed.payload()
 
 
 # The schema and the code must agree: anything the code accepts, the schema accepts, and the

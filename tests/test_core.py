@@ -16,7 +16,7 @@ from opwatch.core import (
     decide,
     describe_failure,
 )
-from opwatch.service import utcnow
+from opwatch.ports import utcnow
 from opwatch.status import make_status
 
 from .conftest import OPERATION, T0, Fetched, http_error

@@ -1,6 +1,6 @@
 """Discovery: an audit entry of a long-running operation starts a watch, once (README, Discovery).
 
-Driven through :meth:`Notifier.on_audit_message` with the conftest fakes: what a subscriber
+Driven through :meth:`Handlers.on_audit_message` with the conftest fakes: what a subscriber
 would receive, which tasks were created, and the ``event`` of every log line.
 """
 
@@ -15,9 +15,10 @@ import pytest
 
 from opwatch import checks
 from opwatch.audit import discovered_watch_id
+from opwatch.envelope import PushedMessage
 from opwatch.errors import QuotaExhausted
+from opwatch.handlers import Handlers
 from opwatch.logs import Event
-from opwatch.service import Notifier
 
 from .conftest import EventLog, Harness, load, pending, pubsub_message, succeeded
 
@@ -97,7 +98,7 @@ def test_an_operation_done_at_the_first_look_is_notified_at_once(harness: Harnes
 
 
 def test_the_caller_is_a_label_only_when_the_setting_allows(harness: Harness) -> None:
-    notifier = Notifier(
+    notifier = Handlers(
         replace(harness.notifier.settings, discovery_include_caller=True),
         fetch=harness.fetch,
         queue=harness.schedule,
@@ -234,15 +235,15 @@ def test_a_split_entry_starts_one_watch_and_its_end_runs_the_fast_path_once(
 @pytest.mark.parametrize(
     ("message", "says"),
     [
-        ({"messageId": "m-1"}, "no data"),
-        ({"data": "%%%", "messageId": "m-1"}, "not base64"),
+        (PushedMessage.from_json({"messageId": "m-1"}), "no data"),
+        (PushedMessage.from_json({"data": "%%%", "messageId": "m-1"}), "not base64"),
         (pubsub_message(None, raw=b"{not json"), "not JSON"),
         (pubsub_message({"textPayload": "hello"}), "not one of the Cloud Audit Logs"),
         (pubsub_message(load("audit-gke-delete-cluster-last.json")), "no operation name"),
     ],
 )
 def test_odd_messages_are_logged_and_acknowledged_without_a_notification(
-    harness: Harness, event_log: EventLog, message: dict[str, Any], says: str
+    harness: Harness, event_log: EventLog, message: PushedMessage, says: str
 ) -> None:
     assert harness.notifier.on_audit_message(message) is None
     [reason] = ignored_reasons(event_log)
@@ -308,6 +309,6 @@ def test_a_failure_to_schedule_propagates_so_pubsub_redelivers(harness: Harness)
 
 
 def test_the_message_id_is_read_in_either_spelling(harness: Harness, event_log: EventLog) -> None:
-    harness.notifier.on_audit_message({"message_id": "m-9", "data": ""})
+    harness.notifier.on_audit_message(PushedMessage.from_json({"message_id": "m-9", "data": ""}))
     assert event_log.lines[0]["message_id"] == "m-9"
     assert json.dumps(event_log.lines)  # every field is JSON, as the log formatter needs

@@ -1,7 +1,7 @@
 """Both Cloud Functions, driven in-process through functions-framework's own app.
 
 The HTTP and CloudEvent handling in ``functions/main.py`` stays real; the one seam is the
-composition root: the loaded module's ``NOTIFIER`` is replaced by a Notifier over the shared fakes,
+composition root: the loaded module's ``HANDLERS`` is replaced by a Handlers over the shared fakes,
 and the tests assert on what those fakes received (what a subscriber would see).
 """
 
@@ -28,8 +28,8 @@ from opwatch import checks
 from opwatch.contracts import WatchRequest
 from opwatch.core import FetchFailed, Progress
 from opwatch.errors import ConfigurationError
+from opwatch.handlers import Handlers
 from opwatch.logs import LOGGER_NAME
-from opwatch.service import Notifier
 
 from .conftest import (
     CHECK_URL,
@@ -141,7 +141,7 @@ def deploy(environment: None, load_function: LoadFunction) -> Callable[[], Deplo
         for target in ("on_watch_request", "on_check"):
             app, module = load_function(target)
             # Each create_app executes main.py afresh: replace the composition root of each.
-            module.NOTIFIER = Notifier(
+            module.HANDLERS = Handlers(
                 module.SETTINGS, fetch=fetch, queue=schedule, publish=publish, clock=clock
             )
             clients.append(app.test_client())
@@ -457,7 +457,7 @@ def audit_deployment(environment: None, load_function: LoadFunction) -> Deployme
     clock, fetch = Clock(), FakeFetch()
     schedule, publish = FakeQueue(), RecordingPublish()
     app, module = load_function("on_audit_entry")
-    module.NOTIFIER = Notifier(
+    module.HANDLERS = Handlers(
         module.SETTINGS, fetch=fetch, queue=schedule, publish=publish, clock=clock
     )
     client = app.test_client()
@@ -519,7 +519,7 @@ def sweeping(environment: None, load_function: LoadFunction) -> SweepDeployment:
     parent (a parent missing from it answers 503)."""
     app, module = load_function("on_sweep")
     schedule, fetch = FakeQueue(), FakeFetch([Fetched({"name": "x", "done": False})])
-    module.NOTIFIER = Notifier(
+    module.HANDLERS = Handlers(
         module.SETTINGS, fetch=fetch, queue=schedule, publish=RecordingPublish(), clock=Clock()
     )
     pages: dict[str, Any] = {}

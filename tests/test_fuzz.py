@@ -42,9 +42,9 @@ from opwatch.contracts import (
     validate_watch_request,
 )
 from opwatch.core import Progress
+from opwatch.handlers import Handlers
 from opwatch.logs import LOGGER_NAME, JsonFormatter
 from opwatch.notification import Notification
-from opwatch.service import Notifier
 
 from .conftest import (
     CHECK_URL,
@@ -182,7 +182,7 @@ def functions() -> Iterator[Functions]:
         for target in ("on_watch_request", "on_check"):
             app = functions_framework.create_app(target, source=str(SOURCE))
             module = sys.modules["main"]
-            module.NOTIFIER = Notifier(
+            module.HANDLERS = Handlers(
                 module.SETTINGS, fetch=fetch, queue=schedule, publish=publish, clock=Clock()
             )
             clients.append(app.test_client())

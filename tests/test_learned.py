@@ -338,7 +338,10 @@ def test_an_operation_of_a_learned_kind_running_long_gets_one_overdue_message_fi
 def test_a_hinted_watch_is_overdue_past_one_and_a_half_times_its_hint(
     harness: Harness, settings: Settings
 ) -> None:
-    harness.notifier = replace(harness.notifier, settings=replace(settings, warn_overdue=True))
+    harness.notifier = replace(
+        harness.notifier,
+        settings=replace(settings, watch=replace(settings.watch, warn_overdue=True)),
+    )
     operation = Operation(harness, 3000)
     harness.notifier = replace(harness.notifier, fetch=operation)
     request = {"operation": OPERATION, "watch_id": "w-h", "expected_duration": "600s"}

@@ -20,9 +20,10 @@ import pytest
 
 from opwatch import checks, ledger
 from opwatch.errors import FinishPending, LedgerUnavailable
+from opwatch.handlers import Handlers
 from opwatch.ledger import RECORD_EVERY, Record, State
 from opwatch.logs import Event
-from opwatch.service import RECORD_DELAY, Notifier
+from opwatch.recording import RECORD_DELAY
 from opwatch.settings import Settings
 from opwatch.wire import rfc3339
 from opwatch_local import watches
@@ -256,8 +257,8 @@ def test_a_record_task_on_its_last_attempt_logs_the_finish(
 ) -> None:
     clock, queue, publish = Clock(), FakeQueue(), RecordingPublish()
     fetch = FakeFetch(results=[succeeded()])
-    limited = replace(settings, tasks_max_attempts=3)
-    notifier = Notifier(limited, fetch=fetch, queue=queue, publish=publish, clock=clock)
+    limited = replace(settings, tasks=replace(settings.tasks, max_attempts=3))
+    notifier = Handlers(limited, fetch=fetch, queue=queue, publish=publish, clock=clock)
     body = {"operation": OPERATION, "watch_id": "w-1"}
     store.fail_with = LedgerUnavailable("down")
     notifier = replace(notifier, ledger=store)
@@ -400,7 +401,7 @@ def test_a_record_task_without_a_ledger_configured_does_nothing(
     """The ledger was switched off after the task was written: nothing to catch up."""
     queue, publish = FakeQueue(), RecordingPublish()
     store.fail_with = LedgerUnavailable("down")
-    notifier = Notifier(
+    notifier = Handlers(
         settings, fetch=FakeFetch([succeeded()]), queue=queue, publish=publish, ledger=store
     )
     notifier.on_watch_message(pubsub_message({"operation": OPERATION, "watch_id": "w"}, "m"))
@@ -415,7 +416,7 @@ def test_a_finish_neither_ledger_nor_queue_takes_is_logged_whole(
 ) -> None:
     queue = FakeQueue()
     store.fail_with = LedgerUnavailable("down")
-    notifier = Notifier(
+    notifier = Handlers(
         settings,
         fetch=FakeFetch([succeeded()]),
         queue=queue,
@@ -541,7 +542,12 @@ def test_a_watch_refused_at_a_check_is_recorded_finished(
     harness.fetch.results = [pending()]
     start(harness, api="spanner.googleapis.com")
     [task] = harness.schedule.tasks
-    narrowed = replace(settings, allowed_apis=frozenset({"cloudaicompanion.googleapis.com"}))
+    narrowed = replace(
+        settings,
+        allowlists=replace(
+            settings.allowlists, apis=frozenset({"cloudaicompanion.googleapis.com"})
+        ),
+    )
     notifier = replace(harness.notifier, settings=narrowed)
 
     assert notifier.on_check(checks.decode(task.body), retries=0).value == "INVALID_REQUEST"

@@ -1,6 +1,6 @@
 """The monitoring Terraform (infra/monitoring.tf) against what the code really logs.
 
-Log lines are captured from the real code: :class:`opwatch.service.Notifier` driven through
+Log lines are captured from the real code: :class:`opwatch.handlers.Handlers` driven through
 every path with the conftest fakes, and ``functions/main.py`` for the refusals it logs itself,
 each formatted by :class:`opwatch.logs.JsonFormatter` exactly as the functions print it. Each
 line becomes a LogEntry the way Cloud Logging reads structured stdout of a Cloud Run service
@@ -37,10 +37,12 @@ import pytest
 from opwatch import checks, sweep
 from opwatch.contracts import DEFAULT_API
 from opwatch.core import FetchFailed, FetchResult, Outcome
+from opwatch.envelope import PushedMessage
 from opwatch.errors import LedgerUnavailable, QuotaExhausted
+from opwatch.handlers import Handlers
 from opwatch.logs import LOGGER_NAME, Event, JsonFormatter
-from opwatch.service import PARKED_ATTRIBUTE, PARKED_VALUE, Notifier
-from opwatch.settings import Settings
+from opwatch.parking import PARKED_ATTRIBUTE, PARKED_VALUE
+from opwatch.settings import Allowlists, Settings, TasksConfig, WatchConfig
 from opwatch.status import make_status
 from tests import logquery
 from tests.conftest import (
@@ -55,6 +57,7 @@ from tests.conftest import (
     http_error,
     load,
     pending,
+    pubsub_json,
     pubsub_message,
     succeeded,
 )
@@ -179,19 +182,21 @@ def log_entry(
 
 def _notifier(
     settings: Settings, fetch: FakeFetch, schedule: FakeQueue, publish: RecordingPublish
-) -> tuple[Notifier, Clock]:
+) -> tuple[Handlers, Clock]:
     clock = Clock()
-    return Notifier(settings, fetch=fetch, queue=schedule, publish=publish, clock=clock), clock
+    return Handlers(settings, fetch=fetch, queue=schedule, publish=publish, clock=clock), clock
 
 
 def _drive_notifier(capture: Capture, settings: Settings) -> None:
     """Every path of the service, each line tagged with the function that writes it."""
 
-    def watch(notifier: Notifier, request: Any, message_id: str, **kw: Any) -> None:
+    def watch(notifier: Handlers, request: Any, message_id: str, **kw: Any) -> None:
         with capture.serving(WATCH_SERVICE):
-            notifier.on_watch_message({**pubsub_message(request, message_id), **kw})
+            notifier.on_watch_message(
+                PushedMessage.from_json({**pubsub_json(request, message_id), **kw})
+            )
 
-    def run(notifier: Notifier, schedule: FakeQueue, clock: Clock, **kw: Any) -> None:
+    def run(notifier: Handlers, schedule: FakeQueue, clock: Clock, **kw: Any) -> None:
         with capture.serving(CHECK_SERVICE):
             while schedule.tasks:
                 task = schedule.tasks.pop(0)
@@ -230,7 +235,7 @@ def _drive_notifier(capture: Capture, settings: Settings) -> None:
     last["operation"]["last"] = True
     last_of_spanner = last
     schedule = FakeQueue()
-    spanner = Settings(**{**vars(settings), "allowed_apis": frozenset({"spanner.googleapis.com"})})
+    spanner = replace(settings, allowlists=Allowlists(apis=frozenset({"spanner.googleapis.com"})))
     notifier, clock = _notifier(
         spanner, FakeFetch([pending(discovered)]), schedule, RecordingPublish()
     )
@@ -302,8 +307,8 @@ def _drive_notifier(capture: Capture, settings: Settings) -> None:
 
     # A check on its last attempts whose schedule fails: parked in Cloud Tasks, then on the
     # parked topic (and back), then abandoned when nothing takes it.
-    last = {"retries": settings.tasks_max_attempts - 1}
-    parking = Settings(**{**vars(settings), "parked_topic": "projects/p/topics/opwatch-parked"})
+    last = {"retries": settings.tasks.max_attempts - 1}
+    parking = replace(settings, parked_topic="projects/p/topics/opwatch-parked")
     for name, fails, publish in (
         ("tasks", 1, RecordingPublish()),
         ("pubsub", 2, RecordingPublish()),
@@ -378,10 +383,12 @@ def _drive_main(capture: Capture, monkeypatch: pytest.MonkeyPatch) -> None:
 def entries() -> Iterator[list[dict[str, Any]]]:
     """Every LogEntry the code writes on its paths, plus lines from elsewhere in the project."""
     settings = Settings(
-        results_topic="projects/test-project/topics/opwatch-results",
-        tasks_queue="projects/test-project/locations/us-central1/queues/opwatch-checks",
-        check_url="https://opwatch-on-check-123456789012.us-central1.run.app",
-        tasks_max_attempts=5,
+        watch=WatchConfig(results_topic="projects/test-project/topics/opwatch-results"),
+        tasks=TasksConfig(
+            queue="projects/test-project/locations/us-central1/queues/opwatch-checks",
+            check_url="https://opwatch-on-check-123456789012.us-central1.run.app",
+            max_attempts=5,
+        ),
     )
     capture = Capture()
     logger = logging.getLogger(LOGGER_NAME)

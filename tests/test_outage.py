@@ -29,9 +29,11 @@ from google.api_core import exceptions
 
 from opwatch import checks
 from opwatch.core import Fetched, FetchResult
+from opwatch.envelope import PushedMessage
+from opwatch.handlers import Handlers
 from opwatch.notification import Notification
-from opwatch.registry import QueuedTask
-from opwatch.service import PARKED_ATTRIBUTE, PARKED_VALUE, Notifier
+from opwatch.parking import PARKED_ATTRIBUTE, PARKED_VALUE
+from opwatch.ports import QueuedTask
 from opwatch.settings import Settings
 
 from .conftest import OPERATION, RESULTS, T0, Clock, EventLog, pubsub_message
@@ -83,7 +85,7 @@ class World:
         self.gets = 0
         self._seq = itertools.count()
         self._done_at = done_at
-        self.notifier = Notifier(
+        self.notifier = Handlers(
             settings,
             fetch=self.fetch,
             queue=self,
@@ -160,7 +162,7 @@ class World:
                     state = checks.decode(due.payload.body)
                     self.notifier.on_check(state, retries=due.retries)
                 else:
-                    self.notifier.on_watch_message(due.payload)
+                    self.notifier.on_watch_message(PushedMessage.from_json(due.payload))
                 continue
             except exceptions.GoogleAPICallError:
                 pass
@@ -188,7 +190,7 @@ class World:
 
 @pytest.fixture
 def settings_with_parking(settings: Settings) -> Settings:
-    return replace(settings, tasks_max_attempts=10, parked_topic=PARKED)
+    return replace(settings, tasks=replace(settings.tasks, max_attempts=10), parked_topic=PARKED)
 
 
 def outage_run(
@@ -257,7 +259,7 @@ def test_without_a_parked_topic_a_create_task_outage_is_logged_with_the_whole_wa
     """When nothing can be written, one ERROR entry holds the watch; replaying its check_body
     on the parked topic (README, "Parked watches") brings the watch back to its notification."""
     world = outage_run(
-        replace(settings, tasks_max_attempts=10),
+        replace(settings, tasks=replace(settings.tasks, max_attempts=10)),
         done_after=timedelta(hours=2),
         down="tasks",
         between=(timedelta(minutes=10), timedelta(hours=24)),
@@ -277,7 +279,7 @@ def test_without_a_parked_topic_a_create_task_outage_is_logged_with_the_whole_wa
         "messageId": "replay-1",
     }
     world.clock.now = T0 + timedelta(days=2)  # an operator replays it after the outage
-    world.notifier.on_watch_message(replay)
+    world.notifier.on_watch_message(PushedMessage.from_json(replay))
     world.advance(until=world.clock() + timedelta(days=1))
     assert outcomes(world) == ["SUCCEEDED"]
 
@@ -301,11 +303,13 @@ def test_a_parked_message_that_opwatch_did_not_write_is_answered_invalid(
 ) -> None:
     world = World(settings_with_parking, done_at=T0)
     world.notifier.on_watch_message(
-        {
-            "data": base64.b64encode(b'{"opwatch_check": 2}').decode(),
-            "attributes": {PARKED_ATTRIBUTE: PARKED_VALUE},
-            "messageId": "forged-1",
-        }
+        PushedMessage.from_json(
+            {
+                "data": base64.b64encode(b'{"opwatch_check": 2}').decode(),
+                "attributes": {PARKED_ATTRIBUTE: PARKED_VALUE},
+                "messageId": "forged-1",
+            }
+        )
     )
     assert outcomes(world) == ["INVALID_REQUEST"]
     assert json.loads(world.notifications[0].data)["watch_id"] == "forged-1"

@@ -22,8 +22,9 @@ from opwatch.checks import Step
 from opwatch.contracts import CancelRequest
 from opwatch.core import FetchResult
 from opwatch.errors import QuotaExhausted
-from opwatch.registry import QueuedTask, Registry
-from opwatch.service import Notifier
+from opwatch.handlers import Handlers
+from opwatch.ports import QueuedTask
+from opwatch.registry import Registry
 from opwatch.settings import Settings
 
 from .conftest import (
@@ -427,8 +428,8 @@ def test_a_step_parked_during_a_cancel_still_meets_the_cancel(settings: Settings
     """A check that fails on the queue's last attempt re-runs its step as a new task (parked);
     every re-run of step n leads to the same step n + 1, which the cancel holds."""
     clock, fetch, queue, publish = Clock(), FakeFetch(), FakeQueue(), RecordingPublish()
-    notifier = Notifier(
-        replace(settings, tasks_max_attempts=1),
+    notifier = Handlers(
+        replace(settings, tasks=replace(settings.tasks, max_attempts=1)),
         fetch=fetch,
         queue=queue,
         publish=publish,

@@ -16,7 +16,7 @@ from opwatch.contracts import WatchRequest
 from opwatch.core import Progress
 from opwatch.errors import QueueUnavailable
 from opwatch.registry import Registry
-from opwatch.settings import Settings
+from opwatch.settings import TasksConfig
 
 from .test_tasks_emulator import Target, client, new_queue, target  # noqa: F401 (fixtures)
 
@@ -26,12 +26,8 @@ OPERATION = "projects/p/locations/us-central1/operations/registry-1"
 
 
 def queue_for(client: tasks_v2.CloudTasksClient, target: Target) -> CloudTasksQueue:  # noqa: F811
-    settings = Settings(
-        results_topic="projects/p/topics/results",
-        tasks_queue=new_queue(client),
-        check_url=target.url,
-    )
-    return CloudTasksQueue(settings, client_factory=lambda: client)
+    config = TasksConfig(queue=new_queue(client), check_url=target.url)
+    return CloudTasksQueue(config, client_factory=lambda: client)
 
 
 def look(watch_id: str, polls: int, *, hours: float = 1) -> checks.CheckTask:
@@ -82,15 +78,11 @@ def test_a_queue_that_is_not_there_is_never_a_missing_task(
 ) -> None:
     """GetTask and GetQueue both NOT_FOUND: the queue is missing (or re-activating, Queue state
     reference), so the adapter raises rather than answer "no such task"."""
-    settings = Settings(
-        results_topic="projects/p/topics/results",
-        tasks_queue=new_queue(client) + "-never-created",
-        check_url=target.url,
-    )
+    config = TasksConfig(queue=new_queue(client) + "-never-created", check_url=target.url)
     with pytest.raises(QueueUnavailable):
-        CloudTasksQueue(settings, client_factory=lambda: client).get("t-1")
+        CloudTasksQueue(config, client_factory=lambda: client).get("t-1")
     with pytest.raises(QueueUnavailable):
-        CloudTasksQueue(settings, client_factory=lambda: client).first(["t-1", "t-2"])
+        CloudTasksQueue(config, client_factory=lambda: client).first(["t-1", "t-2"])
 
 
 def test_cancel_and_advance_over_the_emulator(

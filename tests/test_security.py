@@ -27,9 +27,10 @@ from opwatch import checks, contracts
 from opwatch.adapters import MAX_OPERATION_BYTES, OperationFetcher, authorized_session
 from opwatch.contracts import WatchRequest
 from opwatch.core import Fetched, FetchFailed, Outcome
+from opwatch.envelope import PushedMessage
+from opwatch.handlers import Handlers
 from opwatch.logs import LOGGER_NAME, JsonFormatter
-from opwatch.service import Notifier
-from opwatch.settings import Settings
+from opwatch.settings import FetchConfig, Settings, TasksConfig, WatchConfig
 
 from .conftest import OPERATION, QUEUE, RESULTS, Clock, FakeQueue, RecordingPublish
 
@@ -95,9 +96,17 @@ def servers() -> Iterator[tuple[Capture, Capture]]:
         thread.join(timeout=5)
 
 
+def local_settings() -> Settings:
+    return Settings(
+        watch=WatchConfig(results_topic=RESULTS),
+        tasks=TasksConfig(queue=QUEUE, check_url="http://127.0.0.1/check"),
+    )
+
+
 def authorized_fetcher(endpoint: str, credentials: FakeCredentials) -> OperationFetcher:
-    settings = Settings(RESULTS, QUEUE, "http://127.0.0.1/check", operations_endpoint=endpoint)
-    return OperationFetcher(settings, session_factory=lambda: authorized_session(credentials))
+    return OperationFetcher(
+        FetchConfig(endpoint=endpoint), session_factory=lambda: authorized_session(credentials)
+    )
 
 
 def operation_json(done: bool = True) -> bytes:
@@ -155,16 +164,16 @@ def test_a_watch_naming_another_host_never_fetches(
 ) -> None:
     endpoint, elsewhere = servers
     publish = RecordingPublish()
-    settings = Settings(RESULTS, QUEUE, "http://127.0.0.1/check")
+    settings = local_settings()
     fetcher = authorized_fetcher(endpoint.url, FakeCredentials())
-    notifier = Notifier(settings, fetch=fetcher, queue=FakeQueue(), publish=publish, clock=Clock())
+    notifier = Handlers(settings, fetch=fetcher, queue=FakeQueue(), publish=publish, clock=Clock())
     message = {
         "operation": OPERATION,
         "api": api if api != "127.0.0.1" else elsewhere.url.removeprefix("http://"),
     }
     data = json.dumps(message).encode()
     outcome = notifier.on_watch_message(
-        {"data": base64.b64encode(data).decode(), "messageId": "m-1"}
+        PushedMessage.from_json({"data": base64.b64encode(data).decode(), "messageId": "m-1"})
     )
     assert outcome is Outcome.INVALID_REQUEST
     assert endpoint.seen == elsewhere.seen == []
@@ -185,8 +194,7 @@ def test_no_valid_operation_name_can_change_the_host_or_path_prefix(name: str) -
         )
     except contracts.InvalidWatchRequest:
         return
-    settings = Settings(RESULTS, QUEUE, "http://127.0.0.1/check")
-    url = urlsplit(OperationFetcher(settings).url(request))
+    url = urlsplit(OperationFetcher(FetchConfig()).url(request))
     assert (url.scheme, url.netloc) == ("https", contracts.DEFAULT_API)
     assert url.path == f"/v1/{name}"
     assert not url.query and not url.fragment
@@ -228,15 +236,15 @@ def test_logs_never_contain_a_token(
     ]
     credentials = FakeCredentials()
     schedule, publish, clock = FakeQueue(), RecordingPublish(), Clock()
-    settings = Settings(RESULTS, QUEUE, "http://127.0.0.1/check")
-    notifier = Notifier(
+    settings = local_settings()
+    notifier = Handlers(
         settings, authorized_fetcher(endpoint.url, credentials), schedule, publish, clock
     )
     notifier.on_watch_message(
-        {"data": "eyJvcGVyYXRpb24iOiAiJHtvcH0ifQ==", "messageId": "m"}
+        PushedMessage.from_json({"data": "eyJvcGVyYXRpb24iOiAiJHtvcH0ifQ==", "messageId": "m"})
     )  # not our op
     data = base64.b64encode(json.dumps({"operation": OPERATION}).encode()).decode()
-    notifier.on_watch_message({"data": data, "messageId": "m-2"})
+    notifier.on_watch_message(PushedMessage.from_json({"data": data, "messageId": "m-2"}))
     while schedule.tasks:
         task = schedule.tasks.pop(0)
         clock.now = task.when

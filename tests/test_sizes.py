@@ -24,7 +24,7 @@ from opwatch import checks, contracts, notification
 from opwatch.adapters import CloudTasksQueue
 from opwatch.contracts import WatchRequest, validate_watch_request
 from opwatch.core import Finish, Outcome, Progress
-from opwatch.settings import Settings
+from opwatch.settings import Allowlists, Settings, TasksConfig, WatchConfig
 
 from .conftest import T0
 
@@ -35,12 +35,13 @@ PUBSUB_ATTRIBUTES, ATTRIBUTE_KEY_BYTES, ATTRIBUTE_VALUE_BYTES = 100, 256, 1024
 LONG_TOPIC = "projects/" + "p" * 30 + "/topics/" + "t" * 255
 LONG_API = ".".join(["a" * 63] * 3) + ".googleapis.com"  # a 207-character host
 DEPLOYMENT = Settings(
-    results_topic="projects/" + "p" * 30 + "/topics/opwatch-results",
-    tasks_queue="projects/" + "p" * 30 + "/locations/us-central1/queues/" + "q" * 100,
-    check_url="https://" + "c" * 49 + "-123456789012.northamerica-northeast1.run.app",
-    invoker_service_account="i" * 30 + "@" + "p" * 30 + ".iam.gserviceaccount.com",
-    allowed_apis=frozenset({LONG_API}),
-    allowed_notify_topics=frozenset({LONG_TOPIC}),
+    watch=WatchConfig(results_topic="projects/" + "p" * 30 + "/topics/opwatch-results"),
+    tasks=TasksConfig(
+        queue="projects/" + "p" * 30 + "/locations/us-central1/queues/" + "q" * 100,
+        check_url="https://" + "c" * 49 + "-123456789012.northamerica-northeast1.run.app",
+        invoker_service_account="i" * 30 + "@" + "p" * 30 + ".iam.gserviceaccount.com",
+    ),
+    allowlists=Allowlists(apis=frozenset({LONG_API}), notify_topics=frozenset({LONG_TOPIC})),
 )
 
 # What costs the most bytes once written: 4-byte UTF-8 characters, and ASCII that JSON escapes.
@@ -93,8 +94,8 @@ def parse(request: dict[str, Any]) -> WatchRequest:
     return validate_watch_request(
         request,
         default_watch_id="m",
-        allowed_apis=DEPLOYMENT.allowed_apis,
-        allowed_notify_topics=DEPLOYMENT.allowed_notify_topics,
+        allowed_apis=DEPLOYMENT.allowlists.apis,
+        allowed_notify_topics=DEPLOYMENT.allowlists.notify_topics,
     )
 
 
@@ -109,7 +110,7 @@ def test_every_valid_request_makes_a_task_cloud_tasks_accepts(
     chain = checks.chain_for_message("m" * 100)
     task = checks.encode(watch, progress, T0 + timedelta(days=30), chain)
 
-    create = CloudTasksQueue(DEPLOYMENT, client_factory=lambda: None).build(task)
+    create = CloudTasksQueue(DEPLOYMENT.tasks, client_factory=lambda: None).build(task)
 
     assert tasks_v2.Task.pb(create.task).ByteSize() <= TASK_LIMIT
     assert len(task.task_id) <= 500  # the task id limit
@@ -148,7 +149,7 @@ def test_every_valid_request_makes_a_notification_pubsub_accepts(
     finish = Finish(outcome, operation, error, Progress(started=T0, polls=10**8))
 
     message = notification.finished(
-        watch, finish, now=T0 + timedelta(days=30), results_topic=DEPLOYMENT.results_topic
+        watch, finish, now=T0 + timedelta(days=30), results_topic=DEPLOYMENT.watch.results_topic
     )
 
     attributes_bytes = sum(len(k.encode()) + len(v.encode()) for k, v in message.attributes.items())

@@ -798,9 +798,9 @@ def _cancel_operations(operations: set[tuple[str, str, str]], env: Mapping[str, 
     """Ask each API to cancel the operation too; the local stack's simulator, else ADC."""
     if not operations:
         return 0
-    settings = watches.operator_settings(env)
-    endpoint = settings.operations_endpoint
-    session = default_session(settings)
+    fetch = watches.operator_fetch(env)
+    endpoint = fetch.endpoint
+    session = default_session(fetch)
     failed = 0
     for api, version, operation in sorted(operations):
         problem = watches.cancel_operation(session, endpoint, api, version, operation)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -34,11 +34,11 @@ from opwatch.adapters import (
 from opwatch.checks import Step
 from opwatch.contracts import CancelRequest
 from opwatch.core import OVERDUE_FACTOR
+from opwatch.handlers import Handlers
 from opwatch.ledger import Record, State
 from opwatch.permissions import calls
 from opwatch.registry import CancelResult, PendingCheck, Registry
-from opwatch.service import Notifier
-from opwatch.settings import Settings
+from opwatch.settings import Allowlists, FetchConfig, Settings, TasksConfig, WatchConfig
 from opwatch.wire import parse_duration, rfc3339
 
 COLUMNS = (
@@ -52,9 +52,6 @@ COLUMNS = (
     "expected",
     "last_error",
 )
-# The CLI creates cancel tasks only; the functions' own settings are not needed for that.
-_UNUSED_TOPIC = "projects/operator/topics/unused"
-_UNUSED_QUEUE = "projects/operator/locations/unused/queues/unused"
 
 
 @dataclass(frozen=True)
@@ -101,48 +98,52 @@ def operator_queue(queue: str, env: Mapping[str, str]) -> CloudTasksQueue:
     (``OPWATCH_CHECK_URL``) and, in production, the invoker account's OIDC token
     (``OPWATCH_TASKS_INVOKER_SA``, which needs iam.serviceAccounts.actAs on it).
     """
-    return CloudTasksQueue(operator_settings(env, queue))
+    return CloudTasksQueue(operator_tasks(env, queue))
 
 
-def operator_settings(env: Mapping[str, str], queue: str = _UNUSED_QUEUE) -> Settings:
-    """The functions' settings as far as the CLI needs them (the queue, the check function's URL
-    and invoker, the emulator, a local operations endpoint), so it reuses the adapters."""
-
-    def get(name: str) -> str | None:
-        return env.get(name, "").strip() or None
-
-    return Settings(
-        results_topic=_UNUSED_TOPIC,
-        tasks_queue=queue,
-        check_url=get("OPWATCH_CHECK_URL") or "https://unset.invalid/",
-        invoker_service_account=get("OPWATCH_TASKS_INVOKER_SA"),
-        tasks_emulator_host=get("CLOUD_TASKS_EMULATOR_HOST"),
-        operations_endpoint=get("OPWATCH_OPERATIONS_ENDPOINT"),
+def operator_tasks(env: Mapping[str, str], queue: str) -> TasksConfig:
+    """The queue's configuration as the CLI has it; without ``OPWATCH_CHECK_URL`` it reads the
+    queue and creates no task (a cancel says which variable is missing)."""
+    return TasksConfig(
+        queue=queue,
+        check_url=_get(env, "OPWATCH_CHECK_URL"),
+        invoker_service_account=_get(env, "OPWATCH_TASKS_INVOKER_SA"),
+        emulator_host=_get(env, "CLOUD_TASKS_EMULATOR_HOST"),
     )
+
+
+def operator_fetch(env: Mapping[str, str]) -> FetchConfig:
+    """How the CLI fetches operations: a local endpoint (``OPWATCH_OPERATIONS_ENDPOINT``), else
+    each API with ADC."""
+    return FetchConfig(endpoint=_get(env, "OPWATCH_OPERATIONS_ENDPOINT"))
+
+
+def _get(env: Mapping[str, str], name: str) -> str | None:
+    return env.get(name, "").strip() or None
 
 
 def sweeper(
     env: Mapping[str, str], queue: str, results_topic: str, api: str
-) -> tuple[Notifier, OperationFetcher]:
-    """What ``opwatch sweep`` runs: the functions' notifier over the real adapters, allowed to
+) -> tuple[Handlers, OperationFetcher]:
+    """What ``opwatch sweep`` runs: the functions' handlers over the real adapters, allowed to
     watch ``api`` and to publish to ``results_topic`` (an operation done by its first look)."""
-    settings = replace(
-        operator_settings(env, queue),
-        results_topic=results_topic,
-        allowed_apis=frozenset({api}),
-        allowed_notify_topics=frozenset({results_topic}),
+    tasks = operator_tasks(env, queue)
+    settings = Settings(
+        watch=WatchConfig(results_topic=results_topic),
+        tasks=tasks,
+        allowlists=Allowlists(apis=frozenset({api}), notify_topics=frozenset({results_topic})),
     )
-    fetcher = OperationFetcher(settings)
-    database = env.get("OPWATCH_LEDGER_DATABASE", "").strip() or None
-    notifier = Notifier(
+    fetcher = OperationFetcher(operator_fetch(env))
+    database = _get(env, "OPWATCH_LEDGER_DATABASE")
+    handlers = Handlers(
         settings,
         fetch=fetcher,
-        queue=CloudTasksQueue(settings),
+        queue=CloudTasksQueue(tasks),
         publish=NotificationPublisher(functools.partial(_publisher_client, env)),
         # The watches it starts are recorded as the functions' are.
         ledger=operator_ledger(database, env) if database else None,
     )
-    return notifier, fetcher
+    return handlers, fetcher
 
 
 def _publisher_client(env: Mapping[str, str]) -> Any:

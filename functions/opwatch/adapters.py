@@ -24,11 +24,11 @@ from opwatch import learned, ledger, registry
 from opwatch.checks import CheckTask
 from opwatch.contracts import WatchRequest
 from opwatch.core import Fetched, FetchFailed, FetchResult
-from opwatch.errors import LedgerUnavailable, QueueUnavailable, QuotaExhausted
+from opwatch.errors import ConfigurationError, LedgerUnavailable, QueueUnavailable, QuotaExhausted
 from opwatch.notification import Notification
 from opwatch.permissions import calls
-from opwatch.registry import QueuedTask
-from opwatch.settings import Settings
+from opwatch.ports import QueuedTask
+from opwatch.settings import FetchConfig, TasksConfig
 from opwatch.status import make_status, status_from_http_error
 
 if TYPE_CHECKING:
@@ -72,9 +72,9 @@ def authorized_session(credentials: Credentials) -> requests.Session:
     return AuthorizedSession(credentials, max_refresh_attempts=1)
 
 
-def default_session(settings: Settings) -> requests.Session:
+def default_session(config: FetchConfig) -> requests.Session:
     """The fetch session: Application Default Credentials, or none for a local endpoint."""
-    if settings.operations_endpoint is not None:
+    if config.endpoint is not None:
         return requests.Session()
     import google.auth
 
@@ -82,11 +82,11 @@ def default_session(settings: Settings) -> requests.Session:
     return authorized_session(credentials)
 
 
-def default_tasks_client(settings: Settings) -> tasks_v2.CloudTasksClient:
+def default_tasks_client(config: TasksConfig) -> tasks_v2.CloudTasksClient:
     """The Cloud Tasks client: ADC, or plaintext gRPC to ``CLOUD_TASKS_EMULATOR_HOST``."""
     from google.cloud import tasks_v2
 
-    host = settings.tasks_emulator_host
+    host = config.emulator_host
     if host is None:
         return tasks_v2.CloudTasksClient()
     import grpc
@@ -113,11 +113,11 @@ class OperationFetcher:
     """
 
     def __init__(
-        self, settings: Settings, session_factory: Callable[[], requests.Session] | None = None
+        self, config: FetchConfig, session_factory: Callable[[], requests.Session] | None = None
     ) -> None:
-        self._endpoint = settings.operations_endpoint
-        self._timeout = settings.fetch_timeout
-        self._session = Lazy(session_factory or functools.partial(default_session, settings))
+        self._endpoint = config.endpoint
+        self._timeout = config.timeout
+        self._session = Lazy(session_factory or functools.partial(default_session, config))
 
     def url(self, request: WatchRequest) -> str:
         """Where the operation is fetched from."""
@@ -209,9 +209,11 @@ class CloudTasksQueue:
     """The check queue: creates check tasks (typed requests, OIDC token, deterministic names),
     and lists, reads and deletes them for the registry (``registry.py``)."""
 
-    def __init__(self, settings: Settings, client_factory: Callable[[], Any] | None = None) -> None:
-        self._settings = settings
-        self._client = Lazy(client_factory or functools.partial(default_tasks_client, settings))
+    def __init__(
+        self, config: TasksConfig, client_factory: Callable[[], Any] | None = None
+    ) -> None:
+        self._config = config
+        self._client = Lazy(client_factory or functools.partial(default_tasks_client, config))
         # The threads that ask for a chain's candidate names at once (first), made on first use.
         self._askers = Lazy(_asking_pool)
 
@@ -219,28 +221,33 @@ class CloudTasksQueue:
         """The CreateTaskRequest for ``task``."""
         from google.cloud import tasks_v2
 
-        settings = self._settings
-        account = settings.invoker_service_account
+        config = self._config
+        if config.check_url is None:
+            raise ConfigurationError(
+                "no URL of the check function to send the task to: set it (CHECK_URL for the "
+                "functions, OPWATCH_CHECK_URL for the CLI)"
+            )
+        account = config.invoker_service_account
         http_request = tasks_v2.HttpRequest(
-            url=settings.check_url,
+            url=config.check_url,
             http_method=tasks_v2.HttpMethod.POST,
             headers={"Content-Type": "application/json"},
             body=task.body,
             oidc_token=(
-                tasks_v2.OidcToken(service_account_email=account, audience=settings.check_url)
+                tasks_v2.OidcToken(service_account_email=account, audience=config.check_url)
                 if account
                 else None
             ),
         )
         return tasks_v2.CreateTaskRequest(
-            parent=settings.tasks_queue,
+            parent=config.queue,
             task=tasks_v2.Task(
-                name=f"{settings.tasks_queue}/tasks/{task.task_id}",
+                name=f"{config.queue}/tasks/{task.task_id}",
                 http_request=http_request,
                 schedule_time=task.when,
                 # As long as the check function may run (its timeout): a shorter deadline would
                 # retry a check that is still running.
-                dispatch_deadline=timedelta(seconds=settings.dispatch_deadline),
+                dispatch_deadline=timedelta(seconds=config.dispatch_deadline),
             ),
         )
 
@@ -266,7 +273,7 @@ class CloudTasksQueue:
         return True
 
     def _path(self, task_id: str) -> str:
-        return f"{self._settings.tasks_queue}/tasks/{task_id}"
+        return f"{self._config.queue}/tasks/{task_id}"
 
     @calls(
         "google.cloud.tasks.v2.CloudTasks.GetTask",
@@ -324,10 +331,10 @@ class CloudTasksQueue:
         from google.api_core import exceptions as api_exceptions
 
         try:
-            self._client.get().get_queue(name=self._settings.tasks_queue, timeout=RPC_TIMEOUT)
+            self._client.get().get_queue(name=self._config.queue, timeout=RPC_TIMEOUT)
         except api_exceptions.NotFound as error:
             raise QueueUnavailable(
-                f"GetTask and GetQueue answered NOT_FOUND for {self._settings.tasks_queue}: the "
+                f"GetTask and GetQueue answered NOT_FOUND for {self._config.queue}: the "
                 "queue is missing or re-activating, so nothing is known about the task"
             ) from error
 
@@ -352,7 +359,7 @@ class CloudTasksQueue:
 
         def page(token: str) -> tuple[list[QueuedTask], str]:
             request = tasks_v2.ListTasksRequest(
-                parent=self._settings.tasks_queue,
+                parent=self._config.queue,
                 response_view=tasks_v2.Task.View.FULL,
                 page_size=LIST_PAGE_SIZE,
                 page_token=token,

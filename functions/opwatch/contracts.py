@@ -9,8 +9,6 @@ Nothing here does I/O: the allowlists are passed in.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import math
 import re
@@ -125,23 +123,6 @@ class WatchRequest:
         if self.warn_overdue is not None:
             data["warn_overdue"] = self.warn_overdue
         return data
-
-
-def decode_pubsub_data(message: Mapping[str, Any]) -> bytes:
-    """The data of a PubsubMessage in its JSON form (base64).
-
-    Raises:
-        InvalidWatchRequest: the data is missing or is not base64.
-    """
-    encoded = message.get("data")
-    if not encoded or not isinstance(encoded, str):
-        raise InvalidWatchRequest(
-            [Violation("", "the message has no data; publish the watch request as JSON")]
-        )
-    try:
-        return base64.b64decode(encoded, validate=True)
-    except (binascii.Error, ValueError):
-        raise InvalidWatchRequest([Violation("", "the message data is not base64")]) from None
 
 
 def loads_strict(text: str) -> Any:

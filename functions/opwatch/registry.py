@@ -25,59 +25,20 @@ task on the queue (its next step), and the task's name says whose it is
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Protocol
 
 from opwatch import checks
 from opwatch.checks import CheckState, Step, TaskName
 from opwatch.errors import InvalidInput, LedgerUnavailable
 from opwatch.ledger import Ledger, Record, State, probe_names
+from opwatch.ports import QueuedTask, TaskQueue
+from opwatch.steps import take_next
 
 # A cancel that keeps meeting a new step (a check going on between the scan and the cancel)
 # scans again, at most this often: each round means a check completed, so a few suffice.
 MAX_CANCEL_ROUNDS = 5
-
-
-@dataclass(frozen=True)
-class QueuedTask:
-    """A task as the queue lists it (full view)."""
-
-    task_id: str
-    body: bytes
-    schedule_time: datetime | None = None
-    dispatch_count: int = 0
-    response_count: int = 0
-
-    @property
-    def in_flight(self) -> bool:
-        """A dispatch was made and has not been answered yet."""
-        return self.dispatch_count > self.response_count
-
-
-class TaskQueue(Protocol):
-    """The operations of the Cloud Tasks queue that the registry needs."""
-
-    def list_tasks(self) -> Iterable[QueuedTask]:
-        """Every task of the queue, page after page."""
-        ...
-
-    def create(self, task: checks.CheckTask) -> bool:
-        """Create ``task``: True, or False if its name is taken (ALREADY_EXISTS)."""
-        ...
-
-    def get(self, task_id: str) -> QueuedTask | None:
-        """The task, or None if it is gone (ran, deleted) or never was."""
-        ...
-
-    def delete(self, task_id: str) -> bool:
-        """Delete the task: True, or False if it was already gone."""
-        ...
-
-    def first(self, task_ids: Sequence[str]) -> QueuedTask | None:
-        """The first of ``task_ids`` that is on the queue (all are asked at once), or None."""
-        ...
 
 
 @dataclass(frozen=True)
@@ -250,8 +211,8 @@ class Registry:
     def advance(self, operation_key: str) -> Advanced:
         """Bring every pending look of an operation forward to now.
 
-        Each chain's furthest step is taken as a cancel takes it (:meth:`_take_next`), with a
-        look scheduled now: the look's own name claim keeps one writer, so two end entries of
+        Each chain's furthest step is taken as a cancel takes it (:func:`opwatch.steps.take_next`),
+        with a look scheduled now: the look's own name claim keeps one writer, so two end entries of
         one operation, racing, bring each look forward once. A look in flight, a finished
         watch's claim and a cancel are left alone.
 
@@ -278,19 +239,8 @@ class Registry:
         return result
 
     def _take_next(self, check: PendingCheck, step: Step, reason: str = "") -> TaskName | None:
-        """Take the step after ``check`` with a ``step`` task due now, and drop ``check``.
-
-        None if that step was taken first (by the check itself going on, or another taker).
-        """
         assert check.state is not None  # callers skip unreadable bodies
-        task = checks.successor(check.state, self.clock(), step, reason)
-        if not self.queue.create(task):
-            return None
-        # The pending look must not run now (if it is already running, it stops at the name).
-        self.queue.delete(check.task.task_id)
-        parsed = TaskName.parse(task.task_id)
-        assert parsed is not None
-        return parsed
+        return take_next(self.queue, check.state, check.task.task_id, self.clock(), step, reason)
 
 
 @dataclass(frozen=True)

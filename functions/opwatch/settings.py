@@ -1,17 +1,19 @@
-"""Configuration: read once from the environment, at the edge, into one frozen object.
+"""Configuration: read once from the environment, at the edge, into small values per consumer.
 
-The README's configuration table documents every variable; :meth:`Settings.from_env` is the only
-place that reads them. A missing or malformed setting stops the function from starting, with one
-message that lists every problem.
+:data:`VARIABLES` declares every environment variable in one line: its parser, its default and
+an example; :meth:`Settings.from_env` is the only place that reads them (docs/configuration.md
+tables them). A missing or malformed setting stops the function from starting, with one message
+that lists every problem. Each adapter and use case takes only its own part: the fetcher a
+:class:`FetchConfig`, the queue a :class:`TasksConfig`, and so on.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Final
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
 from urllib.parse import urlsplit
 
 from opwatch.contracts import DEFAULT_API
@@ -20,10 +22,12 @@ from opwatch.learned import DEFAULT_MIN_SAMPLES
 
 TOPIC_PATTERN: Final = re.compile(r"^projects/[^/\s]+/topics/[^/\s]+$")
 QUEUE_PATTERN: Final = re.compile(r"^projects/[^/\s]+/locations/[^/\s]+/queues/[^/\s]+$")
+HOST_PATTERN: Final = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+")
 # A named database (never "(default)"): Firestore's rule is 4-63 of [a-z0-9-], starting with a
 # letter and not ending with a hyphen.
 LEDGER_PATTERN: Final = re.compile(r"^projects/([^/\s]+)/databases/([a-z][a-z0-9-]{2,61}[a-z0-9])$")
 DEFAULT_LEDGER_RETENTION_DAYS: Final = 30
+DEFAULT_FETCH_TIMEOUT: Final = 10.0
 # Cloud Tasks' own defaults (queue retry_config, HttpRequest dispatch_deadline).
 DEFAULT_DISPATCH_DEADLINE: Final = 600
 DEFAULT_TASKS_MAX_ATTEMPTS: Final = 100
@@ -32,69 +36,114 @@ _BOOLEANS: Final = {"true": True, "1": True, "yes": True, "false": False, "0": F
 
 
 @dataclass(frozen=True)
-class Settings:
-    """Everything the functions need to know about their deployment.
+class Allowlists:
+    """What a watch may name: its API and its notification topic (the results topic always)."""
+
+    apis: frozenset[str] = frozenset({DEFAULT_API})
+    notify_topics: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class FetchConfig:
+    """How operations are fetched.
 
     Attributes:
-        results_topic: full path of the topic notifications go to.
-        tasks_queue: full path of the Cloud Tasks queue for re-checks.
+        endpoint: local only: replaces ``https://{api}`` for every fetch, and no credentials
+            are sent to it.
+        timeout: seconds for one GET of an operation.
+    """
+
+    endpoint: str | None = None
+    timeout: float = DEFAULT_FETCH_TIMEOUT
+
+
+@dataclass(frozen=True)
+class TasksConfig:
+    """The Cloud Tasks queue of the checks and how its tasks call the check function.
+
+    Attributes:
+        queue: full path of the queue.
         check_url: URL of the check function (task target, and OIDC audience).
         invoker_service_account: service account whose OIDC token Cloud Tasks sends; None
             sends no token (only sensible locally).
-        allowed_apis: API hosts a watch may name.
-        allowed_notify_topics: topics a watch may name; the results topic is always one.
-        operations_endpoint: local only: replaces ``https://{api}`` for every fetch, and no
-            credentials are sent to it.
-        fetch_timeout: seconds for one GET of an operation.
-        tasks_emulator_host: local only: ``host:port`` of a Cloud Tasks emulator.
-        log_level: minimum level of the JSON logs.
+        emulator_host: local only: ``host:port`` of a Cloud Tasks emulator.
         dispatch_deadline: seconds Cloud Tasks waits for one check (the check function's
             timeout; Cloud Tasks allows 15 to 1800).
-        tasks_max_attempts: the queue's ``max_attempts`` (-1: unlimited); a check on its last
+        max_attempts: the queue's ``max_attempts`` (-1: unlimited); a check on its last
             attempts parks its watch instead of failing once more.
-        parked_topic: where a watch goes when not even a task can be created (its push
-            subscription brings it back to the watch function); None: nowhere.
-        event_driven_apis: APIs whose operations' ends reach opwatch from Cloud Audit Logs:
-            their watches poll only as a safety net (``policy.SAFETY_NET``).
-        discovery_include_caller: label a watch discovered in the audit logs with the caller's
-            email (personal data, so off unless asked for).
-        ledger_database: ``projects/P/databases/D``, the Firestore database of the ledger
-            (README, "The ledger"); None: no ledger, finding a watch scans the queue.
-        ledger_retention_days: how long a finished watch's document is kept (its TTL).
-        learn_min_samples: finished operations of a kind before its watches are scheduled from
-            what was learned of it (README, "Learned durations").
-        warn_overdue: whether a watch that does not say ``warn_overdue`` is warned.
     """
 
-    results_topic: str
-    tasks_queue: str
-    check_url: str
+    queue: str
+    check_url: str | None = None  # None: this process creates no task (an operator's reads)
     invoker_service_account: str | None = None
-    allowed_apis: frozenset[str] = frozenset({DEFAULT_API})
-    allowed_notify_topics: frozenset[str] = frozenset()
-    operations_endpoint: str | None = None
-    fetch_timeout: float = 10.0
-    tasks_emulator_host: str | None = None
-    log_level: str = "INFO"
+    emulator_host: str | None = None
     dispatch_deadline: int = DEFAULT_DISPATCH_DEADLINE
-    tasks_max_attempts: int = DEFAULT_TASKS_MAX_ATTEMPTS
-    parked_topic: str | None = None
-    event_driven_apis: frozenset[str] = frozenset()
-    discovery_include_caller: bool = False
-    ledger_database: str | None = None
-    ledger_retention_days: int = DEFAULT_LEDGER_RETENTION_DAYS
-    learn_min_samples: int = DEFAULT_MIN_SAMPLES
-    warn_overdue: bool = False
+    max_attempts: int = DEFAULT_TASKS_MAX_ATTEMPTS
 
     def on_last_attempts(self, retries: int) -> bool:
         """Whether a check retried ``retries`` times may be the queue's last try of it."""
-        return 0 < self.tasks_max_attempts <= retries + 1
+        return 0 < self.max_attempts <= retries + 1
 
     @property
     def queue_names(self) -> frozenset[str]:
         """How ``X-CloudTasks-QueueName`` may name the queue: its id (Cloud Tasks) or full path
         (the emulator)."""
-        return frozenset({self.tasks_queue, self.tasks_queue.rsplit("/", 1)[-1]})
+        return frozenset({self.queue, self.queue.rsplit("/", 1)[-1]})
+
+
+@dataclass(frozen=True)
+class LedgerConfig:
+    """The ledger (README, "The ledger").
+
+    Attributes:
+        database: ``projects/P/databases/D``, its Firestore database.
+        retention_days: how long a finished watch's document is kept (its TTL).
+        learn_min_samples: finished operations of a kind before its watches are scheduled from
+            what was learned of it.
+    """
+
+    database: str
+    retention_days: int = DEFAULT_LEDGER_RETENTION_DAYS
+    learn_min_samples: int = DEFAULT_MIN_SAMPLES
+
+
+@dataclass(frozen=True)
+class WatchConfig:
+    """What watching needs to know of the deployment.
+
+    Attributes:
+        results_topic: full path of the topic notifications go to.
+        event_driven_apis: APIs whose operations' ends reach opwatch from Cloud Audit Logs:
+            their watches poll only as a safety net (``policy.SAFETY_NET``).
+        warn_overdue: whether a watch that does not say ``warn_overdue`` is warned.
+    """
+
+    results_topic: str
+    event_driven_apis: frozenset[str] = frozenset()
+    warn_overdue: bool = False
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the functions need to know about their deployment, by consumer.
+
+    Attributes:
+        parked_topic: where a watch goes when not even a task can be created (its push
+            subscription brings it back to the watch function); None: nowhere.
+        discovery_include_caller: label a watch discovered in the audit logs with the caller's
+            email (personal data, so off unless asked for).
+        ledger: None: no ledger, finding a watch scans the queue.
+        log_level: minimum level of the JSON logs.
+    """
+
+    watch: WatchConfig
+    tasks: TasksConfig
+    allowlists: Allowlists = field(default_factory=Allowlists)
+    fetch: FetchConfig = field(default_factory=FetchConfig)
+    ledger: LedgerConfig | None = None
+    parked_topic: str | None = None
+    discovery_include_caller: bool = False
+    log_level: str = "INFO"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -104,164 +153,220 @@ class Settings:
             ConfigurationError: naming every missing or malformed variable.
         """
         problems: list[str] = []
-
-        def get(name: str) -> str | None:
-            value = environ.get(name, "").strip()
-            return value or None
-
-        def required(name: str, pattern: re.Pattern[str] | None, example: str) -> str:
-            value = get(name)
-            if value is None:
-                problems.append(f"{name} is required, e.g. {example}")
-                return ""
-            if pattern is not None and not pattern.match(value):
-                problems.append(f"{name}={value!r} is malformed; expected e.g. {example}")
-            return value
-
-        results_topic = required(
-            "RESULTS_TOPIC", TOPIC_PATTERN, "projects/my-project/topics/opwatch-results"
-        )
-        tasks_queue = required(
-            "TASKS_QUEUE",
-            QUEUE_PATTERN,
-            "projects/my-project/locations/us-central1/queues/opwatch-checks",
-        )
-        check_url = required(
-            "CHECK_URL", None, "https://opwatch-on-check-123456789012.us-central1.run.app"
-        )
-        if check_url and urlsplit(check_url).scheme not in ("http", "https"):
-            problems.append(f"CHECK_URL={check_url!r} must be an http(s) URL")
-
-        notify_topics = _split(get("ALLOWED_NOTIFY_TOPICS"))
-        problems.extend(
-            f"ALLOWED_NOTIFY_TOPICS has {topic!r}, not a full topic path projects/<p>/topics/<t>"
-            for topic in sorted(notify_topics)
-            if not TOPIC_PATTERN.match(topic)
-        )
-        apis = _split(get("ALLOWED_APIS")) or {DEFAULT_API}
-        problems.extend(
-            f"ALLOWED_APIS has {api!r}, which is not a bare host name like {DEFAULT_API}"
-            for api in sorted(apis)
-            if not re.fullmatch(
-                r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+", api
-            )
-        )
-
-        event_driven = _split(get("EVENT_DRIVEN_APIS"))
-        problems.extend(
-            f"EVENT_DRIVEN_APIS has {api!r}, which is not in ALLOWED_APIS"
-            for api in sorted(event_driven - apis)
-        )
-
-        endpoint = get("OPERATIONS_API_ENDPOINT")
-        if endpoint and (
-            urlsplit(endpoint).scheme not in ("http", "https") or not urlsplit(endpoint).netloc
-        ):
-            problems.append(
-                f"OPERATIONS_API_ENDPOINT={endpoint!r} must be a URL like http://127.0.0.1:8090"
-            )
-
-        fetch_timeout = 10.0
-        if (raw_timeout := get("FETCH_TIMEOUT")) is not None:
+        values: dict[str, Any] = {}
+        for variable in VARIABLES:
+            raw = environ.get(variable.name, "").strip()
+            if not raw:
+                if variable.default is _REQUIRED:
+                    problems.append(f"{variable.name} is required, e.g. {variable.example}")
+                values[variable.name] = None if variable.default is _REQUIRED else variable.default
+                continue
             try:
-                fetch_timeout = float(raw_timeout)
-            except ValueError:
-                fetch_timeout = math.nan
-            if not 0 < fetch_timeout <= 300:
-                problems.append(f"FETCH_TIMEOUT={raw_timeout!r} must be seconds between 0 and 300")
-
-        def integer(name: str, default: int, low: int, high: int, meaning: str) -> int:
-            raw = get(name)
-            if raw is None:
-                return default
-            try:
-                value = int(raw)
-            except ValueError:
-                value = low - 1
-            if not low <= value <= high:
-                problems.append(f"{name}={raw!r} must be {meaning}")
-            return value
-
-        dispatch_deadline = integer(
-            "DISPATCH_DEADLINE",
-            DEFAULT_DISPATCH_DEADLINE,
-            15,
-            1800,
-            "whole seconds from 15 to 1800 (Cloud Tasks' range for an HTTP task)",
-        )
-        max_attempts = integer(
-            "TASKS_MAX_ATTEMPTS",
-            DEFAULT_TASKS_MAX_ATTEMPTS,
-            -1,
-            10**6,
-            "the queue's retry_config.max_attempts: a positive whole number, or -1 (unlimited)",
-        )
-        if max_attempts == 0:
-            problems.append("TASKS_MAX_ATTEMPTS='0' must be positive, or -1 (unlimited)")
-        parked_topic = get("PARKED_TOPIC")
-        if parked_topic is not None and not TOPIC_PATTERN.match(parked_topic):
-            problems.append(
-                f"PARKED_TOPIC={parked_topic!r} is malformed; expected e.g. "
-                "projects/my-project/topics/opwatch-parked-checks"
-            )
-
-        include_caller = False
-        if (raw_caller := get("DISCOVERY_INCLUDE_CALLER")) is not None:
-            if raw_caller.lower() not in _BOOLEANS:
-                problems.append(f"DISCOVERY_INCLUDE_CALLER={raw_caller!r} must be true or false")
-            include_caller = _BOOLEANS.get(raw_caller.lower(), False)
-
-        ledger = get("LEDGER_DATABASE")
-        if ledger is not None and not LEDGER_PATTERN.match(ledger):
-            problems.append(
-                f"LEDGER_DATABASE={ledger!r} is malformed; expected a named database, e.g. "
-                "projects/my-project/databases/opwatch-ledger"
-            )
-        retention = integer(
-            "LEDGER_RETENTION_DAYS",
-            DEFAULT_LEDGER_RETENTION_DAYS,
-            1,
-            3650,
-            "whole days from 1 to 3650",
-        )
-
-        warn_overdue = False
-        if (raw_warn := get("WARN_OVERDUE")) is not None:
-            if raw_warn.lower() not in _BOOLEANS:
-                problems.append(f"WARN_OVERDUE={raw_warn!r} must be true or false")
-            warn_overdue = _BOOLEANS.get(raw_warn.lower(), False)
-        min_samples = integer(
-            "LEARN_MIN_SAMPLES", DEFAULT_MIN_SAMPLES, 1, 10**6, "a positive whole number"
-        )
-
-        log_level = (get("LOG_LEVEL") or "INFO").upper()
-        if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
-            problems.append(f"LOG_LEVEL={log_level!r} must be DEBUG, INFO, WARNING or ERROR")
-
+                values[variable.name] = variable.parse(raw)
+            except ValueError as error:
+                problems.append(f"{variable.name}={raw!r} {error}")
+                values[variable.name] = variable.default
+        problems.extend(_inconsistencies(values))
         if problems:
             raise ConfigurationError("opwatch is not configured: " + "; ".join(problems))
-        return cls(
-            results_topic=results_topic,
-            tasks_queue=tasks_queue,
-            check_url=check_url,
-            invoker_service_account=get("TASKS_INVOKER_SA"),
-            allowed_apis=frozenset(apis),
-            allowed_notify_topics=frozenset(notify_topics | {results_topic}),
-            operations_endpoint=endpoint.rstrip("/") if endpoint else None,
-            fetch_timeout=fetch_timeout,
-            tasks_emulator_host=get("CLOUD_TASKS_EMULATOR_HOST"),
-            log_level=log_level,
-            dispatch_deadline=dispatch_deadline,
-            tasks_max_attempts=max_attempts,
-            parked_topic=parked_topic,
-            event_driven_apis=frozenset(event_driven),
-            discovery_include_caller=include_caller,
-            ledger_database=ledger,
-            ledger_retention_days=retention,
-            learn_min_samples=min_samples,
-            warn_overdue=warn_overdue,
-        )
+        return _assemble(values)
 
 
-def _split(value: str | None) -> set[str]:
-    return {item.strip() for item in (value or "").split(",") if item.strip()}
+def _assemble(v: Mapping[str, Any]) -> Settings:
+    ledger = v["LEDGER_DATABASE"]
+    return Settings(
+        watch=WatchConfig(
+            results_topic=v["RESULTS_TOPIC"],
+            event_driven_apis=v["EVENT_DRIVEN_APIS"],
+            warn_overdue=v["WARN_OVERDUE"],
+        ),
+        tasks=TasksConfig(
+            queue=v["TASKS_QUEUE"],
+            check_url=v["CHECK_URL"],
+            invoker_service_account=v["TASKS_INVOKER_SA"],
+            emulator_host=v["CLOUD_TASKS_EMULATOR_HOST"],
+            dispatch_deadline=v["DISPATCH_DEADLINE"],
+            max_attempts=v["TASKS_MAX_ATTEMPTS"],
+        ),
+        allowlists=Allowlists(
+            apis=v["ALLOWED_APIS"],
+            notify_topics=v["ALLOWED_NOTIFY_TOPICS"] | {v["RESULTS_TOPIC"]},
+        ),
+        fetch=FetchConfig(endpoint=v["OPERATIONS_API_ENDPOINT"], timeout=v["FETCH_TIMEOUT"]),
+        ledger=(
+            LedgerConfig(ledger, v["LEDGER_RETENTION_DAYS"], v["LEARN_MIN_SAMPLES"])
+            if ledger
+            else None
+        ),
+        parked_topic=v["PARKED_TOPIC"],
+        discovery_include_caller=v["DISCOVERY_INCLUDE_CALLER"],
+        log_level=v["LOG_LEVEL"],
+    )
+
+
+def _inconsistencies(v: Mapping[str, Any]) -> list[str]:
+    """What no single variable can say is wrong."""
+    problems = [
+        f"EVENT_DRIVEN_APIS has {api!r}, which is not in ALLOWED_APIS"
+        for api in sorted(v["EVENT_DRIVEN_APIS"] - v["ALLOWED_APIS"])
+    ]
+    if v["TASKS_MAX_ATTEMPTS"] == 0:
+        problems.append("TASKS_MAX_ATTEMPTS='0' must be positive, or -1 (unlimited)")
+    return problems
+
+
+# --- parsers: each returns the value or raises ValueError saying what was expected -----------
+
+
+def _matching(pattern: re.Pattern[str], example: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        if not pattern.match(raw):
+            raise ValueError(f"is malformed; expected e.g. {example}")
+        return raw
+
+    return parse
+
+
+def _url(example: str, *, strip: bool = False) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        parts = urlsplit(raw)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"must be an http(s) URL like {example}")
+        return raw.rstrip("/") if strip else raw
+
+    return parse
+
+
+def _listed(item: re.Pattern[str], what: str) -> Callable[[str], frozenset[str]]:
+    """A comma-separated set, each item matching ``item``."""
+
+    def parse(raw: str) -> frozenset[str]:
+        items = frozenset(part.strip() for part in raw.split(",") if part.strip())
+        if not items:
+            raise ValueError("names nothing; leave it unset for the default")
+        if wrong := sorted(part for part in items if not item.fullmatch(part)):
+            raise ValueError(f"has {', '.join(map(repr, wrong))}, which is not {what}")
+        return items
+
+    return parse
+
+
+def _number(
+    convert: Callable[[str], float], accept: Callable[[float], bool], meaning: str
+) -> Callable[[str], Any]:
+    def parse(raw: str) -> Any:
+        try:
+            value = convert(raw)
+        except ValueError:
+            value = math.nan  # accepted by no rule
+        if not accept(value):
+            raise ValueError(f"must be {meaning}")
+        return value
+
+    return parse
+
+
+def _boolean(raw: str) -> bool:
+    if raw.lower() not in _BOOLEANS:
+        raise ValueError("must be true or false")
+    return _BOOLEANS[raw.lower()]
+
+
+def _level(raw: str) -> str:
+    if raw.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
+    return raw.upper()
+
+
+def _text(raw: str) -> str:
+    return raw
+
+
+_REQUIRED: Final = object()
+
+
+@dataclass(frozen=True)
+class Variable:
+    """One environment variable: its parser, its default (or required) and an example."""
+
+    name: str
+    parse: Callable[[str], Any]
+    default: Any = None
+    example: str = ""
+
+
+_TOPIC_EXAMPLE: Final = "projects/my-project/topics/opwatch-results"
+_HOSTS: Final = f"a bare host name like {DEFAULT_API}"
+
+VARIABLES: Final = (
+    Variable("RESULTS_TOPIC", _matching(TOPIC_PATTERN, _TOPIC_EXAMPLE), _REQUIRED, _TOPIC_EXAMPLE),
+    Variable(
+        "TASKS_QUEUE",
+        _matching(QUEUE_PATTERN, "projects/my-project/locations/us-central1/queues/opwatch-checks"),
+        _REQUIRED,
+        "projects/my-project/locations/us-central1/queues/opwatch-checks",
+    ),
+    Variable(
+        "CHECK_URL",
+        _url("https://opwatch-on-check-123456789012.us-central1.run.app"),
+        _REQUIRED,
+        "https://opwatch-on-check-123456789012.us-central1.run.app",
+    ),
+    Variable("TASKS_INVOKER_SA", _text),
+    Variable("ALLOWED_APIS", _listed(HOST_PATTERN, _HOSTS), frozenset({DEFAULT_API})),
+    Variable(
+        "ALLOWED_NOTIFY_TOPICS",
+        _listed(TOPIC_PATTERN, "a full topic path projects/<p>/topics/<t>"),
+        frozenset(),
+    ),
+    Variable("EVENT_DRIVEN_APIS", _listed(HOST_PATTERN, _HOSTS), frozenset()),
+    Variable("OPERATIONS_API_ENDPOINT", _url("http://127.0.0.1:8090", strip=True)),
+    Variable(
+        "FETCH_TIMEOUT",
+        _number(float, lambda t: 0 < t <= 300, "seconds between 0 and 300"),
+        DEFAULT_FETCH_TIMEOUT,
+    ),
+    Variable("CLOUD_TASKS_EMULATOR_HOST", _text),
+    Variable(
+        "DISPATCH_DEADLINE",
+        _number(
+            int,
+            lambda t: 15 <= t <= 1800,
+            "whole seconds from 15 to 1800 (Cloud Tasks' range for an HTTP task)",
+        ),
+        DEFAULT_DISPATCH_DEADLINE,
+    ),
+    Variable(
+        "TASKS_MAX_ATTEMPTS",
+        _number(
+            int,
+            lambda n: -1 <= n <= 10**6,
+            "the queue's retry_config.max_attempts: a positive whole number, or -1 (unlimited)",
+        ),
+        DEFAULT_TASKS_MAX_ATTEMPTS,
+    ),
+    Variable(
+        "PARKED_TOPIC",
+        _matching(TOPIC_PATTERN, "projects/my-project/topics/opwatch-parked-checks"),
+    ),
+    Variable("DISCOVERY_INCLUDE_CALLER", _boolean, False),
+    Variable(
+        "LEDGER_DATABASE",
+        _matching(
+            LEDGER_PATTERN,
+            "a named database, e.g. projects/my-project/databases/opwatch-ledger",
+        ),
+    ),
+    Variable(
+        "LEDGER_RETENTION_DAYS",
+        _number(int, lambda d: 1 <= d <= 3650, "whole days from 1 to 3650"),
+        DEFAULT_LEDGER_RETENTION_DAYS,
+    ),
+    Variable("WARN_OVERDUE", _boolean, False),
+    Variable(
+        "LEARN_MIN_SAMPLES",
+        _number(int, lambda n: 1 <= n <= 10**6, "a positive whole number"),
+        DEFAULT_MIN_SAMPLES,
+    ),
+    Variable("LOG_LEVEL", _level, "INFO"),
+)
