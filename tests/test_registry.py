@@ -453,8 +453,12 @@ def test_a_step_parked_during_a_cancel_still_meets_the_cancel(settings: Settings
     fetch.results, fetch.calls = [cancel_meanwhile, pending(), succeeded()], []
     notifier.on_check(checks.decode(first.body), retries=0)  # fails, then parks its step
     assert any(task.task_id.endswith("-1p1") for task in queue.tasks)
-    while queue.tasks:
+    for _ in range(1000):  # bounded: a chain that never ends fails instead of hanging
+        if not queue.tasks:
+            break
         task = queue.tasks.pop(0)
         clock.now = max(clock.now, task.when)
         notifier.on_check(checks.decode(task.body))
+    else:
+        pytest.fail("the polling chain did not end within 1000 checks")
     assert [(n["watch_id"], n["outcome"]) for n in publish.received] == [("w-1", "CANCELLED")]
