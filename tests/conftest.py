@@ -104,6 +104,8 @@ class FakeQueue:
     deleted: list[str] = field(default_factory=list)
     in_flight: set[str] = field(default_factory=set)
     created: list[str] = field(default_factory=list)
+    # Each create answered ALREADY_EXISTS, by name.
+    refused: list[str] = field(default_factory=list)
     clock: Callable[[], datetime] | None = None
     dedup_window: timedelta = DEDUP_WINDOW
     deleted_id_held: timedelta = DELETED_ID_HELD
@@ -136,6 +138,7 @@ class FakeQueue:
         if self.fail_with is not None:
             raise self.fail_with
         if self.taken(task.task_id):
+            self.refused.append(task.task_id)
             return False
         self.names[task.task_id] = None
         self.tasks.append(task)
