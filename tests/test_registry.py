@@ -29,7 +29,6 @@ from opwatch.settings import Settings
 from .conftest import (
     OPERATION,
     Clock,
-    EventLog,
     FakeFetch,
     FakeQueue,
     Harness,
@@ -110,7 +109,7 @@ def test_a_cancel_while_a_check_is_running_wins_over_its_next_look(harness: Harn
 
 
 def test_a_cancel_while_a_check_sees_the_end_still_ends_the_watch_cancelled(
-    harness: Harness, event_log: EventLog
+    harness: Harness,
 ) -> None:
     def cancel_meanwhile() -> FetchResult:
         harness.notifier.cancel(CancelRequest("w-1"))
@@ -120,7 +119,11 @@ def test_a_cancel_while_a_check_sees_the_end_still_ends_the_watch_cancelled(
     start(harness)
     harness.run_checks()
     assert outcomes(harness) == [("w-1", "CANCELLED")], "exactly one notification"
-    assert "check.superseded" in event_log.events
+    # The queue says the check that saw the end was superseded, not a check.superseded line:
+    # its claim on the next step met the cancel's task of that name.
+    _, cancel_step = harness.schedule.created
+    assert harness.schedule.refused == [cancel_step]
+    assert len(harness.fetch.calls) == 2 and harness.schedule.tasks == []
 
 
 def test_a_finished_watch_has_nothing_to_cancel(harness: Harness) -> None:
@@ -162,15 +165,18 @@ def test_every_chain_of_a_reused_watch_id_is_cancelled(harness: Harness) -> None
     assert outcomes(harness) == [("nightly", "CANCELLED")] * 2
 
 
-def test_a_cancel_request_on_the_watch_topic_cancels(harness: Harness, event_log: EventLog) -> None:
+def test_a_cancel_request_on_the_watch_topic_cancels(harness: Harness) -> None:
     harness.fetch.results = [pending()]
     start(harness)
     message = pubsub_message({"cancel": "w-1", "reason": "by hand"}, "m-9")
     assert harness.notifier.on_watch_message(message) is None
     harness.run_checks()
     assert outcomes(harness) == [("w-1", "CANCELLED")]
-    [line] = [line for line in event_log.lines if line["event"] == "watch.cancel_requested"]
-    assert line["cancelled"] == 1
+    # The queue says what the cancel did: the pending look deleted, the cancel's step created
+    # and run, and no GET of the operation after the cancel.
+    first, _ = harness.schedule.created
+    assert harness.schedule.deleted == [first]
+    assert len(harness.fetch.calls) == 1 and harness.schedule.tasks == []
 
 
 def test_a_malformed_cancel_request_is_answered_invalid(harness: Harness) -> None:
