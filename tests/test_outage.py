@@ -31,12 +31,15 @@ from opwatch import checks
 from opwatch.core import Fetched, FetchResult
 from opwatch.notification import Notification
 from opwatch.registry import QueuedTask
-from opwatch.service import PARKED_ATTRIBUTE, PARKED_VALUE, Notifier
+from opwatch.service import Notifier
 from opwatch.settings import Settings
 
 from .conftest import OPERATION, RESULTS, T0, Clock, EventLog, pubsub_message
 
 PARKED = "projects/test-project/topics/opwatch-parked-checks"
+# The parked topic's attribute, as README ("Parked watches") documents it for a replay by hand:
+# --attribute=opwatch=parked-check (not the service's own PARKED_ATTRIBUTE/PARKED_VALUE).
+PARKED_ATTRIBUTE, PARKED_VALUE = "opwatch", "parked-check"
 HOUR = 3600.0
 
 
