@@ -78,10 +78,14 @@ class FakeFetch:
         return result() if callable(result) else result
 
 
-# Cloud Tasks keeps a task's name taken after the task is gone: "about 1 hour" after it ran
-# (deduplication window, https://cloud.google.com/tasks/docs/quotas), and "up to 4 hours" for a
-# deleted task's id (CreateTask reference,
-# https://cloud.google.com/tasks/docs/reference/rest/v2/projects.locations.queues.tasks/create).
+# Cloud Tasks keeps a task's name taken after the task is gone. CreateTask's "Task
+# De-duplication" (Python client reference,
+# https://cloud.google.com/python/docs/reference/cloudtasks/latest/google.cloud.tasks_v2.types.CreateTaskRequest):
+# "another task with the same name can't be created for 1 hour after the original task was
+# deleted or executed" (also "about 1 hour", https://cloud.google.com/tasks/docs/quotas). The REST
+# reference of the same call
+# (https://cloud.google.com/tasks/docs/reference/rest/v2/projects.locations.queues.tasks/create)
+# adds that a deleted task's ID "can take up to 4 hours" to be released. FakeQueue's defaults.
 DEDUP_WINDOW = timedelta(hours=1)
 DELETED_ID_HELD = timedelta(hours=4)
 
@@ -92,9 +96,11 @@ class FakeQueue:
     ``in_flight`` is listed as dispatched and not answered yet.
 
     A name is taken (create answers ALREADY_EXISTS) while its task is queued or running, for
-    :data:`DEDUP_WINDOW` after it ran (:meth:`answered`) and for :data:`DELETED_ID_HELD` after it
-    was deleted, on ``clock`` (the harness's). ``names`` maps each name used to when it is free
-    again (None: not known yet, so taken); without a clock a used name is never free again.
+    ``dedup_window`` after it ran (:meth:`answered`; default :data:`DEDUP_WINDOW`, Cloud Tasks'
+    documented 1 hour) and for ``deleted_id_held`` after it was deleted (default
+    :data:`DELETED_ID_HELD`, 4 hours), on ``clock`` (the harness's). ``names`` maps each name used
+    to when it is free again (None: not known yet, so taken); without a clock a used name is
+    never free again.
     """
 
     tasks: list[checks.CheckTask] = field(default_factory=list)
@@ -104,7 +110,11 @@ class FakeQueue:
     deleted: list[str] = field(default_factory=list)
     in_flight: set[str] = field(default_factory=set)
     created: list[str] = field(default_factory=list)
+    # Each create answered ALREADY_EXISTS, by name.
+    refused: list[str] = field(default_factory=list)
     clock: Callable[[], datetime] | None = None
+    dedup_window: timedelta = DEDUP_WINDOW
+    deleted_id_held: timedelta = DELETED_ID_HELD
     # Each call of first(): the names a reader asked for at once; and ListTasks scans.
     probes: list[list[str]] = field(default_factory=list)
     scans: int = 0
@@ -128,12 +138,13 @@ class FakeQueue:
         the dedup window."""
         if task in self.tasks:
             self.tasks.remove(task)
-            self._hold(task.task_id, DEDUP_WINDOW)
+            self._hold(task.task_id, self.dedup_window)
 
     def create(self, task: checks.CheckTask) -> bool:
         if self.fail_with is not None:
             raise self.fail_with
         if self.taken(task.task_id):
+            self.refused.append(task.task_id)
             return False
         self.names[task.task_id] = None
         self.tasks.append(task)
@@ -161,7 +172,7 @@ class FakeQueue:
             return False
         self.tasks.remove(task)
         self.deleted.append(task_id)
-        self._hold(task_id, DELETED_ID_HELD)
+        self._hold(task_id, self.deleted_id_held)
         return True
 
     def list_tasks(self) -> list[QueuedTask]:

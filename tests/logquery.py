@@ -90,7 +90,8 @@ def _tokens(text: str) -> list[_Tok]:
         if not text[position:].strip():
             break
         match = _TOKEN.match(text, position)
-        assert match is not None
+        # Each turn consumes text, so the loop ends: an empty match would spin for ever.
+        assert match is not None and match.end() > position, f"no progress at {position}"
         kind = match.lastgroup or "other"
         value = match.group(kind)
         if kind == "other":

@@ -1,7 +1,9 @@
 """Discovery: an audit entry of a long-running operation starts a watch, once (README, Discovery).
 
 Driven through :meth:`Handlers.on_audit_message` with the conftest fakes: what a subscriber
-would receive, which tasks were created, and the ``event`` of every log line.
+would receive and which tasks were created, refused or deleted. Log lines are checked only for
+the events the README documents (``check.duplicate``, ``audit.quota_exhausted``,
+``audit.ignored``, and the fields of a log line itself).
 """
 
 from __future__ import annotations
@@ -36,9 +38,7 @@ def last_of(entry: dict[str, Any]) -> dict[str, Any]:
     return ended
 
 
-def test_a_first_entry_starts_a_watch_on_the_discovered_chain(
-    harness: Harness, event_log: EventLog
-) -> None:
+def test_a_first_entry_starts_a_watch_on_the_discovered_chain(harness: Harness) -> None:
     harness.fetch.results = [pending(INDEX_OPERATION)]
 
     assert harness.notifier.on_audit_message(pubsub_message(INDEX, "m-1")) is None
@@ -57,8 +57,9 @@ def test_a_first_entry_starts_a_watch_on_the_discovered_chain(
     name = checks.TaskName.parse(task.task_id)
     assert name is not None and name.chain == checks.DISCOVERED_CHAIN
     assert name.operation_key == checks.operation_key(request.api, INDEX_OPERATION)
-    assert event_log.events == [Event.WATCH_DISCOVERED, Event.CHECK_PENDING]
-    assert event_log.lines[0]["name_source"] == "protoPayload.response.name"
+    assert harness.schedule.created == [task.task_id] and harness.schedule.refused == []
+    assert checks.decode(task.body).request["operation"] == INDEX_OPERATION
+    assert harness.publish.messages == [], "pending: nothing for the subscriber yet"
 
 
 def test_a_discovered_watch_ends_in_one_notification_with_its_labels(harness: Harness) -> None:
@@ -79,8 +80,9 @@ def test_a_duplicated_entry_or_a_second_discovery_is_the_same_watch(
     # The same entry delivered again, and published again under another message id.
     harness.notifier.on_audit_message(pubsub_message(INDEX, "m-1"))
     harness.notifier.on_audit_message(pubsub_message(INDEX, "m-2"))
-    assert len(harness.schedule.tasks) == 1
-    assert event_log.events.count(Event.CHECK_DUPLICATE) == 2
+    [task] = harness.schedule.tasks
+    assert harness.schedule.created == [task.task_id]
+    assert event_log.events.count(Event.CHECK_DUPLICATE) == 2  # the opwatch-checks metric's
     harness.fetch.results = [succeeded(INDEX_OPERATION)]
     harness.run_checks()
     assert len(harness.publish.messages) == 1
@@ -111,7 +113,7 @@ def test_the_caller_is_a_label_only_when_the_setting_allows(harness: Harness) ->
 
 
 def test_a_last_entry_brings_every_pending_look_of_the_operation_forward(
-    harness: Harness, event_log: EventLog
+    harness: Harness,
 ) -> None:
     """Discovered and requested watches of one operation: the end entry brings each one's
     pending look forward to now (a new step, never RunTask); it publishes, once, on its chain."""
@@ -131,9 +133,11 @@ def test_a_last_entry_brings_every_pending_look_of_the_operation_forward(
         [INDEX_WATCH_ID, "requested"]
     )
     due_now = [t for t in harness.schedule.tasks if t.when == harness.clock.now]
-    assert len(due_now) == 2
-    [line] = [line for line in event_log.lines if line["event"] == Event.AUDIT_OPERATION_ENDED]
-    assert (line["operation"], line["checks_run"]) == (INDEX_OPERATION, 2)
+    assert len(due_now) == 2 and len(harness.schedule.deleted) == 2
+    assert sorted(checks.decode(t.body).watch_id for t in due_now) == sorted(
+        [INDEX_WATCH_ID, "requested"]
+    )
+    assert harness.publish.messages == [], "the looks brought forward have not run yet"
 
 
 def test_a_duplicated_last_entry_gives_one_notification_per_watch(harness: Harness) -> None:
@@ -179,13 +183,11 @@ def test_a_quota_on_the_fast_path_is_acknowledged_and_the_watch_goes_on_polling(
     ]
 
 
-def test_a_last_entry_for_an_operation_nobody_watches_runs_nothing(
-    harness: Harness, event_log: EventLog
-) -> None:
+def test_a_last_entry_for_an_operation_nobody_watches_runs_nothing(harness: Harness) -> None:
     assert harness.notifier.on_audit_message(pubsub_message(last_of(INDEX))) is None
     assert harness.fetch.calls == [] and harness.publish.messages == []
-    assert harness.schedule.created == []
-    assert event_log.lines[-1]["checks_run"] == 0
+    assert harness.schedule.created == [] and harness.schedule.deleted == []
+    assert harness.schedule.refused == []
 
 
 def test_an_entry_both_first_and_last_starts_a_watch(harness: Harness) -> None:
@@ -228,7 +230,8 @@ def test_a_split_entry_starts_one_watch_and_its_end_runs_the_fast_path_once(
     assert request.operation == operation
     assert len(harness.schedule.tasks) == 1
     assert len(harness.schedule.deleted) == 1, "one look brought forward, once"
-    assert Event.CHECK_DUPLICATE not in event_log.events
+    assert len(harness.schedule.created) == 2, "the watch's look, and that look brought forward"
+    assert harness.schedule.refused == [], "one part acted: no second create of the same step"
     assert not any("no operation name like" in reason for reason in ignored_reasons(event_log))
 
 

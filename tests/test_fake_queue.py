@@ -1,14 +1,21 @@
 """The harness's Cloud Tasks queue keeps task names as the service documents, on both sides.
 
-- "about 1 hour" of deduplication after a task ran (https://cloud.google.com/tasks/docs/quotas);
-- "up to 4 hours" before a deleted task's id is released (CreateTask reference,
+- "another task with the same name can't be created for 1 hour after the original task was
+  deleted or executed" (CreateTask, "Task De-duplication",
+  https://cloud.google.com/python/docs/reference/cloudtasks/latest/google.cloud.tasks_v2.types.CreateTaskRequest;
+  "about 1 hour" in https://cloud.google.com/tasks/docs/quotas);
+- "up to 4 hours" before a deleted task's id is released (CreateTask REST reference,
   https://cloud.google.com/tasks/docs/reference/rest/v2/projects.locations.queues.tasks/create).
 
-Before, the fake kept every name for ever, so no test could see what opwatch does once a name
-is free again, and a test relying on a name being taken for longer than Google says passed.
+The windows are the fake's constructor arguments (``dedup_window``, ``deleted_id_held``), with
+those values as defaults, and run on the fake's clock. Before, the fake kept every name for ever
+while two docstrings said "up to 24 h", so no test could see what opwatch does once a name is
+free again, and a test relying on a name being taken for longer than Google says passed.
 """
 
 from __future__ import annotations
+
+from datetime import timedelta
 
 from opwatch import checks
 
@@ -72,3 +79,33 @@ def test_without_a_clock_a_used_name_is_never_free() -> None:
     queue.answered(first)
     assert queue.taken("w-1") and not queue.create(task())
     assert not queue.taken("other")
+
+
+def test_the_default_windows_are_the_documented_hour_and_four_hours() -> None:
+    queue = FakeQueue()
+    assert queue.dedup_window == timedelta(seconds=3600), "Cloud Tasks: 1 hour after it ran"
+    assert queue.deleted_id_held == timedelta(seconds=4 * 3600), "up to 4 hours after a delete"
+
+
+def test_an_explicit_dedup_window_is_kept_on_the_fake_s_clock_on_both_sides() -> None:
+    clock = Clock()
+    queue = FakeQueue(clock=clock, dedup_window=timedelta(minutes=10))
+    first = task()
+    assert queue.create(first)
+    queue.answered(first)
+    clock.advance(600 - 1)
+    assert not queue.create(task()), "recreated inside its window: ALREADY_EXISTS"
+    clock.advance(1)
+    assert queue.create(task()), "recreated once the window has passed: created"
+    assert queue.created == ["w-1", "w-1"]
+
+
+def test_an_explicit_hold_after_a_delete_is_kept_on_both_sides() -> None:
+    clock = Clock()
+    queue = FakeQueue(clock=clock, deleted_id_held=timedelta(minutes=30))
+    assert queue.create(task())
+    assert queue.delete("w-1")
+    clock.advance(1800 - 1)
+    assert not queue.create(task()), "recreated inside the hold: ALREADY_EXISTS"
+    clock.advance(1)
+    assert queue.create(task()), "recreated after the hold: created"

@@ -21,9 +21,8 @@ import pytest
 from opwatch import checks, ledger
 from opwatch.errors import FinishPending, LedgerUnavailable
 from opwatch.handlers import Handlers
-from opwatch.ledger import RECORD_EVERY, Record, State
+from opwatch.ledger import Record, State
 from opwatch.logs import Event
-from opwatch.recording import RECORD_DELAY
 from opwatch.settings import Settings
 from opwatch.wire import rfc3339
 from opwatch_local import watches
@@ -51,6 +50,13 @@ SCHEMA = json.loads(
 )
 INDEX = load("audit-cloudaicompanion-create-index-first.json")
 INDEX_OPERATION = INDEX["protoPayload"]["response"]["name"]
+
+
+# The documented values, written out (README): a chain is recorded "every 16th step", and a
+# finish whose write failed is left to a record task "60 s later". Comparing with the ledger's
+# RECORD_EVERY or the service's RECORD_DELAY let a wrong constant pass.
+RECORD_EVERY = 16
+RECORD_DELAY = 60
 
 
 @pytest.fixture

@@ -32,13 +32,15 @@ from opwatch.core import Fetched, FetchResult
 from opwatch.envelope import PushedMessage
 from opwatch.handlers import Handlers
 from opwatch.notification import Notification
-from opwatch.parking import PARKED_ATTRIBUTE, PARKED_VALUE
 from opwatch.ports import QueuedTask
 from opwatch.settings import Settings
 
 from .conftest import OPERATION, RESULTS, T0, Clock, EventLog, pubsub_message
 
 PARKED = "projects/test-project/topics/opwatch-parked-checks"
+# The parked topic's attribute, as README ("Parked watches") documents it for a replay by hand:
+# --attribute=opwatch=parked-check (not opwatch.parking's own PARKED_ATTRIBUTE/PARKED_VALUE).
+PARKED_ATTRIBUTE, PARKED_VALUE = "opwatch", "parked-check"
 HOUR = 3600.0
 
 
@@ -82,6 +84,11 @@ class World:
         self.names: set[str] = set()
         self.notifications: list[Notification] = []
         self.dropped: list[Due] = []
+        # What the services hold: every task id Cloud Tasks accepted, every message on the parked
+        # topic, and every push of one back to the watch function.
+        self.created: list[str] = []
+        self.parked: list[Notification] = []
+        self.pushed_back: list[dict[str, Any]] = []
         self.gets = 0
         self._seq = itertools.count()
         self._done_at = done_at
@@ -103,6 +110,7 @@ class World:
         if task.task_id in self.names:
             return False
         self.names.add(task.task_id)
+        self.created.append(task.task_id)
         self._push(Due(max(task.when, self.clock()), next(self._seq), "task", task))
         return True
 
@@ -136,6 +144,7 @@ class World:
     def publish(self, message: Notification) -> None:
         self.pubsub_down.check("Pub/Sub")
         if message.topic == PARKED:
+            self.parked.append(message)
             data = base64.b64encode(message.data).decode()
             push = {"data": data, "attributes": dict(message.attributes), "messageId": "p"}
             self._push(Due(self.clock(), next(self._seq), "push", push))
@@ -152,8 +161,12 @@ class World:
         interval = self.retry["min"] * 2 ** min(k, doublings) * (1 + max(0, k - doublings))
         return float(min(self.retry["max"], interval))
 
-    def advance(self, *, until: datetime) -> None:
-        while self.queue and self.queue[0].when <= until:
+    def advance(self, *, until: datetime, limit: int = 100_000) -> None:
+        """Deliver what is due up to ``until``; more than ``limit`` deliveries fail the test
+        (a chain or a redelivery that never ends would otherwise hang the suite)."""
+        for _ in range(limit + 1):
+            if not (self.queue and self.queue[0].when <= until):
+                return
             due = heapq.heappop(self.queue)
             self.clock.now = due.when
             first = due.first_attempt or due.when
@@ -162,6 +175,7 @@ class World:
                     state = checks.decode(due.payload.body)
                     self.notifier.on_check(state, retries=due.retries)
                 else:
+                    self.pushed_back.append(due.payload)
                     self.notifier.on_watch_message(PushedMessage.from_json(due.payload))
                 continue
             except exceptions.GoogleAPICallError:
@@ -183,6 +197,7 @@ class World:
                     first_attempt=first,
                 )
             )
+        pytest.fail(f"still deliveries due after {limit}: a chain or a redelivery never ended")
 
     def start_watch(self) -> None:
         self.notifier.on_watch_message(pubsub_message({"operation": OPERATION, "watch_id": "w"}))
@@ -215,6 +230,12 @@ def outcomes(world: World) -> list[str]:
     return [json.loads(message.data)["outcome"] for message in world.notifications]
 
 
+def parked_steps(world: World) -> list[str]:
+    """The tasks Cloud Tasks accepted that re-run a step set aside (``p{parks}`` names)."""
+    names = [checks.TaskName.parse(task_id) for task_id in world.created]
+    return [str(name) for name in names if name is not None and name.parks > 0]
+
+
 def test_a_24_hour_publish_outage_ends_in_exactly_one_notification(
     settings_with_parking: Settings, event_log: EventLog
 ) -> None:
@@ -230,6 +251,9 @@ def test_a_24_hour_publish_outage_ends_in_exactly_one_notification(
     assert world.notifications[0].topic == RESULTS
     assert world.dropped == [], "no check reached Cloud Tasks' last attempt unparked"
     assert world.queue == []
+    # Parked in Cloud Tasks (Pub/Sub is what is down): a re-run of the step, nothing on the
+    # parked topic. The log events are the documented contract of parking (README, "Outages").
+    assert parked_steps(world) != [] and world.parked == []
     assert "watch.parked" in event_log.events and "watch.abandoned" not in event_log.events
     # Parking keeps looks sparse through the outage (one retry budget per park, not a storm).
     assert world.gets < 24 * 20
@@ -248,9 +272,18 @@ def test_a_24_hour_create_task_outage_ends_in_exactly_one_notification(
 
     assert outcomes(world) == ["SUCCEEDED"]
     assert world.dropped == []
-    parked = [line for line in event_log.lines if line.get("event") == "watch.parked"]
-    assert [line["parked_in"] for line in parked] == ["pubsub"]
-    assert "watch.resumed" in event_log.events
+    # Cloud Tasks down: parked once on the parked topic, pushed back (redelivered while Cloud
+    # Tasks still refused) until the watch resumed, and no step re-run could be created.
+    [parked] = world.parked
+    assert parked.attributes[PARKED_ATTRIBUTE] == PARKED_VALUE
+    assert checks.decode(parked.data).request["operation"] == OPERATION
+    assert world.pushed_back
+    assert all(push["attributes"][PARKED_ATTRIBUTE] == PARKED_VALUE for push in world.pushed_back)
+    assert world.pushed_back[-1]["data"] == base64.b64encode(parked.data).decode()
+    assert parked_steps(world) == []
+    # The documented event says where it was parked (README, "Outages").
+    parked_lines = [line for line in event_log.lines if line.get("event") == "watch.parked"]
+    assert [line["parked_in"] for line in parked_lines] == ["pubsub"]
 
 
 def test_without_a_parked_topic_a_create_task_outage_is_logged_with_the_whole_watch(
@@ -295,6 +328,7 @@ def test_a_short_outage_is_retried_by_cloud_tasks_without_parking(
         watch_until=timedelta(days=1),
     )
     assert outcomes(world) == ["SUCCEEDED"]
+    assert parked_steps(world) == [] and world.parked == []
     assert "watch.parked" not in event_log.events
 
 

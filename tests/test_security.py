@@ -24,7 +24,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from opwatch import checks, contracts
-from opwatch.adapters import MAX_OPERATION_BYTES, OperationFetcher, authorized_session
+from opwatch.adapters import OperationFetcher, authorized_session
 from opwatch.contracts import WatchRequest
 from opwatch.core import Fetched, FetchFailed, Outcome
 from opwatch.envelope import PushedMessage
@@ -202,7 +202,8 @@ def test_no_valid_operation_name_can_change_the_host_or_path_prefix(name: str) -
 
 def test_an_oversized_operation_is_refused_not_read_whole(servers: tuple[Capture, Capture]) -> None:
     endpoint, _ = servers
-    endpoint.answers = [(200, {}, b'{"name": "' + b"x" * (MAX_OPERATION_BYTES + 1) + b'"}')]
+    over = 32 * 1024 * 1024 + 1  # README: operations over 32 MiB are refused
+    endpoint.answers = [(200, {}, b'{"name": "' + b"x" * over + b'"}')]
     result = authorized_fetcher(endpoint.url, FakeCredentials())(WatchRequest(OPERATION, "w-1"))
     assert isinstance(result, FetchFailed)
     assert result.error["code"] == 8
@@ -245,10 +246,14 @@ def test_logs_never_contain_a_token(
     )  # not our op
     data = base64.b64encode(json.dumps({"operation": OPERATION}).encode()).decode()
     notifier.on_watch_message(PushedMessage.from_json({"data": data, "messageId": "m-2"}))
-    while schedule.tasks:
+    for _ in range(1000):  # bounded: a chain that never ends fails instead of hanging
+        if not schedule.tasks:
+            break
         task = schedule.tasks.pop(0)
         clock.now = task.when
         notifier.on_check(checks.decode(task.body))
+    else:
+        pytest.fail("the polling chain did not end within 1000 checks")
     assert [n["outcome"] for n in publish.received][-1] == "SUCCEEDED"
     assert credentials.refreshes >= 2
     logged = log_lines()

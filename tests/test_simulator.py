@@ -424,13 +424,14 @@ PARENT = "projects/p/locations/us-central1"
 def list_all(client: SimulatorClient, parent: str = PARENT, **kwargs: Any) -> list[list[str]]:
     """Every page's operation names, following nextPageToken to the end."""
     pages, token = [], None
-    while True:
+    for _ in range(1000):  # bounded: a token that never runs out fails instead of hanging
         status, body = client.list_operations(parent, page_token=token, **kwargs)
         assert status == 200, body
         pages.append([op["name"] for op in body.get("operations", [])])
         token = body.get("nextPageToken")
         if not token:
             return pages
+    pytest.fail("operations.list still had a nextPageToken after 1000 pages")
 
 
 def test_list_pages_through_the_parents_operations_in_creation_order(

@@ -293,7 +293,7 @@ def test_list_tasks_pages_of_at_most_1000(client: tasks_v2.CloudTasksClient) -> 
     assert {t.name for t in [*first.tasks, *second.tasks]} == names
 
     sizes, seen, token = [], [], ""
-    while True:
+    for _ in range(100):  # bounded: a token that never runs out fails instead of hanging
         page = client.list_tasks(
             request=tasks_v2.ListTasksRequest(parent=queue, page_size=400, page_token=token)
         )
@@ -302,6 +302,8 @@ def test_list_tasks_pages_of_at_most_1000(client: tasks_v2.CloudTasksClient) -> 
         token = page.next_page_token
         if not token:
             break
+    else:
+        pytest.fail("ListTasks still had a next_page_token after 100 pages")
     assert sizes == [400, 400, 201]
     assert len(seen) == len(set(seen)) and set(seen) == names
     # The client's pager follows the tokens too.
