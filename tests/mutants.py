@@ -28,7 +28,19 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 STAGES = ROOT / ".opwatch" / "mutants"
-MODULES = ("core", "policy", "checks", "contracts", "notification", "status", "audit", "service")
+PURE = ("core", "policy", "checks", "contracts", "notification", "status", "audit")
+# The service: the handlers and each use case they hand an input to, and the step rules.
+SERVICE = (
+    "handlers",
+    "watching",
+    "recording",
+    "parking",
+    "rejecting",
+    "cancelling",
+    "discovery",
+    "steps",
+)
+MODULES = (*PURE, *SERVICE)
 # What the tests read relative to the repository root (linked, then copied by mutmut).
 LINKED = ("functions", "client", "bench", "devtools", "examples", "README.md", "infra")
 # mutmut's exit codes (mutmut/stats.py): what counts as detected.

@@ -21,6 +21,7 @@ from opwatch.contracts import (
 )
 from opwatch.envelope import PushedMessage
 from opwatch.errors import InvalidWatchRequest
+from tests import docs
 
 from .conftest import OPERATION, OTHER_TOPIC, RESULTS
 
@@ -273,9 +274,9 @@ def _human(seconds: float) -> str:
 
 
 def readme_rows() -> dict[str, list[str]]:
-    text = (ROOT / "README.md").read_text()
-    section = text.split("### Watch request", 1)[1].split("| field | required |", 1)[1]
-    table = section.split("\n\n", 1)[0].splitlines()[2:]
+    text = docs.section("Watch request (Pub/Sub message data)")
+    table_text = text.split("| field | required |", 1)[1]
+    table = table_text.split("\n\n", 1)[0].splitlines()[2:]
     rows = [line.strip().strip("|").split("|") for line in table]
     return {cells[0].strip().strip("`"): [cell.strip() for cell in cells[1:]] for cells in rows}
 

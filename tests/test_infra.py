@@ -24,7 +24,7 @@ import hcl2
 import pytest
 import yaml
 
-from tests import logquery
+from tests import docs, logquery
 
 pytestmark = pytest.mark.infra
 
@@ -36,7 +36,6 @@ TWO_INSTANCES = INFRA / "examples" / "two_instances"
 EXAMPLES = ROOT / "examples"
 CHAT_EXAMPLE = EXAMPLES / "chat_notifier"
 CLOUDBUILD = ROOT / "cloudbuild.yaml"
-README = ROOT / "README.md"
 
 # The configuration contract of the functions (README, "Configuration").
 PRODUCTION_ENV = {
@@ -577,7 +576,7 @@ def test_function_gets_the_whole_configuration_contract(tf: Config, name: str) -
 
 def readme_configuration() -> dict[str, str]:
     """variable -> "required" column of the README's Configuration table."""
-    section = README.read_text().split("\n## Configuration\n")[1].split("\n## ")[0]
+    section = docs.section("Configuration")
     return dict(re.findall(r"^\| `([A-Z_]+)` \| ([^|]+?) \|", section, re.M))
 
 
@@ -1169,7 +1168,7 @@ def test_outputs_a_caller_chains_on_exist(tf: Config) -> None:
 
 
 def test_outputs_the_readme_uses_exist(tf: Config) -> None:
-    used = set(re.findall(r"terraform output -raw (\w+)", README.read_text()))
+    used = set(re.findall(r"terraform output -raw (\w+)", docs.documentation()))
     assert used, "the README's Deploy section uses terraform outputs"
     assert used <= set(tf.outputs), f"README uses missing outputs: {used - set(tf.outputs)}"
     example = Config(EXAMPLE)
@@ -1206,7 +1205,7 @@ DEPLOYER_ROLES = {
 
 
 def test_the_readme_names_a_role_for_every_resource_the_deployer_creates(tf: Config) -> None:
-    section = README.read_text().split("\n### Prerequisites\n")[1].split("\n### ")[0]
+    section = docs.section("Prerequisites")
     section = " ".join(section.split())
     for rtype in {t for (t, _) in tf.resources}:
         prefixes = [p for p in DEPLOYER_ROLES if rtype.startswith(p)]
@@ -1282,7 +1281,7 @@ def test_every_example_has_a_readme() -> None:
 
 def readme_text() -> str:
     """The README with line breaks folded, so a phrase split across lines still reads whole."""
-    return " ".join(README.read_text().split())
+    return " ".join(docs.documentation().split())
 
 
 def test_the_readme_names_every_function_and_its_kind() -> None:
@@ -1333,7 +1332,7 @@ def test_the_abandoned_watch_runbook_and_the_alert_say_the_same() -> None:
     assert attribute in doc and "check_body" in doc
     assert "gcloud pubsub topics publish ${google_pubsub_topic.parked.id}" in doc
     assert not re.search(r"(?<!Do not )republish its request to the watch-requests topic", doc)
-    outages = readme_text().split("### Outages")[1].split("## ")[0]
+    outages = " ".join(docs.section("Outages: a watch waits them out").split())
     assert attribute in outages and "check_body" in outages
     assert 'topics publish "$(terraform output -raw parked_topic_id)"' in outages
     assert "parked_topic_id" in module().outputs
@@ -1604,7 +1603,7 @@ def test_data_write_audit_logs_are_an_opt_in_switch_for_what_needs_them(tf: Conf
     assert config["service"] == "cloudaicompanion.googleapis.com"
     assert [c["log_type"] for c in config["audit_log_config"]] == ["DATA_WRITE"]
     assert "DATA_READ" not in json.dumps(config)
-    discovery = readme_text().split("## Discovery")[1].split("\n## ")[0]
+    discovery = " ".join(docs.section("Discovery: operations nobody registered (opt-in)").split())
     assert "data_write_audit_logs" in discovery and "Cloud Logging" in discovery
     for method in DATA_WRITE_METHODS:
         assert method.rsplit(".", 1)[1] in discovery, method
@@ -1685,7 +1684,7 @@ def test_the_sinks_writer_is_documented_as_the_shared_logging_agent(tf: Config) 
     """unique_writer_identity = true gives the project's Logging service agent, used "for all
     sinks in a resource" (https://cloud.google.com/logging/docs/routing/user-managed-service-accounts),
     not an account of the sink's own: nothing may say otherwise."""
-    text = "\n".join(p.read_text() for p in INFRA.glob("*.tf")) + README.read_text()
+    text = "\n".join(p.read_text() for p in INFRA.glob("*.tf")) + docs.documentation()
     assert not re.search(r"(sink's own|its own writer identity|of this sink's own)", text)
     output = tf.outputs["audit_sink_writer_identity"]["description"]
     assert "Logging service agent" in output and "shared" in output
@@ -2031,7 +2030,7 @@ def test_the_capacity_section_says_what_a_budget_sustains() -> None:
     product for each profile, and says the one shared queue is capped by the smallest budget."""
     from opwatch.policy import DEFAULT_PROFILE, PROFILES, SAFETY_NET
 
-    section = README.read_text().split("\n### Each API's read budget\n")[1].split("\n### ")[0]
+    section = docs.section("Each API's read budget")
     rows = re.findall(r"^\| (.+?) \| ([\d ]+) s \| \**([\d ]+)\** \| ([\d ]+) \|$", section, re.M)
     delays = {label: int(delay.replace(" ", "")) for label, delay, _, _ in rows}
     assert delays == {

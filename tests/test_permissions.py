@@ -27,9 +27,10 @@ from opwatch import adapters
 from opwatch.contracts import DEFAULT_API
 from opwatch.identities import IDENTITIES, OPERATOR, RUNTIME, Identity, declared
 from opwatch.permissions import calls
+from tests import docs
 
 from .conftest import load
-from .test_infra import ROOT, Config, expr, members_of, module
+from .test_infra import Config, expr, members_of, module
 
 pytestmark = pytest.mark.infra
 
@@ -363,7 +364,7 @@ IDENTITY_ORDER = [identity.name for identity in IDENTITIES]
 
 
 def test_the_readme_table_is_the_contract() -> None:
-    readme = (ROOT / "README.md").read_text()
+    readme = docs.documentation()
     table = readme.split("<!-- permission-contract: kept true by tests/test_permissions.py -->\n")[
         1
     ]
