@@ -173,3 +173,31 @@ def test_an_attribute_cut_inside_a_character_drops_that_character() -> None:
     message = invalid({"operation": "a" + "é" * 2000})
     value = message.attributes["operation"]
     assert value == "a" + "é" * 511 and len(value.encode()) == 1023
+
+
+def test_a_message_of_exactly_the_pubsub_limit_is_sent_whole() -> None:
+    """Pub/Sub takes a message of up to 10 MB; opwatch's limit is MAX_DATA_BYTES inclusive: a
+    message that size is not trimmed, nor is one that fits once the response is dropped."""
+
+    def whole(blob: int) -> notification.Notification:
+        return finished(Outcome.SUCCEEDED, {**DONE, "response": {"blob": "x" * blob}})
+
+    exact = whole(notification.MAX_DATA_BYTES - len(whole(0).data))
+    assert len(exact.data) == notification.MAX_DATA_BYTES
+    assert exact.to_json()["operation_truncated"] is False
+    assert len(exact.to_json()["operation"]["response"]["blob"]) > 0
+
+    def without_response(blob: int) -> notification.Notification:
+        huge = {
+            **DONE,
+            "response": {"blob": "x" * (notification.MAX_DATA_BYTES + 10)},
+            "metadata": {"blob": "y" * blob},
+        }
+        return finished(Outcome.SUCCEEDED, huge)
+
+    fits = without_response(notification.MAX_DATA_BYTES - len(without_response(0).data))
+    assert len(fits.data) == notification.MAX_DATA_BYTES
+    decoded = fits.to_json()
+    assert decoded["operation_truncated"] is True
+    assert "response" not in decoded["operation"]
+    assert len(decoded["operation"]["metadata"]["blob"]) > 0
