@@ -402,3 +402,17 @@ def test_the_start_is_read_in_utc_whatever_the_machine_zone(
     finally:
         monkeypatch.undo()
         time.tzset()
+
+
+def test_a_kind_learned_to_end_within_a_second_is_read() -> None:
+    """0 < low is the rule, not 1 <= low: a kind whose operations end in half a second."""
+    assert checks.decode(_learned_body(low=0.5, median=0.8, high=1)).learned == Expectation(
+        "run.jobs", 12, 0.5, 0.8, 1.0
+    )
+
+
+def test_a_boolean_seq_is_refused_even_where_it_would_compare_as_the_polls() -> None:
+    """JSON true equals 1 in Python; a first look (polls 1) with seq true is still not opwatch's."""
+    first = body(progress__polls=1, seq=True)
+    assert _refusal(first) == ("seq", "must be an integer no smaller than progress.polls")
+    assert checks.decode(body(progress__polls=1, seq=1)).seq == 1
