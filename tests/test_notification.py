@@ -201,3 +201,75 @@ def test_a_message_of_exactly_the_pubsub_limit_is_sent_whole() -> None:
     assert decoded["operation_truncated"] is True
     assert "response" not in decoded["operation"]
     assert len(decoded["operation"]["metadata"]["blob"]) > 0
+
+
+def test_the_overdue_message_says_what_runs_late_and_where_to() -> None:
+    """schemas/overdue.json's message, as a subscriber reads it: the data and the attributes,
+    its own CloudEvents type and id, and no outcome (an outcome filter never sees it)."""
+    from datetime import timedelta
+
+    from opwatch.learned import Expectation
+
+    learned = Expectation("run.jobs", 40, 600.0, 900.0, 1200.0)
+    message = notification.overdue(
+        REQUEST,
+        Progress(started=T0, polls=7),
+        age=1800.12345,
+        limit=1200.00049,
+        learned=learned,
+        now=T0 + timedelta(minutes=30),
+        results_topic=RESULTS,
+    )
+    assert message.topic == RESULTS
+    overdue_schema = json.loads(
+        resources.files("opwatch").joinpath("schemas/overdue.json").read_text()
+    )
+    jsonschema.Draft202012Validator(overdue_schema).validate(json.loads(message.data))
+    assert json.loads(message.data) == {
+        "watch_id": "w-1",
+        "operation": OPERATION,
+        "api": REQUEST.api,
+        "labels": {"team": "search"},
+        "age_seconds": 1800.123,
+        "overdue_after_seconds": 1200.0,
+        "schedule": {"source": "learned", "kind": "run.jobs", "samples": 40},
+        "polls": 7,
+        "watch_started": "2026-11-27T12:00:00.000Z",
+        "observed": "2026-11-27T12:30:00.000Z",
+    }
+    assert message.attributes == {
+        "overdue": "true",
+        "operation": OPERATION,
+        "api": REQUEST.api,
+        "watch_id": "w-1",
+        "label_team": "search",
+        "ce-specversion": "1.0",
+        "ce-type": "dev.opwatch.operation.v1.overdue",
+        "ce-source": f"//{REQUEST.api}/{OPERATION}",
+        "ce-id": "w-1/overdue",
+        "ce-time": "2026-11-27T12:30:00.000Z",
+        "content-type": "application/json",
+    }
+    own = WatchRequest(operation=OPERATION, watch_id="w-2", notify_topic="projects/p/topics/mine")
+    mine = notification.overdue(
+        own, Progress(started=T0), age=1.0, limit=1.0, learned=None, now=T0, results_topic=RESULTS
+    )
+    assert mine.topic == "projects/p/topics/mine"
+    assert json.loads(mine.data)["schedule"] == {"source": "profile"}
+    assert "label_team" not in mine.attributes
+
+
+def test_the_notification_says_which_schedule_the_looks_followed() -> None:
+    from opwatch.learned import Expectation
+
+    learned = Expectation("run.jobs", 40, 600.0, 900.0, 1200.0)
+    hinted = WatchRequest(operation=OPERATION, watch_id="w-1", expected_duration=60.0)
+
+    def schedule(request: WatchRequest, kind: Expectation | None) -> Any:
+        finish = Finish(Outcome.SUCCEEDED, DONE, None, Progress(started=T0, polls=3))
+        sent = notification.finished(request, finish, now=T0, results_topic=RESULTS, learned=kind)
+        return sent.to_json()["schedule"]
+
+    assert schedule(hinted, learned) == {"source": "hint"}
+    assert schedule(REQUEST, learned) == {"source": "learned", "kind": "run.jobs", "samples": 40}
+    assert schedule(REQUEST, None) == {"source": "profile"}
