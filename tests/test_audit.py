@@ -524,3 +524,120 @@ def test_any_entry_is_parsed_into_a_valid_watch_or_ignored(value: dict[str, Any]
         allowed_apis={result.api},
         allowed_notify_topics=set(),
     )
+
+
+# --- the reason logged for an ignored entry, word for word ------------------------------------
+
+
+def _payload(**changes: Any) -> dict[str, Any]:
+    entry = minimal()
+    entry["protoPayload"] = {**entry["protoPayload"], **changes}
+    return entry
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        (b"\xff", "the data is not UTF-8 text"),
+        (b"{", "the data is not JSON"),
+        (b"[]", "the data is not a JSON object (a LogEntry)"),
+        (
+            minimal(logName="projects/p/logs/mine"),
+            "logName 'projects/p/logs/mine' is not one of the Cloud Audit Logs",
+        ),
+        (
+            minimal(operation=None),
+            "the entry has no operation: it is not about a long-running operation",
+        ),
+        (
+            minimal(operation={"id": "projects/p/locations/l/operations/op-1"}),
+            "the entry is neither the first nor the last of its operation",
+        ),
+        (minimal(protoPayload=[]), "the entry has no protoPayload: it is not an audit entry"),
+        (_payload(**{"@type": "t"}), "protoPayload is 't', not an AuditLog"),
+        (_payload(serviceName=7), "protoPayload.serviceName 7 is not an API host"),
+        (
+            _payload(serviceName={"a": 1}),
+            "protoPayload.serviceName a JSON object is not an API host",
+        ),
+        (_payload(serviceName=["a"]), "protoPayload.serviceName a JSON array is not an API host"),
+        (_payload(methodName=None), "protoPayload.methodName None is not a method name"),
+        (
+            _payload(methodName="m" * 513),
+            f"protoPayload.methodName {'m' * 100!r} is not a method name",
+        ),
+        (
+            _payload(serviceName=10**150),
+            f"protoPayload.serviceName {str(10**150)[:100]} is not an API host",
+        ),
+        (
+            minimal(split={"uid": "u-1"}),
+            "split is not a LogSplit with a uid and an index below totalSplits",
+        ),
+    ],
+)
+def test_each_ignored_entry_says_why_word_for_word(value: Any, reason: str) -> None:
+    assert ignored(value) == reason
+
+
+def test_a_name_nowhere_says_what_was_there() -> None:
+    entry = _payload(response={"name": "bad"})
+    entry["operation"]["id"] = "op-1"
+    assert ignored(entry) == (
+        "no operation name like projects/…/operations/…: operation.id is 'op-1', "
+        "protoPayload.response.name is 'bad'"
+    )
+
+
+def test_a_part_not_acting_says_which_part_and_why() -> None:
+    assert ignored(split_of(minimal(), 1)) == (
+        "part 2 of 3 of split entry 'u-1': operation.id names the operation in every part; "
+        "the first part acts"
+    )
+    entry = _payload(response={"name": "projects/p/locations/l/operations/op-1"})
+    entry["operation"]["id"] = "op-2"
+    assert ignored(split_of(entry, 1)) == (
+        "part 2 of 3 of split entry 'u-1': the name in protoPayload.response.name does not end "
+        "in operation.id ('op-2'), so it may be a piece of a longer one"
+    )
+
+
+def test_a_split_into_one_part_acts_whatever_holds_the_name() -> None:
+    """A "split" of one part is the whole entry: a name from the response acts even though it
+    does not end in operation.id (which a part of a real split would need)."""
+    entry = _payload(response={"name": "projects/p/locations/l/operations/op-1"})
+    entry["operation"]["id"] = "not-the-same"
+    assert parsed(split_of(entry, 0, total=1)).operation == "projects/p/locations/l/operations/op-1"
+
+
+def test_a_first_entry_with_status_code_0_is_a_started_operation() -> None:
+    """google.rpc.Code 0 is OK: the call started the operation; 1 (CANCELLED) did not."""
+    assert parsed(_payload(status={"code": 0})).first is True
+    assert ignored(_payload(status={"code": 1})) == (
+        "the call failed with status code 1: no operation started"
+    )
+
+
+def test_an_entry_at_each_limit_is_read() -> None:
+    """The largest entry (MAX_ENTRY_BYTES, 1 MiB) and a method name of 512 characters."""
+    data = entry_bytes(_payload(methodName="m" * 512))
+    padded = data + b" " * (1024 * 1024 - len(data))
+    result = parse_entry(padded)
+    assert isinstance(result, AuditEntry) and result.method == "m" * 512
+    assert ignored(padded + b" ").startswith("the entry is 1048577 bytes")
+
+
+def test_a_self_link_path_is_read_from_its_first_slash_only() -> None:
+    """Only the leading '/' is stripped from the path: ``/Xv1/...`` has no API version."""
+    entry = _payload(
+        serviceName="container.googleapis.com",
+        response={
+            "selfLink": "https://container.googleapis.com/Xv1/projects/p/zones/z/operations/o"
+        },
+    )
+    entry["operation"]["id"] = "o"
+    assert "no operation name" in ignored(entry)
+    entry["protoPayload"]["response"]["selfLink"] = (
+        "https://container.googleapis.com/v1/projects/p/zones/z/operations/o"
+    )
+    assert parsed(entry).operation == "projects/p/zones/z/operations/o"

@@ -213,3 +213,45 @@ def test_a_retry_after_date_is_honoured() -> None:
     decision = decide(REQUEST, START, busy, T0)
     assert isinstance(decision, CheckAgain)
     assert decision.delay == 600.0
+
+
+def test_a_learned_kind_schedules_the_looks_in_its_window() -> None:
+    """A kind learned to end between 10 and 20 minutes: the first look waits for its 5th
+    percentile (not the default 5 s), and inside the window the looks step 6 % of the age."""
+    from opwatch.learned import Expectation
+
+    learned = Expectation("run.jobs", 40, 600.0, 900.0, 1200.0)
+    pending = Fetched({"name": OPERATION, "done": False})
+    first = decide(REQUEST, Progress(started=T0), pending, T0, learned=learned)
+    plain = decide(REQUEST, Progress(started=T0), pending, T0)
+    assert isinstance(first, CheckAgain) and isinstance(plain, CheckAgain)
+    assert plain.delay <= 5.0
+    assert 500.0 <= first.delay <= 600.0
+    inside = decide(
+        REQUEST, Progress(started=T0), pending, T0 + timedelta(seconds=1000), learned=learned
+    )
+    assert isinstance(inside, CheckAgain) and 40.0 <= inside.delay <= 60.0
+
+
+def test_overdue_after_the_hint_or_the_learned_95th_percentile() -> None:
+    """1.5 x expected_duration (issue 17), else the kind's 95th percentile, else never."""
+    from opwatch.core import overdue_after
+    from opwatch.learned import Expectation
+
+    learned = Expectation("run.jobs", 40, 600.0, 900.0, 1200.0)
+    hinted = WatchRequest(operation=OPERATION, watch_id="w-1", expected_duration=100.0)
+    assert overdue_after(hinted, learned) == 150.0
+    assert overdue_after(hinted, None) == 150.0
+    assert overdue_after(REQUEST, learned) == 1200.0
+    assert overdue_after(REQUEST, None) is None
+
+
+def test_operation_age_counts_from_create_time_else_the_watch_start() -> None:
+    from opwatch.core import operation_age
+
+    two_hours_ago = {"metadata": {"createTime": "2026-11-27T10:00:00Z"}}
+    later = T0 + timedelta(seconds=30)
+    assert operation_age(two_hours_ago, Progress(started=T0), later) == 7230.0
+    assert operation_age({"metadata": {}}, Progress(started=T0), later) == 30.0
+    assert operation_age(None, Progress(started=T0), later) == 30.0
+    assert operation_age(None, Progress(started=later), T0) == 0.0  # a clock behind the start

@@ -173,3 +173,103 @@ def test_an_attribute_cut_inside_a_character_drops_that_character() -> None:
     message = invalid({"operation": "a" + "é" * 2000})
     value = message.attributes["operation"]
     assert value == "a" + "é" * 511 and len(value.encode()) == 1023
+
+
+def test_a_message_of_exactly_the_pubsub_limit_is_sent_whole() -> None:
+    """Pub/Sub takes a message of up to 10 MB; opwatch's limit is MAX_DATA_BYTES inclusive: a
+    message that size is not trimmed, nor is one that fits once the response is dropped."""
+
+    def whole(blob: int) -> notification.Notification:
+        return finished(Outcome.SUCCEEDED, {**DONE, "response": {"blob": "x" * blob}})
+
+    exact = whole(notification.MAX_DATA_BYTES - len(whole(0).data))
+    assert len(exact.data) == notification.MAX_DATA_BYTES
+    assert exact.to_json()["operation_truncated"] is False
+    assert len(exact.to_json()["operation"]["response"]["blob"]) > 0
+
+    def without_response(blob: int) -> notification.Notification:
+        huge = {
+            **DONE,
+            "response": {"blob": "x" * (notification.MAX_DATA_BYTES + 10)},
+            "metadata": {"blob": "y" * blob},
+        }
+        return finished(Outcome.SUCCEEDED, huge)
+
+    fits = without_response(notification.MAX_DATA_BYTES - len(without_response(0).data))
+    assert len(fits.data) == notification.MAX_DATA_BYTES
+    decoded = fits.to_json()
+    assert decoded["operation_truncated"] is True
+    assert "response" not in decoded["operation"]
+    assert len(decoded["operation"]["metadata"]["blob"]) > 0
+
+
+def test_the_overdue_message_says_what_runs_late_and_where_to() -> None:
+    """schemas/overdue.json's message, as a subscriber reads it: the data and the attributes,
+    its own CloudEvents type and id, and no outcome (an outcome filter never sees it)."""
+    from datetime import timedelta
+
+    from opwatch.learned import Expectation
+
+    learned = Expectation("run.jobs", 40, 600.0, 900.0, 1200.0)
+    message = notification.overdue(
+        REQUEST,
+        Progress(started=T0, polls=7),
+        age=1800.12345,
+        limit=1200.00049,
+        learned=learned,
+        now=T0 + timedelta(minutes=30),
+        results_topic=RESULTS,
+    )
+    assert message.topic == RESULTS
+    overdue_schema = json.loads(
+        resources.files("opwatch").joinpath("schemas/overdue.json").read_text()
+    )
+    jsonschema.Draft202012Validator(overdue_schema).validate(json.loads(message.data))
+    assert json.loads(message.data) == {
+        "watch_id": "w-1",
+        "operation": OPERATION,
+        "api": REQUEST.api,
+        "labels": {"team": "search"},
+        "age_seconds": 1800.123,
+        "overdue_after_seconds": 1200.0,
+        "schedule": {"source": "learned", "kind": "run.jobs", "samples": 40},
+        "polls": 7,
+        "watch_started": "2026-11-27T12:00:00.000Z",
+        "observed": "2026-11-27T12:30:00.000Z",
+    }
+    assert message.attributes == {
+        "overdue": "true",
+        "operation": OPERATION,
+        "api": REQUEST.api,
+        "watch_id": "w-1",
+        "label_team": "search",
+        "ce-specversion": "1.0",
+        "ce-type": "dev.opwatch.operation.v1.overdue",
+        "ce-source": f"//{REQUEST.api}/{OPERATION}",
+        "ce-id": "w-1/overdue",
+        "ce-time": "2026-11-27T12:30:00.000Z",
+        "content-type": "application/json",
+    }
+    own = WatchRequest(operation=OPERATION, watch_id="w-2", notify_topic="projects/p/topics/mine")
+    mine = notification.overdue(
+        own, Progress(started=T0), age=1.0, limit=1.0, learned=None, now=T0, results_topic=RESULTS
+    )
+    assert mine.topic == "projects/p/topics/mine"
+    assert json.loads(mine.data)["schedule"] == {"source": "profile"}
+    assert "label_team" not in mine.attributes
+
+
+def test_the_notification_says_which_schedule_the_looks_followed() -> None:
+    from opwatch.learned import Expectation
+
+    learned = Expectation("run.jobs", 40, 600.0, 900.0, 1200.0)
+    hinted = WatchRequest(operation=OPERATION, watch_id="w-1", expected_duration=60.0)
+
+    def schedule(request: WatchRequest, kind: Expectation | None) -> Any:
+        finish = Finish(Outcome.SUCCEEDED, DONE, None, Progress(started=T0, polls=3))
+        sent = notification.finished(request, finish, now=T0, results_topic=RESULTS, learned=kind)
+        return sent.to_json()["schedule"]
+
+    assert schedule(hinted, learned) == {"source": "hint"}
+    assert schedule(REQUEST, learned) == {"source": "learned", "kind": "run.jobs", "samples": 40}
+    assert schedule(REQUEST, None) == {"source": "profile"}
