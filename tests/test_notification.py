@@ -273,3 +273,18 @@ def test_the_notification_says_which_schedule_the_looks_followed() -> None:
     assert schedule(hinted, learned) == {"source": "hint"}
     assert schedule(REQUEST, learned) == {"source": "learned", "kind": "run.jobs", "samples": 40}
     assert schedule(REQUEST, None) == {"source": "profile"}
+
+
+def test_the_overdue_limit_keeps_its_milliseconds() -> None:
+    """A limit of 1.5 x a 1,000.3 s hint is 1,500.45 s: said to the millisecond, not rounded to
+    whole seconds (schemas/overdue.json: overdue_after_seconds is a number of seconds)."""
+    message = notification.overdue(
+        REQUEST,
+        Progress(started=T0, polls=3),
+        age=1600.0,
+        limit=1500.4504,
+        learned=None,
+        now=T0,
+        results_topic=RESULTS,
+    )
+    assert json.loads(message.data)["overdue_after_seconds"] == 1500.45

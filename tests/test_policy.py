@@ -218,3 +218,11 @@ def test_with_a_one_second_first_delay_the_first_error_backs_off_2_seconds() -> 
 
     assert next_delay(elapsed=0, profile=fast, rng=NoJitter()) == 1.0
     assert [after(0), after(1), after(2), after(3)] == [1.0, 2.0, 4.0, 8.0]
+
+
+def test_a_learned_window_spans_p5_to_twice_p95_in_steps_of_6_percent() -> None:
+    """docs/how-it-works.md, "Learned durations": the window of a learned kind is its 5th
+    percentile to twice its 95th, each delay 6 % of the elapsed time; a hint's is 0.8x to 1.35x
+    of it, in steps of 5 %."""
+    assert policy.Window.learned(100.0, 500.0) == policy.Window(100.0, 1000.0, 0.06)
+    assert policy.Window.around(1000.0) == policy.Window(800.0, 1350.0, 0.05)
