@@ -112,7 +112,7 @@ def sweep(
         list_page: the ListOperations port.
         watched: the operation keys (:func:`checks.operation_key`) whose discovered chain has a
             pending step; called once, and only if a pending operation was listed.
-        discover: starts a discovered watch (``Notifier.discover``).
+        discover: starts a discovered watch (``Discovery.discover``).
 
     Raises:
         SweepFailed: a page could not be listed (the API's error, or more than MAX_PAGES).
