@@ -22,7 +22,7 @@ from typing import Any
 import flask
 import functions_framework
 
-from opwatch import checks, logs, sweep
+from opwatch import checks, logs
 from opwatch.adapters import (
     CloudTasksQueue,
     FirestoreLedger,
@@ -140,6 +140,8 @@ def on_sweep(request: flask.Request) -> tuple[str, int]:
     valid parent of an allowed API: a scheduler's retry cannot fix that; 500 when a parent could
     not be listed, after sweeping the others, so the scheduler tries again.
     """
+    from opwatch import sweep  # only the sweep function's instances load it
+
     body = request.get_json(force=True, silent=True, cache=False)
     raw = body.get("parents") if isinstance(body, dict) else None
     try:

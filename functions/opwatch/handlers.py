@@ -18,15 +18,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opwatch import checks
-from opwatch import sweep as sweeping
 from opwatch.cancelling import Cancelling
 from opwatch.checks import Step
 from opwatch.contracts import CancelRequest, parse_watch_message, validate_watch_request
 from opwatch.core import Outcome
-from opwatch.discovery import Discovery
 from opwatch.envelope import PushedMessage
 from opwatch.errors import InvalidInput, InvalidWatchRequest
 from opwatch.learned import DEFAULT_MIN_SAMPLES
@@ -40,6 +38,11 @@ from opwatch.rejecting import Rejecting
 from opwatch.settings import Settings
 from opwatch.watching import Watching
 from opwatch.watchlog import WatchLog
+
+if TYPE_CHECKING:  # discovery (audit entries, the sweep) is imported on first use: a check
+    # instance never needs it, and its cold start should not pay for it.
+    from opwatch import sweep as sweeping
+    from opwatch.discovery import Discovery
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,8 @@ class Handlers:
 
     @cached_property
     def discovery(self) -> Discovery:
+        from opwatch.discovery import Discovery
+
         settings = self.settings
         return Discovery(
             self.watching, self.registry, settings.allowlists, settings.discovery_include_caller
