@@ -2,7 +2,7 @@
 fakes of the ledger and the queue, and the audit-log fast path run over them.
 
 Shared by ``bench/ledger_scale.py`` (which seeds the local stack with the same background
-watches, and runs this harness at 100,000) and ``tests/test_bench_tools.py`` (small N, no
+watches, and runs this harness at 100,000) and ``tests/tools/test_bench_tools.py`` (small N, no
 timing asserted):
 
 - :func:`background_watch` is the i-th pending watch as the functions would have left it: a
@@ -347,7 +347,7 @@ def run_harness(
     )
     store, queue = IndexedLedger(), CountingQueue()
     fetch, published = _Operations(), _Published()
-    notifier = Handlers(
+    handlers = Handlers(
         settings,
         fetch=fetch,
         queue=queue,
@@ -376,12 +376,12 @@ def run_harness(
             name=operation, kind="first", options=options, at=clock.now.timestamp(),
             target=operation, insert_id=f"first-{j}",
         )  # fmt: skip
-        notifier.on_watch_message(_pushed({"operation": operation, "watch_id": requested}, f"m{j}"))
-        notifier.on_audit_message(_pushed(first, f"a{j}"))
+        handlers.on_watch_message(_pushed({"operation": operation, "watch_id": requested}, f"m{j}"))
+        handlers.on_audit_message(_pushed(first, f"a{j}"))
         for _ in range(looks_before_end(j)):
             for task in queue.dispatch(key):
                 clock.now = max(clock.now, task.when)
-                notifier.on_check(checks.decode(task.body), retries=0)
+                handlers.on_check(checks.decode(task.body), retries=0)
         fetch.done.add(operation)
         last = audit_entry(
             name=operation, kind="last", options=options, at=clock.now.timestamp(),
@@ -389,7 +389,7 @@ def run_harness(
         )  # fmt: skip
         before = queue.calls + store.calls
         started = time.thread_time()
-        notifier.on_audit_message(_pushed(last, f"z{j}"))
+        handlers.on_audit_message(_pushed(last, f"z{j}"))
         cpu.append(time.thread_time() - started)
         spent = queue.calls + store.calls
         spent.subtract(before)
@@ -397,7 +397,7 @@ def run_harness(
         # The looks it brought forward are due now: they see done and publish.
         sent = len(published.messages)
         for task in queue.dispatch(key, by=clock.now):
-            notifier.on_check(checks.decode(task.body), retries=0)
+            handlers.on_check(checks.decode(task.body), retries=0)
         ids = {m.attributes.get("watch_id") for m in published.messages[sent:]}
         notified += len(ids & {requested, discovered_watch_id(DEFAULT_API, operation)})
     return HarnessResult(

@@ -1,7 +1,7 @@
 """Fault soak at full size on the local stack: every watch ends once, correctly, despite faults.
 
 The scenario and the tally are the package :mod:`opwatch_local.soak` (shared with
-``tests/test_soak.py``, which runs it at CI size): mixed outcomes and durations (1-30 s), ~10 %
+``tests/e2e/test_soak.py``, which runs it at CI size): mixed outcomes and durations (1-30 s), ~10 %
 of GETs faulted across every fault kind, the check function killed and restarted once, the
 ledger's Firestore killed for 60 s (its data kept) and restarted, and Pub/Sub unreachable for a
 while (its emulator stopped and restarted) as operations finish. Afterwards every watch's

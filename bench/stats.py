@@ -1,4 +1,4 @@
-"""Small, pure statistics shared by the benchmarks (tested in tests/test_bench_tools.py).
+"""Small, pure statistics shared by the benchmarks (tested in tests/tools/test_bench_tools.py).
 
 Percentiles are :func:`opwatch_local.percentile.percentile` (nearest rank, re-exported here), the
 one every tool uses: the p95 of 200 samples is the 190th smallest, always a value that was

@@ -4,7 +4,7 @@
 # supports >= 1.5 (versions.tf), so what must agree between variables is checked here, by the
 # preconditions of one terraform_data resource: Terraform evaluates them during plan (every
 # value they read is a variable) and a false one fails the plan with its message. Everything in
-# this file derives from variables only: tests/test_infra.py plans it with variables.tf alone,
+# this file derives from variables only: tests/infra/test_infra.py plans it with variables.tf alone,
 # offline (terraform_data needs no provider), and sees each bad combination refused.
 locals {
   # The API sweep parents and discovery methods default to, as functions/main.py parses

@@ -18,7 +18,7 @@ locals {
   # logName:"cloudaudit.googleapis.com" was a substring ("has") match that any principal with
   # logging.logEntries.create could satisfy with a log of its own (say
   # projects/P/logs/cloudaudit.googleapis.com-mine) and an AuditLog-shaped payload.
-  # tests/test_infra.py evaluates this against captured and forged entries.
+  # tests/infra/test_infra.py evaluates this against captured and forged entries.
   audit_logs = "(log_id(\"cloudaudit.googleapis.com/activity\") OR log_id(\"cloudaudit.googleapis.com/data_access\"))"
 
   # Cloud Logging query language. Method names are validated (variables.tf) to letters, digits,

@@ -7,7 +7,7 @@
 locals {
   ledger_database = coalesce(var.ledger_database, "${var.name_prefix}-ledger")
   ledger_location = coalesce(var.ledger_location, var.region)
-  # opwatch.ledger.COLLECTION (tests/test_ledger_infra.py holds the two equal).
+  # opwatch.ledger.COLLECTION (tests/infra/test_ledger_infra.py holds the two equal).
   ledger_collection = "watches"
   # The IAM condition of every ledger grant: Firestore databases have no IAM policy of their
   # own, so access to one database is a project-level binding whose condition names it; the
@@ -52,7 +52,7 @@ resource "google_firestore_database" "ledger" {
   depends_on = [google_project_service.enabled]
 }
 
-# --- Indexes: what FirestoreLedger's queries need (tests/test_ledger_infra.py derives the
+# --- Indexes: what FirestoreLedger's queries need (tests/infra/test_ledger_infra.py derives the
 # queries from the code and checks each is served; the emulator enforces no index) ---
 
 # pending_of_operation: operation_key == K and state == PENDING (the audit fast path, once per

@@ -52,7 +52,7 @@ locals {
     WARN_OVERDUE      = tostring(var.learning.warn_overdue)
   }
 
-  # The APIs the module's own resources are created through (tests/test_infra.py derives the
+  # The APIs the module's own resources are created through (tests/infra/test_infra.py derives the
   # list from the resource types). storage: the function source bucket. cloudresourcemanager:
   # data.google_project and the project IAM members. logging, monitoring: the log-based
   # metrics and the alert policies. firestore: the ledger's database, indexes and fields. No

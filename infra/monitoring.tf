@@ -1,7 +1,7 @@
 # Health from the functions' own log lines. Every line opwatch writes is a Cloud Logging
 # structured entry whose jsonPayload.event is one of opwatch.logs.Event; the log-based metrics
 # below select lines by that field (never by message wording) and take their labels from the
-# fields each event carries (see opwatch/service.py). tests/test_monitoring.py evaluates every
+# fields each event carries (see opwatch/service.py). tests/infra/test_monitoring.py evaluates every
 # filter against log lines captured from the real code, so a renamed event or field fails there.
 #
 # Metrics, the dashboard (dashboards/opwatch.json.tftpl) and three alerts, which open incidents
@@ -15,7 +15,7 @@ locals {
   # after a transient error, or found already scheduled) or finished.
   check_events = "jsonPayload.event=(\"check.pending\" OR \"check.transient_error\" OR \"check.duplicate\" OR \"watch.finished\")"
 
-  # What the dashboard template is rendered with (tests/test_monitoring.py renders it too).
+  # What the dashboard template is rendered with (tests/infra/test_monitoring.py renders it too).
   dashboard_vars = {
     name_prefix               = var.name_prefix
     watches_started           = google_logging_metric.watches_started.name
@@ -227,7 +227,7 @@ resource "google_logging_metric" "ledger_behind" {
 # --- dashboard -----------------------------------------------------------------------------------
 
 # The definition is a JSON template in the repository (a Monitoring API Dashboard resource);
-# tests/test_monitoring.py renders it and checks it against the subset of that resource it uses.
+# tests/infra/test_monitoring.py renders it and checks it against the subset of that resource it uses.
 resource "google_monitoring_dashboard" "opwatch" {
   project        = var.project_id
   dashboard_json = templatefile("${path.module}/dashboards/opwatch.json.tftpl", local.dashboard_vars)

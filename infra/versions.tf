@@ -2,7 +2,7 @@ terraform {
   # optional() defaults in object types need >= 1.3; 1.5 gives us check blocks and import blocks.
   required_version = ">= 1.5"
 
-  # tests/test_provider_schema.py checks every block against both ends of each range: google
+  # tests/infra/test_provider_schema.py checks every block against both ends of each range: google
   # and google-beta 6.50.0 and 8.7.0, archive 2.7.1 and 2.8.1, time 0.13.1 and 0.14.2. A range
   # starts at the oldest's minor version and stops before the major version after the newest,
   # since only a major release may remove an argument; the 7.0 and 8.0 upgrade guides change

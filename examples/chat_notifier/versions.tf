@@ -1,7 +1,7 @@
 terraform {
   required_version = ">= 1.5"
 
-  # The same ranges as infra/versions.tf: what tests/test_provider_schema.py checks against.
+  # The same ranges as infra/versions.tf: what tests/infra/test_provider_schema.py checks against.
   required_providers {
     google = {
       source  = "hashicorp/google"

@@ -31,7 +31,7 @@ LEGACY_VERSION: Final = 1
 SEQLESS_VERSION: Final = 2
 LEGACY_CHAIN: Final = "v1"
 # "The maximum task size is 100KB" (CreateTask reference). The watch-request limits keep every
-# body far below it (tests/test_sizes.py), leaving room for the name, URL and headers.
+# body far below it (tests/core/test_sizes.py), leaving room for the name, URL and headers.
 MAX_TASK_BYTES: Final = 100 * 1024
 MAX_BODY_BYTES: Final = MAX_TASK_BYTES
 _BODY_FIELDS: Final = frozenset({"opwatch_check", "chain", "seq", "request", "progress"})

@@ -3,7 +3,7 @@
 The runtime's and the operators' calls come from the adapters they use (each adapter method
 declares its own, :mod:`opwatch.permissions`), so a new call there is a new line here without
 anyone writing it. The other identities are Google services acting for opwatch; their calls are
-written out below, each with the page that names its permission. ``tests/test_permissions.py``
+written out below, each with the page that names its permission. ``tests/infra/test_permissions.py``
 expands what ``infra/`` grants each identity and fails both ways: a call without a grant, and a
 grant that no call uses.
 
@@ -74,7 +74,7 @@ RUNTIME: Final = Identity(
 # topic (README, "Watches in flight"), published with gcloud or a client library; and, with
 # `--cancel-operation` (Terraform: operators_may_cancel_operations), the operation's own
 # cancel, which watches.cancel_operation declares (the CLI is not deployed, so it is written
-# here; tests/test_permissions.py holds the two equal).
+# here; tests/infra/test_permissions.py holds the two equal).
 CANCEL_OPERATION: Final = Call(
     "google.longrunning.Operations.CancelOperation", "{service}.operations.cancel", "project"
 )

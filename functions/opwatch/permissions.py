@@ -3,7 +3,7 @@
 An adapter method that calls a Google API carries :func:`calls`: the API method, as its
 reference names it, and the IAM permissions that reference lists, by the resource they are
 checked on. :mod:`opwatch.identities` says which deployed identity uses which of these methods,
-and ``tests/test_permissions.py`` holds that against what ``infra/`` grants, both ways: a call
+and ``tests/infra/test_permissions.py`` holds that against what ``infra/`` grants, both ways: a call
 without a grant fails, and so does a grant that no call uses.
 
 Resources are named by role, not by id: ``queue`` (the check queue), ``invoker`` (the Tasks

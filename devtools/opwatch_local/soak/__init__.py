@@ -36,8 +36,8 @@ a few seconds of outage by far; the emulator with 5 retries would drop checks wi
 and report as lost what the real service would have delivered. The functions are told the same
 budget (``TASKS_MAX_ATTEMPTS``), as Terraform tells them the queue's in production.
 
-``python -m bench.soak`` runs the full size and writes the report; ``tests/test_soak.py`` runs the
-CI size and asserts ``SoakReport.problems()`` is empty. The package:
+``python -m bench.soak`` runs the full size and writes the report; ``tests/e2e/test_soak.py``
+runs the CI size and asserts ``SoakReport.problems()`` is empty. The package:
 
     plan     the config and the seeded mix of watches (pure)
     gate     the TCP gate between the functions and Pub/Sub

@@ -1,0 +1,1 @@
+"""The real adapters, with fakes at the client libraries' transports."""

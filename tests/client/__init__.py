@@ -1,0 +1,1 @@
+"""opwatch_client and the example subscriber built on it."""

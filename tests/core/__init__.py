@@ -1,0 +1,1 @@
+"""The pure core: decisions, contracts and codecs, with no I/O and no fakes."""

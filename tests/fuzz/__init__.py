@@ -1,0 +1,1 @@
+"""Generated hostile input (hypothesis) against both functions."""

@@ -1,0 +1,1 @@
+"""Static checks of infra/ and cloudbuild.yaml (marker ``infra``), offline."""

@@ -1,0 +1,1 @@
+"""The tools that are not deployed: benchmarks, the simulator, the CLI."""
