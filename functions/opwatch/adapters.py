@@ -20,7 +20,7 @@ import requests
 from google.auth import exceptions as auth_exceptions
 from google.rpc import code_pb2
 
-from opwatch import learned, ledger, registry
+from opwatch import learned, ledger
 from opwatch.checks import CheckTask
 from opwatch.contracts import WatchRequest
 from opwatch.core import Fetched, FetchFailed, FetchResult
@@ -371,6 +371,8 @@ class CloudTasksQueue:
                 except api_exceptions.NotFound as error:
                     raise QueueUnavailable(f"ListTasks: {error.message}") from error
             return [_queued(task) for task in response.tasks], response.next_page_token
+
+        from opwatch import registry  # the registry's callers only: not on a look's path
 
         return registry.pages(page)
 

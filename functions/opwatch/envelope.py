@@ -9,9 +9,13 @@ import base64
 import binascii
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from opwatch.errors import InvalidWatchRequest, Violation
+
+# The attribute that marks a parked watch on the parked topic (or replayed by hand): see parking.
+PARKED_ATTRIBUTE: Final = "opwatch"
+PARKED_VALUE: Final = "parked-check"
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,11 @@ class PushedMessage:
         if self.data is None:
             raise InvalidWatchRequest([Violation("", self.problem)])
         return self.data
+
+    @property
+    def is_parked(self) -> bool:
+        """Whether this message on the watch topic is a parked watch coming back."""
+        return self.attributes.get(PARKED_ATTRIBUTE) == PARKED_VALUE
 
 
 class Headers(Protocol):

@@ -21,7 +21,6 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from opwatch import checks
-from opwatch.cancelling import Cancelling
 from opwatch.checks import Step
 from opwatch.contracts import CancelRequest, parse_watch_message, validate_watch_request
 from opwatch.core import Outcome
@@ -30,19 +29,21 @@ from opwatch.errors import InvalidInput, InvalidWatchRequest
 from opwatch.learned import DEFAULT_MIN_SAMPLES
 from opwatch.ledger import Ledger
 from opwatch.logs import Event
-from opwatch.parking import Parking, is_parked
 from opwatch.ports import Clock, Fetch, Publish, TaskQueue, utcnow
 from opwatch.recording import Recorder
-from opwatch.registry import CancelResult, Registry
-from opwatch.rejecting import Rejecting
 from opwatch.settings import Settings
 from opwatch.watching import Watching
 from opwatch.watchlog import WatchLog
 
-if TYPE_CHECKING:  # discovery (audit entries, the sweep) is imported on first use: a check
-    # instance never needs it, and its cold start should not pay for it.
+if TYPE_CHECKING:  # the use cases off the look path (discovery, the registry, cancelling,
+    # parking, rejecting) are imported on first use: most instances never need them, and a
+    # cold start should not pay for them.
     from opwatch import sweep as sweeping
+    from opwatch.cancelling import Cancelling
     from opwatch.discovery import Discovery
+    from opwatch.parking import Parking
+    from opwatch.registry import CancelResult, Registry
+    from opwatch.rejecting import Rejecting
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,8 @@ class Handlers:
 
     @cached_property
     def registry(self) -> Registry:
+        from opwatch.registry import Registry
+
         return Registry(self.queue, self.clock, self.ledger)
 
     @cached_property
@@ -79,14 +82,20 @@ class Handlers:
 
     @cached_property
     def parking(self) -> Parking:
+        from opwatch.parking import Parking
+
         return Parking(self.queue, self.publish, self.clock, self.settings.parked_topic)
 
     @cached_property
     def rejecting(self) -> Rejecting:
+        from opwatch.rejecting import Rejecting
+
         return Rejecting(self.publish, self.clock, self.settings.watch.results_topic)
 
     @cached_property
     def cancelling(self) -> Cancelling:
+        from opwatch.cancelling import Cancelling
+
         return Cancelling(self.registry, self.watching)
 
     @cached_property
@@ -123,7 +132,7 @@ class Handlers:
             The outcome published, or None when a check was scheduled instead.
         """
         started = self.clock()
-        if is_parked(message):
+        if message.is_parked:
             return self._resume(message, started)
         allowed = self.settings.allowlists
         try:

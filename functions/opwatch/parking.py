@@ -12,7 +12,7 @@ from typing import Final
 from opwatch import checks
 from opwatch.checks import CheckState
 from opwatch.contracts import WatchRequest
-from opwatch.envelope import PushedMessage
+from opwatch.envelope import PARKED_ATTRIBUTE, PARKED_VALUE
 from opwatch.logs import Event
 from opwatch.notification import Notification
 from opwatch.ports import Clock, Publish, TaskQueue
@@ -20,14 +20,6 @@ from opwatch.watchlog import WatchLog
 
 # A parked check waits this long before it runs again, with a fresh retry budget.
 PARK_DELAY: Final = 900
-# The attribute that marks a parked watch on the parked topic (or replayed by hand).
-PARKED_ATTRIBUTE: Final = "opwatch"
-PARKED_VALUE: Final = "parked-check"
-
-
-def is_parked(message: PushedMessage) -> bool:
-    """Whether a message on the watch topic is a parked watch coming back."""
-    return message.attributes.get(PARKED_ATTRIBUTE) == PARKED_VALUE
 
 
 @dataclass(frozen=True)

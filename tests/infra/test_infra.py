@@ -1222,7 +1222,7 @@ def test_the_abandoned_watch_runbook_and_the_alert_say_the_same() -> None:
     """The alert's documentation and the README's "Outages" step both resume an abandoned watch
     the one way the code recognises (opwatch.parking: a parked watch carries the attribute
     PARKED_ATTRIBUTE=PARKED_VALUE): its check_body, published unchanged to the parked topic."""
-    from opwatch.parking import PARKED_ATTRIBUTE, PARKED_VALUE
+    from opwatch.envelope import PARKED_ATTRIBUTE, PARKED_VALUE
 
     attribute = f"--attribute={PARKED_ATTRIBUTE}={PARKED_VALUE}"
     policy = module().resource("google_monitoring_alert_policy", "watch_abandoned")

@@ -37,11 +37,10 @@ import pytest
 from opwatch import checks, sweep
 from opwatch.contracts import DEFAULT_API
 from opwatch.core import FetchFailed, FetchResult, Outcome
-from opwatch.envelope import PushedMessage
+from opwatch.envelope import PARKED_ATTRIBUTE, PARKED_VALUE, PushedMessage
 from opwatch.errors import LedgerUnavailable, QuotaExhausted
 from opwatch.handlers import Handlers
 from opwatch.logs import LOGGER_NAME, Event, JsonFormatter
-from opwatch.parking import PARKED_ATTRIBUTE, PARKED_VALUE
 from opwatch.settings import Allowlists, Settings, TasksConfig, WatchConfig
 from opwatch.status import make_status
 from tests.fakes import (

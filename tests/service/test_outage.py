@@ -38,7 +38,7 @@ from tests.fakes import OPERATION, RESULTS, T0, Clock, EventLog, pubsub_message
 
 PARKED = "projects/test-project/topics/opwatch-parked-checks"
 # The parked topic's attribute, as README ("Parked watches") documents it for a replay by hand:
-# --attribute=opwatch=parked-check (not opwatch.parking's own PARKED_ATTRIBUTE/PARKED_VALUE).
+# --attribute=opwatch=parked-check (not opwatch.envelope's own PARKED_ATTRIBUTE/PARKED_VALUE).
 PARKED_ATTRIBUTE, PARKED_VALUE = "opwatch", "parked-check"
 HOUR = 3600.0
 
