@@ -273,13 +273,7 @@ def validate_watch_request(
     raw: dict[str, Any] = value
 
     def check(name: str, reader: Any, *args: Any) -> Any:
-        if name not in raw:
-            return None
-        try:
-            return reader(raw[name], *args)
-        except ValueError as error:
-            violations.append(Violation(name, str(error)))
-            return None
+        return _read(violations, name, reader, raw[name], *args) if name in raw else None
 
     for name in sorted(set(raw) - set(FIELDS)):
         violations.append(
@@ -319,6 +313,39 @@ def validate_watch_request(
         kind=kind,
         warn_overdue=warn_overdue,
     )
+
+
+def discovered_request(
+    operation: str,
+    *,
+    api: str,
+    watch_id: str,
+    labels: Mapping[str, str],
+    allowed_apis: Collection[str],
+) -> WatchRequest:
+    """The request of a watch opwatch starts itself (from an audit entry or a sweep), built
+    directly and held to the rules a published request is, every other field at its default.
+
+    Raises:
+        InvalidWatchRequest: the name, API, id or labels break a rule; the caller skips it.
+    """
+    violations: list[Violation] = []
+    name = _read(violations, "operation", _operation, operation)
+    host = _read(violations, "api", _api, api, allowed_apis)
+    valid_id = _read(violations, "watch_id", _watch_id, watch_id)
+    valid_labels = _read(violations, "labels", _labels, dict(labels))
+    if violations:
+        raise InvalidWatchRequest(violations, watch_id=watch_id)
+    return WatchRequest(name, valid_id, api=host, labels=MappingProxyType(valid_labels))
+
+
+def _read(violations: list[Violation], name: str, reader: Any, value: object, *args: Any) -> Any:
+    """``reader(value, *args)``, or None with its refusal added to ``violations``."""
+    try:
+        return reader(value, *args)
+    except ValueError as error:
+        violations.append(Violation(name, str(error)))
+        return None
 
 
 def _kind(value: object) -> str:

@@ -17,7 +17,7 @@ from typing import Any
 
 from opwatch import audit, checks
 from opwatch import sweep as sweeping
-from opwatch.contracts import validate_watch_request
+from opwatch.contracts import discovered_request
 from opwatch.core import Outcome
 from opwatch.envelope import PushedMessage
 from opwatch.errors import InvalidWatchRequest, LedgerUnavailable, QuotaExhausted
@@ -80,13 +80,12 @@ class Discovery:
         Raises:
             InvalidWatchRequest: the name or labels are not a valid watch (the caller ignores).
         """
-        watch_id = audit.discovered_watch_id(api, operation)
-        raw = {"operation": operation, "api": api, "watch_id": watch_id, "labels": dict(labels)}
-        request = validate_watch_request(
-            raw,
-            default_watch_id=watch_id,
+        request = discovered_request(
+            operation,
+            api=api,
+            watch_id=audit.discovered_watch_id(api, operation),
+            labels=labels,
             allowed_apis=self.allowlists.apis,
-            allowed_notify_topics=self.allowlists.notify_topics,
         )
         WatchLog.of(request).event(
             logging.INFO,

@@ -17,8 +17,9 @@ import pytest
 
 from opwatch import checks
 from opwatch.audit import discovered_watch_id
+from opwatch.contracts import discovered_request, validate_watch_request
 from opwatch.envelope import PushedMessage
-from opwatch.errors import QuotaExhausted
+from opwatch.errors import InvalidWatchRequest, QuotaExhausted
 from opwatch.handlers import Handlers
 from opwatch.logs import Event
 from tests.fakes import EventLog, Harness, load, pending, pubsub_message, succeeded
@@ -314,3 +315,56 @@ def test_the_message_id_is_read_in_either_spelling(harness: Harness, event_log: 
     harness.handlers.on_audit_message(PushedMessage.from_json({"message_id": "m-9", "data": ""}))
     assert event_log.lines[0]["message_id"] == "m-9"
     assert json.dumps(event_log.lines)  # every field is JSON, as the log formatter needs
+
+
+# --- the request of a discovered watch ------------------------------------------------------
+
+ALLOWED = frozenset({"cloudaicompanion.googleapis.com"})
+
+
+def test_a_discovered_request_is_the_published_request_with_the_same_fields() -> None:
+    """Built directly, with no JSON in between, by the same rules and defaults (docs/contracts.md:
+    api_version v1, 24 h timeout, no notify_topic, the profile's polling)."""
+    labels = {"service": "cloudaicompanion.googleapis.com", "method": "CreateIndex"}
+    built = discovered_request(
+        INDEX_OPERATION,
+        api="CloudAICompanion.googleapis.com",
+        watch_id=INDEX_WATCH_ID,
+        labels=labels,
+        allowed_apis=ALLOWED,
+    )
+    published = {"operation": INDEX_OPERATION, "api": "cloudaicompanion.googleapis.com"}
+    assert built == validate_watch_request(
+        {**published, "watch_id": INDEX_WATCH_ID, "labels": labels},
+        default_watch_id="unused",
+        allowed_apis=ALLOWED,
+        allowed_notify_topics=frozenset(),
+    )
+    assert built.to_json() == {
+        **published,
+        "api_version": "v1",
+        "labels": labels,
+        "timeout": "86400s",
+        "watch_id": INDEX_WATCH_ID,
+    }
+
+
+def test_a_discovered_request_breaking_the_rules_names_every_field() -> None:
+    with pytest.raises(InvalidWatchRequest) as caught:
+        discovered_request(
+            "projects/p/locations/l/jobs/j",
+            api="spanner.googleapis.com",
+            watch_id="audit/with space",
+            labels={"Bad": "x"},
+            allowed_apis=ALLOWED,
+        )
+    assert caught.value.watch_id == "audit/with space"
+    assert {v.field: v.description for v in caught.value.violations} == {
+        "operation": "must end in '/operations/<id>' below a parent, like "
+        "projects/p/locations/l/operations/o",
+        "api": "'spanner.googleapis.com' is not an allowed API host (allowed: "
+        "cloudaicompanion.googleapis.com); ask the operator to add it to ALLOWED_APIS",
+        "watch_id": "must be 1-128 printable ASCII characters without spaces",
+        "labels": "key 'Bad' must be 1-63 lowercase letters, digits, '_' or '-', starting with "
+        "a letter",
+    }
