@@ -15,17 +15,17 @@ API's service name (``cloudaicompanion`` for ``cloudaicompanion.googleapis.com``
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Final, TypeVar
+from typing import Any, Final, NamedTuple, TypeVar
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 _ATTRIBUTE: Final = "__opwatch_calls__"
 
 
-@dataclass(frozen=True)
-class Call:
-    """One Google API method, and one permission it needs on one resource."""
+class Call(NamedTuple):
+    """One Google API method, and one permission it needs on one resource.
+
+    A NamedTuple, as cheap to define at a cold start as a plain tuple (see settings.Variable)."""
 
     method: str
     permission: str
