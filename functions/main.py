@@ -4,12 +4,12 @@
   published to the watch topic (or a parked watch coming back).
 - ``on_check``: HTTP function, called by Cloud Tasks with the body of a check task.
 - ``on_audit_entry``: HTTP function behind a Pub/Sub push subscription on the audit topic, fed
-  by a Logging sink (discovery, opt-in: README, "Discovery").
-- ``on_sweep``: HTTP function a scheduler calls with the parents to sweep (README, "Discovery":
+  by a Logging sink (discovery, opt-in: docs/discovery.md).
+- ``on_sweep``: HTTP function a scheduler calls with the parents to sweep (docs/discovery.md,
   the sweep finds pending operations no audit entry announced).
 
 Configuration is read here, once, when the instance starts: a missing setting stops it with a
-message naming the variable (see the README's configuration table).
+message naming the variable (see docs/configuration.md).
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ HANDLERS = Handlers(
     fetch=FETCHER,
     queue=CloudTasksQueue(SETTINGS.tasks),
     publish=NotificationPublisher(),
-    # The ledger (README, "The ledger"): written on the side, never waited on.
+    # The ledger (docs/how-it-works.md, "The ledger"): written on the side, never waited on.
     ledger=(
         FirestoreLedger(SETTINGS.ledger.database, SETTINGS.ledger.retention_days)
         if SETTINGS.ledger

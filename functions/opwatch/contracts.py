@@ -622,7 +622,7 @@ def json_schema() -> dict[str, Any]:
                     "Names the watch: echoed on the notification (and its ce-id), defaults to "
                     "the Pub/Sub message id. Redeliveries of one message are one watch; another "
                     "message with the same watch_id is another watch, with its own notification "
-                    "(README: One watch per message)."
+                    "(docs/how-it-works.md: One watch per message)."
                 ),
                 "type": "string",
                 "pattern": WATCH_ID_PATTERN,
@@ -630,8 +630,9 @@ def json_schema() -> dict[str, Any]:
             "kind": {
                 "description": (
                     "What kind of operation this is, for what opwatch learns of how long "
-                    "operations of a kind take (README: Learned durations); by default derived "
-                    "from the API and the operation's metadata (@type, verb, target)."
+                    "operations of a kind take (docs/how-it-works.md: Learned durations); by "
+                    "default derived from the API and the operation's metadata (@type, verb, "
+                    "target)."
                 ),
                 "type": "string",
                 "minLength": 1,

@@ -1,5 +1,5 @@
 """Discovery: watching operations nobody registered, found in audit entries or by a sweep
-(README, "Discovery").
+(docs/discovery.md).
 
 The first audit entry of an operation, or a sweep that lists it pending, starts a watch whose
 id is derived from the API and the operation, on the fixed :data:`checks.DISCOVERED_CHAIN`:

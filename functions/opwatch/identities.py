@@ -71,7 +71,7 @@ RUNTIME: Final = Identity(
 # `opwatch list`, `status` and `cancel` (devtools/opwatch_local/watches.py): the ledger's
 # queries, and over the same queue adapter a scan (no ledger), the GetTask that finds a
 # chain's pending step, and a cancel's CreateTask and DeleteTask; a cancel message on the watch
-# topic (README, "Watches in flight"), published with gcloud or a client library; and, with
+# topic (docs/local-stack.md, "Watches"), published with gcloud or a client library; and, with
 # `--cancel-operation` (Terraform: operators_may_cancel_operations), the operation's own
 # cancel, which watches.cancel_operation declares (the CLI is not deployed, so it is written
 # here; tests/infra/test_permissions.py holds the two equal).

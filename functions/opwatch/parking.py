@@ -1,5 +1,5 @@
 """Parking a watch on what may be Cloud Tasks' last try of its check, so that an outage longer
-than the queue's retries does not drop it (README, "Parked watches")."""
+than the queue's retries does not drop it (docs/how-it-works.md, "Outages")."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ class Parking:
         retry budget: this outlasts an outage of Pub/Sub or of the operations API). If not
         even a task can be created, the watch goes to the parked topic, whose push
         subscription brings it back to the watch function for up to 7 days. If that fails too,
-        one ERROR entry holds the whole watch, to replay by hand (README, "Parked watches").
+        one ERROR entry holds the whole watch, to replay by hand (docs/how-it-works.md, "Outages").
         """
         progress = replace(state.progress, parks=state.progress.parks + 1)
         when = self.clock() + timedelta(seconds=PARK_DELAY)

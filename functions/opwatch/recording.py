@@ -2,7 +2,7 @@
 
 Nothing here ever makes a watch wait or fail: a write Firestore does not take is logged and
 the watch goes on (a finish is written again later, from a record task). The queue stays the
-truth of a pending watch (README, "The ledger").
+truth of a pending watch (docs/how-it-works.md, "The ledger").
 """
 
 from __future__ import annotations

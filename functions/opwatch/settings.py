@@ -93,7 +93,7 @@ class TasksConfig:
 
 @dataclass(frozen=True)
 class LedgerConfig:
-    """The ledger (README, "The ledger").
+    """The ledger (docs/how-it-works.md, "The ledger").
 
     Attributes:
         database: ``projects/P/databases/D``, its Firestore database.

@@ -19,11 +19,11 @@ errors_s = st.integers(min_value=0, max_value=200)
 hint_s = st.none() | st.floats(min_value=0, max_value=1e9, allow_nan=False)
 seeds = st.integers(min_value=0, max_value=2**32)
 
-# The documented bounds, written out (README, "Polling" and "Outages"): no look sooner than 1 s
-# after the last (initial_delay's lower bound), the cloudaicompanion profile's max delay of
-# 5 min, a server hint honoured up to 1 h, and a hinted watch's jump to 80 % of its expected
-# duration. Comparing with policy.MIN_DELAY, MAX_SERVER_HINT or DEFAULT_HINT let a wrong
-# constant pass.
+# The documented bounds, written out (docs/how-it-works.md, "When it looks again" and
+# "Outages"): no look sooner than 1 s after the last (initial_delay's lower bound), the
+# cloudaicompanion profile's max delay of 5 min, a server hint honoured up to 1 h, and a
+# hinted watch's jump to 80 % of its expected duration. Comparing with policy.MIN_DELAY,
+# MAX_SERVER_HINT or DEFAULT_HINT let a wrong constant pass.
 DOCUMENTED_MIN_DELAY = 1.0
 DOCUMENTED_CAI_MAX_DELAY = 300.0
 DOCUMENTED_MAX_SERVER_HINT = 3600.0

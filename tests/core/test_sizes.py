@@ -1,6 +1,6 @@
 """Sizes as the services count them: every valid watch request fits a task and a notification.
 
-The watch-request limits (README, "Limits") are chosen so that nothing that passes validation
+The watch-request limits (docs/contracts.md) are chosen so that nothing that passes validation
 can fail later for its size; these properties check that over the largest valid requests, with
 the characters that cost the most bytes.
 

@@ -48,7 +48,7 @@ from tests.infra.terraform import (
 pytestmark = pytest.mark.infra
 
 
-# The configuration contract of the functions (README, "Configuration").
+# The configuration contract of the functions (docs/configuration.md).
 PRODUCTION_ENV = {
     "RESULTS_TOPIC",
     "TASKS_QUEUE",
@@ -958,7 +958,7 @@ def test_a_change_that_replaces_the_queue_is_refused_unless_asked(tf: Config) ->
 
 
 def test_queue_is_rate_limited_by_variables(tf: Config) -> None:
-    # The queue is what protects the operations API's read quota (README, Capacity); its rate
+    # The queue is what protects the operations API's read quota (docs/capacity.md); its rate
     # is the variable's within the watched APIs' read budgets (checks.tf, tests below).
     limits = block(tf.resource("google_cloud_tasks_queue", "checks"), "rate_limits")
     assert expr(limits["max_dispatches_per_second"]) == "local.tasks_max_dispatches_per_second"
