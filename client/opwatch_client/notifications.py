@@ -26,11 +26,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
 from importlib import resources
-from typing import Any
-
-import jsonschema
+from typing import TYPE_CHECKING, Any
 
 from opwatch.wire import parse_rfc3339
+
+if TYPE_CHECKING:
+    import jsonschema
 
 
 class InvalidNotification(ValueError):
@@ -47,6 +48,10 @@ def notification_schema() -> dict[str, Any]:
 
 @cache
 def _validator(name: str = "notification.json") -> jsonschema.Draft202012Validator:
+    # Imported on first use: a publisher (the opwatch command among them) only builds requests
+    # and should not pay for loading jsonschema at start.
+    import jsonschema
+
     text = resources.files("opwatch").joinpath(f"schemas/{name}").read_text("utf-8")
     return jsonschema.Draft202012Validator(json.loads(text))
 

@@ -437,6 +437,19 @@ def test_importing_the_helper_pulls_in_no_functions_runtime() -> None:
     assert {m.removeprefix("opwatch.") for m in shared} == (declared - {"__init__"}) | {"opwatch"}
 
 
+def test_building_a_request_does_not_load_the_notification_validator() -> None:
+    """The opwatch command builds its watch requests here; its start stays as quick as before."""
+    code = (
+        "import sys, opwatch_client\n"
+        "opwatch_client.WatchRequest('projects/p/locations/l/operations/o', timeout=60).to_json()\n"
+        "print('jsonschema' in sys.modules)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert result.stdout.strip() == "False"
+
+
 def test_the_shared_modules_import_only_the_standard_library_and_each_other() -> None:
     setup = (CLIENT / "setup.py").read_text()
     declared = ast.literal_eval(setup.split("SHARED_MODULES = ", 1)[1].splitlines()[0])

@@ -179,12 +179,13 @@ def test_local_up_sweeps_periodically_and_records_what_it_starts(
     every D, as the Cloud Scheduler job does in production; the watches it starts are in the
     ledger like the functions' own. (The loop is driven here over the session's stack, with a
     short tick, until the stack has been swept twice.)"""
-    from opwatch_local import cli, watches
+    from opwatch_local import watches
+    from opwatch_local.cli import local
 
     sim = local_stack.simulator()
     parent = "projects/opwatch-periodic/locations/us-central1"
     name = sim.create_operation(f"{parent}/operations/periodic-0", duration=3)
-    sweep = cli._periodic_sweep(local_stack, {}, [Parent.parse(parent, DEFAULT_API)])
+    sweep = local.periodic_sweep(local_stack, {}, [Parent.parse(parent, DEFAULT_API)])
     swept: list[None] = []
 
     class Process:  # exits after the second sweep
@@ -205,7 +206,7 @@ def test_local_up_sweeps_periodically_and_records_what_it_starts(
         swept.append(None)
 
     stack: LocalStack = Stack()  # type: ignore[assignment]
-    assert cli._stay_up(stack, sweep=counted, every=0.05, tick_seconds=0.01) == 1
+    assert local.stay_up(stack, sweep=counted, every=0.05, tick_seconds=0.01) == 1
     out = capsys.readouterr().out
     assert out.count(f"# sweep {parent} on {DEFAULT_API}:") == 2
     assert "1 pending, 1 watches started" in out and "1 pending, 0 watches started" in out

@@ -1049,7 +1049,7 @@ def test_outputs_a_caller_chains_on_exist(tf: Config) -> None:
     assert set(tf.outputs["cloud_run_service_names"]["value"]) == entry_points
     for value in tf.outputs["cloud_run_service_names"]["value"].values():
         assert 'regex("[^/]+$"' in value, "the short name, as the logs label it"
-    cli = (ROOT / "devtools" / "opwatch_local" / "cli.py").read_text()
+    cli = "".join(p.read_text() for p in (ROOT / "devtools" / "opwatch_local" / "cli").glob("*.py"))
     environment = tf.outputs["cli_environment"]["value"]
     assert set(environment) == {
         "OPWATCH_WATCH_TOPIC",

@@ -22,6 +22,7 @@ import jsonschema
 import pytest
 
 from opwatch.wire import format_duration
+from opwatch_client import Polling
 from opwatch_local.cli import (
     build_parser,
     build_watch_request,
@@ -127,7 +128,7 @@ def test_full_request_matches_the_contract() -> None:
         expected_duration=parse_human_duration("10m"),
         watch_id="w-1",
         notify_topic="projects/p/topics/team-results",
-        polling={"not_found_grace": "5s"},
+        polling=Polling(not_found_grace=5),
     )
     assert request == {
         "operation": OPERATION,

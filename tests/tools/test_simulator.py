@@ -13,11 +13,13 @@ from typing import Any
 
 import pytest
 
+from opwatch_local.audit_log import AuditOptions
 from opwatch_local.simulator import (
     MAX_SLOW_SECONDS,
     Busy,
     Fault,
     FaultKind,
+    OperationSpec,
     Simulator,
     SimulatorClient,
     SimulatorError,
@@ -405,6 +407,60 @@ def test_simulator_core_without_http(clock: FakeClock) -> None:
     clock.advance(1)
     assert sim.handle_get(f"/v1/{name}", authorization=True).body["done"] is True
     assert sim.stats(name).authorization == (False, True)
+
+
+# --- the operation spec --------------------------------------------------------------------------
+
+
+def test_a_spec_crosses_the_control_api_unchanged() -> None:
+    """The client writes the body the server reads: one declaration of the fields for both."""
+    spec = OperationSpec(
+        "projects/p/locations/l/operations/op-1",
+        duration=30.0,
+        error={"code": 8, "message": "out of quota"},
+        appear_after=2.0,
+        target="projects/p/locations/l/things/42",
+        verb="deploy",
+        metadata={"extra": 1},
+        audit={"latency": 1.0},
+        busy_for=5.0,
+        busy=Busy.UNREADY,
+    )
+    assert OperationSpec.from_json(json.loads(json.dumps(spec.to_json()))) == spec
+    assert OperationSpec().to_json() == {
+        "duration": 0.0,
+        "appear_after": 0.0,
+        "verb": "create",
+        "api_version": "v1",
+        "busy_for": 0.0,
+        "busy": "unable-to-queue",
+    }
+
+
+def test_a_spec_body_with_unknown_fields_or_bad_times_is_refused() -> None:
+    with pytest.raises(SimulatorError, match="unknown fields"):
+        OperationSpec.from_json({"duraton": 5})
+    with pytest.raises(ValueError):
+        OperationSpec.from_json({"duration": "soon"})
+
+
+def test_checking_a_spec_puts_each_field_in_its_one_form() -> None:
+    checked = OperationSpec(
+        busy="parent-not-ready",
+        audit={"latency": 2},
+        error={"code": 3, "message": "bad", "details": [], "extra": True},
+    ).checked()
+    assert checked.busy is Busy.UNREADY
+    assert checked.audit == AuditOptions(latency=2.0)
+    assert checked.error == {"code": 3, "message": "bad"}
+    with pytest.raises(SimulatorError, match="invalid audit options"):
+        OperationSpec(audit={"loss": 5}).checked()
+
+
+def test_the_keyword_form_and_the_spec_form_create_the_same_operation(clock: FakeClock) -> None:
+    by_keywords, by_spec = Simulator(clock=clock), Simulator(clock=clock)
+    made = by_keywords.create_operation("a/operations/b", duration=5, verb="deploy")
+    assert made == by_spec.create(OperationSpec("a/operations/b", duration=5, verb="deploy"))
 
 
 # --- operations.list -----------------------------------------------------------------------------
