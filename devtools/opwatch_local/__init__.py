@@ -13,8 +13,8 @@ Modules, by role (the functions' own code is the package :mod:`opwatch`)::
     inbox                   Inbox: the one collector of notifications (demo, soak, bench, tests)
     simulator               the operations simulator: google.longrunning REST, faults, counted
                             GETs; its HTTP server and its control-API client
-    tasks_emulator_launcher run with the Tasks emulator's own venv: loopback bind, task-name
-                            dedup (ALREADY_EXISTS) like the real service
+    tasks_emulator          run with the Tasks emulator's own venv (``__main__.py``): loopback
+                            bind, task-name dedup, the task methods and quotas it lacks
     percentile              the one percentile every tool reports (nearest rank)
     soak                    the fault soak (package: plan, gate, report, run)
 

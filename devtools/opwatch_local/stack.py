@@ -11,7 +11,7 @@ Started, in parallel, each in its own process group with a log file in the run d
   (``LEDGER_DATABASE``). Ready when ``GET /`` answers ``Ok``. It keeps data in memory only;
   :attr:`LocalStack.firestore` kills and restarts it alone, for fault tests.
 - **tasks**: gcloud-tasks-emulator in its own venv, through
-  :mod:`opwatch_local.tasks_emulator_launcher` (loopback bind, task-name dedup,
+  :mod:`opwatch_local.tasks_emulator` (loopback bind, task-name dedup,
   ``--max-retries``), with the queue created at start.
 - **simulator**: :mod:`opwatch_local.simulator` -- unless ``OPERATIONS_API_ENDPOINT`` is set in
   the environment, in which case the functions fetch from that server instead.
@@ -81,7 +81,7 @@ from opwatch_local.stack_config import REPO_ROOT, StackConfig, StackError
 
 __all__ = ["FirestoreEmulator", "LocalStack", "function_spec", "tasks_client"]
 
-LAUNCHER = Path(__file__).with_name("tasks_emulator_launcher.py")
+LAUNCHER = Path(__file__).with_name("tasks_emulator") / "__main__.py"
 FIRESTORE_EMULATOR_HOST: Final = "FIRESTORE_EMULATOR_HOST"
 _EMULATOR_ENV_LOCK = threading.Lock()
 
