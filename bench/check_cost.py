@@ -370,7 +370,7 @@ def main(argv: list[str] | None = None) -> int:
     environ = {k: v for k, v in os.environ.items() if k != "OPERATIONS_API_ENDPOINT"}
     config = StackConfig(ports=Ports.free(), start_functions=False)
     with sigterm_as_exit(), LocalStack(config, environ=environ) as stack:
-        stack.tasks().pause_queue(name=config.queue_path, timeout=RPC_TIMEOUT)
+        stack.client.tasks().pause_queue(name=config.queue_path, timeout=RPC_TIMEOUT)
         env = stack.function_env()
         with Supervisor(stack.run_dir / "check_cost") as supervisor:
             servers = [
@@ -393,7 +393,7 @@ def main(argv: list[str] | None = None) -> int:
                         env | {"LOG_LEVEL": "WARNING"},
                     )
                 )
-            sim = stack.simulator()
+            sim = stack.client.simulator()
             operation = sim.create_operation(duration=10 * 86_400.0)
             bodies = Bodies(operation)
             runs = [(server, bodies) for server in servers]

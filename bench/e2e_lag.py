@@ -89,7 +89,7 @@ def run_lag(
     hints: list[float] | None,
     timeout: float,
 ) -> LagResult:
-    sim = stack.simulator()
+    sim = stack.client.simulator()
     watches: list[tuple[str, str]] = []
     began = time.time()
     for i, duration in enumerate(durations):
@@ -98,7 +98,7 @@ def run_lag(
         request: dict[str, Any] = {"operation": operation, "watch_id": watch_id}
         if hints is not None:
             request["expected_duration"] = f"{hints[i]:.3f}s"
-        stack.publish_watch_request(request)
+        stack.client.publish_watch_request(request)
         watches.append((watch_id, operation))
     start_span = time.time() - began
     missing = inbox.wait_all({w for w, _ in watches}, timeout)
@@ -196,7 +196,7 @@ def burst_rate(
     timeout: float,
 ) -> float:
     """Pause the queue, create ``tasks``, resume, and measure how fast they are dispatched."""
-    client, queue = stack.tasks(), stack.config.queue_path
+    client, queue = stack.client.tasks(), stack.config.queue_path
     before = len(arrivals())
     client.pause_queue(name=queue, timeout=RPC_TIMEOUT)
     try:
@@ -265,7 +265,7 @@ class Throughput:
 
 
 def run_throughput(stack: LocalStack, burst: int, rounds: int, timeout: float) -> Throughput:
-    sim = stack.simulator()
+    sim = stack.client.simulator()
     target = EmptyTarget()
     empty, ours = [], []
     try:
@@ -375,7 +375,7 @@ def main(argv: list[str] | None = None) -> int:
     throughput = None
     with sigterm_as_exit(), LocalStack(config, environ=environ) as stack:
         print(f"stack up in {stack.timings['total']:.1f}s ({stack.run_dir})", flush=True)
-        with Inbox(stack.pull_notifications) as inbox:
+        with Inbox(stack.client.pull_notifications) as inbox:
             print("scenario: default policy", flush=True)
             lags.append(
                 run_lag(

@@ -83,7 +83,7 @@ def run(
     seed: int,
     timeout: float,
 ) -> Outcome:
-    sim = stack.simulator()
+    sim = stack.client.simulator()
     watches: list[tuple[str, str, float]] = []  # watch id, operation, duration
     prefix = scenario.name.split()[0]
     for i, duration in enumerate(durations):
@@ -96,7 +96,7 @@ def run(
         )
         operation = sim.create_operation(duration=duration, audit=audit)
         requested = f"fast-{prefix}-{scenario.latency:g}-{i:04d}"
-        stack.publish_watch_request({"operation": operation, "watch_id": requested})
+        stack.client.publish_watch_request({"operation": operation, "watch_id": requested})
         watches.append((requested, operation, duration))
         watches.append((discovered_watch_id(DEFAULT_API, operation), operation, duration))
     deliveries = sim.audit_deliveries()
@@ -238,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     with (
         sigterm_as_exit(),
         LocalStack(config, environ=environ) as stack,
-        Inbox(stack.pull_notifications) as inbox,
+        Inbox(stack.client.pull_notifications) as inbox,
     ):
         for scenario, mix in scenarios:
             began = time.time()

@@ -47,12 +47,12 @@ class Batch:
 def run_batch(
     stack: LocalStack, inbox: Inbox, kind: str, durations: list[float], tag: str
 ) -> Batch:
-    sim = stack.simulator()
+    sim = stack.client.simulator()
     names = {}
     for i, duration in enumerate(durations):
         watch_id = f"learn-{tag}-{kind}-{i}"
         names[watch_id] = sim.create_operation(duration=duration)
-        stack.publish_watch_request({"operation": names[watch_id], "watch_id": watch_id})
+        stack.client.publish_watch_request({"operation": names[watch_id], "watch_id": watch_id})
     lags, shares, schedules, gets = [], [], [], 0
     for (watch_id, name), duration in zip(names.items(), durations, strict=True):
         [note] = inbox.wait(watch_id, timeout=duration * 3 + 120)
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     with (
         sigterm_as_exit(),
         LocalStack(StackConfig(ports=Ports.free()), environ=environ) as stack,
-        Inbox(stack.pull_notifications) as inbox,
+        Inbox(stack.client.pull_notifications) as inbox,
     ):
         before = run_batch(stack, inbox, kind, first, "first")
         after = run_batch(stack, inbox, kind, second, "second")

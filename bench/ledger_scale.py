@@ -146,7 +146,7 @@ def measure_fast_path(
     stack: LocalStack, inbox: Inbox, pending: int, operations: int, rng: random.Random
 ) -> tuple[int, int, int, list[float], int, Counter[str], Counter[str]]:
     """One round of ``operations`` measured operations; see the module docstring."""
-    sim = stack.simulator()
+    sim = stack.client.simulator()
     tasks_log = LogCursor(stack.run_dir / "tasks.log")
     audit_log = LogCursor(stack.run_dir / "audit.log")
     names: list[str] = []
@@ -155,7 +155,7 @@ def measure_fast_path(
         audit = AuditOptions(latency=AUDIT_LATENCY, seed=pending * 1000 + j)
         operation = sim.create_operation(duration=rng.uniform(5.0, 20.0), audit=audit)
         watch_id = f"scale-{pending}-{j:03d}"
-        stack.publish_watch_request({"operation": operation, "watch_id": watch_id})
+        stack.client.publish_watch_request({"operation": operation, "watch_id": watch_id})
         names.append(operation)
         expected |= {watch_id, discovered_watch_id(DEFAULT_API, operation)}
     missing = inbox.wait_all(expected, timeout=120.0)
@@ -273,7 +273,7 @@ def run_stack(
     with (
         sigterm_as_exit(),
         LocalStack(config, environ=environ) as stack,
-        Inbox(stack.pull_notifications) as inbox,
+        Inbox(stack.client.pull_notifications) as inbox,
     ):
         log(f"stack ready in {stack.timings['total']:.1f}s; run dir {stack.run_dir}")
         env = stack.env() | {

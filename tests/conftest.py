@@ -61,7 +61,7 @@ def inbox(local_stack: Any) -> Any:
     """Every notification of the session's stack, kept by watch id across tests."""
     from opwatch_local.inbox import Inbox
 
-    return Inbox(local_stack.pull_notifications)
+    return Inbox(local_stack.client.pull_notifications)
 
 
 @pytest.fixture

@@ -261,7 +261,7 @@ def _run_watches(
     Returns:
         The first notification per watch key, and the simulator's GET count per watch key.
     """
-    sim = stack.simulator()
+    sim = stack.client.simulator()
     by_watch_id = {w.watch_id: w for w in DEMO_WATCHES}
     by_operation = {w.operation: w for w in DEMO_WATCHES}
     t0 = time.time()  # the simulator records GETs on the same wall clock
@@ -277,7 +277,7 @@ def _run_watches(
     screen.line(f"{'watch':<10} {'expected':<15} story")
     for w in DEMO_WATCHES:
         if not w.discovered:
-            stack.publish_watch_request(w.watch_request())
+            stack.client.publish_watch_request(w.watch_request())
         screen.line(f"{w.key:<10} {w.expected:<15} {w.story}")
     screen.line()
     screen.line(f"{'time':>6}  {'event':<6}  {'watch':<10} what")
@@ -286,7 +286,7 @@ def _run_watches(
     audit_seen = 0
     last_get: dict[str, float] = {}
     received: dict[str, Arrival] = {}
-    inbox = Inbox(stack.pull_notifications, batch=len(DEMO_WATCHES))
+    inbox = Inbox(stack.client.pull_notifications, batch=len(DEMO_WATCHES))
     while len(received) < len(DEMO_WATCHES) and time.monotonic() < deadline:
         arrivals = inbox.poll(0.3)  # bounded: 0.3 s at most when nothing arrives
         records = sim.requests()

@@ -1,7 +1,7 @@
 """The one collector of notifications, shared by the demo, the soak, the benchmarks and the tests.
 
 An :class:`Inbox` pulls from the results subscription (through any ``pull(count, timeout)``
-function, usually :meth:`opwatch_local.stack.LocalStack.pull_notifications`), stamps each
+function, usually :meth:`opwatch_local.stack_client.StackClient.pull_notifications`), stamps each
 message when it arrives, and keeps every one: in arrival order and by watch id, duplicates
 included, since counting duplicates is part of what the callers check.
 

@@ -52,10 +52,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Final
 
-import grpc
 from google.api_core import exceptions as gexc
-from google.cloud import pubsub_v1, tasks_v2  # type: ignore[attr-defined]
-from google.cloud.tasks_v2.services.cloud_tasks.transports import CloudTasksGrpcTransport
+from google.cloud import tasks_v2
 
 from opwatch_local.procs import (
     LOOPBACK,
@@ -71,15 +69,11 @@ from opwatch_local.procs import (
 )
 from opwatch_local.pubsub import (
     RPC_TIMEOUT,
-    PulledMessage,
-    publish_json,
-    pubsub_clients,
-    pull_messages,
 )
-from opwatch_local.simulator import SimulatorClient
+from opwatch_local.stack_client import StackClient, tasks_client
 from opwatch_local.stack_config import REPO_ROOT, StackConfig, StackError
 
-__all__ = ["FirestoreEmulator", "LocalStack", "function_spec", "tasks_client"]
+__all__ = ["FirestoreEmulator", "LocalStack", "StackClient", "function_spec", "tasks_client"]
 
 LAUNCHER = Path(__file__).with_name("tasks_emulator") / "__main__.py"
 FIRESTORE_EMULATOR_HOST: Final = "FIRESTORE_EMULATOR_HOST"
@@ -97,8 +91,8 @@ class LocalStack:
     Use as a context manager, or :meth:`start` / :meth:`stop` (both idempotent)::
 
         with sigterm_as_exit(), LocalStack() as stack:
-            stack.publish_watch_request({"operation": ...})
-            print(stack.pull_notifications(count=1, timeout=60))
+            stack.client.publish_watch_request({"operation": ...})
+            print(stack.client.pull_notifications(count=1, timeout=60))
     """
 
     def __init__(
@@ -121,9 +115,8 @@ class LocalStack:
         #: Seconds from the stop's SIGTERM until each process group was gone, after :meth:`stop`
         #: (they stop together: the largest is how long the stop took).
         self.stop_times: dict[str, float] = {}
-        self._publisher: pubsub_v1.PublisherClient | None = None
-        self._subscriber: pubsub_v1.SubscriberClient | None = None
-        self._tasks: tasks_v2.CloudTasksClient | None = None
+        #: The stack's clients: simulator, Pub/Sub, Cloud Tasks (see :class:`StackClient`).
+        self.client = StackClient(self.config, self.operations_endpoint, self.owns_simulator)
         self._stopped: dict[str, ProcessSpec] = {}
         #: The Firestore emulator, to kill and restart on its own (see :class:`FirestoreEmulator`).
         self.firestore = FirestoreEmulator(self)
@@ -162,27 +155,14 @@ class LocalStack:
 
     def stop(self) -> None:
         """Close our clients, then stop every process group (together). Idempotent."""
-        self._close_pubsub_clients()
+        self.client.close()
         self._stopped.clear()
-        if self._tasks is not None:
-            self._tasks.transport.close()  # type: ignore[no-untyped-call]
-            self._tasks = None
         if self.supervisor is not None:
             supervisor, self.supervisor = self.supervisor, None
             try:
                 supervisor.stop_all()
             finally:
                 self.stop_times = dict(supervisor.stop_times)
-
-    def _close_pubsub_clients(self) -> None:
-        if self._publisher is not None:
-            with contextlib.suppress(Exception):  # best effort: the emulator may be gone
-                self._publisher.stop()
-            self._publisher.transport.close()
-            self._publisher = None
-        if self._subscriber is not None:
-            self._subscriber.close()
-            self._subscriber = None
 
     def __enter__(self) -> LocalStack:
         return self.start()
@@ -231,7 +211,7 @@ class LocalStack:
         proc = self.process(name)
         if name == "pubsub":
             # Fresh channels after the restart, rather than ones stuck in reconnect backoff.
-            self._close_pubsub_clients()
+            self.client.close_pubsub()
         began = time.monotonic()
         if kill:
             with contextlib.suppress(ProcessLookupError):
@@ -327,82 +307,6 @@ class LocalStack:
         )
         env.update(c.function_env)
         return env
-
-    def simulator(self) -> SimulatorClient:
-        """Client for the simulator's control API.
-
-        Raises:
-            StackError: The stack uses an external OPERATIONS_API_ENDPOINT instead.
-        """
-        if not self.owns_simulator:
-            raise StackError(f"no simulator: operations come from {self.operations_endpoint}")
-        return SimulatorClient(self.config.simulator_url)
-
-    def publisher(self) -> pubsub_v1.PublisherClient:
-        """Publisher on the emulator (created once)."""
-        if self._publisher is None:
-            self._publisher, self._subscriber = pubsub_clients(self.config.pubsub_host)
-        return self._publisher
-
-    def subscriber(self) -> pubsub_v1.SubscriberClient:
-        """Subscriber on the emulator (created once)."""
-        self.publisher()
-        assert self._subscriber is not None
-        return self._subscriber
-
-    def tasks(self) -> tasks_v2.CloudTasksClient:
-        """Cloud Tasks client on the emulator (created once)."""
-        if self._tasks is None:
-            self._tasks = tasks_client(self.config.tasks_host)
-        return self._tasks
-
-    def publish_watch_request(
-        self,
-        request: Mapping[str, Any] | bytes | str,
-        attributes: Mapping[str, str] | None = None,
-    ) -> str:
-        """Publish a watch request on the watch topic; returns the message id."""
-        return publish_json(self.publisher(), self.config.watch_topic_path, request, attributes)
-
-    def publish_audit_entry(
-        self, entry: Mapping[str, Any] | bytes | str, attributes: Mapping[str, str] | None = None
-    ) -> str:
-        """Publish on the audit topic, as a Logging sink would; returns the message id."""
-        return publish_json(self.publisher(), self.config.audit_topic_path, entry, attributes)
-
-    def pull_notifications(
-        self, count: int = 1, timeout: float = RPC_TIMEOUT, *, ack: bool = True
-    ) -> list[PulledMessage]:
-        """Pull up to ``count`` notifications from the results subscription, bounded by
-        ``timeout`` seconds (see :func:`pull_messages`)."""
-        return pull_messages(
-            self.subscriber(), self.config.results_subscription_path, count, timeout, ack=ack
-        )
-
-    def create_http_task(
-        self,
-        url: str,
-        body: bytes = b"",
-        *,
-        task_id: str | None = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> tasks_v2.Task:
-        """Create an HTTP POST task on the stack's queue (named ``task_id`` if given).
-
-        Raises:
-            google.api_core.exceptions.AlreadyExists: ``task_id`` was used before.
-        """
-        c = self.config
-        task = tasks_v2.Task(
-            name=f"{c.queue_path}/tasks/{task_id}" if task_id else "",
-            http_request=tasks_v2.HttpRequest(
-                url=url,
-                http_method=tasks_v2.HttpMethod.POST,
-                headers=dict(headers or {"Content-Type": "application/json"}),
-                body=body,
-            ),
-        )
-        return self.tasks().create_task(parent=c.queue_path, task=task, timeout=RPC_TIMEOUT)
 
     # --- internals -------------------------------------------------------------------------------
 
@@ -547,7 +451,7 @@ class LocalStack:
 
     def _create_resources(self) -> None:
         c = self.config
-        publisher, subscriber = self.publisher(), self.subscriber()
+        publisher, subscriber = self.client.publisher(), self.client.subscriber()
         for topic in (c.watch_topic_path, c.results_topic_path, c.audit_topic_path):
             with contextlib.suppress(gexc.AlreadyExists):
                 publisher.create_topic(request={"name": topic}, timeout=RPC_TIMEOUT)
@@ -573,9 +477,9 @@ class LocalStack:
                     )
         # The launcher creates the queue at start; this checks it (GetQueue is implemented).
         try:
-            self.tasks().get_queue(name=c.queue_path, timeout=RPC_TIMEOUT)
+            self.client.tasks().get_queue(name=c.queue_path, timeout=RPC_TIMEOUT)
         except gexc.NotFound:
-            self.tasks().create_queue(
+            self.client.tasks().create_queue(
                 parent=c.queue_path.rsplit("/queues/", 1)[0],
                 queue=tasks_v2.Queue(name=c.queue_path),
                 timeout=RPC_TIMEOUT,
@@ -735,13 +639,6 @@ def _firestore_ready(config: StackConfig) -> Condition:
     )
     serves = http_ready(document, status=None, timeout=10.0)
     return lambda: up() and serves()
-
-
-def tasks_client(host: str) -> tasks_v2.CloudTasksClient:
-    """A Cloud Tasks client for the emulator at ``host`` (plaintext gRPC)."""
-    return tasks_v2.CloudTasksClient(
-        transport=CloudTasksGrpcTransport(channel=grpc.insecure_channel(host))
-    )
 
 
 def _sdk_root(environ: Mapping[str, str]) -> Path:

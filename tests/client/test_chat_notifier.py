@@ -246,7 +246,7 @@ def test_a_watch_ends_as_a_chat_message(local_stack: Any, webhook: Webhook) -> N
                 assert time.monotonic() < deadline, "the example function did not start"
                 threading.Event().wait(0.1)
         # The push path names the topic, so the CloudEvent's source is the topic, as on Eventarc.
-        local_stack.subscriber().create_subscription(
+        local_stack.client.subscriber().create_subscription(
             request={
                 "name": subscription,
                 "topic": config.results_topic_path,
@@ -257,10 +257,10 @@ def test_a_watch_ends_as_a_chat_message(local_stack: Any, webhook: Webhook) -> N
             },
             timeout=30,
         )
-        operation = local_stack.simulator().create_operation(
+        operation = local_stack.client.simulator().create_operation(
             duration=1, error={"code": 9, "message": "index build failed"}
         )
-        local_stack.publish_watch_request(
+        local_stack.client.publish_watch_request(
             {
                 "operation": operation,
                 "watch_id": "e2e-chat",
@@ -274,7 +274,7 @@ def test_a_watch_ends_as_a_chat_message(local_stack: Any, webhook: Webhook) -> N
         rows = posted["cardsV2"][0]["card"]["sections"][0]["widgets"]
         assert {"decoratedText": {"topLabel": "label team", "text": "chat"}} in rows
     finally:
-        local_stack.subscriber().delete_subscription(
+        local_stack.client.subscriber().delete_subscription(
             request={"subscription": subscription}, timeout=30
         )
         os.killpg(process.pid, 15)

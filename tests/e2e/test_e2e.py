@@ -27,7 +27,7 @@ FAST = {"initial_delay": "1s", "max_delay": "2s"}
 
 def watch(stack: LocalStack, operation: str, watch_id: str, **fields: Any) -> str:
     request = {"operation": operation, "watch_id": watch_id, "polling": FAST, **fields}
-    return stack.publish_watch_request(request)
+    return stack.client.publish_watch_request(request)
 
 
 def only(notes: list[Arrival]) -> tuple[dict[str, Any], dict[str, str]]:
@@ -38,7 +38,7 @@ def only(notes: list[Arrival]) -> tuple[dict[str, Any], dict[str, str]]:
 def test_success_is_published_once_with_the_operation(
     local_stack: LocalStack, inbox: Inbox
 ) -> None:
-    sim = local_stack.simulator()
+    sim = local_stack.client.simulator()
     name = sim.create_operation(
         duration=3, response={"@type": "type.googleapis.com/x.Index", "id": 7}
     )
@@ -60,7 +60,7 @@ def test_success_is_published_once_with_the_operation(
 
 
 def test_failure_keeps_the_apis_error(local_stack: LocalStack, inbox: Inbox) -> None:
-    sim = local_stack.simulator()
+    sim = local_stack.client.simulator()
     error = {
         "code": 9,
         "message": "index build failed",
@@ -77,7 +77,7 @@ def test_failure_keeps_the_apis_error(local_stack: LocalStack, inbox: Inbox) -> 
 
 
 def test_timeout_ends_the_watch_at_its_deadline(local_stack: LocalStack, inbox: Inbox) -> None:
-    sim = local_stack.simulator()
+    sim = local_stack.client.simulator()
     name = sim.create_operation(duration=600)
     watch(local_stack, name, "e2e-timeout", timeout="4s")
     data, _ = only(inbox.wait("e2e-timeout"))
@@ -92,7 +92,7 @@ def test_timeout_ends_the_watch_at_its_deadline(local_stack: LocalStack, inbox: 
 
 
 def test_not_found_after_the_grace_window(local_stack: LocalStack, inbox: Inbox) -> None:
-    sim = local_stack.simulator()
+    sim = local_stack.client.simulator()
     name = "projects/opwatch-local/locations/us-central1/operations/never-created"
     watch(local_stack, name, "e2e-not-found", polling={**FAST, "not_found_grace": "3s"})
     data, _ = only(inbox.wait("e2e-not-found"))
@@ -107,7 +107,7 @@ def test_not_found_after_the_grace_window(local_stack: LocalStack, inbox: Inbox)
 def test_operation_that_appears_late_is_watched_to_the_end(
     local_stack: LocalStack, inbox: Inbox
 ) -> None:
-    sim = local_stack.simulator()
+    sim = local_stack.client.simulator()
     name = sim.create_operation(duration=3, appear_after=1.5)
     watch(local_stack, name, "e2e-late")
     data, _ = only(inbox.wait("e2e-late"))
@@ -116,7 +116,7 @@ def test_operation_that_appears_late_is_watched_to_the_end(
 
 
 def test_invalid_request_is_answered_with_reasons(local_stack: LocalStack, inbox: Inbox) -> None:
-    message_id = local_stack.publish_watch_request(b"{this is not json")
+    message_id = local_stack.client.publish_watch_request(b"{this is not json")
     data, attributes = only(inbox.wait(message_id))
     assert (data["outcome"], attributes["outcome"]) == ("INVALID_REQUEST", "INVALID_REQUEST")
     assert data["error"]["code"] == 3
@@ -128,7 +128,7 @@ def test_invalid_request_is_answered_with_reasons(local_stack: LocalStack, inbox
 def test_api_host_outside_the_allowlist_is_never_fetched(
     local_stack: LocalStack, inbox: Inbox
 ) -> None:
-    sim = local_stack.simulator()
+    sim = local_stack.client.simulator()
     name = sim.create_operation(duration=1)
     watch(local_stack, name, "e2e-evil", api="evil.example")
     data, _ = only(inbox.wait("e2e-evil"))
@@ -145,7 +145,7 @@ def test_transient_faults_then_success(local_stack: LocalStack, inbox: Inbox) ->
     after the second transient error (the backoff is capped there), so the gap shows that the
     hint was honoured. It asked for 1 s before, less than the schedule's own delay: a RetryInfo
     ignored passed too."""
-    sim = local_stack.simulator()
+    sim = local_stack.client.simulator()
     name = sim.create_operation(duration=2)
     sim.set_faults(name, script=["503", {"kind": "429-retry-info", "retry_after": 4}, "500"])
     watch(local_stack, name, "e2e-transient")
@@ -160,7 +160,7 @@ def test_transient_faults_then_success(local_stack: LocalStack, inbox: Inbox) ->
 
 
 def test_retry_after_is_honoured(local_stack: LocalStack, inbox: Inbox) -> None:
-    sim = local_stack.simulator()
+    sim = local_stack.client.simulator()
     name = sim.create_operation(duration=0)
     sim.set_faults(name, script=[{"kind": "429-retry-after", "retry_after": 3}])
     watch(local_stack, name, "e2e-retry-after")
@@ -177,7 +177,7 @@ def test_a_redelivered_message_makes_one_polling_chain(
     local_stack: LocalStack, inbox: Inbox
 ) -> None:
     """Pub/Sub redelivers a message with the same message id: post that push twice."""
-    sim = local_stack.simulator()
+    sim = local_stack.client.simulator()
     name = sim.create_operation(duration=4)
     request = {"operation": name, "watch_id": "e2e-redelivered", "polling": FAST}
     data = base64.b64encode(json.dumps(request).encode()).decode()
@@ -193,11 +193,11 @@ def test_a_redelivered_message_makes_one_polling_chain(
 
 
 def test_a_watch_id_published_again_is_another_watch(local_stack: LocalStack, inbox: Inbox) -> None:
-    sim = local_stack.simulator()
+    sim = local_stack.client.simulator()
     name = sim.create_operation(duration=3)
     request = {"operation": name, "watch_id": "e2e-published-twice", "polling": FAST}
-    local_stack.publish_watch_request(request)
-    local_stack.publish_watch_request(request)
+    local_stack.client.publish_watch_request(request)
+    local_stack.client.publish_watch_request(request)
     notes = inbox.wait("e2e-published-twice", count=2)
     assert [n.outcome for n in notes] == ["SUCCEEDED", "SUCCEEDED"]
 
@@ -213,10 +213,10 @@ def test_operations_from_another_local_server(tmp_path: Any) -> None:
             assert not stack.owns_simulator
             assert "simulator" not in [proc.name for proc in stack.processes]
             assert "OPWATCH_SIMULATOR_URL" not in stack.env()
-            stack.publish_watch_request(
+            stack.client.publish_watch_request(
                 {"operation": name, "watch_id": "e2e-other", "polling": FAST}
             )
-            data, _ = only(Inbox(stack.pull_notifications).wait("e2e-other"))
+            data, _ = only(Inbox(stack.client.pull_notifications).wait("e2e-other"))
         assert data["outcome"] == "SUCCEEDED", data["error"]
         assert data["operation"]["response"] == {"from": "the other server"}
         assert other.simulator.stats(name).gets == data["polls"]

@@ -36,7 +36,7 @@ def audit_log_lines(stack: LocalStack, event: str) -> list[dict[str, object]]:
 def test_an_operation_nobody_watched_is_discovered_and_notified_once(
     local_stack: LocalStack, inbox: Inbox, name_in: str
 ) -> None:
-    sim = local_stack.simulator()
+    sim = local_stack.client.simulator()
     name = sim.create_operation(
         duration=2,
         response={"@type": "type.googleapis.com/x.Index"},
@@ -56,7 +56,7 @@ def test_an_operation_nobody_watched_is_discovered_and_notified_once(
 
 
 def test_a_duplicated_first_entry_is_still_one_watch(local_stack: LocalStack, inbox: Inbox) -> None:
-    sim = local_stack.simulator()
+    sim = local_stack.client.simulator()
     name = sim.create_operation(duration=3, audit=AuditOptions(duplicates=1.0, latency=0.2))
     watch_id = discovered_watch_id(DEFAULT_API, name)
     inbox.wait(watch_id, timeout=60)
@@ -68,7 +68,7 @@ def test_a_duplicated_first_entry_is_still_one_watch(local_stack: LocalStack, in
 def test_a_malformed_entry_is_acknowledged_without_a_notification(
     local_stack: LocalStack, inbox: Inbox
 ) -> None:
-    message_id = local_stack.publish_audit_entry(b"{this is not a log entry")
+    message_id = local_stack.client.publish_audit_entry(b"{this is not a log entry")
     deadline = time.monotonic() + 20
     while not any(
         line.get("message_id") == message_id
@@ -93,14 +93,14 @@ def test_the_end_entry_brings_every_pending_look_of_the_operation_forward(
     """A requested watch that would not look again for 10 minutes, and the watch discovered
     for the same operation, both end within about a second of the end entry: the fast path brought
     each one's pending look forward (no RunTask); each publishes once, on its own chain."""
-    sim = local_stack.simulator()
+    sim = local_stack.client.simulator()
     name = sim.create_operation(duration=6, audit=AuditOptions(latency=0.3, duplicates=1.0))
     request = {
         "operation": name,
         "watch_id": "e2e-fast-requested",
         "polling": {"initial_delay": "600s", "max_delay": "600s"},
     }
-    local_stack.publish_watch_request(request)
+    local_stack.client.publish_watch_request(request)
     discovered = discovered_watch_id(DEFAULT_API, name)
     [requested] = inbox.wait("e2e-fast-requested", timeout=60)
     [found] = inbox.wait(discovered, timeout=60)
@@ -124,13 +124,13 @@ def test_end_entries_delivered_twice_back_to_back_give_one_notification_per_watc
     scanning the same pending looks. Each watch, requested or discovered, ends in exactly one
     notification: the look is brought forward once, and a finishing look that meets a twin's
     claim publishes nothing."""
-    sim = local_stack.simulator()
+    sim = local_stack.client.simulator()
     twice = AuditOptions(latency=0.3, duplicates=1.0, duplicate_gap=0.0)
     watch_ids = []
     for i in range(8):
         name = sim.create_operation(duration=3 + i % 3, audit=twice)
         requested = f"e2e-twice-{i}"
-        local_stack.publish_watch_request(
+        local_stack.client.publish_watch_request(
             {"operation": name, "watch_id": requested, "polling": {"initial_delay": "600s"}}
         )
         watch_ids += [requested, discovered_watch_id(DEFAULT_API, name)]
@@ -151,7 +151,7 @@ def test_opwatch_sweep_watches_what_no_audit_entry_announced(
     none."""
     from opwatch_local.cli import main
 
-    sim = local_stack.simulator()
+    sim = local_stack.client.simulator()
     parent = "projects/opwatch-sweep/locations/us-central1"
     names = [sim.create_operation(f"{parent}/operations/sweep-{i}", duration=4) for i in range(3)]
     sim.create_operation(f"{parent}/operations/sweep-done", duration=0)
@@ -182,7 +182,7 @@ def test_local_up_sweeps_periodically_and_records_what_it_starts(
     from opwatch_local import watches
     from opwatch_local.cli import local
 
-    sim = local_stack.simulator()
+    sim = local_stack.client.simulator()
     parent = "projects/opwatch-periodic/locations/us-central1"
     name = sim.create_operation(f"{parent}/operations/periodic-0", duration=3)
     sweep = local.periodic_sweep(local_stack, {}, [Parent.parse(parent, DEFAULT_API)])

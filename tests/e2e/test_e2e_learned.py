@@ -22,11 +22,13 @@ pytestmark = pytest.mark.e2e
 def test_a_learned_kind_schedules_and_warns_once_before_the_notification(
     local_stack: LocalStack, inbox: Inbox
 ) -> None:
-    sim, kind = local_stack.simulator(), f"e2e-{uuid.uuid4().hex[:8]}"
+    sim, kind = local_stack.client.simulator(), f"e2e-{uuid.uuid4().hex[:8]}"
     first = [f"e2e-learn-{kind}-{i}" for i in range(learned.DEFAULT_MIN_SAMPLES)]
     for watch_id in first:
         name = sim.create_operation(duration=2)
-        local_stack.publish_watch_request({"operation": name, "watch_id": watch_id, "kind": kind})
+        local_stack.client.publish_watch_request(
+            {"operation": name, "watch_id": watch_id, "kind": kind}
+        )
     for watch_id in first:
         [note] = inbox.wait(watch_id, timeout=60)
         assert note.data["schedule"] == {"source": "profile"}
@@ -35,7 +37,7 @@ def test_a_learned_kind_schedules_and_warns_once_before_the_notification(
     for watch_id, asks in ((late, True), (quiet, False)):
         name = sim.create_operation(duration=6)  # 3x the kind's median
         request = {"operation": name, "watch_id": watch_id, "kind": kind, "warn_overdue": asks}
-        local_stack.publish_watch_request(request)
+        local_stack.client.publish_watch_request(request)
 
     overdue, ended = inbox.wait(late, count=2, timeout=60)
     assert overdue.attributes["ce-type"] == "dev.opwatch.operation.v1.overdue"

@@ -37,7 +37,7 @@ def listed(capsys: pytest.CaptureFixture[str], env: dict[str, str]) -> list[dict
 def test_list_then_cancel_five_of_twenty_one_mid_check(
     local_stack: LocalStack, inbox: Inbox, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    sim, env = local_stack.simulator(), local_stack.env()
+    sim, env = local_stack.client.simulator(), local_stack.env()
     ids = [f"e2e-steer-{i:02d}" for i in range(20)]
     doomed = ids[:5]
     names = {}
@@ -53,7 +53,7 @@ def test_list_then_cancel_five_of_twenty_one_mid_check(
             "polling": FAST,
             "labels": {"suite": "steer"},
         }
-        local_stack.publish_watch_request(request)
+        local_stack.client.publish_watch_request(request)
 
     wait_until(lambda: len(listed(capsys, env)) == 20, 8, describe="all 20 watches listed")
     rows = {row["watch_id"]: row for row in listed(capsys, env)}
@@ -96,10 +96,10 @@ def test_cancel_operation_also_cancels_the_operation_itself(
 ) -> None:
     """google.longrunning CancelOperation: the operation ends with error code 1 (CANCELLED);
     the watch, cancelled first, ends CANCELLED once."""
-    sim, env = local_stack.simulator(), local_stack.env()
+    sim, env = local_stack.client.simulator(), local_stack.env()
     name = sim.create_operation(duration=600)
     request = {"operation": name, "watch_id": "e2e-cancel-op", "polling": FAST}
-    local_stack.publish_watch_request(request)
+    local_stack.client.publish_watch_request(request)
     wait_until(lambda: sim.stats(name).gets >= 1, 15, describe="the first look")
     wait_until(
         lambda: cli(capsys, env, "status", "e2e-cancel-op")[0] == 0, 15, describe="its check"

@@ -186,17 +186,17 @@ def is_alive(pid: int) -> bool:
 
 def test_publish_and_pull_round_trip(stack: LocalStack) -> None:
     message_id = publish_json(
-        stack.publisher(),
+        stack.client.publisher(),
         stack.config.results_topic_path,
         {"hello": "emulator"},
         {"watch_id": "w-1"},
     )
-    got = stack.pull_notifications(count=1, timeout=10)
+    got = stack.client.pull_notifications(count=1, timeout=10)
     assert [(n.message_id, n.json(), n.attributes) for n in got] == [
         (message_id, {"hello": "emulator"}, {"watch_id": "w-1"})
     ]
     # Acked: nothing left.
-    assert stack.pull_notifications(count=1, timeout=0.5) == []
+    assert stack.client.pull_notifications(count=1, timeout=0.5) == []
 
 
 def test_http_task_reaches_a_loopback_handler(stack: LocalStack) -> None:
@@ -205,7 +205,9 @@ def test_http_task_reaches_a_loopback_handler(stack: LocalStack) -> None:
         threading.Thread(target=target.serve_forever, daemon=True).start()
         try:
             port = target.server_address[1]
-            stack.create_http_task(f"http://127.0.0.1:{port}/check", b'{"n": 1}', task_id="reach-1")
+            stack.client.create_http_task(
+                f"http://127.0.0.1:{port}/check", b'{"n": 1}', task_id="reach-1"
+            )
             assert handler.arrived.wait(10), "the task did not arrive within 10 s"
         finally:
             target.shutdown()
@@ -220,17 +222,17 @@ def test_http_task_reaches_a_loopback_handler(stack: LocalStack) -> None:
 def test_reused_task_name_answers_already_exists(stack: LocalStack) -> None:
     # A closed port: the dispatch fails, which must not matter to the name check.
     url = f"http://127.0.0.1:{free_port()}/"
-    stack.create_http_task(url, task_id="dedup-1")
+    stack.client.create_http_task(url, task_id="dedup-1")
     with pytest.raises(AlreadyExists):
-        stack.create_http_task(url, task_id="dedup-1")
-    stack.create_http_task(url, task_id="dedup-2")  # other names are fine
+        stack.client.create_http_task(url, task_id="dedup-1")
+    stack.client.create_http_task(url, task_id="dedup-2")  # other names are fine
     with pytest.raises(InvalidArgument):
-        stack.create_http_task(url, task_id="not a valid id")
+        stack.client.create_http_task(url, task_id="not a valid id")
 
 
 def test_unnamed_tasks_are_never_duplicates(stack: LocalStack) -> None:
     url = f"http://127.0.0.1:{free_port()}/"
-    first, second = stack.create_http_task(url), stack.create_http_task(url)
+    first, second = stack.client.create_http_task(url), stack.client.create_http_task(url)
     assert first.name != second.name
 
 
@@ -238,8 +240,10 @@ def test_unnamed_tasks_are_never_duplicates(stack: LocalStack) -> None:
 
 
 def test_watch_request_is_pushed_to_the_watch_function(stack: LocalStack) -> None:
-    stack.publish_watch_request({"operation": "projects/p/operations/o"}, {"label_team": "a"})
-    [note] = stack.pull_notifications(count=1, timeout=15)
+    stack.client.publish_watch_request(
+        {"operation": "projects/p/operations/o"}, {"label_team": "a"}
+    )
+    [note] = stack.client.pull_notifications(count=1, timeout=15)
     event = note.json()
     assert note.attributes == {"via": "watch"}
     assert event["type"] == "google.cloud.pubsub.topic.v1.messagePublished"
@@ -256,14 +260,14 @@ def test_watch_request_is_pushed_to_the_watch_function(stack: LocalStack) -> Non
 
 
 def test_task_reaches_the_check_function(stack: LocalStack) -> None:
-    stack.create_http_task(stack.config.check_url, b'{"watch": 1}', task_id="check-1")
-    [note] = stack.pull_notifications(count=1, timeout=15)
+    stack.client.create_http_task(stack.config.check_url, b'{"watch": 1}', task_id="check-1")
+    [note] = stack.client.pull_notifications(count=1, timeout=15)
     assert note.attributes == {"via": "check"}
     assert note.json() == {"body": '{"watch": 1}', "task": "check-1"}
 
 
 def test_simulator_serves_operations(stack: LocalStack) -> None:
-    sim = stack.simulator()
+    sim = stack.client.simulator()
     name = sim.create_operation(duration=0)
     assert sim.get_operation(name)[1]["done"] is True
     assert sim.stats(name).gets == 1
@@ -297,8 +301,8 @@ def test_firestore_alone_is_killed_and_started_again_on_its_port(stack: LocalSta
         doc.get(retry=None, timeout=5)
     # The rest of the stack goes on: same processes, and a watch request still gets through.
     assert {p.name: p.pid for p in stack.processes} == others
-    stack.publish_watch_request({"operation": "projects/p/operations/during-outage"})
-    [note] = stack.pull_notifications(count=1, timeout=15)
+    stack.client.publish_watch_request({"operation": "projects/p/operations/during-outage"})
+    [note] = stack.client.pull_notifications(count=1, timeout=15)
     assert note.attributes == {"via": "watch"}
 
     assert firestore.restart() < stack.config.ready_timeout
@@ -332,8 +336,8 @@ def test_env_names_what_a_user_needs(stack: LocalStack) -> None:
 
 
 def test_an_audit_entry_is_pushed_to_the_audit_function(stack: LocalStack) -> None:
-    message_id = stack.publish_audit_entry({"operation": {"first": True}})
-    [note] = stack.pull_notifications(count=1, timeout=15)
+    message_id = stack.client.publish_audit_entry({"operation": {"first": True}})
+    [note] = stack.client.pull_notifications(count=1, timeout=15)
     assert note.attributes == {"via": "audit"}
     assert note.json()["push"]["message"]["messageId"] == message_id
 

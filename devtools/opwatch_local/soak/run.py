@@ -121,7 +121,7 @@ class _SoakRun:
         self.config, self.stack, self.plans = config, stack, plans
         self.gate, self.ledger_gate = gates.pubsub, gates.firestore
         self.events, self.event = events, event  # the timeline, and how a line is added to it
-        self.inbox = Inbox(stack.pull_notifications)
+        self.inbox = Inbox(stack.client.pull_notifications)
         self.timings: dict[str, float] = {}
         self.created: dict[str, float] = {}  # watch id -> monotonic time its operation was made
         self.deadline = 0.0
@@ -151,7 +151,7 @@ class _SoakRun:
         counters["ledger_gate_refused_connections"] = self.ledger_gate.refused
         counters["ended_in_outage_then_arrived"] = self.arrived_after_outage(received)
         gets: dict[str, list[dict[str, Any]]] = {}
-        for record in stack.simulator().requests():
+        for record in stack.client.simulator().requests():
             gets.setdefault(record["name"], []).append(record)
         report = SoakReport(
             config,
@@ -171,7 +171,7 @@ class _SoakRun:
 
     def publish(self) -> None:
         """Create, fault and publish each watch, noting when each operation was created."""
-        sim = self.stack.simulator()
+        sim = self.stack.client.simulator()
         for i, plan in enumerate(self.plans):
             sim.set_faults(
                 plan.operation,
@@ -184,7 +184,7 @@ class _SoakRun:
                     plan.operation, duration=plan.duration, response=plan.response, error=plan.error
                 )
             self.created[plan.watch_id] = time.monotonic()
-            self.stack.publish_watch_request(plan.request)
+            self.stack.client.publish_watch_request(plan.request)
 
     def kill_check_function(self) -> None:
         """SIGKILL the check function once ``kill_at`` of the watches ended; start it again."""
