@@ -476,3 +476,16 @@ def test_a_claim_that_cannot_be_deleted_does_not_undo_the_finish(
     [task] = harness.schedule.tasks
     assert harness.handlers.on_check(checks.decode(task.body), retries=0) is Outcome.SUCCEEDED
     assert [m["outcome"] for m in harness.publish.received] == ["SUCCEEDED"]
+
+
+def test_an_invalid_request_is_answered_on_the_results_topic_and_logged_as_such(
+    harness: Harness, event_log: EventLog
+) -> None:
+    harness.handlers.on_watch_message(
+        pubsub_message({"operation": "https://evil.example/x", "watch_id": "w-bad"}, "m-9")
+    )
+    [message] = harness.publish.messages
+    assert message.topic == RESULTS
+    assert message.to_json()["polls"] == 0, "nothing was looked at"
+    [line] = [line for line in event_log.lines if line["event"] == "request.invalid"]
+    assert (line["watch_id"], line["outcome"]) == ("w-bad", "INVALID_REQUEST")
