@@ -312,6 +312,8 @@ def test_without_a_parked_topic_a_create_task_outage_is_logged_with_the_whole_wa
     }
     world.clock.now = T0 + timedelta(days=2)  # an operator replays it after the outage
     world.handlers.on_watch_message(PushedMessage.from_json(replay))
+    [resumed] = [line for line in event_log.lines if line.get("event") == "watch.resumed"]
+    assert resumed["watch_id"] == "w"
     world.advance(until=world.clock() + timedelta(days=1))
     assert outcomes(world) == ["SUCCEEDED"]
 
