@@ -463,3 +463,121 @@ def test_warn_overdue_must_be_a_boolean() -> None:
             allowed_notify_topics=set(),
         )
     assert raised.value.violations[0].field == "warn_overdue"
+
+
+# --- what a finish teaches, and which kind it teaches -----------------------------------------
+
+METHOD = "google.cloud.cloudaicompanion.v1.AdminService.CreateCodeRepositoryIndex"
+
+
+def scripted(harness: Harness, *operations: dict[str, Any]) -> None:
+    """Answer the looks with ``operations`` in turn (the last repeats), then run the watch."""
+    harness.fetch.results = [Fetched(operation) for operation in operations]
+    harness.handlers.on_watch_message(pubsub_message({"operation": OPERATION, "watch_id": "w"}))
+    harness.run_checks()
+
+
+def looked(times: dict[str, str] | None = None, *, done: bool, **meta: Any) -> dict[str, Any]:
+    operation: dict[str, Any] = {
+        "name": OPERATION,
+        "done": done,
+        "metadata": {**metadata(), **meta, **(times or {})},
+    }
+    if done:
+        operation["response"] = {}
+    return operation
+
+
+def test_an_operation_with_a_start_but_no_end_teaches_the_watchs_own_span(
+    harness: Harness, store: FakeLedger
+) -> None:
+    created = {"createTime": rfc3339(T0)}
+    scripted(harness, looked(created, done=False), looked(created, done=True))
+    [sample] = store.samples
+    assert sample.exact is False
+    assert sample.seconds == (harness.clock.now - T0).total_seconds() > 0
+
+
+@pytest.mark.parametrize("stamp", ["endTime", "both equal"])
+def test_an_end_without_a_start_before_it_teaches_the_watchs_own_span(
+    harness: Harness, store: FakeLedger, stamp: str
+) -> None:
+    """Only ``createTime`` < ``endTime`` is an exact duration; otherwise the watch's first look
+    to its last one (less exact)."""
+    times = {"endTime": rfc3339(T0)}
+    if stamp == "both equal":
+        times["createTime"] = rfc3339(T0)
+    scripted(harness, looked(done=False), looked(times, done=True))
+    [sample] = store.samples
+    assert (sample.exact, sample.seconds) == (False, (harness.clock.now - T0).total_seconds())
+    assert sample.seconds > 0
+
+
+def test_a_watch_that_times_out_teaches_nothing(harness: Harness, store: FakeLedger) -> None:
+    stamped = {"createTime": rfc3339(T0)}
+    harness.fetch.results = [Fetched(looked(stamped, done=False))]
+    request = {"operation": OPERATION, "watch_id": "w", "timeout": "60s"}
+    harness.handlers.on_watch_message(pubsub_message(request))
+    harness.run_checks()
+    assert [m["outcome"] for m in harness.publish.received] == ["TIMED_OUT"]
+    assert store.samples == []
+
+
+def test_a_watch_of_a_named_kind_teaches_that_kind(harness: Harness, store: FakeLedger) -> None:
+    times = {"createTime": rfc3339(T0), "endTime": rfc3339(T0 + timedelta(seconds=90))}
+    harness.fetch.results = [Fetched(looked(times, done=True))]
+    request = {"operation": OPERATION, "watch_id": "w", "kind": "index builds"}
+    harness.handlers.on_watch_message(pubsub_message(request))
+    [sample] = store.samples
+    assert (sample.kind, sample.seconds, sample.exact) == ("index builds", 90.0, True)
+
+
+@pytest.mark.parametrize(
+    ("labels", "verb"),
+    [({"method": METHOD}, METHOD), ({"method": "sweep"}, ""), ({}, "")],
+)
+def test_a_discovered_operation_without_a_verb_is_read_and_taught_under_its_method(
+    harness: Harness, store: FakeLedger, labels: dict[str, str], verb: str
+) -> None:
+    """A discovered watch carries the audit method in its ``method`` label; a swept one says
+    ``sweep``, which is no method."""
+    kind = f"{API}|OperationMetadata|{verb}|projects/*/locations/*/codeRepositoryIndexes/*"
+    store.samples.extend(samples(kind, [600.0] * 5))
+    times = {"createTime": rfc3339(T0)}
+    no_verb = {"verb": ""}
+    harness.fetch.results = [Fetched(looked(times, done=False, **no_verb))]
+    request = {"operation": OPERATION, "watch_id": "w", "labels": labels}
+    harness.handlers.on_watch_message(pubsub_message(request))
+    [task] = harness.schedule.tasks
+    assert checks.decode(task.body).learned is not None, "what was learned of its kind"
+    harness.fetch.results = [
+        Fetched(
+            looked({**times, "endTime": rfc3339(T0 + timedelta(seconds=30))}, done=True, **no_verb)
+        )
+    ]
+    harness.run_checks()
+    assert [s.kind for s in store.samples[5:]] == [kind]
+
+
+def test_an_operation_done_at_the_first_look_reads_nothing_of_its_kind(
+    harness: Harness, store: FakeLedger
+) -> None:
+    harness.fetch.results = [Fetched(looked(done=True))]
+    harness.handlers.on_watch_message(pubsub_message({"operation": OPERATION, "watch_id": "w"}))
+    assert store.queries == 0
+    assert [m["outcome"] for m in harness.publish.received] == ["SUCCEEDED"]
+
+
+def test_a_lesson_the_ledger_does_not_take_is_logged_and_the_watch_ends(
+    harness: Harness, store: FakeLedger, event_log: EventLog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(sample: Sample) -> None:
+        raise LedgerUnavailable("Firestore Commit: 503")
+
+    monkeypatch.setattr(store, "learn", refuse)
+    times = {"createTime": rfc3339(T0), "endTime": rfc3339(T0 + timedelta(seconds=30))}
+    harness.fetch.results = [Fetched(looked(times, done=True))]
+    harness.handlers.on_watch_message(pubsub_message({"operation": OPERATION, "watch_id": "w"}))
+    assert [m["outcome"] for m in harness.publish.received] == ["SUCCEEDED"]
+    assert [e for e in event_log.events if e.startswith("ledger.")] == ["ledger.write_failed"]
+    assert store.record("w").outcome == "SUCCEEDED"

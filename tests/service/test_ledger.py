@@ -28,6 +28,8 @@ from opwatch.wire import rfc3339
 from opwatch_local import watches
 from tests.fakes import (
     OPERATION,
+    OTHER_TOPIC,
+    RESULTS,
     T0,
     Clock,
     EventLog,
@@ -622,3 +624,125 @@ def test_a_look_killed_after_publishing_keeps_its_claim_until_its_finish_is_reco
     assert [m["outcome"] for m in harness.publish.received] == ["SUCCEEDED", "SUCCEEDED"]
     assert store.record("w-1").outcome == "SUCCEEDED"
     assert claim not in [t.task_id for t in harness.schedule.tasks]
+
+
+# --- what the ledger ends up saying when Firestore missed a write ---------------------------------
+
+
+def twin(settings: Settings) -> tuple[Harness, FakeLedger]:
+    other = FakeLedger()
+    return make_harness(settings, other), other
+
+
+@pytest.mark.parametrize(
+    ("looks", "finish_seq", "record_task_seq", "recorded"),
+    [(0, 1, 2, 0), (3, 3, 5, 1)],
+)
+def test_a_finish_left_to_a_record_task_lands_as_the_ledger_would_have_taken_it(
+    harness: Harness,
+    store: FakeLedger,
+    settings: Settings,
+    looks: int,
+    finish_seq: int,
+    record_task_seq: int,
+    recorded: int,
+) -> None:
+    """Firestore missed the finish of a watch that ended after ``looks`` looks: the record task
+    (named after the claim on the next step, so a step of its own) writes the very record a
+    ledger that answered would hold."""
+    healthy, healthy_store = twin(settings)
+    extra = {"labels": {"team": "search"}, "notify_topic": OTHER_TOPIC}
+    for each in (harness, healthy):
+        each.fetch.results = [pending()] * looks + [succeeded()]
+    if looks == 0:
+        store.fail_with = LedgerUnavailable("down")
+    start(harness, **extra)
+    start(healthy, **extra)
+    deliver(harness, max(looks - 1, 0))
+    deliver(healthy, looks)
+    store.fail_with = LedgerUnavailable("down")
+    if looks:
+        deliver(harness, 1)
+
+    [record_task] = harness.schedule.tasks
+    body = checks.decode(record_task.body)
+    assert body.step is checks.Step.RECORD
+    assert record_task.task_id.endswith(f"-{record_task_seq}")
+    assert body.recorded == recorded, "the step the ledger last took"
+    store.fail_with = None
+    harness.clock.now = record_task.when
+    harness.handlers.on_check(body, retries=0)
+
+    caught_up, expected = store.record("w-1"), healthy_store.record("w-1")
+    assert caught_up.seq == finish_seq
+    assert (caught_up.labels, caught_up.results_topic) == ({"team": "search"}, OTHER_TOPIC)
+    assert replace(caught_up, updated=T0, finished=T0) == replace(expected, updated=T0, finished=T0)
+
+
+def test_a_record_names_the_results_topic_its_notification_goes_to(
+    harness: Harness, store: FakeLedger
+) -> None:
+    harness.fetch.results = [pending()]
+    start(harness, "own", "m-1", notify_topic=OTHER_TOPIC)
+    start(harness, "default", "m-2")
+    assert store.record("own").results_topic == OTHER_TOPIC
+    assert store.record("default").results_topic == RESULTS
+
+
+def test_a_record_firestore_did_not_take_is_written_at_the_next_look(
+    harness: Harness, store: FakeLedger, event_log: EventLog
+) -> None:
+    store.fail_with = LedgerUnavailable("Firestore Commit: 503")
+    harness.fetch.results = [pending()]
+    start(harness)
+    assert store.documents == {}
+    assert [e for e in event_log.events if e.startswith("ledger.")] == [
+        "ledger.read_failed",  # what was learned of its kind
+        "ledger.write_failed",  # its record
+    ]
+
+    store.fail_with = None
+    deliver(harness, 1)
+
+    assert (store.record("w-1").seq, store.writes) == (2, 1)
+
+
+def test_a_refused_watch_whose_record_fails_is_logged_under_its_watch_id(
+    harness: Harness, store: FakeLedger, settings: Settings, event_log: EventLog
+) -> None:
+    harness.fetch.results = [pending()]
+    start(harness, api="spanner.googleapis.com")
+    [task] = harness.schedule.tasks
+    narrowed = replace(
+        settings,
+        allowlists=replace(
+            settings.allowlists, apis=frozenset({"cloudaicompanion.googleapis.com"})
+        ),
+    )
+    store.fail_with = LedgerUnavailable("down")
+    handlers = replace(harness.handlers, settings=narrowed)
+
+    handlers.on_check(checks.decode(task.body), retries=0)
+
+    [line] = [line for line in event_log.lines if line["event"] == "ledger.write_failed"]
+    assert line["watch_id"] == "w-1"
+
+
+def test_the_last_attempt_of_a_record_task_logs_the_watch_it_holds(
+    harness: Harness, store: FakeLedger, settings: Settings, event_log: EventLog
+) -> None:
+    store.fail_with = LedgerUnavailable("down")
+    harness.fetch.results = [succeeded()]
+    start(harness)
+    [record_task] = harness.schedule.tasks
+    limited = replace(settings, tasks=replace(settings.tasks, max_attempts=3))
+    handlers = replace(harness.handlers, settings=limited)
+
+    assert handlers.on_check(checks.decode(record_task.body), retries=2) is None
+
+    [line] = [line for line in event_log.lines if line["severity"] == "ERROR"]
+    assert (line["event"], line["watch_id"], line["operation"]) == (
+        "ledger.behind",
+        "w-1",
+        OPERATION,
+    )

@@ -312,6 +312,8 @@ def test_without_a_parked_topic_a_create_task_outage_is_logged_with_the_whole_wa
     }
     world.clock.now = T0 + timedelta(days=2)  # an operator replays it after the outage
     world.handlers.on_watch_message(PushedMessage.from_json(replay))
+    [resumed] = [line for line in event_log.lines if line.get("event") == "watch.resumed"]
+    assert resumed["watch_id"] == "w"
     world.advance(until=world.clock() + timedelta(days=1))
     assert outcomes(world) == ["SUCCEEDED"]
 
@@ -347,3 +349,66 @@ def test_a_parked_message_that_opwatch_did_not_write_is_answered_invalid(
     assert outcomes(world) == ["INVALID_REQUEST"]
     assert json.loads(world.notifications[0].data)["watch_id"] == "forged-1"
     assert world.gets == 0
+
+
+def test_a_parked_step_is_the_same_step_with_one_more_park(
+    settings_with_parking: Settings, event_log: EventLog
+) -> None:
+    """What the step carries (its place in the chain, its kind and reason, what was learned,
+    whether the overdue message went out) survives the park; only ``parks`` grows."""
+    from opwatch.contracts import validate_watch_request
+    from opwatch.learned import Expectation
+    from tests.fakes import FakeFetch, FakeQueue, RecordingPublish, pending
+
+    clock, queue, publish = Clock(), FakeQueue(), RecordingPublish()
+    handlers = Handlers(
+        settings_with_parking,
+        fetch=FakeFetch([pending()]),
+        queue=queue,
+        publish=publish,
+        clock=clock,
+    )
+    handlers.on_watch_message(pubsub_message({"operation": OPERATION, "watch_id": "w"}, "m"))
+    [task] = queue.tasks
+    learned = Expectation("k", 5, 60.0, 120.0, 600.0)
+    state = replace(
+        checks.decode(task.body),
+        seq=7,
+        step=checks.Step.CANCEL,
+        reason="not needed",
+        learned=learned,
+        warned=True,
+    )
+    allowed = settings_with_parking.allowlists
+    request = validate_watch_request(
+        state.request,
+        default_watch_id="w",
+        allowed_apis=allowed.apis,
+        allowed_notify_topics=allowed.notify_topics,
+    )
+    queue.tasks.clear()
+
+    handlers.parking.park(request, state)
+
+    [parked] = queue.tasks
+    again = checks.decode(parked.body)
+    assert (again.seq, again.step, again.reason, again.learned, again.warned) == (
+        7,
+        checks.Step.CANCEL,
+        "not needed",
+        learned,
+        True,
+    )
+    assert again.progress.parks == state.progress.parks + 1
+    assert parked.when == clock.now + timedelta(seconds=900)
+    [line] = [line for line in event_log.lines if line["event"] == "watch.parked"]
+    assert (line["watch_id"], line["polls"]) == ("w", 1)
+
+    queue.fail_with = exceptions.ServiceUnavailable("Cloud Tasks down")
+    handlers.parking.park(request, state)
+    [message] = publish.messages
+    assert (message.topic, message.attributes["watch_id"]) == (PARKED, "w")
+
+    publish.fail_with = RuntimeError("Pub/Sub down too")
+    handlers.parking.park(request, state)
+    assert [line["event"] for line in event_log.lines][-1] == "watch.abandoned"

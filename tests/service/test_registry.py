@@ -29,6 +29,7 @@ from opwatch.settings import Settings
 from tests.fakes import (
     OPERATION,
     Clock,
+    EventLog,
     FakeFetch,
     FakeQueue,
     Harness,
@@ -468,3 +469,19 @@ def test_a_step_parked_during_a_cancel_still_meets_the_cancel(settings: Settings
     else:
         pytest.fail("the polling chain did not end within 1000 checks")
     assert [(n["watch_id"], n["outcome"]) for n in publish.received] == [("w-1", "CANCELLED")]
+
+
+def test_a_cancel_ends_only_the_watch_it_names(harness: Harness, event_log: EventLog) -> None:
+    harness.fetch.results = [pending()]
+    start(harness, "w-1", "m-1")
+    start(harness, "w-2", "m-2")
+    harness.handlers.on_watch_message(pubsub_message({"cancel": "w-1"}, "m-3"))
+    [line] = [line for line in event_log.lines if line["event"] == "watch.cancel_requested"]
+    assert line["watch_id"] == "w-1"
+    harness.fetch = replace(harness.fetch, results=[succeeded()])
+    harness.handlers = replace(harness.handlers, fetch=harness.fetch)
+    harness.schedule.tasks.sort(key=lambda task: task.when)  # the cancel's step is due now
+    harness.run_checks()
+    assert sorted(outcomes(harness)) == [("w-1", "CANCELLED"), ("w-2", "SUCCEEDED")]
+    [cancelled] = [n for n in harness.publish.received if n["watch_id"] == "w-1"]
+    assert cancelled["error"]["message"] == "the watch was cancelled", "no reason given"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from datetime import timedelta
 
@@ -367,3 +368,124 @@ def test_a_look_brought_forward_publishes_and_the_one_it_replaced_does_not(
     assert harness.handlers.on_check(state, retries=0) is None
     assert harness.handlers.on_check(checks.decode(brought.body), retries=0) is Outcome.SUCCEEDED
     assert len(harness.publish.received) == 1
+
+
+# --- what a look tells: the schedule, the log fields the metrics read, overdue and lag ------------
+
+
+def _with_watch(harness: Harness, **changes: object) -> None:
+    settings = harness.handlers.settings
+    watch = replace(settings.watch, **changes)  # type: ignore[arg-type]
+    harness.handlers = replace(harness.handlers, settings=replace(settings, watch=watch))
+
+
+def test_an_event_driven_api_is_polled_only_as_a_safety_net(harness: Harness) -> None:
+    """EVENT_DRIVEN_APIS (docs/configuration.md): "delay = time elapsed, 15 s to 30 min"."""
+    _with_watch(harness, event_driven_apis=frozenset({"spanner.googleapis.com"}))
+    harness.fetch.results = [pending()]
+    request = {"operation": OPERATION, "watch_id": "w-e", "api": "spanner.googleapis.com"}
+    harness.handlers.on_watch_message(pubsub_message(request, "m-e"))
+    [task] = harness.schedule.tasks
+    # 15 s, shortened by the schedule's jitter (up to a tenth) so that watches spread out.
+    assert 13.5 <= (task.when - harness.clock.now).total_seconds() <= 15.0
+    polled = {"operation": OPERATION, "watch_id": "w-p"}
+    harness.handlers.on_watch_message(pubsub_message(polled, "m-p"))
+    _, other = harness.schedule.tasks
+    assert (other.when - harness.clock.now).total_seconds() <= 5.0, "polled: 5 s at first"
+
+
+def test_a_pending_look_logs_its_polls_and_the_delay_it_scheduled(
+    harness: Harness, event_log: EventLog
+) -> None:
+    harness.fetch.results = [pending()]
+    harness.handlers.on_watch_message(pubsub_message({"operation": OPERATION, "watch_id": "w"}))
+    [task] = harness.schedule.tasks
+    [line] = [line for line in event_log.lines if line["event"] == "check.pending"]
+    delay = (task.when - harness.clock.now).total_seconds()
+    assert (line["polls"], line["delay_seconds"]) == (1, round(delay, 3))
+
+
+def test_the_detection_lag_is_logged_to_the_millisecond(
+    harness: Harness, event_log: EventLog
+) -> None:
+    ended = harness.clock.now - timedelta(seconds=0.2504)
+    done = {
+        "name": OPERATION,
+        "done": True,
+        "metadata": {"endTime": ended.isoformat()},
+        "response": {},
+    }
+    harness.fetch.results = [Fetched(done)]
+    harness.handlers.on_watch_message(pubsub_message({"operation": OPERATION, "watch_id": "w"}))
+    [line] = [line for line in event_log.lines if line["event"] == "watch.finished"]
+    assert (line["outcome"], line["detection_lag_seconds"]) == ("SUCCEEDED", 0.25)
+
+
+def _old_operation(harness: Harness) -> Fetched:
+    created = harness.clock.now - timedelta(hours=2)
+    return Fetched(
+        {"name": OPERATION, "done": False, "metadata": {"createTime": created.isoformat()}}
+    )
+
+
+OVERDUE_REQUEST = {
+    "operation": OPERATION,
+    "watch_id": "w-o",
+    "expected_duration": "600s",
+    "warn_overdue": True,
+}
+
+
+def test_an_operation_older_than_its_limit_is_overdue_at_the_first_look(
+    harness: Harness, event_log: EventLog
+) -> None:
+    """The age is the operation's own (createTime), not the watch's: joined two hours in, a
+    watch of a 600 s hint is overdue (past 900 s) at once."""
+    harness.fetch.results = [_old_operation(harness)]
+    harness.handlers.on_watch_message(pubsub_message(OVERDUE_REQUEST, "m-o"))
+    [message] = harness.publish.messages
+    assert message.attributes.get("overdue") == "true"
+    assert message.topic == RESULTS
+    data = json.loads(message.data)
+    assert (data["age_seconds"], data["overdue_after_seconds"]) == (7200, 900)
+    assert "watch.overdue" in event_log.events
+
+
+def test_an_overdue_message_that_fails_is_logged_and_the_watch_goes_on(
+    harness: Harness, event_log: EventLog
+) -> None:
+    harness.publish.fail_with = RuntimeError("Pub/Sub hiccup")
+    harness.fetch.results = [_old_operation(harness)]
+    assert harness.handlers.on_watch_message(pubsub_message(OVERDUE_REQUEST, "m-o")) is None
+    assert len(harness.schedule.tasks) == 1, "the next look is scheduled all the same"
+    [line] = [line for line in event_log.lines if line["event"] == "delivery.failed"]
+    assert line["severity"] == "WARNING"
+    assert "watch.overdue" not in event_log.events
+
+
+def test_a_claim_that_cannot_be_deleted_does_not_undo_the_finish(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    harness.fetch.results = [pending(), succeeded()]
+    harness.handlers.on_watch_message(pubsub_message({"operation": OPERATION, "watch_id": "w"}))
+
+    def refuse(task_id: str) -> bool:
+        raise exceptions.ServiceUnavailable("Cloud Tasks DeleteTask: 503")
+
+    monkeypatch.setattr(harness.schedule, "delete", refuse)
+    [task] = harness.schedule.tasks
+    assert harness.handlers.on_check(checks.decode(task.body), retries=0) is Outcome.SUCCEEDED
+    assert [m["outcome"] for m in harness.publish.received] == ["SUCCEEDED"]
+
+
+def test_an_invalid_request_is_answered_on_the_results_topic_and_logged_as_such(
+    harness: Harness, event_log: EventLog
+) -> None:
+    harness.handlers.on_watch_message(
+        pubsub_message({"operation": "https://evil.example/x", "watch_id": "w-bad"}, "m-9")
+    )
+    [message] = harness.publish.messages
+    assert message.topic == RESULTS
+    assert message.to_json()["polls"] == 0, "nothing was looked at"
+    [line] = [line for line in event_log.lines if line["event"] == "request.invalid"]
+    assert (line["watch_id"], line["outcome"]) == ("w-bad", "INVALID_REQUEST")

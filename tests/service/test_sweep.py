@@ -141,6 +141,7 @@ def test_a_listing_failure_is_reported_and_the_other_parents_are_swept(
     results, failed = harness.handlers.sweep_all([PARENT, other], list_page)
     assert failed
     assert [r.get("error") is None for r in results] == [False, True]
+    assert (results[0]["parent"], results[0]["api"]) == (PARENT.name, PARENT.api), "which failed"
     assert [line["event"] for line in event_log.lines] == [Event.SWEEP_FAILED, Event.SWEEP_DONE]
 
 
