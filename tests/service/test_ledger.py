@@ -23,6 +23,7 @@ from opwatch.errors import FinishPending, LedgerUnavailable
 from opwatch.handlers import Handlers
 from opwatch.ledger import Record, State
 from opwatch.logs import Event
+from opwatch.ports import QueuedTask
 from opwatch.settings import Settings
 from opwatch.wire import rfc3339
 from opwatch_local import watches
@@ -542,20 +543,22 @@ def test_a_record_long_unwritten_is_overdue() -> None:
     )
 
 
+def pending_then_disallowed(harness: Harness, settings: Settings) -> tuple[Handlers, QueuedTask]:
+    """A pending spanner watch and its check task, and the handlers after ALLOWED_APIS dropped
+    spanner (the allowlists changed under it)."""
+    harness.fetch.results = [pending()]
+    start(harness, api="spanner.googleapis.com")
+    [task] = harness.schedule.tasks
+    apis = frozenset({"cloudaicompanion.googleapis.com"})
+    narrowed = replace(settings, allowlists=replace(settings.allowlists, apis=apis))
+    return replace(harness.handlers, settings=narrowed), task
+
+
 def test_a_watch_refused_at_a_check_is_recorded_finished(
     harness: Harness, store: FakeLedger, settings: Settings
 ) -> None:
     """The allowlists changed under a pending watch: its INVALID_REQUEST is its finish."""
-    harness.fetch.results = [pending()]
-    start(harness, api="spanner.googleapis.com")
-    [task] = harness.schedule.tasks
-    narrowed = replace(
-        settings,
-        allowlists=replace(
-            settings.allowlists, apis=frozenset({"cloudaicompanion.googleapis.com"})
-        ),
-    )
-    handlers = replace(harness.handlers, settings=narrowed)
+    handlers, task = pending_then_disallowed(harness, settings)
 
     assert handlers.on_check(checks.decode(task.body), retries=0).value == "INVALID_REQUEST"
 
@@ -710,17 +713,8 @@ def test_a_record_firestore_did_not_take_is_written_at_the_next_look(
 def test_a_refused_watch_whose_record_fails_is_logged_under_its_watch_id(
     harness: Harness, store: FakeLedger, settings: Settings, event_log: EventLog
 ) -> None:
-    harness.fetch.results = [pending()]
-    start(harness, api="spanner.googleapis.com")
-    [task] = harness.schedule.tasks
-    narrowed = replace(
-        settings,
-        allowlists=replace(
-            settings.allowlists, apis=frozenset({"cloudaicompanion.googleapis.com"})
-        ),
-    )
+    handlers, task = pending_then_disallowed(harness, settings)
     store.fail_with = LedgerUnavailable("down")
-    handlers = replace(harness.handlers, settings=narrowed)
 
     handlers.on_check(checks.decode(task.body), retries=0)
 
