@@ -76,7 +76,7 @@ LOCAL_ONLY_ENV = (
 )
 
 
-# --- parsing --------------------------------------------------------------------------------
+# --- the module, parsed once by tests/infra/terraform.py ------------------------------------
 
 
 @pytest.fixture(scope="module")
