@@ -15,9 +15,9 @@ message naming the variable (see docs/configuration.md).
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Callable
-from typing import Any
 
 import flask
 import functions_framework
@@ -36,9 +36,10 @@ from opwatch.errors import ConfigurationError, InvalidCheckBody
 from opwatch.handlers import Handlers
 from opwatch.logs import Event
 from opwatch.settings import Settings
+from opwatch.watchlog import WatchLog
 
 SETTINGS = Settings.from_env(os.environ)
-log = logs.configure(SETTINGS.log_level)
+logs.configure(SETTINGS.log_level)
 FETCHER = OperationFetcher(SETTINGS.fetch)
 HANDLERS = Handlers(
     SETTINGS,
@@ -64,7 +65,7 @@ def on_watch_request(request: flask.Request) -> tuple[str, int]:
     acknowledges it; an exception (failing to schedule or publish) answers 500 and Pub/Sub
     delivers the message again.
     """
-    return _pushed(request, HANDLERS.on_watch_message, {"event": Event.REQUEST_INVALID})
+    return _pushed(request, HANDLERS.on_watch_message, Event.REQUEST_INVALID)
 
 
 @functions_framework.http
@@ -75,14 +76,13 @@ def on_audit_entry(request: flask.Request) -> tuple[str, int]:
     opwatch acts on is logged and acknowledged (2xx): no notification, no redelivery. An
     exception (failing to schedule or publish) answers 500 and Pub/Sub delivers it again.
     """
-    refused = {"event": Event.AUDIT_IGNORED, "reason": "not a Pub/Sub push"}
-    return _pushed(request, HANDLERS.on_audit_message, refused)
+    return _pushed(request, HANDLERS.on_audit_message, Event.AUDIT_IGNORED)
 
 
 def _pushed(
     request: flask.Request,
     handle: Callable[[PushedMessage], Outcome | None],
-    refused: dict[str, Any],
+    refused: Event,
 ) -> tuple[str, int]:
     """Hand the message of a Pub/Sub push envelope to ``handle``; 2xx acknowledges it."""
     envelope = request.get_json(force=True, silent=True, cache=False)
@@ -90,7 +90,7 @@ def _pushed(
     if not isinstance(message, dict):
         # Pub/Sub always sends an envelope with a message: whoever sent this is not Pub/Sub,
         # and there is no message to answer.
-        log.warning("refused a request that is not a Pub/Sub push", extra={"fields": refused})
+        WatchLog().event(logging.WARNING, refused, reason="not a Pub/Sub push")
         return ("expected a Pub/Sub push: a JSON object with a message\n", 400)
     outcome = handle(PushedMessage.from_json(message))
     return (outcome.value if outcome else "", 200)
@@ -107,9 +107,11 @@ def on_check(request: flask.Request) -> tuple[str, int]:
     headers = CheckHeaders.from_headers(request.headers)
     queue = headers.queue
     if queue not in SETTINGS.tasks.queue_names:
-        log.warning(
-            "refused a check that did not come from the configured queue",
-            extra={"fields": {"event": Event.CHECK_REFUSED, "queue_header": queue[:200]}},
+        WatchLog().event(
+            logging.WARNING,
+            Event.CHECK_REFUSED,
+            reason="not a task of the configured queue",
+            queue_header=queue[:200],
         )
         return ("only tasks of opwatch's own Cloud Tasks queue may call this function\n", 403)
     try:
@@ -117,15 +119,8 @@ def on_check(request: flask.Request) -> tuple[str, int]:
     except InvalidCheckBody as error:
         # Retrying cannot repair the body, so acknowledge the task (Cloud Tasks drops it); the
         # error log keeps it visible. Nothing was fetched.
-        log.error(
-            "rejected a check body opwatch did not write: %s",
-            error,
-            extra={
-                "fields": {
-                    "event": Event.CHECK_REFUSED,
-                    "task": headers.task_name[:200],
-                }
-            },
+        WatchLog().event(
+            logging.ERROR, Event.CHECK_REFUSED, reason=str(error), task=headers.task_name[:200]
         )
         return ("", 204)
     outcome = HANDLERS.on_check(state, retries=headers.retries)
@@ -152,8 +147,7 @@ def on_sweep(request: flask.Request) -> tuple[str, int]:
             if parent.api not in SETTINGS.allowlists.apis:
                 raise ConfigurationError(f"{parent.api} is not in ALLOWED_APIS")
     except ConfigurationError as error:
-        fields = {"event": Event.SWEEP_FAILED, "reason": str(error)}
-        log.warning("refused a sweep: %s", error, extra={"fields": fields})
+        WatchLog().event(logging.WARNING, Event.SWEEP_FAILED, reason=str(error))
         return (f"{error}\n", 400)
     results, failed = HANDLERS.sweep_all(parents, FETCHER.list_page)
     return (json.dumps(results) + "\n", 500 if failed else 200)

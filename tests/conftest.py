@@ -12,6 +12,7 @@ import pytest
 from opwatch.logs import LOGGER_NAME
 from opwatch.settings import Settings
 from tests.fakes import EventLog, FakeLedger, Harness, make_harness, make_settings
+from tests.log_contract import LogContract
 
 
 @pytest.fixture(autouse=True)
@@ -20,6 +21,21 @@ def _restore_environ() -> Iterator[None]:
     yield
     os.environ.clear()
     os.environ.update(saved)
+
+
+@pytest.fixture(autouse=True)
+def _log_contract() -> Iterator[None]:
+    """Every line opwatch logs in a test keeps the log contract (tests/log_contract.py), at
+    every level: a test fails on a line that breaks it."""
+    logger = logging.getLogger(LOGGER_NAME)
+    contract, level = LogContract(), logger.level
+    logger.addHandler(contract)
+    logger.setLevel(logging.DEBUG)
+    yield
+    logger.removeHandler(contract)
+    logger.setLevel(level)
+    if contract.broken:
+        pytest.fail("a log line breaks schemas/log-entry.json:\n" + "\n".join(contract.broken))
 
 
 @pytest.fixture

@@ -29,10 +29,6 @@ class Cancelling:
         WatchLog({"watch_id": request.watch_id}).event(
             logging.INFO,
             Event.WATCH_CANCEL_REQUESTED,
-            "cancel of %s: %d in flight cancelled, %d already finished",
-            request.watch_id,
-            len(result.cancelled),
-            result.already_finished,
             cancelled=len(result.cancelled),
             already_finished=result.already_finished,
         )
@@ -44,4 +40,5 @@ class Cancelling:
         error = make_status(code_pb2.CANCELLED, f"the watch was cancelled{reason}")
         finish = Finish(Outcome.CANCELLED, None, error, state.progress)
         now = self.watching.clock()
-        return self.watching.finish(request, finish, now, WatchLog.of(request), state.chain, state)
+        log = WatchLog.of(request).bind(polls=state.progress.polls)
+        return self.watching.finish(request, finish, now, log, state.chain, state)

@@ -21,7 +21,7 @@ from opwatch.contracts import discovered_request
 from opwatch.core import Outcome
 from opwatch.envelope import PushedMessage
 from opwatch.errors import InvalidWatchRequest, LedgerUnavailable, QuotaExhausted
-from opwatch.logs import Event
+from opwatch.logs import Event, error_field
 from opwatch.registry import Registry
 from opwatch.settings import Allowlists
 from opwatch.watching import Watching
@@ -56,6 +56,7 @@ class Discovery:
             return self._operation_ended(entry)
         labels = audit.discovery_labels(entry, self.include_caller)
         found = {
+            "source": "audit",
             "method": entry.method,
             "name_source": entry.name_source,
             "message_id": message.message_id,
@@ -75,7 +76,7 @@ class Discovery:
             api: the operation's API host.
             operation: its full name.
             labels: the watch's labels.
-            found: how it was found, for the log line (``method``, ``source``, ...).
+            found: how it was found, for the log line (``source``, ``method``, ...: docs/logs.md).
 
         Raises:
             InvalidWatchRequest: the name or labels are not a valid watch (the caller ignores).
@@ -87,14 +88,7 @@ class Discovery:
             labels=labels,
             allowed_apis=self.allowlists.apis,
         )
-        WatchLog.of(request).event(
-            logging.INFO,
-            Event.WATCH_DISCOVERED,
-            "discovered %s (%s)",
-            request.operation,
-            found.get("method") or found.get("source"),
-            **found,
-        )
+        WatchLog.of(request).event(logging.INFO, Event.WATCH_DISCOVERED, **found)
         clock = self.watching.clock
         return self.watching.first_look(request, clock(), checks.DISCOVERED_CHAIN)
 
@@ -111,8 +105,6 @@ class Discovery:
                 WatchLog().event(
                     logging.ERROR,
                     Event.SWEEP_FAILED,
-                    "%s",
-                    error,
                     reason=str(error),
                     parent=parent.name,
                     api=parent.api,
@@ -133,17 +125,7 @@ class Discovery:
         result = sweeping.sweep(
             parent, list_page=list_page, watched=watched, discover=self.discover
         )
-        WatchLog().event(
-            logging.INFO,
-            Event.SWEEP_DONE,
-            "swept %s on %s: %d pending, %d already watched, %d watches started",
-            parent.name,
-            parent.api,
-            result.pending,
-            result.already_watched,
-            result.started,
-            **result.to_json(),
-        )
+        WatchLog().event(logging.INFO, Event.SWEEP_DONE, **result.to_json())
         return result
 
     def _operation_ended(self, entry: audit.AuditEntry) -> Outcome | None:
@@ -160,31 +142,14 @@ class Discovery:
         try:
             advanced = self.registry.advance(key)
         except LedgerUnavailable as error:
-            log.event(
-                logging.WARNING,
-                Event.AUDIT_LEDGER_UNAVAILABLE,
-                "an audit entry says %s ended, but the ledger did not answer (%s); its watches "
-                "go on polling",
-                entry.operation,
-                error,
-            )
+            log.event(logging.WARNING, Event.AUDIT_LEDGER_UNAVAILABLE, error=error_field(error))
             return None
         except QuotaExhausted as error:
-            log.event(
-                logging.WARNING,
-                Event.AUDIT_QUOTA_EXHAUSTED,
-                "an audit entry says %s ended, but Cloud Tasks refused for quota (%s); its "
-                "watches go on polling",
-                entry.operation,
-                error,
-            )
+            log.event(logging.WARNING, Event.AUDIT_QUOTA_EXHAUSTED, error=error_field(error))
             return None
         log.event(
             logging.INFO,
             Event.AUDIT_OPERATION_ENDED,
-            "an audit entry says %s ended: %d pending look(s) brought forward",
-            entry.operation,
-            advanced.advanced,
             checks_run=advanced.advanced,
             in_flight=advanced.in_flight,
             already_taken=advanced.taken,
@@ -194,11 +159,5 @@ class Discovery:
 
 def _ignore(reason: str, message_id: str, **fields: str) -> None:
     WatchLog().event(
-        logging.INFO,
-        Event.AUDIT_IGNORED,
-        "ignored an audit entry: %s",
-        reason,
-        reason=reason,
-        message_id=message_id,
-        **fields,
+        logging.INFO, Event.AUDIT_IGNORED, reason=reason, message_id=message_id, **fields
     )

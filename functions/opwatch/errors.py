@@ -47,6 +47,13 @@ class FinishPending(OpwatchError):
     cannot finish the watch itself (its fetch failed this time): raised so that the platform
     delivers it again, until a look that finishes publishes and records the end."""
 
+    def __init__(self) -> None:
+        super().__init__(
+            "an earlier attempt of this look saw the watch end and holds its next step, but may "
+            "not have told the subscriber or the ledger: a look that finishes must, so this one "
+            "is tried again"
+        )
+
 
 class LedgerUnavailable(OpwatchError):
     """Firestore did not answer a ledger call in time, or refused it: the watch goes on."""

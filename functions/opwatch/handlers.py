@@ -149,9 +149,7 @@ class Handlers:
         if isinstance(request, CancelRequest):
             self.cancelling.cancel(request)
             return None
-        WatchLog.of(request).event(
-            logging.INFO, Event.WATCH_STARTED, "watching %s", request.operation
-        )
+        WatchLog.of(request).event(logging.INFO, Event.WATCH_STARTED)
         chain = checks.chain_for_message(message.message_id)
         return self.watching.first_look(request, started, chain)
 
@@ -213,8 +211,6 @@ class Handlers:
             return self.rejecting.reject(
                 rejected, started=started, default_watch_id=message.message_id
             )
-        WatchLog({"watch_id": state.request["watch_id"]}).event(
-            logging.INFO, Event.WATCH_RESUMED, "a parked watch is back"
-        )
+        WatchLog({"watch_id": state.request["watch_id"]}).event(logging.INFO, Event.WATCH_RESUMED)
         # No parking from here: Pub/Sub redelivers (for days) whatever fails.
         return self.on_check(state)

@@ -4,8 +4,10 @@
 ``jsonPayload``, so ``jsonPayload.watch_id="..."`` finds a whole watch. Pass fields with
 ``logger.info("...", extra={"fields": {...}})``.
 
-Every line opwatch writes about a watch carries a stable ``event`` (:class:`Event`): metrics,
-alerts, the soak and the tests select lines by it, never by the wording of ``message``.
+Every line opwatch writes carries a stable ``event`` (:class:`Event`) and the fields that
+``schemas/log-entry.json`` gives that event (docs/logs.md): metrics, alerts, the soak and the tests
+select lines by them. ``message`` is only a summary of those fields for a person reading
+(:data:`SUMMARIES`): it holds nothing a field does not, so nobody needs to parse it.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import enum
 import json
 import logging
 import sys
+from collections.abc import Mapping
 from typing import Any, Final
 
 LOGGER_NAME: Final = "opwatch"
@@ -46,6 +49,68 @@ class Event(enum.StrEnum):
     LEDGER_READ_FAILED = "ledger.read_failed"  # no learned kind at a start: the profile schedules
     LEDGER_BEHIND = "ledger.behind"  # a finish is left to a record task (or, failing, this entry)
     AUDIT_LEDGER_UNAVAILABLE = "audit.ledger_unavailable"  # no query for the fast path: polling
+
+
+# The ``message`` of each event's line, formatted from the line's fields (``str.format_map``;
+# a field a line lacks shows as "?" instead of failing the call that logs it).
+SUMMARIES: Final[Mapping[Event, str]] = {
+    Event.WATCH_STARTED: "watching {operation}",
+    Event.CHECK_PENDING: "not done yet; next check in {delay_seconds}s",
+    Event.CHECK_TRANSIENT_ERROR: "the look failed (HTTP {http_status}); again in {delay_seconds}s",
+    Event.CHECK_DUPLICATE: "the next check existed already: this input was delivered again",
+    Event.CHECK_REFUSED: "refused a check: {reason}",
+    Event.CHECK_SUPERSEDED: "{holder} holds the watch's next step; this check publishes nothing",
+    Event.WATCH_FINISHED: "watch finished: {outcome}",
+    Event.WATCH_OVERDUE: "the operation is overdue: {age_seconds}s old",
+    Event.REQUEST_INVALID: "invalid watch request: {reason}",
+    Event.DELIVERY_FAILED: "could not {action} ({error})",
+    Event.WATCH_PARKED: "repeated failures: the watch is parked in {parked_in} (park {parks})",
+    Event.WATCH_RESUMED: "a parked watch is back",
+    Event.WATCH_ABANDONED: "nothing could be written: replay check_body to resume the watch",
+    Event.WATCH_CANCEL_REQUESTED: (
+        "cancel of {watch_id}: {cancelled} in flight cancelled, {already_finished} already finished"
+    ),
+    Event.AUDIT_IGNORED: "ignored an audit entry: {reason}",
+    Event.WATCH_DISCOVERED: "discovered {operation}",
+    Event.AUDIT_OPERATION_ENDED: (
+        "an audit entry says {operation} ended: {checks_run} pending look(s) brought forward"
+    ),
+    Event.AUDIT_QUOTA_EXHAUSTED: (
+        "an audit entry says {operation} ended, but Cloud Tasks refused ({error}); its watches "
+        "go on polling"
+    ),
+    Event.SWEEP_DONE: (
+        "swept {parent} on {api}: {pending} pending, {already_watched} already watched, "
+        "{started} watches started"
+    ),
+    Event.SWEEP_FAILED: "a sweep failed: {reason}",
+    Event.LEDGER_WRITE_FAILED: (
+        "the ledger did not take the {document} ({error}); the watch goes on"
+    ),
+    Event.LEDGER_READ_FAILED: (
+        "the ledger did not answer for the operation's kind ({error}); the profile schedules"
+    ),
+    Event.LEDGER_BEHIND: "the ledger does not hold the watch's finish; its record is here",
+    Event.AUDIT_LEDGER_UNAVAILABLE: (
+        "an audit entry says {operation} ended, but the ledger did not answer ({error}); its "
+        "watches go on polling"
+    ),
+}
+
+
+class _Line(dict[str, Any]):
+    def __missing__(self, key: str) -> str:
+        return "?"
+
+
+def summary(event: Event, fields: Mapping[str, Any]) -> str:
+    """The ``message`` of a line saying ``event`` with ``fields``."""
+    return SUMMARIES[event].format_map(_Line(fields))
+
+
+def error_field(error: BaseException) -> str:
+    """An ``error`` field: the exception's type and what it says (some say nothing)."""
+    return f"{type(error).__name__}: {error}"
 
 
 class JsonFormatter(logging.Formatter):

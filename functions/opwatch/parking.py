@@ -56,13 +56,7 @@ class Parking:
         log = WatchLog.of(request).bind(polls=progress.polls, parks=progress.parks)
         with contextlib.suppress(Exception):
             self.queue.create(task)
-            log.event(
-                logging.WARNING,
-                Event.WATCH_PARKED,
-                "repeated failures; the same check runs again in %ds",
-                PARK_DELAY,
-                parked_in="tasks",
-            )
+            log.event(logging.WARNING, Event.WATCH_PARKED, parked_in="tasks")
             return
         if self.parked_topic is not None:
             with contextlib.suppress(Exception):
@@ -73,16 +67,6 @@ class Parking:
                         attributes={PARKED_ATTRIBUTE: PARKED_VALUE, "watch_id": request.watch_id},
                     )
                 )
-                log.event(
-                    logging.WARNING,
-                    Event.WATCH_PARKED,
-                    "repeated failures and no task could be created; parked on Pub/Sub",
-                    parked_in="pubsub",
-                )
+                log.event(logging.WARNING, Event.WATCH_PARKED, parked_in="pubsub")
                 return
-        log.event(
-            logging.ERROR,
-            Event.WATCH_ABANDONED,
-            "nothing could be written: the watch is abandoned; replay check_body to resume it",
-            check_body=task.body.decode(),
-        )
+        log.event(logging.ERROR, Event.WATCH_ABANDONED, check_body=task.body.decode())

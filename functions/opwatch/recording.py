@@ -19,7 +19,7 @@ from opwatch.contracts import PollingOverride, WatchRequest
 from opwatch.core import Fetched, FetchResult, Finish, Outcome, Progress
 from opwatch.learned import Expectation, Sample
 from opwatch.ledger import Ledger, Record, due
-from opwatch.logs import Event
+from opwatch.logs import Event, error_field
 from opwatch.ports import Clock, TaskQueue
 from opwatch.watchlog import WatchLog
 from opwatch.wire import parse_rfc3339
@@ -91,13 +91,7 @@ class Recorder:
             self.queue.create(task)
             created = True
         log.event(
-            logging.WARNING,
-            Event.LEDGER_BEHIND,
-            "the watch's finish is left to a record task"
-            if created
-            else "the watch's finish could not be recorded; it is here",
-            record_task=created,
-            record=record.to_json(),
+            logging.WARNING, Event.LEDGER_BEHIND, record_task=created, record=record.to_json()
         )
 
     def rejected(self, state: checks.CheckState, outcome: Outcome) -> None:
@@ -129,11 +123,9 @@ class Recorder:
             log = WatchLog(
                 {"watch_id": record.watch_id, "operation": record.operation, "api": record.api}
             )
+            # The queue gives up on this task: nothing but this line will hold the finish.
             log.event(
-                logging.ERROR,
-                Event.LEDGER_BEHIND,
-                "the ledger did not take a watch's finish before the queue gave up; it is here",
-                record=record.to_json(),
+                logging.ERROR, Event.LEDGER_BEHIND, record_task=False, record=record.to_json()
             )
 
     def put(self, record: Record, log: WatchLog) -> bool:
@@ -145,8 +137,8 @@ class Recorder:
             log.event(
                 logging.WARNING,
                 Event.LEDGER_WRITE_FAILED,
-                "the ledger did not take the watch's record (%s); the watch goes on",
-                error,
+                document="watch record",
+                error=error_field(error),
             )
             return False
         return True
@@ -168,10 +160,7 @@ class Recorder:
             summary = self.ledger.summary(kind)
         except Exception as error:  # LedgerUnavailable, or anything else the client raises
             WatchLog.of(request).event(
-                logging.WARNING,
-                Event.LEDGER_READ_FAILED,
-                "the ledger did not answer for the operation's kind (%s); the profile schedules",
-                error,
+                logging.WARNING, Event.LEDGER_READ_FAILED, error=error_field(error)
             )
             return None
         return summary.expectation(self.learn_min_samples)
@@ -211,8 +200,8 @@ class Recorder:
             log.event(
                 logging.WARNING,
                 Event.LEDGER_WRITE_FAILED,
-                "the ledger did not take what this operation teaches (%s)",
-                error,
+                document="kind summary",
+                error=error_field(error),
             )
 
     def of_state(self, state: checks.CheckState, seq: int) -> Record:

@@ -44,13 +44,12 @@ class Rejecting:
             results_topic=self.results_topic,
         )
         log = WatchLog({"watch_id": error.watch_id})
-        with log.failing("could not publish the notification"):
+        with log.failing("publish the notification"):
             self.publish(message)
         log.event(
             logging.WARNING,
             Event.REQUEST_INVALID,
-            "invalid watch request: %s",
-            error,
+            reason=str(error),
             outcome=Outcome.INVALID_REQUEST.value,
         )
         return Outcome.INVALID_REQUEST

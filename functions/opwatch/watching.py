@@ -31,7 +31,7 @@ from opwatch.core import (
 )
 from opwatch.errors import FinishPending
 from opwatch.learned import Expectation
-from opwatch.logs import Event
+from opwatch.logs import Event, error_field
 from opwatch.ports import Clock, Fetch, Publish, TaskQueue
 from opwatch.recording import Recorder
 from opwatch.settings import WatchConfig
@@ -93,15 +93,10 @@ class Watching:
         if previous is not None:
             # Take the next step's name before telling anyone: if a cancel took it first, the
             # watch is cancelled, and its CANCELLED is the one notification.
-            with log.failing("could not claim the watch's last step"):
+            with log.failing("claim the watch's last step"):
                 claim = steps.claim_last(self.queue, previous, now, attempt)
             if not claim.ours:
-                log.event(
-                    logging.INFO,
-                    Event.CHECK_SUPERSEDED,
-                    "another step holds the watch's next step (%s); this check publishes nothing",
-                    claim.holder,
-                )
+                log.event(logging.INFO, Event.CHECK_SUPERSEDED, holder=claim.holder)
                 return None
         return self.finish(request, decision, now, log, chain, previous, claim)
 
@@ -142,24 +137,17 @@ class Watching:
             learned=learned,
             warned=warned,
         )
-        with log.failing("could not schedule the next check"):
+        with log.failing("schedule the next check"):
             created = self.queue.create(task)
             if (
                 not created
                 and previous is not None
                 and steps.own_claim(self.queue, task.task_id, attempt)
             ):
-                raise FinishPending(
-                    "an earlier attempt of this look saw the watch end and holds its next "
-                    "step, but may not have told the subscriber or the ledger: a look that "
-                    "finishes must, so this one is tried again"
-                )
+                raise FinishPending
         log.event(
             logging.INFO,
             event if created else Event.CHECK_DUPLICATE,
-            "not done yet; next check in %.1fs%s",
-            decision.delay,
-            "" if created else " (it existed: this input was delivered again)",
             delay_seconds=round(decision.delay, 3),
         )
 
@@ -181,7 +169,7 @@ class Watching:
             results_topic=self.config.results_topic,
             learned=previous.learned if previous is not None else None,
         )
-        with log.failing("could not publish the notification"):
+        with log.failing("publish the notification"):
             message_id = self.publish(message)
         if self.recorder is not None:
             self.recorder.finished(request, decision, now, chain, previous, message_id, log)
@@ -196,8 +184,6 @@ class Watching:
         log.event(
             logging.INFO,
             Event.WATCH_FINISHED,
-            "watch finished: %s",
-            decision.outcome.value,
             outcome=decision.outcome.value,
             **({"detection_lag_seconds": lag} if lag is not None else {}),
         )
@@ -244,17 +230,12 @@ class Watching:
             log.event(
                 logging.WARNING,
                 Event.DELIVERY_FAILED,
-                "could not publish the overdue message (%s); the next look tries again",
-                error,
+                action="publish the overdue message",
+                error=error_field(error),
+                redelivered=False,  # the next look tries again
             )
             return False
-        log.event(
-            logging.INFO,
-            Event.WATCH_OVERDUE,
-            "the operation is overdue: %.0fs old",
-            age,
-            age_seconds=round(age),
-        )
+        log.event(logging.INFO, Event.WATCH_OVERDUE, age_seconds=round(age))
         return True
 
 

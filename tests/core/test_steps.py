@@ -68,20 +68,35 @@ def test_a_cancel_that_meets_a_taken_name_takes_nothing() -> None:
 
 
 def test_a_bound_log_puts_its_fields_on_every_line(event_log: EventLog) -> None:
-    log = WatchLog({"watch_id": "w-1"}).bind(polls=3)
-    log.info("plain", extra={"fields": {"polls": 4}})
-    log.event(logging.INFO, Event.CHECK_PENDING, "an event", extra_field=1)
-    plain, event = event_log.lines
-    assert plain == {"severity": "INFO", "watch_id": "w-1", "polls": 4}
-    assert event["watch_id"] == "w-1" and event["polls"] == 3 and event["extra_field"] == 1
+    log = WatchLog({"watch_id": "w-1", "operation": OPERATION, "api": "x.googleapis.com"})
+    bound = log.bind(polls=3)
+    bound.event(logging.INFO, Event.CHECK_PENDING, delay_seconds=1.5)
+    bound.bind(polls=4).event(logging.INFO, Event.CHECK_PENDING, delay_seconds=2)
+    log.event(logging.INFO, Event.WATCH_STARTED)
+    first, later, unbound = event_log.lines
+    assert first == {
+        "severity": "INFO",
+        "watch_id": "w-1",
+        "operation": OPERATION,
+        "api": "x.googleapis.com",
+        "polls": 3,
+        "delay_seconds": 1.5,
+        "event": "check.pending",
+    }
+    assert later["polls"] == 4, "a later value wins"
+    assert "polls" not in unbound, "binding makes a new log; the old one is unchanged"
 
 
 def test_a_failing_block_is_logged_and_raised(event_log: EventLog) -> None:
-    with pytest.raises(RuntimeError), WatchLog({"watch_id": "w-1"}).failing("could not"):
+    log = WatchLog({"watch_id": "w-1"})
+    with pytest.raises(RuntimeError), log.failing("publish the notification"):
         raise RuntimeError("down")
     [line] = event_log.lines
-    assert (line["severity"], line["event"], line["watch_id"]) == (
-        "ERROR",
-        "delivery.failed",
-        "w-1",
-    )
+    assert line == {
+        "severity": "ERROR",
+        "watch_id": "w-1",
+        "event": "delivery.failed",
+        "action": "publish the notification",
+        "error": "RuntimeError: down",
+        "redelivered": True,
+    }
