@@ -12,7 +12,7 @@ import pytest
 from opwatch.logs import LOGGER_NAME
 from opwatch.settings import Settings
 from tests.fakes import EventLog, FakeLedger, Harness, make_harness, make_settings
-from tests.log_contract import LogContract
+from tests.log_contract import LogContract, printed_violations
 
 
 @pytest.fixture(autouse=True)
@@ -70,6 +70,16 @@ def local_stack() -> Iterator[Any]:
     environ = {k: v for k, v in os.environ.items() if k != "OPERATIONS_API_ENDPOINT"}
     with LocalStack(config, environ=environ) as stack:
         yield stack
+        # What the functions printed, as processes, keeps the log contract too.
+        broken = [
+            f"{proc.name}: {problem}"
+            for proc in stack.processes
+            if proc.name in ("watch", "check", "audit")
+            for problem in printed_violations(proc.log_path.read_text(errors="replace"))
+        ]
+        assert not broken, "the functions printed lines that break schemas/log-entry.json:\n" + (
+            "\n".join(broken)
+        )
 
 
 @pytest.fixture(scope="session")

@@ -44,6 +44,17 @@ def violations(entry: dict[str, Any]) -> list[str]:
     ]
 
 
+def printed_violations(output: str) -> list[str]:
+    """How the JSON lines of a function's output break the schema (other lines are the
+    server's own)."""
+    return [
+        problem
+        for line in output.splitlines()
+        if line.startswith("{")
+        for problem in violations(json.loads(line))
+    ]
+
+
 class LogContract(logging.Handler):
     """Collects what the lines written to it break of the log contract."""
 

@@ -16,7 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from opwatch import checks, kinds, learned, policy
-from opwatch.contracts import validate_watch_request
+from opwatch.contracts import CancelRequest, validate_watch_request
 from opwatch.core import Fetched
 from opwatch.errors import InvalidWatchRequest, LedgerUnavailable
 from opwatch.learned import Expectation, Sample, Summary
@@ -581,3 +581,18 @@ def test_a_lesson_the_ledger_does_not_take_is_logged_and_the_watch_ends(
     assert [m["outcome"] for m in harness.publish.received] == ["SUCCEEDED"]
     assert [e for e in event_log.events if e.startswith("ledger.")] == ["ledger.write_failed"]
     assert store.record("w").outcome == "SUCCEEDED"
+
+
+def test_a_cancelled_watch_of_a_learned_kind_says_which_schedule_it_followed(
+    harness: Harness, store: FakeLedger
+) -> None:
+    for i in range(learned.DEFAULT_MIN_SAMPLES):
+        watch(harness, 600, i)
+    operation = Operation(harness, 3600)
+    harness.handlers = replace(harness.handlers, fetch=operation)
+    harness.handlers.on_watch_message(pubsub_message({"operation": OPERATION, "watch_id": "w-c"}))
+    harness.handlers.cancel(CancelRequest("w-c"))
+    harness.run_checks()
+    [note] = [n for n in harness.publish.received if n["watch_id"] == "w-c"]
+    assert note["outcome"] == "CANCELLED"
+    assert note["schedule"] == {"source": "learned", "kind": store.samples[0].kind, "samples": 5}

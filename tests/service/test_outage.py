@@ -412,3 +412,35 @@ def test_a_parked_step_is_the_same_step_with_one_more_park(
     publish.fail_with = RuntimeError("Pub/Sub down too")
     handlers.parking.park(request, state)
     assert [line["event"] for line in event_log.lines][-1] == "watch.abandoned"
+
+
+def test_a_look_rerun_from_its_park_and_the_original_meet_at_one_next_step(
+    settings_with_parking: Settings, event_log: EventLog
+) -> None:
+    """The next step's name does not say whether the look before it was parked: a parked re-run
+    and a late dispatch of the original both schedule ``seq + 1``, so the watch stays one chain."""
+    from tests.fakes import FakeFetch, FakeQueue, RecordingPublish, pending
+
+    clock, queue = Clock(), FakeQueue()
+    handlers = Handlers(
+        settings_with_parking,
+        fetch=FakeFetch([pending(), pending(), pending()]),
+        queue=queue,
+        publish=RecordingPublish(),
+        clock=clock,
+    )
+    handlers.on_watch_message(pubsub_message({"operation": OPERATION, "watch_id": "w"}, "m"))
+    [task] = queue.tasks
+    look = checks.decode(task.body)
+    rerun = replace(look, progress=replace(look.progress, parks=2))
+
+    handlers.on_check(rerun, retries=0)
+    handlers.on_check(look, retries=0)
+
+    [first, following] = queue.created
+    assert checks.TaskName.parse(following) == replace(
+        checks.TaskName.parse(first), seq=look.seq + 1
+    )
+    [scheduled] = [queued for queued in queue.tasks if queued.task_id == following]
+    assert checks.decode(scheduled.body).progress.parks == 0
+    assert event_log.events[-2:] == ["check.pending", "check.duplicate"]

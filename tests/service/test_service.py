@@ -489,3 +489,23 @@ def test_an_invalid_request_is_answered_on_the_results_topic_and_logged_as_such(
     assert message.to_json()["polls"] == 0, "nothing was looked at"
     [line] = [line for line in event_log.lines if line["event"] == "request.invalid"]
     assert (line["watch_id"], line["outcome"]) == ("w-bad", "INVALID_REQUEST")
+    # The line says why, as the subscriber's notification does.
+    assert f"invalid watch request: {line['reason']}" == message.to_json()["error"]["message"]
+    assert line["reason"].startswith("operation: must be a relative resource name")
+
+
+def test_an_invalid_request_whose_answer_cannot_be_published_is_delivered_again(
+    harness: Harness, event_log: EventLog
+) -> None:
+    harness.publish.fail_with = exceptions.ServiceUnavailable("pubsub down")
+    with pytest.raises(exceptions.ServiceUnavailable):
+        harness.handlers.on_watch_message(pubsub_message({"operation": "nope", "watch_id": "w-x"}))
+    [line] = event_log.lines
+    assert line == {
+        "severity": "ERROR",
+        "watch_id": "w-x",
+        "event": "delivery.failed",
+        "action": "publish the notification",
+        "error": "ServiceUnavailable: 503 pubsub down",
+        "redelivered": True,
+    }
