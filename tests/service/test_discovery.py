@@ -28,6 +28,7 @@ SPANNER = load("audit-spanner-create-instance-first.json")
 INDEX = load("audit-cloudaicompanion-create-index-first.json")
 INDEX_OPERATION = INDEX["protoPayload"]["response"]["name"]
 INDEX_WATCH_ID = discovered_watch_id("cloudaicompanion.googleapis.com", INDEX_OPERATION)
+INDEX_METHOD = INDEX["protoPayload"]["methodName"]
 
 
 def last_of(entry: dict[str, Any]) -> dict[str, Any]:
@@ -113,7 +114,7 @@ def test_the_caller_is_a_label_only_when_the_setting_allows(harness: Harness) ->
 
 
 def test_a_last_entry_brings_every_pending_look_of_the_operation_forward(
-    harness: Harness,
+    harness: Harness, event_log: EventLog
 ) -> None:
     """Discovered and requested watches of one operation: the end entry brings each one's
     pending look forward to now (a new step, never RunTask); it publishes, once, on its chain."""
@@ -128,6 +129,17 @@ def test_a_last_entry_brings_every_pending_look_of_the_operation_forward(
     assert harness.handlers.on_audit_message(pubsub_message(last_of(INDEX))) is None
 
     assert len(harness.fetch.calls) == 3, "the entry itself fetches nothing"
+    [ended] = [line for line in event_log.lines if line["event"] == Event.AUDIT_OPERATION_ENDED]
+    assert ended == {
+        "severity": "INFO",
+        "operation": INDEX_OPERATION,
+        "api": "cloudaicompanion.googleapis.com",
+        "method": INDEX_METHOD,
+        "event": "audit.operation_ended",
+        "checks_run": 2,
+        "in_flight": 0,
+        "already_taken": 0,
+    }
     brought = [pending_looks[task_id] for task_id in harness.schedule.deleted]
     assert sorted(checks.decode(t.body).watch_id for t in brought) == sorted(
         [INDEX_WATCH_ID, "requested"]
@@ -138,6 +150,29 @@ def test_a_last_entry_brings_every_pending_look_of_the_operation_forward(
         [INDEX_WATCH_ID, "requested"]
     )
     assert harness.publish.messages == [], "the looks brought forward have not run yet"
+
+
+def test_a_look_brought_forward_that_still_sees_pending_goes_on_polling(
+    harness: Harness, event_log: EventLog
+) -> None:
+    """The end entry may come before the operation's GET says done (two services): the look
+    brought forward then schedules the step after its own, and the watch ends in one
+    notification. Taking a step is no look, so a chain's step is not its poll count."""
+    op = INDEX_OPERATION
+    harness.fetch.results = [pending(op), pending(op), succeeded(op)]
+    harness.handlers.on_audit_message(pubsub_message(INDEX, "m-1"))
+    harness.handlers.on_audit_message(pubsub_message(last_of(INDEX), "m-2"))
+
+    harness.run_checks()
+
+    assert [(n["watch_id"], n["outcome"]) for n in harness.publish.received] == [
+        (INDEX_WATCH_ID, "SUCCEEDED")
+    ]
+    assert [n["polls"] for n in harness.publish.received] == [3]
+    steps = [checks.TaskName.parse(name) for name in harness.schedule.created]
+    # The first look's next step, the step brought forward, its next one, and the finish's claim.
+    assert [step.seq for step in steps if step is not None] == [1, 2, 3, 4]
+    assert harness.schedule.refused == [] and "check.duplicate" not in event_log.events
 
 
 def test_a_duplicated_last_entry_gives_one_notification_per_watch(harness: Harness) -> None:
@@ -174,7 +209,9 @@ def test_a_quota_on_the_fast_path_is_acknowledged_and_the_watch_goes_on_polling(
         harness.schedule.fail_with = quota
     assert harness.handlers.on_audit_message(pubsub_message(last_of(INDEX), "m-2")) is None
     assert harness.schedule.tasks == [look]
-    assert Event.AUDIT_QUOTA_EXHAUSTED in [line["event"] for line in event_log.lines]
+    [line] = [line for line in event_log.lines if line["event"] == Event.AUDIT_QUOTA_EXHAUSTED]
+    assert line["error"] == f"QuotaExhausted: {refused}: Quota exceeded"
+    assert (line["operation"], line["method"]) == (INDEX_OPERATION, INDEX_METHOD)
     harness.schedule.list_fails_with = harness.schedule.fail_with = None
     harness.fetch.results = [succeeded(INDEX_OPERATION)]
     harness.run_checks()
@@ -298,9 +335,14 @@ def test_an_audit_shaped_entry_in_a_user_written_log_starts_nothing(
 
 def test_an_api_not_allowed_is_ignored(harness: Harness, event_log: EventLog) -> None:
     gke = load("audit-gke-delete-cluster-first.json")
-    assert harness.handlers.on_audit_message(pubsub_message(gke)) is None
+    assert harness.handlers.on_audit_message(pubsub_message(gke, "m-gke")) is None
     [reason] = ignored_reasons(event_log)
     assert "container.googleapis.com is not in ALLOWED_APIS" in reason
+    [line] = event_log.lines
+    assert line["message_id"] == "m-gke"
+    assert line["operation"] == (
+        "projects/746960230895/zones/us-central1-c/operations/operation-1594396544137-1d558f93"
+    )
     assert harness.fetch.calls == [] and harness.publish.messages == []
 
 

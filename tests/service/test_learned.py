@@ -361,8 +361,27 @@ def test_a_hinted_watch_is_overdue_past_one_and_a_half_times_its_hint(
     assert len(overdue_messages(harness)) == 1, "a watch that says no is not warned"
 
 
+@pytest.mark.parametrize(("age", "overdue"), [(900.0, False), (900.5, True)])
+def test_an_operation_is_overdue_only_once_it_runs_past_its_limit(
+    harness: Harness, age: float, overdue: bool
+) -> None:
+    """A 600 s hint makes 900 s the limit: an operation exactly that old is not overdue yet."""
+    created = rfc3339(harness.clock.now - timedelta(seconds=age))
+    harness.fetch.results = [
+        Fetched({"name": OPERATION, "done": False, "metadata": metadata(createTime=created)})
+    ]
+    request = {
+        "operation": OPERATION,
+        "watch_id": "w-edge",
+        "expected_duration": "600s",
+        "warn_overdue": True,
+    }
+    harness.handlers.on_watch_message(pubsub_message(request, "m-edge"))
+    assert len(overdue_messages(harness)) == int(overdue)
+
+
 def test_an_overdue_message_that_fails_is_tried_at_the_next_look(
-    harness: Harness, settings: Settings
+    harness: Harness, settings: Settings, event_log: EventLog
 ) -> None:
     class FlakyOnce(RecordingPublish):
         failed = False
@@ -386,6 +405,13 @@ def test_an_overdue_message_that_fails_is_tried_at_the_next_look(
     harness.run_checks()
     assert publish.failed
     assert len(overdue_messages(harness)) == 1
+    [failed] = [line for line in event_log.lines if line["event"] == Event.DELIVERY_FAILED]
+    assert (failed["severity"], failed["action"], failed["error"], failed["redelivered"]) == (
+        "WARNING",
+        "publish the overdue message",
+        "RuntimeError: pubsub hiccup",
+        False,
+    )
     assert [m.attributes.get("outcome") for m in harness.publish.messages][-1] == "SUCCEEDED"
 
 

@@ -177,7 +177,8 @@ def test_the_fast_path_leaves_the_watches_polling_when_the_ledger_does_not_answe
     assert harness.handlers.on_audit_message(pubsub_message(end, "m-2")) is None
 
     assert harness.schedule.tasks == [look], "the pending look is left to run as planned"
-    assert Event.AUDIT_LEDGER_UNAVAILABLE in event_log.events
+    [line] = [line for line in event_log.lines if line["event"] == Event.AUDIT_LEDGER_UNAVAILABLE]
+    assert line["error"] == "LedgerUnavailable: Firestore RunQuery: 503"
     assert harness.schedule.scans == 0
 
 

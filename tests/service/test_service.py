@@ -19,6 +19,7 @@ from tests.fakes import (
     RESULTS,
     T0,
     EventLog,
+    FakeFetch,
     Harness,
     failed,
     http_error,
@@ -324,6 +325,29 @@ def test_twin_dispatches_of_one_look_publish_once(harness: Harness) -> None:
     first = replace(harness.handlers, publish=twin_runs_while_the_first_publishes)
     assert first.on_check(state, retries=0) is Outcome.SUCCEEDED
     assert twin_outcomes == [None]
+    assert [n["outcome"] for n in harness.publish.received] == ["SUCCEEDED"]
+
+
+def test_a_twin_whose_look_fails_while_the_first_publishes_leaves_the_watch_to_it(
+    harness: Harness, event_log: EventLog
+) -> None:
+    """The twin's GET fails, so it schedules the next look, whose name the first's claim holds,
+    made at the same attempt: the first publishes, so the twin is acknowledged as a duplicate
+    rather than failed (its retries, one attempt later, would take the claim for their own and
+    publish again)."""
+    state = finishing_look(harness)
+    twin_outcomes: list[Outcome | None] = []
+
+    def twin_runs_while_the_first_publishes(message: Notification) -> None:
+        if not twin_outcomes:
+            twin_outcomes.append(twin.on_check(state, retries=0))
+        harness.publish(message)
+
+    twin = replace(harness.handlers, fetch=FakeFetch([http_error(503, 14, "unavailable")]))
+    first = replace(harness.handlers, publish=twin_runs_while_the_first_publishes)
+    assert first.on_check(state, retries=0) is Outcome.SUCCEEDED
+    assert twin_outcomes == [None]
+    assert "check.duplicate" in event_log.events
     assert [n["outcome"] for n in harness.publish.received] == ["SUCCEEDED"]
 
 

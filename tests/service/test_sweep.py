@@ -143,6 +143,10 @@ def test_a_listing_failure_is_reported_and_the_other_parents_are_swept(
     assert [r.get("error") is None for r in results] == [False, True]
     assert (results[0]["parent"], results[0]["api"]) == (PARENT.name, PARENT.api), "which failed"
     assert [line["event"] for line in event_log.lines] == [Event.SWEEP_FAILED, Event.SWEEP_DONE]
+    failed_line, done_line = event_log.lines
+    assert (failed_line["parent"], failed_line["api"]) == (PARENT.name, PARENT.api)
+    assert failed_line["reason"] == results[0]["error"]
+    assert (done_line["parent"], done_line["pending"]) == (other.name, 0)
 
 
 def test_every_page_is_bounded(harness: Harness) -> None:
