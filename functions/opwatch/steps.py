@@ -98,7 +98,7 @@ def take_next(
     task_id: str,
     now: datetime,
     step: Step,
-    reason: str = "",
+    reason: str,
 ) -> TaskName | None:
     """Take the step after ``state`` (the task ``task_id``) with a ``step`` task due now, and
     drop that task: how a cancel and the fast path take a chain.

@@ -62,6 +62,16 @@ def test_an_earlier_attempts_claim_is_ours_and_a_later_ones_is_not() -> None:
     assert steps.claim_last(queue, state, T0, (0, 0)).holder == Step.FINISHED.value
 
 
+def test_a_claim_or_a_look_whose_attempt_is_not_known_counts_as_earlier() -> None:
+    """A parked watch back over Pub/Sub has no attempt; a claim written before claims said
+    theirs has none either: either way the claim is the look's own, as it always was."""
+    assert steps.earlier(None, (0, 1)) is True
+    assert steps.earlier((0, 1), None) is True
+    assert steps.earlier(None, None) is True
+    assert steps.earlier((0, 1), (0, 1)) is False
+    assert steps.earlier((1, 0), (0, 5)) is False, "a step parked since is a later dispatch"
+
+
 def test_a_cancel_that_meets_a_taken_name_takes_nothing() -> None:
     queue = HeldQueue(b"")
     assert steps.take_next(queue, look(), "t", T0, Step.CANCEL, "by hand") is None
