@@ -269,7 +269,8 @@ def test_the_ledger_down_at_a_start_leaves_the_profile_to_schedule(
     operation = Operation(harness, 120)
     harness.handlers = replace(harness.handlers, fetch=operation)
     harness.handlers.on_watch_message(pubsub_message({"operation": OPERATION, "watch_id": "w"}))
-    assert Event.LEDGER_READ_FAILED in event_log.events
+    [line] = [line for line in event_log.lines if line["event"] == Event.LEDGER_READ_FAILED]
+    assert line["error"] == "LedgerUnavailable: down"
     assert "learned" not in json.loads(harness.schedule.tasks[0].body)
     for _ in range(1000):  # bounded: a chain that never notifies fails instead of hanging
         if harness.publish.messages:
@@ -606,6 +607,11 @@ def test_a_lesson_the_ledger_does_not_take_is_logged_and_the_watch_ends(
     harness.handlers.on_watch_message(pubsub_message({"operation": OPERATION, "watch_id": "w"}))
     assert [m["outcome"] for m in harness.publish.received] == ["SUCCEEDED"]
     assert [e for e in event_log.events if e.startswith("ledger.")] == ["ledger.write_failed"]
+    [line] = [line for line in event_log.lines if line["event"] == Event.LEDGER_WRITE_FAILED]
+    assert (line["document"], line["error"]) == (
+        "kind summary",
+        "LedgerUnavailable: Firestore Commit: 503",
+    )
     assert store.record("w").outcome == "SUCCEEDED"
 
 

@@ -246,7 +246,14 @@ def test_a_watch_never_waits_on_the_ledger_and_the_ledger_catches_up(
     assert checks.decode(record_task.body).step is checks.Step.RECORD
     assert record_task.when == harness.clock.now + timedelta(seconds=RECORD_DELAY)
     assert store.documents == {}
-    assert Event.LEDGER_WRITE_FAILED in event_log.events
+    write_failed = [line for line in event_log.lines if line["event"] == Event.LEDGER_WRITE_FAILED]
+    assert {(line["document"], line["error"]) for line in write_failed} == {
+        ("watch record", "LedgerUnavailable: Firestore Commit: 503 unavailable"),
+        ("kind summary", "LedgerUnavailable: Firestore Commit: 503 unavailable"),
+    }
+    [behind] = [line for line in event_log.lines if line["event"] == Event.LEDGER_BEHIND]
+    assert (behind["severity"], behind["record_task"]) == ("WARNING", True)
+    assert behind["record"]["outcome"] == "SUCCEEDED"
 
     # Still down when the record task runs: it fails, so Cloud Tasks tries it again later.
     harness.clock.now = record_task.when
@@ -280,6 +287,7 @@ def test_a_record_task_on_its_last_attempt_logs_the_finish(
         line for line in event_log.lines if line.get("record") and line["severity"] == "ERROR"
     ]
     assert line["record"]["outcome"] == "SUCCEEDED"
+    assert line["record_task"] is False, "the queue gives up on it: only this line holds it"
 
 
 def test_a_late_pending_write_never_makes_a_finished_watch_pending(store: FakeLedger) -> None:
