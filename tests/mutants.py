@@ -29,7 +29,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 STAGES = ROOT / ".opwatch" / "mutants"
 PURE = ("core", "policy", "checks", "contracts", "notification", "status", "audit")
-# The service: the handlers and each use case they hand an input to, and the step rules.
+# The service: the handlers and each use case they hand an input to, the step rules, and the
+# registry (the chains as the queue holds them: how a cancel and the fast path find them).
 SERVICE = (
     "handlers",
     "watching",
@@ -39,6 +40,7 @@ SERVICE = (
     "cancelling",
     "discovery",
     "steps",
+    "registry",
 )
 MODULES = (*PURE, *SERVICE)
 # What the tests read relative to the repository root (linked, then copied by mutmut).
