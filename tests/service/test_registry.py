@@ -19,8 +19,8 @@ from google.api_core import exceptions
 
 from opwatch import checks, registry
 from opwatch.checks import Step
-from opwatch.contracts import CancelRequest
-from opwatch.core import FetchResult
+from opwatch.contracts import CancelRequest, WatchRequest
+from opwatch.core import FetchResult, Progress
 from opwatch.errors import QuotaExhausted
 from opwatch.handlers import Handlers
 from opwatch.ports import QueuedTask
@@ -28,12 +28,15 @@ from opwatch.registry import Registry
 from opwatch.settings import Settings
 from tests.fakes import (
     OPERATION,
+    T0,
     Clock,
     EventLog,
     FakeFetch,
+    FakeLedger,
     FakeQueue,
     Harness,
     RecordingPublish,
+    make_harness,
     pending,
     pubsub_message,
     succeeded,
@@ -485,3 +488,88 @@ def test_a_cancel_ends_only_the_watch_it_names(harness: Harness, event_log: Even
     assert sorted(outcomes(harness)) == [("w-1", "CANCELLED"), ("w-2", "SUCCEEDED")]
     [cancelled] = [n for n in harness.publish.received if n["watch_id"] == "w-1"]
     assert cancelled["error"]["message"] == "the watch was cancelled", "no reason given"
+
+
+# --- one chain's state never stops the scan of the others --------------------------------------
+
+
+def chain_task(
+    watch_id: str, chain: str, *, operation: str = OPERATION, step: Step = Step.LOOK
+) -> checks.CheckTask:
+    """Step 2 of ``chain``: a pending look, or a claim (FINISHED) or cancel taken after step 1."""
+    request = WatchRequest(operation=operation, watch_id=watch_id)
+    if step is Step.LOOK:
+        return checks.encode(request, Progress(started=T0, polls=1), T0, chain, seq=2)
+    first = checks.encode(request, Progress(started=T0, polls=1), T0, chain, seq=1)
+    return checks.successor(checks.decode(first.body), T0, step)
+
+
+def test_a_scan_passes_over_every_task_that_is_not_the_one_asked_for() -> None:
+    """Whatever comes first on the queue (another system's task, another watch's, another
+    operation's, an unreadable body, a body that is not the watch its name says), the scan goes
+    on to the watch asked for; and an unreadable task of another watch is not listed as this
+    one's (its name says whose it is)."""
+    mine = chain_task("w-1", "c1")
+    tampered = chain_task("w-1", "c2")
+    other_operation = chain_task("w-1", "c3", operation=OPERATION + "x")
+    tasks = [
+        QueuedTask("not-an-opwatch-task", b""),
+        QueuedTask(chain_task("w-2", "c1").task_id, b"{garbage"),
+        QueuedTask(tampered.task_id, chain_task("w-2", "c2").body),
+        QueuedTask(other_operation.task_id, other_operation.body),
+        QueuedTask(mine.task_id, mine.body),
+    ]
+    by_watch = registry.select(tasks, watch_id="w-1")
+    assert [found.task.task_id for found in by_watch] == [other_operation.task_id, mine.task_id]
+    key = checks.operation_key("cloudaicompanion.googleapis.com", OPERATION)
+    by_operation = [found.task.task_id for found in registry.select(tasks, operation_key=key)]
+    assert by_operation == [tasks[1].task_id, tampered.task_id, mine.task_id]
+    [unreadable] = registry.select(tasks[1:2])
+    assert (unreadable.state, unreadable.task) == (None, tasks[1]), "listed with its task"
+
+
+def queue_of(*tasks: checks.CheckTask) -> Registry:
+    return Registry(FakeQueue(tasks=list(tasks)), Clock())
+
+
+def test_a_cancel_goes_past_a_chain_already_cancelled_and_counts_every_finished_one() -> None:
+    found = queue_of(
+        chain_task("w-1", "c1", step=Step.CANCEL),
+        chain_task("w-1", "c2", step=Step.FINISHED),
+        chain_task("w-1", "c3", step=Step.FINISHED),
+        chain_task("w-1", "c4"),
+    )
+    result = found.cancel("w-1", "by hand")
+    assert result.watch_id == "w-1"
+    assert [name.chain for name in result.cancelled] == ["c4"]
+    assert result.already_finished == 2
+
+
+def test_the_fast_path_goes_past_chains_it_must_leave_alone() -> None:
+    """A cancel's or a claim's step, and a look in flight, are left alone; the looks after them
+    are still brought forward."""
+    in_flight = chain_task("w-1", "c3")
+    queue = FakeQueue(
+        tasks=[
+            chain_task("w-1", "c1", step=Step.CANCEL),
+            chain_task("w-1", "c2", step=Step.FINISHED),
+            in_flight,
+            chain_task("w-1", "c4"),
+        ],
+        in_flight={in_flight.task_id},
+    )
+    key = checks.operation_key("cloudaicompanion.googleapis.com", OPERATION)
+    advanced = Registry(queue, Clock()).advance(key)
+    assert (advanced.advanced, advanced.in_flight, advanced.taken) == (1, 1, 0)
+
+
+def test_a_cancel_counts_every_chain_the_ledger_says_finished(settings: Settings) -> None:
+    store = FakeLedger()
+    harness = make_harness(settings, store)
+    harness.fetch.results = [succeeded()]
+    start(harness, "nightly", "m-1")
+    start(harness, "nightly", "m-2")
+    harness.fetch.results = [pending()]
+    start(harness, "nightly", "m-3")
+    result = harness.handlers.cancel(CancelRequest("nightly"))
+    assert (len(result.cancelled), result.already_finished) == (1, 2)
