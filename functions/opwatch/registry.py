@@ -74,8 +74,11 @@ class CancelResult:
 def read(task: QueuedTask) -> PendingCheck | None:
     """The task as an opwatch check, or None if its name is not opwatch's."""
     name = TaskName.parse(task.task_id)
-    if name is None:
-        return None
+    return _named(name, task) if name is not None else None
+
+
+def _named(name: TaskName, task: QueuedTask) -> PendingCheck:
+    """The opwatch task ``name``, its body read (or why it cannot be)."""
     try:
         state = checks.decode(task.body)
     except InvalidInput as error:
@@ -102,9 +105,7 @@ def select(
             continue
         if operation_key is not None and name.operation_key != operation_key:
             continue
-        found = read(task)
-        if found is None:  # pragma: no cover - parse succeeded above
-            continue
+        found = _named(name, task)
         if watch_id is not None and found.state is not None and found.state.watch_id != watch_id:
             continue
         yield found
