@@ -1,8 +1,8 @@
 """Structured logs: one JSON object per line, in the shape Cloud Logging reads.
 
 ``severity`` and ``message`` become the entry's severity and summary; every other key lands in
-``jsonPayload``, so ``jsonPayload.watch_id="..."`` finds a whole watch. Pass fields with
-``logger.info("...", extra={"fields": {...}})``.
+``jsonPayload``, so ``jsonPayload.watch_id="..."`` finds a whole watch. Lines are written by
+:meth:`opwatch.watchlog.WatchLog.event`, which hands them over as ``extra={"fields": ...}``.
 
 Every line opwatch writes carries a stable ``event`` (:class:`Event`) and the fields that
 ``schemas/log-entry.json`` gives that event (docs/logs.md): metrics, alerts, the soak and the tests
