@@ -11,7 +11,7 @@ from opwatch import checks, steps
 from opwatch.checks import Step
 from opwatch.contracts import WatchRequest
 from opwatch.core import Progress
-from opwatch.logs import Event
+from opwatch.logs import LOGGER_NAME, Event
 from opwatch.ports import QueuedTask
 from opwatch.watchlog import WatchLog
 from tests.fakes import OPERATION, T0, EventLog
@@ -95,6 +95,15 @@ def test_a_bound_log_puts_its_fields_on_every_line(event_log: EventLog) -> None:
     }
     assert later["polls"] == 4, "a later value wins"
     assert "polls" not in unbound, "binding makes a new log; the old one is unchanged"
+
+
+def test_a_line_below_the_loggers_level_is_not_written(event_log: EventLog) -> None:
+    logging.getLogger(LOGGER_NAME).setLevel(logging.WARNING)  # the fixtures restore it
+    WatchLog({"watch_id": "w-1"}).event(logging.INFO, Event.WATCH_RESUMED)
+    assert event_log.lines == []
+    logging.getLogger(LOGGER_NAME).setLevel(logging.INFO)
+    WatchLog({"watch_id": "w-1"}).event(logging.INFO, Event.WATCH_RESUMED)
+    assert event_log.events == ["watch.resumed"]
 
 
 def test_a_failing_block_is_logged_and_raised(event_log: EventLog) -> None:
