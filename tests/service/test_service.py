@@ -11,6 +11,7 @@ from google.api_core import exceptions
 
 from opwatch import checks
 from opwatch.core import Fetched, FetchFailed, Outcome
+from opwatch.handlers import Handlers
 from opwatch.notification import Notification
 from opwatch.status import make_status
 from tests.fakes import (
@@ -307,13 +308,11 @@ def finishing_look(harness: Harness) -> checks.CheckState:
     return checks.decode(task.body)
 
 
-def test_twin_dispatches_of_one_look_publish_once(harness: Harness) -> None:
-    """Cloud Tasks executes "more than 99.999 % of tasks" once
-    (https://cloud.google.com/tasks/docs/common-pitfalls#duplicate_execution), so two dispatches
-    of one look at the same attempt can both see ``done``: the second meets the first's claim,
-    which says the same attempt, so it is a twin's, not its own earlier try: it publishes
-    nothing. On main before the claims said their attempt, both published."""
-    state = finishing_look(harness)
+def with_a_twin(
+    harness: Harness, state: checks.CheckState, twin: Handlers
+) -> tuple[Outcome | None, Outcome | None]:
+    """Run the look of ``state``; while it publishes, ``twin`` runs the same look at the same
+    attempt (a duplicate dispatch). What each returned."""
     twin_outcomes: list[Outcome | None] = []
 
     def twin_runs_while_the_first_publishes(message: Notification) -> None:
@@ -321,10 +320,20 @@ def test_twin_dispatches_of_one_look_publish_once(harness: Harness) -> None:
             twin_outcomes.append(twin.on_check(state, retries=0))
         harness.publish(message)
 
-    twin = harness.handlers
     first = replace(harness.handlers, publish=twin_runs_while_the_first_publishes)
-    assert first.on_check(state, retries=0) is Outcome.SUCCEEDED
-    assert twin_outcomes == [None]
+    outcome = first.on_check(state, retries=0)
+    [twin_outcome] = twin_outcomes
+    return outcome, twin_outcome
+
+
+def test_twin_dispatches_of_one_look_publish_once(harness: Harness) -> None:
+    """Cloud Tasks executes "more than 99.999 % of tasks" once
+    (https://cloud.google.com/tasks/docs/common-pitfalls#duplicate_execution), so two dispatches
+    of one look at the same attempt can both see ``done``: the second meets the first's claim,
+    which says the same attempt, so it is a twin's, not its own earlier try: it publishes
+    nothing. On main before the claims said their attempt, both published."""
+    state = finishing_look(harness)
+    assert with_a_twin(harness, state, harness.handlers) == (Outcome.SUCCEEDED, None)
     assert [n["outcome"] for n in harness.publish.received] == ["SUCCEEDED"]
 
 
@@ -336,17 +345,8 @@ def test_a_twin_whose_look_fails_while_the_first_publishes_leaves_the_watch_to_i
     rather than failed (its retries, one attempt later, would take the claim for their own and
     publish again)."""
     state = finishing_look(harness)
-    twin_outcomes: list[Outcome | None] = []
-
-    def twin_runs_while_the_first_publishes(message: Notification) -> None:
-        if not twin_outcomes:
-            twin_outcomes.append(twin.on_check(state, retries=0))
-        harness.publish(message)
-
     twin = replace(harness.handlers, fetch=FakeFetch([http_error(503, 14, "unavailable")]))
-    first = replace(harness.handlers, publish=twin_runs_while_the_first_publishes)
-    assert first.on_check(state, retries=0) is Outcome.SUCCEEDED
-    assert twin_outcomes == [None]
+    assert with_a_twin(harness, state, twin) == (Outcome.SUCCEEDED, None)
     assert "check.duplicate" in event_log.events
     assert [n["outcome"] for n in harness.publish.received] == ["SUCCEEDED"]
 
